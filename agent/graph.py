@@ -1,0 +1,32 @@
+"""The agent's wiring, as in DESIGN.md's diagram:
+
+    record → extract → map → path → prune → generate → verify → accepted / rejected
+                              ▲                          │
+                              └──── retry (widened) ◄────┘
+"""
+
+from __future__ import annotations
+
+from langgraph.graph import END, START, StateGraph
+
+from agent import nodes
+from agent.context import AgentContext
+from agent.state import SampleState
+
+
+def build_graph() -> StateGraph:
+    graph = StateGraph(SampleState, context_schema=AgentContext)
+    graph.add_node("extract", nodes.extract)
+    graph.add_node("map", nodes.map_entities)
+    graph.add_node("path", nodes.find_paths)
+    graph.add_node("prune", nodes.prune)
+    graph.add_node("generate", nodes.generate)
+    graph.add_node("verify", nodes.verify)
+    graph.add_edge(START, "extract")
+    graph.add_edge("extract", "map")
+    graph.add_edge("map", "path")
+    graph.add_edge("path", "prune")
+    graph.add_edge("prune", "generate")
+    graph.add_edge("generate", "verify")
+    graph.add_conditional_edges("verify", nodes.route_after_verify, {"retry": "path", "done": END})
+    return graph

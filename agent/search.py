@@ -1,0 +1,95 @@
+"""Which graph search an attempt runs, and the search itself over a sample's mappings.
+
+Each retry widens the previous attempt by one step, deterministically:
+
+* attempt 1: shortest paths between the primary node of every mention;
+* attempt 2: also the second-best node of each mention, skipping paths already used;
+* attempt 3 and later: also paths one hop longer than the shortest, and the answer
+  reached through its most specific neighbours.
+"""
+
+from __future__ import annotations
+
+from agent.config import Settings
+from agent.state import Mapping, SearchSettings
+from graphs.neighbours import neighbours
+from graphs.path_search import shortest_paths
+from graphs.store import KnowledgeGraph
+
+NEIGHBOURS_PER_ANSWER = 20
+
+
+def settings_for_attempt(settings: Settings, attempt: int) -> SearchSettings:
+    return SearchSettings(
+        attempt=attempt,
+        max_hops=settings.max_hops,
+        paths_per_pair=settings.paths_per_pair,
+        extra_hops=1 if attempt >= 3 else 0,
+        alternative_mappings=attempt >= 2,
+        expand_answer=attempt >= 3,
+        exclude_used=attempt >= 2,
+    )
+
+
+def nodes_for(
+    mappings: list[Mapping], role: str, search: SearchSettings, settings: Settings
+) -> list[str]:
+    """The nodes standing for a role ("question", "answer", "option:B") in this attempt."""
+    chosen: list[str] = []
+    for m in mappings:
+        if m["role"] != role:
+            continue
+        chosen.append(m["node_id"])
+        if search["alternative_mappings"]:
+            chosen.extend(
+                alt["node_id"] for alt in m["alternatives"][:1] if alt["score"] >= settings.min_score
+            )
+    return list(dict.fromkeys(chosen))[: settings.max_question_nodes * 2]
+
+
+def connect(
+    kg: KnowledgeGraph,
+    sources: list[str],
+    targets: list[str],
+    search: SearchSettings,
+    settings: Settings,
+) -> list[tuple[str, ...]]:
+    """Paths from every source to every target, at most ``paths_per_pair`` per pair."""
+    found: list[tuple[str, ...]] = []
+    for target in targets:
+        detour = _specific_neighbours(kg, target) if search["expand_answer"] else []
+        for source in sources:
+            if source == target:
+                continue
+            found.extend(
+                shortest_paths(
+                    kg.graph, [source], [target],
+                    max_hops=search["max_hops"],
+                    limit=search["paths_per_pair"],
+                    extra_hops=search["extra_hops"],
+                    time_budget=settings.path_time_budget,
+                )
+            )
+            if detour:
+                found.extend(_paths_via(kg, source, target, detour, search, settings))
+    return list(dict.fromkeys(found))
+
+
+def _specific_neighbours(kg: KnowledgeGraph, node_id: str) -> list[str]:
+    return [n.node_id for n in neighbours(kg, node_id, limit=NEIGHBOURS_PER_ANSWER)]
+
+
+def _paths_via(kg, source, target, via, search, settings) -> list[tuple[str, ...]]:
+    """Paths that reach ``target`` through one of its neighbours ``via``."""
+    paths = shortest_paths(
+        kg.graph, [source], [v for v in via if v != source],
+        max_hops=search["max_hops"],
+        limit=search["paths_per_pair"],
+        time_budget=settings.path_time_budget,
+    )
+    return [p + (target,) for p in paths if target not in p]
+
+
+def evidence(paths: list[tuple[str, ...]]) -> float:
+    """KG support for a target: more and shorter paths weigh more."""
+    return round(sum(1.0 / max(1, len(p) - 1) for p in paths), 4)

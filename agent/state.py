@@ -1,0 +1,102 @@
+"""The per-sample state: one typed, JSON-serialisable object that every node reads and updates.
+
+Every field holds plain JSON data (dicts, lists, strings, numbers), so each SQLite checkpoint
+is readable as it is and replayable by ``replay``.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import Annotated, Literal, TypedDict
+
+from graphs.paths import PathRecord
+
+Status = Literal["running", "retry", "accepted", "rejected", "error"]
+Method = Literal["exact", "embedding", "llm"]
+
+
+class Record(TypedDict):
+    id: str
+    question: str
+    options: dict[str, str]  # letter -> text; empty for free-text questions
+    answer: str
+    answer_idx: str | None  # gold letter for multiple choice
+
+
+class Mention(TypedDict):
+    text: str
+    role: str  # "question", "answer" or "option:<letter>"
+    type: str | None  # a node type when the extractor knows it
+
+
+class Candidate(TypedDict):
+    node_id: str
+    name: str
+    type: str
+    score: float
+
+
+class Mapping(TypedDict):
+    mention: str
+    role: str
+    node_id: str
+    name: str
+    type: str
+    score: float
+    method: Method
+    alternatives: list[Candidate]  # next-best nodes, used when a retry widens the search
+
+
+class SearchSettings(TypedDict):
+    """How one attempt searches the graph; each retry widens it one step (agent.search)."""
+
+    attempt: int
+    max_hops: int
+    paths_per_pair: int
+    extra_hops: int  # also accept paths this many hops longer than the shortest
+    alternative_mappings: bool  # add second-best nodes of each mention
+    expand_answer: bool  # also reach the answer through its neighbours
+    exclude_used: bool  # skip paths an earlier attempt already used
+
+
+class Verification(TypedDict):
+    predicted: str | None
+    correct: bool
+    reason: str  # a category that failures are grouped by ("no path", "verifier disagreed")
+    detail: str
+    scores: dict[str, float]
+
+
+class AttemptLog(TypedDict):
+    attempt: int
+    settings: SearchSettings
+    paths: int
+    correct: bool
+    reason: str
+
+
+class Usage(TypedDict):
+    llm_calls: int
+    input_tokens: int
+    output_tokens: int
+
+
+def add_usage(left: Usage | None, right: Usage | None) -> Usage:
+    keys = ("llm_calls", "input_tokens", "output_tokens")
+    return {k: (left or {}).get(k, 0) + (right or {}).get(k, 0) for k in keys}  # type: ignore[return-value]
+
+
+class SampleState(TypedDict, total=False):
+    record: Record
+    entities: list[Mention]
+    mappings: list[Mapping]
+    search: SearchSettings
+    paths: list[PathRecord]
+    pruned: list[PathRecord]
+    used_paths: Annotated[list[str], operator.add]
+    reasoning: str
+    verification: Verification
+    attempts: Annotated[list[AttemptLog], operator.add]
+    usage: Annotated[Usage, add_usage]
+    errors: Annotated[list[str], operator.add]
+    status: Status

@@ -1,0 +1,60 @@
+"""KG-only generation: the pruned paths written out edge by edge in MedReason's format."""
+
+from __future__ import annotations
+
+from functools import cache
+
+import prompts
+from agent.state import Record
+from graphs.paths import PathRecord
+
+
+@cache
+def _hop_sentences() -> dict[str, str]:
+    table = {}
+    for line in prompts.load("kg_hop_sentences").splitlines():
+        if line and not line.startswith("#"):
+            relation, sentence = line.split("\t")
+            table[relation] = sentence
+    return table
+
+
+def hop_sentence(head: str, relation: str, tail: str) -> str:
+    template = _hop_sentences().get(relation, "{head} {relation} {tail}")
+    return template.format(head=head, relation=relation, tail=tail)
+
+
+def path_sentences(path: PathRecord) -> list[str]:
+    names, sentences = path["names"], []
+    for i, (relation, forward) in enumerate(zip(path["relations"], path["forward"])):
+        head, tail = (names[i], names[i + 1]) if forward else (names[i + 1], names[i])
+        sentences.append(hop_sentence(head, relation, tail))
+    return sentences
+
+
+def answer_text(record: Record) -> str:
+    letter = record["answer_idx"]
+    return f"{letter}. {record['answer']}" if letter else record["answer"]
+
+
+def kg_reasoning(record: Record, paths: list[PathRecord]) -> str:
+    listing = "\n".join(f"{i}. {p['text']}" for i, p in enumerate(paths, 1))
+    steps = []
+    for i, path in enumerate(paths, 1):
+        sentences = path_sentences(path)
+        steps.append(
+            f"{i}. Starting from {path['names'][0]}: "
+            + "; ".join(sentences)
+            + f". This links {path['names'][0]} to {path['names'][-1]}."
+        )
+    return prompts.render(
+        "kg_reasoning",
+        paths=listing,
+        steps="\n".join(steps),
+        conclusion=f"The answer is {answer_text(record)}.",
+    )
+
+
+def strip_conclusion(reasoning: str) -> str:
+    """The reasoning without its conclusion, as a verifier must read it."""
+    return reasoning.split("Conclusion:", 1)[0].rstrip()

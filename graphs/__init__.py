@@ -1,0 +1,1 @@
+"""Knowledge graphs: loaders, the networkx store, path search, the on-disk cache, the entity index."""

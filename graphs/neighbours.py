@@ -1,0 +1,56 @@
+"""Neighbour expansion: the nodes one hop away, filtered and ranked specific-first.
+
+A hub ("Autosomal recessive inheritance", a ubiquitous protein) is adjacent to thousands of
+nodes and explains nothing, so neighbours are ranked by ascending degree: the rarer a
+neighbour's connections, the more it says about the node being expanded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from graphs.store import KnowledgeGraph
+
+
+@dataclass(frozen=True)
+class Neighbour:
+    node_id: str
+    name: str
+    type: str
+    relation: str  # display label of the first fact joining the two nodes
+    forward: bool  # True when the expanded node is the fact's head
+    degree: int
+
+
+def neighbours(
+    kg: KnowledgeGraph,
+    node_id: str,
+    relation: str | None = None,
+    type: str | None = None,
+    limit: int = 20,
+    max_degree: int | None = None,
+) -> list[Neighbour]:
+    """Neighbours of ``node_id``, optionally only by ``relation`` (name or display label),
+    of ``type``, and of degree at most ``max_degree``; the ``limit`` most specific first."""
+    found = []
+    for other in kg.graph.adj[node_id]:
+        attrs = kg.graph.nodes[other]
+        if type and attrs["type"] != type:
+            continue
+        degree = kg.graph.degree(other)
+        if max_degree is not None and degree > max_degree:
+            continue
+        facts = kg.facts_between(node_id, other)
+        if relation:
+            facts = [f for f in facts if relation in (f.relation, kg.relation_label(f.relation))]
+            if not facts:
+                continue
+        fact = facts[0]
+        found.append(
+            Neighbour(
+                other, attrs["name"], attrs["type"], kg.relation_label(fact.relation),
+                fact.head == node_id, degree,
+            )
+        )
+    found.sort(key=lambda n: (n.degree, n.name))
+    return found[:limit]

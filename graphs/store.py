@@ -1,0 +1,188 @@
+"""The knowledge graph store: a networkx graph keyed by stable node ids.
+
+Nodes are keyed by the id their source gives them (``HP:0001945``, ``OMIM:222100``,
+PrimeKG's index), never by a lower-cased name: different nodes can share a name.
+Traversal is undirected (a path may walk an edge against its direction), but every edge
+remembers the directed facts it carries, so a path can report each hop's true direction.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from functools import cached_property
+
+import networkx as nx
+
+from graphs.relations import display
+
+_NON_WORD = re.compile(r"[^0-9a-z]+")
+
+
+def normalize(text: str) -> str:
+    """The form names are matched in: lower case, punctuation folded into single spaces."""
+    return _NON_WORD.sub(" ", text.lower()).strip()
+
+
+@dataclass(frozen=True)
+class Node:
+    id: str
+    name: str
+    type: str
+    source: str = ""
+
+
+@dataclass(frozen=True)
+class Fact:
+    """One directed, labelled edge: ``head —relation→ tail``."""
+
+    head: str
+    relation: str
+    tail: str
+
+
+class KnowledgeGraph:
+    """Nodes with name/type/source/synonyms and relation-labelled directed facts.
+
+    The networkx graph is undirected so that path search can walk it both ways; each
+    edge's ``facts`` attribute holds ``(relation index, head id)`` pairs, relation labels
+    being interned in ``relations``.
+    """
+
+    def __init__(self) -> None:
+        self.graph = nx.Graph()
+        self.relations: list[str] = []
+        self._relation_index: dict[str, int] = {}
+        self.synonyms: dict[str, tuple[str, ...]] = {}
+        self.relation_labels: dict[str, str] = {}  # source-given display labels
+
+    # -- building -------------------------------------------------------------------
+    def add_node(
+        self, node_id: str, name: str, type: str, source: str = "", synonyms: Iterable[str] = ()
+    ) -> None:
+        self.graph.add_node(node_id, name=name, type=type, source=source)
+        extra = tuple(dict.fromkeys(s for s in synonyms if s and s != name))
+        if extra:
+            self.synonyms[node_id] = extra
+        self.__dict__.pop("name_index", None)
+
+    def add_fact(self, head: str, relation: str, tail: str) -> None:
+        """Record ``head —relation→ tail``; both nodes must exist already."""
+        for node_id in (head, tail):
+            if node_id not in self.graph:
+                raise KeyError(f"unknown node {node_id!r} in fact ({head}, {relation}, {tail})")
+        rel = self._intern(relation)
+        data = self.graph.get_edge_data(head, tail)
+        if data is None:
+            self.graph.add_edge(head, tail, facts=((rel, head),))
+        elif (rel, head) not in data["facts"]:
+            data["facts"] = data["facts"] + ((rel, head),)
+
+    def add_fact_columns(
+        self, node_ids: list[str], heads: list[int], tails: list[int], relations: list[str], rels: list[int]
+    ) -> None:
+        """Bulk-load facts given as parallel columns of indices (the cache's format).
+
+        Writes networkx's adjacency directly (one shared edge dict per pair, as networkx
+        does): at PrimeKG scale this is several times faster than ``add_fact``.
+        """
+        local = [self._intern(r) for r in relations]
+        adj = self.graph._adj
+        for h, t, r in zip(heads, tails, rels):
+            u, v = node_ids[h], node_ids[t]
+            data = adj[u].get(v)
+            if data is None:
+                data = {"facts": ((local[r], u),)}
+                adj[u][v] = data
+                adj[v][u] = data
+            elif (local[r], u) not in data["facts"]:
+                data["facts"] = data["facts"] + ((local[r], u),)
+
+    def _intern(self, relation: str) -> int:
+        index = self._relation_index.get(relation)
+        if index is None:
+            index = self._relation_index[relation] = len(self.relations)
+            self.relations.append(relation)
+        return index
+
+    # -- reading --------------------------------------------------------------------
+    def __contains__(self, node_id: object) -> bool:
+        return node_id in self.graph
+
+    def __len__(self) -> int:
+        return self.graph.number_of_nodes()
+
+    @property
+    def edge_count(self) -> int:
+        """Number of directed facts (an edge carrying two relations counts twice)."""
+        return sum(len(d["facts"]) for _, _, d in self.graph.edges(data=True))
+
+    def node(self, node_id: str) -> Node:
+        attrs = self.graph.nodes[node_id]
+        return Node(node_id, attrs["name"], attrs["type"], attrs.get("source", ""))
+
+    def name(self, node_id: str) -> str:
+        return self.graph.nodes[node_id]["name"]
+
+    def nodes(self) -> Iterator[Node]:
+        for node_id in self.graph:
+            yield self.node(node_id)
+
+    def facts_between(self, u: str, v: str) -> list[Fact]:
+        """The directed facts on the edge joining ``u`` and ``v`` (either direction)."""
+        data = self.graph.get_edge_data(u, v)
+        if data is None:
+            return []
+        return [
+            Fact(head, self.relations[rel], v if head == u else u) for rel, head in data["facts"]
+        ]
+
+    def facts(self) -> Iterator[Fact]:
+        for u, v, data in self.graph.edges(data=True):
+            for rel, head in data["facts"]:
+                yield Fact(head, self.relations[rel], v if head == u else u)
+
+    def relation_label(self, relation: str) -> str:
+        """How a relation reads in a path: the source's display label, else PrimeKG's."""
+        return self.relation_labels.get(relation) or display(relation)
+
+    def degree(self, node_id: str) -> int:
+        return self.graph.degree(node_id)
+
+    def type_counts(self) -> Counter[str]:
+        return Counter(t for _, t in self.graph.nodes(data="type"))
+
+    def relation_counts(self) -> Counter[str]:
+        return Counter(f.relation for f in self.facts())
+
+    @cached_property
+    def name_index(self) -> dict[str, tuple[str, ...]]:
+        """Normalized name or synonym → ids of every node called that."""
+        index: dict[str, list[str]] = {}
+        for node_id, name in self.graph.nodes(data="name"):
+            for label in (name, *self.synonyms.get(node_id, ())):
+                key = normalize(label)
+                if key:
+                    ids = index.setdefault(key, [])
+                    if node_id not in ids:
+                        ids.append(node_id)
+        return {key: tuple(ids) for key, ids in index.items()}
+
+    def nodes_named(self, text: str) -> tuple[str, ...]:
+        """Ids of the nodes whose name or synonym equals ``text`` once normalized."""
+        return self.name_index.get(normalize(text), ())
+
+    def resolve(self, ref: str) -> str:
+        """A node id from an id or an exact name; raises KeyError naming the reference."""
+        if ref in self.graph:
+            return ref
+        ids = self.nodes_named(ref)
+        if not ids:
+            raise KeyError(f"no node with id or name {ref!r}")
+        return min(ids, key=lambda i: -self.degree(i))
+
+    def labels(self, node_id: str) -> tuple[str, ...]:
+        """The node's name followed by its synonyms."""
+        return (self.name(node_id), *self.synonyms.get(node_id, ()))
