@@ -17,7 +17,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import shutil
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -160,10 +159,6 @@ def load_graph(kg_dir: Path) -> tuple[KnowledgeGraph, Manifest]:
     if len(kg) != manifest.nodes:
         raise CacheError(f"{kg_dir}: {len(kg)} nodes loaded, manifest says {manifest.nodes}")
     return kg, manifest
-
-
-def remove_index(kg_dir: Path) -> None:
-    shutil.rmtree(kg_dir / INDEX_DIR, ignore_errors=True)
 
 
 def _stat(path: Path) -> list[int]:

@@ -54,9 +54,18 @@ class EntityIndex:
     ) -> None:
         self.embedder = embedder
         self._client = _client(path, url)
-        self._collection = self._client.get_or_create_collection(
-            collection, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
+        self._name = collection
+        self._collection = self._open_collection()
+
+    def _open_collection(self):
+        return self._client.get_or_create_collection(
+            self._name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}}
         )
+
+    def clear(self) -> None:
+        """Drop every entry (through Chroma: its clients cache open files per path)."""
+        self._client.delete_collection(self._name)
+        self._collection = self._open_collection()
 
     def __len__(self) -> int:
         return self._collection.count()

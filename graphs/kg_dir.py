@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from graphs.cache import INDEX_DIR, CacheError, Manifest, SourceInfo, load_graph, remove_index, save_graph
+from graphs.cache import INDEX_DIR, CacheError, Manifest, SourceInfo, load_graph, save_graph
 from graphs.embedding import Embedder
 from graphs.entity_index import EntityIndex
 from graphs.progress import Progress
@@ -39,10 +39,13 @@ class LoadedKG:
 
 def _reader(source: Source) -> tuple[Callable[[Progress], KnowledgeGraph], list[Path]]:
     if source.kind == "hpo":
-        from graphs.hpo import HPO_FILES, build_hpo_graph, hpo_data_dir
+        from graphs.hpo import GENES_FILE, HPOA_FILE, OBO_FILE, build_hpo_graph, hpo_data_dir
 
         data = hpo_data_dir()
-        return (lambda progress: build_hpo_graph(data)), [data / name for name in HPO_FILES]
+        return (
+            lambda progress: build_hpo_graph(data, lambda stage, n: progress.note(f"{stage}: {n:,}")),
+            [data / name for name in (OBO_FILE, HPOA_FILE, GENES_FILE)],
+        )
     if source.input is None:
         raise ValueError(f"--source {source.kind} needs --input FILE")
     if not source.input.exists():
@@ -116,9 +119,8 @@ def _open_index(kg_dir: Path, manifest: Manifest, embedder: Embedder, chroma_url
 
 
 def _build_index(kg, kg_dir, manifest, embedder, progress, chroma_url) -> EntityIndex:
-    if not chroma_url:
-        remove_index(kg_dir)
     index = _open_index(kg_dir, manifest, embedder, chroma_url)
+    index.clear()
     total = sum(len(kg.labels(n)) for n in kg.graph)
     update = progress.task("Embedding node names", total)
     index.build(kg, lambda done, _total: update(done))

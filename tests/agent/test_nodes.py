@@ -1,0 +1,93 @@
+"""Each node's KG-only behaviour, called directly with a runtime over the fixture KG."""
+
+from langgraph.runtime import Runtime
+
+from agent import nodes
+from tests.conftest import MALARIA, record
+
+
+def run(node, state, ctx):
+    return node(state, Runtime(context=ctx))
+
+
+def through(state, ctx, *steps):
+    for step in steps:
+        state = {**state, **run(step, state, ctx)}
+    return state
+
+
+def test_extract_finds_question_answer_and_option_mentions(make_context):
+    out = run(nodes.extract, {"record": MALARIA}, make_context())
+    by_role = {}
+    for m in out["entities"]:
+        by_role.setdefault(m["role"], []).append(m["text"])
+    assert by_role["question"] == ["fever", "splenomegaly", "anemia"]
+    assert by_role["answer"] == ["chloroquine"]
+    assert by_role["option:B"] == ["metformin"]
+
+
+def test_extract_keeps_an_unmatched_answer_whole_for_lookup_by_meaning(make_context):
+    out = run(nodes.extract, {"record": record("Cough and wheezing?", "an inhaled bronchodilator")}, make_context())
+    assert {"text": "an inhaled bronchodilator", "role": "answer", "type": None} in out["entities"]
+
+
+def test_map_accepts_exact_names_and_close_embeddings_only(make_context):
+    ctx = make_context()
+    state = {"entities": [
+        {"text": "Splenomegaly", "role": "question", "type": None},
+        {"text": "tuberculosis infection", "role": "answer", "type": None},
+        {"text": "quarterly tax return", "role": "option:A", "type": None},
+    ]}
+    mappings = run(nodes.map_entities, state, ctx)["mappings"]
+    exact, embedded = mappings
+    assert (exact["node_id"], exact["method"], exact["score"]) == ("effect/phenotype:splenomegaly", "exact", 1.0)
+    assert (embedded["node_id"], embedded["method"]) == ("disease:tuberculosis", "embedding")
+    assert 0.70 <= embedded["score"] < 1.0
+    assert len(mappings) == 2  # nothing in the graph means "tax return"
+
+
+def test_path_finds_labelled_shortest_paths_on_the_first_attempt(make_context):
+    ctx = make_context()
+    state = through({"record": MALARIA}, ctx, nodes.extract, nodes.map_entities, nodes.find_paths)
+    assert state["search"]["attempt"] == 1 and state["search"]["extra_hops"] == 0
+    texts = {p["text"] for p in state["paths"]}
+    assert "fever ←phenotype present— malaria ←indication— chloroquine" in texts
+    assert all(p["nodes"][-1] == "drug:chloroquine" for p in state["paths"])
+
+
+def test_prune_keeps_at_most_k_paths_per_pair(make_context):
+    ctx = make_context(prune_per_group=1)
+    state = through({"record": MALARIA}, ctx, nodes.extract, nodes.map_entities, nodes.find_paths, nodes.prune)
+    pairs = [(p["nodes"][0], p["nodes"][-1]) for p in state["pruned"]]
+    assert len(pairs) == len(set(pairs)) == 3
+    assert state["used_paths"] == [">".join(p["nodes"]) for p in state["pruned"]]
+
+
+def test_generate_writes_medreasons_format_from_the_paths(make_context):
+    ctx = make_context()
+    state = through({"record": MALARIA}, ctx, nodes.extract, nodes.map_entities, nodes.find_paths, nodes.prune, nodes.generate)
+    reasoning = state["reasoning"]
+    assert reasoning.index("Finding reasoning paths:") < reasoning.index("Reasoning Process:") < reasoning.index("Conclusion:")
+    assert "malaria presents with fever" in reasoning
+    assert "chloroquine is indicated for malaria" in reasoning
+    assert reasoning.rstrip().endswith("The answer is A. chloroquine.")
+
+
+def test_verify_scores_every_option_by_kg_evidence(make_context):
+    ctx = make_context()
+    state = through({"record": MALARIA}, ctx, nodes.extract, nodes.map_entities, nodes.find_paths, nodes.prune, nodes.generate)
+    out = run(nodes.verify, state, ctx)
+    v = out["verification"]
+    assert v["correct"] and v["predicted"] == "A" and out["status"] == "accepted"
+    assert v["scores"]["A"] == 1.5  # three 2-hop paths
+    assert v["scores"]["B"] == v["scores"]["C"] == 0
+
+
+def test_verify_rejects_when_the_graph_favours_another_option(make_context):
+    ctx = make_context(max_attempts=1)
+    wrong_gold = {**MALARIA, "answer": "metformin", "answer_idx": "B"}
+    state = through({"record": wrong_gold}, ctx, nodes.extract, nodes.map_entities, nodes.find_paths, nodes.prune, nodes.generate)
+    out = run(nodes.verify, state, ctx)
+    assert out["status"] == "rejected"
+    assert out["verification"]["reason"] in {"no path", "verifier disagreed"}
+    assert out["attempts"][0]["correct"] is False

