@@ -152,6 +152,7 @@ def _kg_verification(state: SampleState, ctx: AgentContext) -> Verification:
     sources = nodes_for(mappings, "question", search, ctx.settings)
     scores = {
         letter: evidence(
+            ctx.kg,
             connect(ctx.kg, sources, nodes_for(mappings, f"option:{letter}", search, ctx.settings), search, ctx.settings)
         )
         for letter in record["options"]

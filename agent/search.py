@@ -10,6 +10,8 @@ Each retry widens the previous attempt by one step, deterministically:
 
 from __future__ import annotations
 
+import math
+
 from agent.config import Settings
 from agent.state import Mapping, SearchSettings
 from graphs.neighbours import neighbours
@@ -90,6 +92,22 @@ def _paths_via(kg, source, target, via, search, settings) -> list[tuple[str, ...
     return [p + (target,) for p in paths if target not in p]
 
 
-def evidence(paths: list[tuple[str, ...]]) -> float:
-    """KG support for a target: more and shorter paths weigh more."""
-    return round(sum(1.0 / max(1, len(p) - 1) for p in paths), 4)
+def path_weight(kg: KnowledgeGraph, path: tuple[str, ...]) -> float:
+    """1 for a direct link, less for each node passed through, the less the bigger a hub it is.
+
+    A link through "Intellectual disability" (thousands of neighbours) says far less than
+    one through a rare phenotype, so each intermediate node costs log2(1 + degree).
+    """
+    return 1.0 / (1.0 + sum(math.log2(1 + kg.degree(n)) for n in path[1:-1]))
+
+
+def evidence(kg: KnowledgeGraph, paths: list[tuple[str, ...]]) -> float:
+    """KG support for a target: for each question node its best path, summed.
+
+    Taking the best path per question node (not the count of paths) keeps a hub-rich
+    option from winning on sheer numbers of weak paths.
+    """
+    best: dict[str, float] = {}
+    for path in paths:
+        best[path[0]] = max(best.get(path[0], 0.0), path_weight(kg, path))
+    return round(sum(best.values()), 4)
