@@ -1,0 +1,103 @@
+"""LangChain tools over the knowledge graph, with pydantic arguments and hard caps.
+
+Every tool returns JSON text. Bad arguments and unknown nodes come back to the model as a
+JSON ``{"error": ...}`` it can act on, never as an exception that ends the run. Paths found
+through ``find_paths`` are also collected on the toolbox, so the agent can use exactly the
+paths the model explored.
+"""
+
+from __future__ import annotations
+
+import json
+
+from langchain_core.tools import BaseTool, StructuredTool
+from pydantic import BaseModel, Field, ValidationError
+
+from graphs.entity_index import EntityIndex
+from graphs.neighbours import neighbours
+from graphs.path_search import shortest_paths
+from graphs.paths import describe
+from graphs.store import KnowledgeGraph
+
+MAX_RESULTS = 20
+MAX_HOPS = 5
+
+
+class LookupEntityArgs(BaseModel):
+    name: str = Field(min_length=1, max_length=200, description="A medical term to find in the graph.")
+    type: str | None = Field(None, description="Only nodes of this type, e.g. 'disease', 'drug', 'effect/phenotype'.")
+    k: int = Field(5, ge=1, le=MAX_RESULTS, description="How many nodes to return.")
+
+
+class FindPathsArgs(BaseModel):
+    source: str = Field(min_length=1, description="Node id or exact name where paths start.")
+    target: str = Field(min_length=1, description="Node id or exact name where paths end.")
+    max_hops: int = Field(3, ge=1, le=MAX_HOPS)
+    limit: int = Field(10, ge=1, le=MAX_RESULTS)
+
+
+class ExpandNeighboursArgs(BaseModel):
+    node: str = Field(min_length=1, description="Node id or exact name to expand.")
+    relation: str | None = Field(None, description="Only neighbours joined by this relation.")
+    type: str | None = Field(None, description="Only neighbours of this node type.")
+    limit: int = Field(20, ge=1, le=MAX_RESULTS)
+
+
+class KGToolbox:
+    """The three tools bound to one graph and index."""
+
+    def __init__(self, kg: KnowledgeGraph, index: EntityIndex, time_budget: float = 0.5) -> None:
+        self.kg, self.index, self.time_budget = kg, index, time_budget
+        self.found_paths: list[tuple[str, ...]] = []
+
+    def lookup_entity(self, name: str, type: str | None = None, k: int = 5) -> str:
+        (hits,) = self.index.search([name], k=k, type=type)
+        return json.dumps({"matches": [
+            {"id": h.node_id, "name": h.name, "type": h.type, "score": round(h.score, 3)} for h in hits
+        ]})
+
+    def find_paths(self, source: str, target: str, max_hops: int = 3, limit: int = 10) -> str:
+        try:
+            s, t = self.kg.resolve(source), self.kg.resolve(target)
+        except KeyError as exc:
+            return _error(f"{exc.args[0]}; use lookup_entity to find the node id")
+        paths = shortest_paths(self.kg.graph, [s], [t], max_hops=max_hops, limit=limit, time_budget=self.time_budget)
+        self.found_paths.extend(paths)
+        if not paths:
+            return json.dumps({"paths": [], "note": f"no path of at most {max_hops} hops"})
+        return json.dumps({"paths": [describe(self.kg, p)["text"] for p in paths]}, ensure_ascii=False)
+
+    def expand_neighbours(self, node: str, relation: str | None = None, type: str | None = None, limit: int = 20) -> str:
+        try:
+            node_id = self.kg.resolve(node)
+        except KeyError as exc:
+            return _error(f"{exc.args[0]}; use lookup_entity to find the node id")
+        found = neighbours(self.kg, node_id, relation=relation, type=type, limit=limit)
+        return json.dumps({"node": self.kg.name(node_id), "neighbours": [
+            {"id": n.node_id, "name": n.name, "type": n.type, "relation": n.relation,
+             "direction": "out" if n.forward else "in", "degree": n.degree}
+            for n in found
+        ]}, ensure_ascii=False)
+
+    def tools(self) -> list[BaseTool]:
+        specs = [
+            (self.lookup_entity, LookupEntityArgs, "Find graph nodes whose name or synonym means the given term."),
+            (self.find_paths, FindPathsArgs, "All shortest paths between two graph nodes, each hop with its relation."),
+            (self.expand_neighbours, ExpandNeighboursArgs, "The most specific neighbours of a node, optionally filtered."),
+        ]
+        return [
+            StructuredTool.from_function(
+                func, name=func.__name__, description=description, args_schema=schema,
+                handle_validation_error=_invalid_arguments,
+            )
+            for func, schema, description in specs
+        ]
+
+
+def _error(message: str) -> str:
+    return json.dumps({"error": message})
+
+
+def _invalid_arguments(exc: ValidationError) -> str:
+    problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+    return _error(f"invalid arguments: {problems}")
