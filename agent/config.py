@@ -8,6 +8,7 @@ appears in a repr, a log line, a result or a checkpoint.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import platformdirs
 from pydantic import AliasChoices, Field, SecretStr
@@ -18,6 +19,11 @@ from graphs.embedding import DEFAULT_MODEL
 
 def default_kg_dir() -> Path:
     return platformdirs.user_cache_path("medreason-agent") / "kg" / "hpo"
+
+
+def default_primekg_dir() -> Path:
+    """Where ``kg download primekg`` puts PrimeKG by default: next to the HPO graph."""
+    return platformdirs.user_cache_path("medreason-agent") / "kg" / "primekg"
 
 
 class Settings(BaseSettings):
@@ -37,6 +43,12 @@ class Settings(BaseSettings):
         None, validation_alias=AliasChoices("MEDREASON_API_KEY", "OPENAI_API_KEY")
     )
 
+    llm_timeout: float = 60.0  # seconds per request
+    llm_max_retries: int = 3  # the client retries 429, 5xx and timeouts only, with backoff
+    requests_per_second: float | None = None
+    structured_output: Literal["tools", "text"] = "tools"  # "text" for servers without tool calling
+    max_tool_calls: int = 8  # per retry's exploration
+
     # entity mapping
     candidates: int = 5
     accept_score: float = 0.85  # top-1 cosine accepted without asking the LLM
@@ -53,4 +65,6 @@ class Settings(BaseSettings):
 
     @property
     def llm_configured(self) -> bool:
-        return not self.offline and bool(self.model or self.base_url or self.api_key)
+        """An LLM is used only when a model is named, so a stray OPENAI_API_KEY in the
+        environment never turns a KG-only run into a paid one."""
+        return not self.offline and bool(self.model)

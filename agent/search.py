@@ -92,7 +92,7 @@ def _paths_via(kg, source, target, via, search, settings) -> list[tuple[str, ...
     return [p + (target,) for p in paths if target not in p]
 
 
-def path_weight(kg: KnowledgeGraph, path: tuple[str, ...]) -> float:
+def path_weight(kg: KnowledgeGraph, path: tuple[str, ...] | list[str]) -> float:
     """1 for a direct link, less for each node passed through, the less the bigger a hub it is.
 
     A link through "Intellectual disability" (thousands of neighbours) says far less than

@@ -1,0 +1,182 @@
+"""The LLM behaviours of the nodes (DESIGN.md's node table, left column).
+
+Calls per sample on a first attempt: extract 1, map 0–1 (one batched choice for all
+ambiguous mentions), prune 0–1 (one call for all path groups, none when no group exceeds
+K), generate 1, verify 1 (2 for free-text answers, with the judge).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+from langchain_core.messages import BaseMessage, HumanMessage, ToolMessage
+
+import prompts
+from agent.context import AgentContext
+from agent.llm import NO_USAGE, add
+from agent.schemas import EntityChoices, ExtractedEntities, Judgement, PathSelection, ReasonedAnswer
+from agent.state import Candidate, Mapping, Mention, Record, SampleState, Usage, Verification
+from agent.verbalise import answer_text, strip_conclusion
+from graphs.paths import PathRecord
+from tools.kg_tools import KGToolbox
+
+FORMAT_HEADERS = ("Finding reasoning paths:", "Reasoning Process:", "Conclusion:")
+
+
+def options_text(record: Record) -> str:
+    return "\n".join(f"{letter}. {text}" for letter, text in record["options"].items())
+
+
+def extract(state: SampleState, ctx: AgentContext) -> SampleState:
+    record = state["record"]
+    found, usage = ctx.llm.structured("extract", ExtractedEntities, prompts.render(
+        "extract", question=record["question"], options=options_text(record), answer=answer_text(record),
+    ))
+    mentions = [Mention(text=e.name, role="question", type=e.type) for e in found.question_entities if e.name.strip()]
+    answers = [Mention(text=e.name, role="answer", type=e.type) for e in found.answer_entities if e.name.strip()]
+    # An answer the model found no entity in is still looked up whole, by meaning.
+    answers = answers or [Mention(text=record["answer"], role="answer", type=None)]
+    return {"entities": mentions[: ctx.settings.max_question_nodes] + answers, "usage": usage, "status": "running"}
+
+
+def choose_candidates(
+    state: SampleState, ctx: AgentContext, ambiguous: list[tuple[Mention, list[Candidate]]]
+) -> tuple[list[Mapping], Usage]:
+    """ONE call chooses among the candidates of every ambiguous mention."""
+    listing = []
+    for i, (mention, candidates) in enumerate(ambiguous, 1):
+        options = "\n".join(f"  {j}. {c['name']} ({c['type']})" for j, c in enumerate(candidates, 1))
+        listing.append(f"Mention {i}: {mention['text']}\n{options}")
+    choices, usage = ctx.llm.structured("map", EntityChoices, prompts.render(
+        "select_entity", question=state["record"]["question"], mentions="\n\n".join(listing),
+    ))
+    mappings = []
+    for choice in choices.choices:
+        if not 1 <= choice.mention <= len(ambiguous) or choice.candidate is None:
+            continue
+        mention, candidates = ambiguous[choice.mention - 1]
+        if 1 <= choice.candidate <= len(candidates):
+            best = candidates[choice.candidate - 1]
+            mappings.append(Mapping(
+                mention=mention["text"], role=mention["role"], node_id=best["node_id"], name=best["name"],
+                type=best["type"], score=best["score"], method="llm",
+                alternatives=[c for c in candidates if c is not best],
+            ))
+    return mappings, usage
+
+
+def explore(state: SampleState, ctx: AgentContext) -> tuple[list[tuple[str, ...]], Usage]:
+    """A bounded tool-calling loop that looks for paths, told why the last attempt failed."""
+    record, box = state["record"], KGToolbox(ctx.kg, ctx.index, ctx.settings.path_time_budget)
+    tools = {t.name: t for t in box.tools()}
+    feedback = state["attempts"][-1]["reason"] if state.get("attempts") else "no path"
+    names = lambda role: ", ".join(  # noqa: E731
+        f"{m['name']} ({m['node_id']})" for m in state.get("mappings", []) if m["role"] == role
+    ) or "none found"
+    messages: list[BaseMessage] = [HumanMessage(prompts.render(
+        "explore", feedback=feedback, max_calls=ctx.settings.max_tool_calls, question=record["question"],
+        options=options_text(record), answer=answer_text(record),
+        question_nodes=names("question"), answer_nodes=names("answer"),
+    ))]
+    usage, calls = NO_USAGE, 0
+    while calls < ctx.settings.max_tool_calls:
+        ai, used = ctx.llm.tool_round("path", messages, list(tools.values()))
+        usage = add(usage, used)
+        messages.append(ai)
+        if not ai.tool_calls and not ai.invalid_tool_calls:
+            break
+        for call in ai.tool_calls:
+            calls += 1
+            tool = tools.get(call["name"])
+            messages.append(tool.invoke(call) if tool else ToolMessage(
+                json.dumps({"error": f"unknown tool {call['name']!r}; use one of {', '.join(tools)}"}),
+                tool_call_id=call["id"], status="error",
+            ))
+        for bad in ai.invalid_tool_calls:
+            calls += 1
+            messages.append(ToolMessage(
+                json.dumps({"error": f"arguments are not valid JSON: {bad.get('error') or bad.get('args')}"}),
+                tool_call_id=bad["id"] or "invalid", status="error",
+            ))
+    return list(dict.fromkeys(box.found_paths)), usage
+
+
+def select_paths(
+    state: SampleState, ctx: AgentContext, groups: list[list[PathRecord]]
+) -> tuple[list[PathRecord] | None, Usage]:
+    """ONE call picks at most K paths per group; None when it picked nothing usable."""
+    k, numbered, listing = ctx.settings.prune_per_group, [], []
+    for g, group in enumerate(groups, 1):
+        lines = []
+        for path in group:
+            numbered.append((g, path))
+            lines.append(f"  [{len(numbered)}] {path['text']}")
+        listing.append(f"Group {g}: {group[0]['names'][0]} → {group[0]['names'][-1]}\n" + "\n".join(lines))
+    selection, usage = ctx.llm.structured("prune", PathSelection, prompts.render(
+        "prune", k=k, question=state["record"]["question"], answer=answer_text(state["record"]),
+        groups="\n\n".join(listing),
+    ))
+    per_group: dict[int, int] = {}
+    chosen = []
+    for n in dict.fromkeys(selection.selected):
+        if 1 <= n <= len(numbered):
+            g, path = numbered[n - 1]
+            if per_group.get(g, 0) < k:
+                per_group[g] = per_group.get(g, 0) + 1
+                chosen.append(path)
+    return (chosen or None), usage
+
+
+def generate(state: SampleState, ctx: AgentContext) -> SampleState:
+    record = state["record"]
+    paths = "\n".join(f"{i}. {p['text']}" for i, p in enumerate(state.get("pruned", []), 1))
+    reasoning, usage = ctx.llm.text("generate", prompts.render(
+        "generate", paths=paths or "(none)", question=record["question"],
+        options=options_text(record), answer=answer_text(record),
+    ), check=_format_problem)
+    return {"reasoning": reasoning.strip(), "usage": usage}
+
+
+def _format_problem(text: str) -> str | None:
+    missing = [h for h in FORMAT_HEADERS if h not in text]
+    return f"the reply lacks the section(s) {', '.join(missing)}" if missing else None
+
+
+def verify(state: SampleState, ctx: AgentContext) -> tuple[Verification, Usage]:
+    """The model answers from the reasoning alone; letters are compared in code."""
+    record = state["record"]
+    instruction = "Reply with the letter of the correct option." if record["options"] else "Reply with a short answer."
+    answer, usage = ctx.llm.structured("verify", ReasonedAnswer, prompts.render(
+        "answer_from_reasoning", instruction=instruction, question=record["question"],
+        options=options_text(record), reasoning=strip_conclusion(state["reasoning"]),
+    ))
+    gold = record["answer_idx"]
+    if record["options"] and gold:
+        letter = option_letter(answer.answer, record["options"])
+        correct = letter == gold
+        return Verification(
+            predicted=letter, correct=correct,
+            reason="the reasoning leads to the answer" if correct else "verifier disagreed",
+            detail=f"answered {letter or answer.answer!r} from the reasoning, gold {gold}", scores={},
+        ), usage
+    judgement, judged = ctx.llm.structured("verify", Judgement, prompts.render(
+        "judge", question=record["question"], reference=record["answer"], candidate=answer.answer,
+    ))
+    return Verification(
+        predicted=answer.answer, correct=judgement.correct,
+        reason="the reasoning leads to the answer" if judgement.correct else "verifier disagreed",
+        detail=judgement.reason, scores={},
+    ), add(usage, judged)
+
+
+def option_letter(reply: str, options: dict[str, str]) -> str | None:
+    """The option a reply names: "B", "B.", "(B) text", or the option's text itself."""
+    text = reply.strip()
+    match = re.match(r"^\(?([A-Za-z])\)?(?:[.):\s]|$)", text)
+    if match and match.group(1).upper() in options:
+        return match.group(1).upper()
+    for letter, option in options.items():
+        if text.lower().rstrip(".") == option.lower():
+            return letter
+    return None
