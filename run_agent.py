@@ -11,7 +11,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from agent.config import Settings, default_kg_dir
+from agent.config import Settings, default_kg_dir, default_primekg_dir
 from agent.console import RichProgress, err
 from agent.records import InputError, read_raw
 from agent.runner import RunOptions, prepare_run_dir, run_dataset
@@ -76,6 +76,45 @@ def kg_build(
     except (FileNotFoundError, ValueError, TriplesFormatError) as exc:
         raise fail(str(exc)) from exc
     err.print(f"Built {loaded.manifest.nodes:,} nodes and {loaded.manifest.edges:,} facts in {settings.kg_dir}")
+
+
+@kg_app.command("download")
+def kg_download(
+    dataset: Annotated[str, typer.Argument(help="The dataset to fetch: primekg.")],
+    kg_dir: Annotated[
+        Optional[Path], typer.Option("--kg-dir", help="Where to put kg.csv and the built graph (default: kg/primekg in your cache dir).")
+    ] = None,
+    url: Annotated[Optional[str], typer.Option(help="Fetch from this URL instead (a mirror).")] = None,
+    sha256: Annotated[Optional[str], typer.Option("--sha256", help="Expected SHA-256 of the file.")] = None,
+    build: Annotated[bool, typer.Option("--build/--no-build", help="Build the graph and its entity index afterwards.")] = True,
+    force: Annotated[bool, typer.Option(help="Download again even if kg.csv is already there.")] = False,
+) -> None:
+    """Download a knowledge graph's source (resumable, verified), then build it."""
+    from graphs.download import PRIMEKG_URL, DownloadError, download
+    from graphs.embedding import Embedder
+
+    if dataset != "primekg":
+        raise fail(f"unknown dataset {dataset!r}; the only one is primekg")
+    settings = _settings(kg_dir=kg_dir or default_primekg_dir())
+    target = settings.kg_dir / "kg.csv"
+    progress = RichProgress()
+    if target.exists() and not force:
+        progress.note(f"{target} is already downloaded (pass --force to fetch it again)")
+    else:
+        try:
+            download(url or PRIMEKG_URL, target, progress, sha256=sha256)
+        except (DownloadError, OSError) as exc:
+            raise fail(str(exc)) from exc
+        err.print(f"Downloaded {target} ({target.stat().st_size:,} bytes)")
+    if not build:
+        return
+    try:
+        loaded = build_kg(settings.kg_dir, Source("primekg", target), Embedder(settings.embedding_model),
+                          progress, chroma_url=settings.chroma_url)
+    except (FileNotFoundError, ValueError) as exc:
+        raise fail(str(exc)) from exc
+    err.print(f"Built {loaded.manifest.nodes:,} nodes and {loaded.manifest.edges:,} facts in {settings.kg_dir}")
+    err.print(f"Use it with --kg-dir {settings.kg_dir}")
 
 
 @kg_app.command("info")
@@ -152,21 +191,27 @@ def run(
     limit: Annotated[Optional[int], typer.Option(help="Process at most N records.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
     concurrency: Annotated[int, typer.Option(help="Samples in flight at once.")] = 1,
+    model: Annotated[Optional[str], typer.Option(help="LLM model name; without one the run is KG-only. [env: MEDREASON_MODEL]")] = None,
+    base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible endpoint. [env: OPENAI_BASE_URL]")] = None,
 ) -> None:
     """Turn every QA record of INPUT into verified, KG-grounded reasoning."""
     from agent.context import AgentContext
+    from agent.llm import make_llm
 
-    settings = _settings(kg_dir=kg_dir, offline=offline or None)
+    settings = _settings(kg_dir=kg_dir, offline=offline or None, model=model, base_url=base_url)
     try:
-        next(iter(read_raw(input)))
+        total = sum(1 for _ in read_raw(input))
         prepare_run_dir(out_dir, resume)
     except InputError as exc:
         raise fail(str(exc)) from exc
     loaded = _open(settings)
-    err.print("Mode: [bold]KG-only[/] (no LLM configured)" if not settings.llm_configured or settings.offline
-              else "Mode: [bold]KG-only[/] (LLM mode is not available in this version)")
-    ctx = AgentContext(loaded.kg, loaded.index, loaded.index.embedder, settings)
-    progress = RichProgress().task("Samples", None)
+    llm = make_llm(settings)
+    if llm:
+        err.print(f"Mode: [bold]LLM[/] ({settings.model} at {settings.base_url or 'the OpenAI API'})", highlight=False)
+    else:
+        err.print("Mode: [bold]KG-only[/] (" + ("--offline" if settings.offline else "no LLM configured: pass --model") + ")")
+    ctx = AgentContext(loaded.kg, loaded.index, loaded.index.embedder, settings, llm)
+    progress = RichProgress().task("Samples", min(total, limit or total))
     finished = []
 
     def on_result(row: dict) -> None:

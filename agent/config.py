@@ -27,7 +27,7 @@ def default_primekg_dir() -> Path:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="MEDREASON_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="MEDREASON_", extra="ignore", populate_by_name=True)
 
     kg_dir: Path = Field(default_factory=default_kg_dir)
     embedding_model: str = DEFAULT_MODEL

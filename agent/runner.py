@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from itertools import islice
@@ -19,6 +20,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from agent.context import AgentContext
 from agent.graph import build_graph
+from agent.llm import LLMError
 from agent.records import InputError, RecordError, parse_record, read_raw
 from agent.results import RESULTS, ResultsFile, result_row, summarise, write_summary
 
@@ -50,6 +52,9 @@ async def run_dataset(input_path: Path, run_dir: Path, ctx: AgentContext, option
     """Process the records and return the run's summary (also written to summary.json)."""
     raws = list(islice(read_raw(input_path), options.limit))
     prepare_run_dir(run_dir, options.resume)
+    # Sync nodes run in the loop's default executor: size it so that N samples can wait on
+    # their LLM calls at once.
+    asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=options.concurrency + 2))
     started = time.monotonic()
     results = ResultsFile(run_dir)
     try:
@@ -94,10 +99,15 @@ async def _process(app, ctx: AgentContext, raw, seen: set[str]) -> dict:
     seen.add(record["id"])
     config = {"configurable": {"thread_id": record["id"]}, "recursion_limit": RECURSION_LIMIT}
     snapshot = await app.aget_state(config)
-    if snapshot.values and not snapshot.next:
-        state = snapshot.values  # finished before a crash, but its line was never written
-    elif snapshot.values:
-        state = await app.ainvoke(None, config, context=ctx)
-    else:
-        state = await app.ainvoke({"record": record}, config, context=ctx)
+    try:
+        if snapshot.values and not snapshot.next:
+            state = snapshot.values  # finished before a crash, but its line was never written
+        elif snapshot.values:
+            state = await app.ainvoke(None, config, context=ctx)
+        else:
+            state = await app.ainvoke({"record": record}, config, context=ctx)
+    except LLMError as exc:
+        # The sample's finished steps stay checkpointed; --resume retries from there.
+        partial = (await app.aget_state(config)).values
+        return result_row(record["id"], record["id"], partial, error=str(exc))
     return result_row(record["id"], record["id"], state)

@@ -17,13 +17,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from array import array
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 
-from graphs.store import KnowledgeGraph
+from graphs.store import KnowledgeGraph, gc_paused
 
 FORMAT_VERSION = 1
 TOOL = "medreason-agent"
@@ -106,19 +108,21 @@ def save_graph(kg: KnowledgeGraph, kg_dir: Path, source: SourceInfo) -> Manifest
         for node in kg.nodes():
             record = [node.id, node.name, node.type, node.source, list(kg.synonyms.get(node.id, ()))]
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
-    heads, tails, rels = [], [], []
-    for u, v, data in kg.graph.edges(data=True):
-        for rel, head in data["facts"]:
-            heads.append(row[head])
-            tails.append(row[v if head == u else u])
-            rels.append(rel)
+    heads, tails, rels = array("i"), array("i"), array("h")
+    with gc_paused():
+        for u, v, data in kg.graph.edges(data=True):
+            for rel, head in data["facts"]:
+                heads.append(row[head])
+                tails.append(row[v if head == u else u])
+                rels.append(rel)
+    relation_counts = np.bincount(np.frombuffer(rels, dtype=np.int16), minlength=len(kg.relations))
     relations = json.dumps([[r, kg.relation_labels.get(r, "")] for r in kg.relations])
     with _atomic_open(kg_dir / FACTS, "wb") as out:
         np.savez(
             out,
-            head=np.asarray(heads, dtype=np.int32),
-            tail=np.asarray(tails, dtype=np.int32),
-            relation=np.asarray(rels, dtype=np.int16),
+            head=np.frombuffer(heads, dtype=np.int32),
+            tail=np.frombuffer(tails, dtype=np.int32),
+            relation=np.frombuffer(rels, dtype=np.int16),
             relations=np.asarray([relations]),
         )
     manifest = Manifest(
@@ -126,7 +130,9 @@ def save_graph(kg: KnowledgeGraph, kg_dir: Path, source: SourceInfo) -> Manifest
         nodes=len(kg),
         edges=len(heads),
         node_types=dict(kg.type_counts().most_common()),
-        relations=dict(kg.relation_counts().most_common()),
+        relations=dict(Counter(
+            {kg.relations[i]: int(n) for i, n in enumerate(relation_counts.tolist()) if n}
+        ).most_common()),
         files={name: _sha256_files([kg_dir / name]) for name in (NODES, FACTS)},
     )
     manifest.write(kg_dir)

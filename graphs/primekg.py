@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from graphs.progress import Progress
-from graphs.store import KnowledgeGraph
+from graphs.store import KnowledgeGraph, gc_paused
 
 COLUMNS = (
     "relation", "display_relation",
@@ -48,7 +48,8 @@ def read_primekg(path: Path, progress: Progress | None = None) -> KnowledgeGraph
             if header is None or not any(cell.strip() for cell in header):
                 raise PrimeKGFormatError(f"{path} is empty")
             col = _columns(path, header)
-            nodes, heads, tails, rels, relations = _read_rows(path, reader, col, f.buffer, update)
+            with gc_paused():
+                nodes, heads, tails, rels, relations = _read_rows(path, reader, col, f.buffer, update)
         except csv.Error as exc:
             raise PrimeKGFormatError(f"{path}:{reader.line_num}: {exc}") from None
         except UnicodeDecodeError as exc:

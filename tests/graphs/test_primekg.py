@@ -17,7 +17,7 @@ indication,indication,2,DB00542,drug,Benazepril,DrugBank,3,5148,disease,hyperten
 contraindication,contraindication,4,DB09153,drug,"Sodium chloride, hypertonic",DrugBank,3,5148,disease,hypertension,MONDO
 disease_disease,parent-child,3,5148,disease,hypertension,MONDO,5,9999,disease,ACE,MONDO
 disease_protein,associated with,3,5148,disease,hypertension,MONDO,0,1636,gene/protein,ACE,NCBI
-gene/protein,ppi,0,1636,gene/protein,ACE,NCBI,0,1636,gene/protein,ACE,NCBI
+protein_protein,ppi,0,1636,gene/protein,ACE,NCBI,0,1636,gene/protein,ACE,NCBI
 drug_protein,target,0,1636,gene/protein,ACE,NCBI,2,DB00542,drug,Benazepril,DrugBank
 indication,indication,3,5148,disease,hypertension,MONDO,2,DB00542,drug,Benazepril,DrugBank
 contraindication,contraindication,3,5148,disease,hypertension,MONDO,4,DB09153,drug,"Sodium chloride, hypertonic",DrugBank
@@ -52,7 +52,7 @@ def test_one_fact_per_relation_and_pair_directed_as_first_seen(kg_csv):
         Fact("4", "contraindication", "3"),
         Fact("3", "disease_disease", "5"),
         Fact("3", "disease_protein", "0"),
-        Fact("0", "gene/protein", "0"),
+        Fact("0", "protein_protein", "0"),  # a self-interaction, written once
     ], key=str)
     assert kg.facts_between("0", "2") == [Fact("2", "drug_protein", "0")]
 
@@ -102,6 +102,15 @@ def _bad(tmp_path, text):
 def test_bad_input_names_file_line_and_column(tmp_path, text, message):
     with pytest.raises(PrimeKGFormatError, match=message):
         read_primekg(_bad(tmp_path, text))
+
+
+def test_line_numbers_count_quoted_line_breaks(tmp_path):
+    text = HEADER + "\n" + ROWS.replace('"Sodium chloride, hypertonic"', '"Sodium chloride,\nhypertonic"')
+    text += "indication,indication,2,DB00542,drug,Benazepril,DrugBank,,5148,disease,hypertension,MONDO\n"
+    with pytest.raises(PrimeKGFormatError, match=r"kg\.csv:17: column 'y_index' is empty"):
+        read_primekg(_bad(tmp_path, text))
+    with pytest.raises(PrimeKGFormatError, match=r"kg\.csv:3: "):
+        read_primekg(_bad(tmp_path, HEADER + "\n" + ROWS[: ROWS.index("\n") + 1] + 'drug_protein,"target\0,x\n'))
 
 
 def test_build_through_the_kg_directory_reloads_equal(kg_csv, tmp_path, embedder):
