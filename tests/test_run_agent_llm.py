@@ -1,0 +1,42 @@
+"""`run` against a real OpenAI-compatible HTTP server (the fake one, on 127.0.0.1)."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import MEDICAL_KG
+from tests.fake_llm import FakeBrain, FakeOpenAIServer
+from tests.test_run_agent import RECORDS
+
+ROOT = Path(__file__).resolve().parents[1]
+SECRET = "sk-e2e-secret-4f1d"
+
+
+def test_run_with_an_llm_end_to_end_keeps_the_key_secret(tmp_path, fixture_kg_dir, loaded):
+    records = tmp_path / "in.jsonl"
+    records.write_text("\n".join(json.dumps(r) for r in RECORDS) + "\n")
+    brain = FakeBrain([loaded.kg.name(n) for n in loaded.kg.graph])
+    env = {**os.environ, "OPENAI_API_KEY": SECRET}
+    with FakeOpenAIServer(brain) as server:
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "run_agent.py"), "run", str(records), "--out", str(tmp_path / "run"),
+             "--kg-dir", str(fixture_kg_dir), "--base-url", server.url, "--model", "fake-model"],
+            capture_output=True, text=True, env=env, timeout=300,
+        )
+    assert done.returncode == 0, done.stderr
+    assert "Mode: LLM (fake-model at http://127.0.0.1" in done.stderr
+    assert server.authorization == {f"Bearer {SECRET}"}  # the key was used ...
+
+    rows = {r["id"]: r for r in map(json.loads, (tmp_path / "run" / "results.jsonl").read_text().splitlines())}
+    assert rows["malaria"]["status"] == rows["tb"]["status"] == "accepted"
+    assert 3 <= rows["malaria"]["usage"]["llm_calls"] <= 5
+    assert rows["malaria"]["reasoning"].startswith("Finding reasoning paths:")
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["mode"] == "llm"
+    assert summary["usage"]["llm_calls"] == server.hits
+
+    for path in (tmp_path / "run").iterdir():  # ... and written nowhere
+        assert SECRET.encode() not in path.read_bytes(), path.name
+    assert SECRET not in done.stdout + done.stderr
