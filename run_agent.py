@@ -13,8 +13,8 @@ from rich.table import Table
 
 from agent.config import Settings, default_kg_dir, default_primekg_dir
 from agent.console import RichProgress, err
-from agent.records import InputError, read_raw
-from agent.runner import RunOptions, prepare_run_dir, run_dataset
+from agent.records import InputError
+from agent.runner import RunOptions
 from graphs.cache import CacheError
 from graphs.kg_dir import SOURCES, LoadedKG, Source, build_kg, open_kg
 
@@ -184,61 +184,313 @@ def kg_neighbours(
 
 @app.command("run")
 def run(
-    input: Annotated[Path, typer.Argument(help="Records: JSONL or a JSON array (MedQA schema).")],
+    input: Annotated[Path, typer.Argument(help="Records: JSONL, a JSON array or CSV (MedQA, MedMCQA, PubMedQA, HuatuoGPT-o1 detected).")],
     out_dir: Annotated[Path, typer.Option("--out", help="Run directory for results, summary and checkpoints.")],
     kg_dir: KgDir = None,
     offline: Annotated[bool, typer.Option(help="Never call an LLM, even if one is configured.")] = False,
-    limit: Annotated[Optional[int], typer.Option(help="Process at most N records.")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="Process at most N records (after --offset).")] = None,
+    offset: Annotated[int, typer.Option(help="Skip the first N records.")] = 0,
+    shard: Annotated[Optional[str], typer.Option(help="I/N: only records whose position modulo N is I (0-based); one RUN_DIR per shard.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
+    retry_errors: Annotated[bool, typer.Option("--retry-errors", help="With --resume: run samples that failed on the LLM again, from their last checkpoint.")] = False,
     concurrency: Annotated[int, typer.Option(help="Samples in flight at once.")] = 1,
+    id_field: Annotated[Optional[str], typer.Option("--id-field", help="Field holding the record id.")] = None,
+    question_field: Annotated[Optional[str], typer.Option("--question-field", help="Field holding the question.")] = None,
+    answer_field: Annotated[Optional[str], typer.Option("--answer-field", help="Field holding the answer (text, option letter or 0-based index).")] = None,
+    options_field: Annotated[Optional[str], typer.Option("--options-field", help="Field holding the options ({letter: text} or a list).")] = None,
+    cop_base: Annotated[Optional[int], typer.Option("--cop-base", help="MedMCQA: 0 or 1 if `cop` is 0- or 1-based (default: detected).")] = None,
     model: Annotated[Optional[str], typer.Option(help="LLM model name; without one the run is KG-only. [env: MEDREASON_MODEL]")] = None,
     base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible endpoint. [env: OPENAI_BASE_URL]")] = None,
 ) -> None:
     """Turn every QA record of INPUT into verified, KG-grounded reasoning."""
+    from agent.console import RunProgress
     from agent.context import AgentContext
     from agent.llm import make_llm
+    from agent.records import FieldMap
+    from agent.runner import execute, plan_run
 
     settings = _settings(kg_dir=kg_dir, offline=offline or None, model=model, base_url=base_url)
+    if concurrency < 1 or offset < 0 or (limit is not None and limit < 0) or cop_base not in (None, 0, 1):
+        raise fail("--concurrency must be ≥ 1, --offset and --limit ≥ 0, --cop-base 0 or 1")
+    if retry_errors and not resume:
+        raise fail("--retry-errors continues a run: pass --resume too")
+    fields = FieldMap(id_field, question_field, answer_field, options_field, cop_base)
+    options = RunOptions(limit, resume, concurrency, offset=offset, shard=_shard(shard), fields=fields, retry_errors=retry_errors)
     try:
-        total = sum(1 for _ in read_raw(input))
-        prepare_run_dir(out_dir, resume)
+        plan = plan_run(input, out_dir, options)
     except InputError as exc:
         raise fail(str(exc)) from exc
-    loaded = _open(settings)
-    llm = make_llm(settings)
-    if llm:
-        err.print(f"Mode: [bold]LLM[/] ({settings.model} at {settings.base_url or 'the OpenAI API'})", highlight=False)
-    else:
-        err.print("Mode: [bold]KG-only[/] (" + ("--offline" if settings.offline else "no LLM configured: pass --model") + ")")
-    ctx = AgentContext(loaded.kg, loaded.index, loaded.index.embedder, settings, llm)
-    progress = RichProgress().task("Samples", min(total, limit or total))
-    finished = []
-
-    def on_result(row: dict) -> None:
-        finished.append(row)
-        progress(len(finished))
-
-    try:
-        summary = asyncio.run(run_dataset(input, out_dir, ctx, RunOptions(limit, resume, concurrency, on_result)))
-    except InputError as exc:
-        raise fail(str(exc)) from exc
+    if resume:
+        err.print(f"Resuming {out_dir}: {sum(plan.done.values())} of {len(plan.jobs)} samples already done, "
+                  f"{len(plan.pending)} to go", highlight=False)
+    ctx = None
+    options.info = {"input": str(input), "shard": shard, **_previous_info(out_dir)}
+    if plan.pending:
+        loaded = _open(settings)
+        llm = make_llm(settings)
+        if llm:
+            err.print(f"Mode: [bold]LLM[/] ({settings.model} at {settings.base_url or 'the OpenAI API'})", highlight=False)
+        else:
+            err.print("Mode: [bold]KG-only[/] (" + ("--offline" if settings.offline else "no LLM configured: pass --model") + ")")
+        ctx = AgentContext(loaded.kg, loaded.index, loaded.index.embedder, settings, llm)
+        m = loaded.manifest
+        options.info.update(mode="llm" if llm else "kg-only", model=settings.model if llm else None,
+                            base_url=settings.base_url if llm else None,
+                            kg={"dir": str(settings.kg_dir), "source": m.source.kind, "sha256": m.source.sha256,
+                                "nodes": m.nodes, "edges": m.edges, "embedding_model": m.embedding_model})
+    with RunProgress(len(plan.jobs), dict(plan.done)) as progress:
+        options.on_result = progress
+        try:
+            summary = asyncio.run(execute(plan, out_dir, ctx, options))
+        except KeyboardInterrupt:
+            summary = None
+    if summary is None:
+        done = json.loads((out_dir / "summary.json").read_text())
+        err.print(f"[bold yellow]Interrupted[/]: {done['records']} of {len(plan.jobs)} samples have results "
+                  f"(kept in {out_dir / 'results.jsonl'}). Continue with the same command plus --resume.",
+                  highlight=False)
+        raise typer.Exit(130)
     _print_summary(summary, out_dir)
+
+
+def _shard(value: str | None) -> tuple[int, int] | None:
+    if value is None:
+        return None
+    try:
+        index, count = (int(part) for part in value.split("/"))
+    except ValueError:
+        raise fail(f"--shard {value!r} must be I/N, e.g. 0/4") from None
+    if count < 1 or not 0 <= index < count:
+        raise fail(f"--shard {value!r}: I must be 0..N-1 (shards are numbered from 0)")
+    return index, count
+
+
+def _previous_info(out_dir: Path) -> dict:
+    """What an earlier session of this run recorded about its KG and model (kept on resume)."""
+    try:
+        previous = json.loads((out_dir / "summary.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: previous[k] for k in ("mode", "model", "base_url", "kg") if k in previous}
 
 
 def _print_summary(summary: dict, out_dir: Path) -> None:
     counts = summary["counts"]
     table = Table(title=f"{summary['records']} records ({summary['mode']})", title_justify="left")
-    for column in ("accepted", "rejected", "error", "with path", "mean attempts", "wall time"):
+    for column in ("accepted", "rejected", "error", "with path", "mean attempts", "LLM calls", "tokens in/out",
+                   "wall time", "samples/min"):
         table.add_column(column, justify="right")
+    usage = summary.get("usage", {})
     table.add_row(
         str(counts["accepted"]), str(counts["rejected"]), str(counts["error"]),
-        f"{summary['with_path_share']:.0%}", f"{summary['mean_attempts']:.2f}", f"{summary['wall_time_s']:.1f}s",
+        f"{summary['with_path_share']:.0%}", f"{summary['mean_attempts']:.2f}", f"{usage.get('llm_calls', 0):,}",
+        f"{usage.get('input_tokens', 0):,}/{usage.get('output_tokens', 0):,}",
+        f"{summary['wall_time_s']:.1f}s", f"{summary.get('samples_per_minute', 0):,.1f}",
     )
     out.print(table)
-    for title, reasons in (("Rejected", summary["rejection_reasons"]), ("Errors", summary["error_reasons"])):
+    for title, reasons in (("Rejected", summary["rejection_reasons"]), ("Errors", summary.get("error_kinds", {}))):
         for reason, n in reasons.items():
             out.print(f"  {title}: {reason} × {n}", highlight=False)
+    for reason, n in list(summary["error_reasons"].items())[:5]:
+        out.print(f"    {reason} × {n}", highlight=False)
+    if summary.get("error_kinds", {}).get("LLM error"):
+        out.print("  (samples that failed on the LLM can be run again: --resume --retry-errors)")
     out.print(f"Results: {out_dir / 'results.jsonl'}\nSummary: {out_dir / 'summary.json'}")
+
+
+@app.command("export")
+def export(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory (or a merged one).")],
+    format: Annotated[str, typer.Option("--format", help="sft (chat messages), medreason (the MedReason dataset fields) or hf (a Hugging Face dataset directory).")],
+    out_path: Annotated[Path, typer.Option("--out", help="Output file (sft, medreason) or directory (hf).")],
+    all_rows: Annotated[bool, typer.Option("--all", help="Include rejected and error samples (default: accepted only).")] = False,
+) -> None:
+    """Write a run's samples as a fine-tuning or dataset file."""
+    from agent.export import FORMATS, ExportError, export_run
+
+    if format not in FORMATS:
+        raise fail(f"unknown --format {format!r}; choose one of {', '.join(FORMATS)}")
+    try:
+        written = export_run(run_dir, format, out_path, include_all=all_rows)
+    except ExportError as exc:
+        raise fail(str(exc)) from exc
+    err.print(f"Wrote {written:,} samples to {out_path}", highlight=False)
+
+
+@app.command("merge")
+def merge(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run directories to combine (e.g. one per --shard).")],
+    out_dir: Annotated[Path, typer.Option("--out", help="New directory for the merged results.jsonl and summary.json.")],
+) -> None:
+    """Combine the results of several runs, refusing duplicate ids, and recompute the summary."""
+    from agent.export import ExportError, merge_runs
+
+    try:
+        summary = merge_runs(run_dirs, out_dir)
+    except ExportError as exc:
+        raise fail(str(exc)) from exc
+    _print_summary(summary, out_dir)
+
+
+@app.command("chat")
+def chat(
+    kg_dir: KgDir = None,
+    offline: Annotated[bool, typer.Option(help="Never call an LLM, even if one is configured.")] = False,
+    model: Annotated[Optional[str], typer.Option(help="LLM model name; without one the chat is KG-only. [env: MEDREASON_MODEL]")] = None,
+    base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible endpoint. [env: OPENAI_BASE_URL]")] = None,
+    store: Annotated[Optional[Path], typer.Option("--store", help="Directory of the chat checkpoints (default: chat/ in your cache dir).")] = None,
+) -> None:
+    """Ask questions interactively and watch each node's result, with the KG paths behind them."""
+    import sqlite3
+    import sys
+    import time
+
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    from agent.chat import ChatSession, default_store, terminal_reader
+    from agent.context import AgentContext
+    from agent.graph import build_graph
+    from agent.llm import make_llm
+    from agent.replay import CHECKPOINTS
+
+    settings = _settings(kg_dir=kg_dir, offline=offline or None, model=model, base_url=base_url)
+    store = store or default_store()
+    try:
+        store.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise fail(f"--store {store}: {exc}") from exc
+    loaded = _open(settings)
+    ctx = AgentContext(loaded.kg, loaded.index, loaded.index.embedder, settings, make_llm(settings))
+    read = terminal_reader(store) if sys.stdin.isatty() else input
+    conn = sqlite3.connect(str(store / CHECKPOINTS), check_same_thread=False)
+    try:
+        graph = build_graph().compile(checkpointer=SqliteSaver(conn))
+        ChatSession(ctx, graph, read, out, time.strftime("%Y%m%d-%H%M%S"), store).run()
+    finally:
+        conn.close()
+
+
+@app.command("replay")
+def replay_command(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory (run --out) or the chat store.")],
+    sample: Annotated[Optional[str], typer.Option("--sample", help="Show this sample's checkpoint timeline.")] = None,
+    step: Annotated[Optional[int], typer.Option("--step", help="Print the whole state at this step.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output (one JSON object).")] = False,
+    fork: Annotated[Optional[int], typer.Option("--fork", help="Re-run from this step into a new branch.")] = None,
+    set_: Annotated[Optional[list[str]], typer.Option("--set", help="KEY=VALUE for --fork: a state field (mappings.0.node_id) or settings.NAME.")] = None,
+    diff: Annotated[bool, typer.Option("--diff", help="Compare the original branch with the latest fork (or --branch).")] = False,
+    branch: Annotated[int, typer.Option("--branch", help="Branch of the sample: 0 = the original run, 1.. = forks.")] = 0,
+    kg_dir: KgDir = None,
+    offline: Annotated[bool, typer.Option(help="Never call an LLM when forking.")] = False,
+    model: Annotated[Optional[str], typer.Option(help="LLM model for --fork. [env: MEDREASON_MODEL]")] = None,
+    base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible endpoint. [env: OPENAI_BASE_URL]")] = None,
+) -> None:
+    """List a run's samples, show a sample's steps, or fork a sample from a past step."""
+    from agent import replay
+
+    try:
+        with replay.open_run(run_dir) as graph:
+            if sample is None:
+                _replay_list(replay.list_samples(run_dir, graph), as_json)
+                return
+            thread = replay.thread_of(run_dir, graph, sample)
+            if fork is not None:
+                settings = _settings(kg_dir=kg_dir, offline=offline or None, model=model, base_url=base_url)
+                _replay_fork(graph, thread, fork, set_ or [], branch, settings, as_json)
+            elif diff:
+                _replay_diff(graph, thread, branch, as_json)
+            elif step is not None:
+                steps = replay.timeline(replay.branch(graph, thread, branch))
+                snapshot = replay.at_step([s.snapshot for s in steps], step)
+                node = next(s.node for s in steps if s.snapshot is snapshot)
+                data = replay.step_json(thread, snapshot, node)
+                if as_json:
+                    print(json.dumps(data, ensure_ascii=False, default=str))
+                else:
+                    from rich.pretty import Pretty
+
+                    out.print(f"[bold]{thread}[/] step {step} ({node}), next: {', '.join(snapshot.next) or 'end'}", highlight=False)
+                    out.print(Pretty(data["values"]))
+            else:
+                count = len(replay.branches(graph, thread))
+                steps = replay.timeline(replay.branch(graph, thread, branch))
+                if as_json:
+                    print(json.dumps({"thread_id": thread, "branch": branch, "branches": count, "steps": [
+                        {"step": s.step, "node": s.node, "changes": s.changes, "created_at": s.created_at, "next": list(s.next)}
+                        for s in steps]}))
+                    return
+                out.print(replay.timeline_table(steps, f"{sample}: branch {branch} of {count} (0 = original)"))
+    except replay.ReplayError as exc:
+        raise fail(str(exc)) from exc
+
+
+def _replay_list(samples: list[dict], as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"samples": samples}, ensure_ascii=False))
+        return
+    table = Table(title=f"{len(samples)} samples", title_justify="left")
+    for column in ("id", "status", "attempts", "reason"):
+        table.add_column(column)
+    for s in samples:
+        table.add_row(s["id"], s["status"] or "?", str(s["attempts"]), s["reason"] or "")
+    out.print(table)
+
+
+def _outcome_table(rows, left: str, right: str) -> Table:
+    table = Table(title_justify="left")
+    for column in ("", left, right):
+        table.add_column(column)
+    for name, a, b, differs in rows:
+        style = "bold yellow" if differs else ""
+        table.add_row(name, str(a), str(b), style=style)
+    return table
+
+
+def _replay_fork(graph, thread: str, step: int, sets: list[str], branch: int, settings: Settings, as_json: bool) -> None:
+    from agent import replay
+    from agent.context import AgentContext
+    from agent.llm import make_llm
+
+    loaded = _open(settings)
+    ctx = AgentContext(loaded.kg, loaded.index, loaded.index.embedder, settings, make_llm(settings))
+    before = len(replay.branch(graph, thread, branch))
+    original, forked, number = replay.fork(graph, thread, step, ctx, sets, branch)
+    after = len(replay.branch(graph, thread, branch))
+    rows = replay.compare(original, forked)
+    if as_json:
+        print(json.dumps({"thread_id": thread, "from_branch": branch, "step": step, "branch": number, "set": sets,
+                          "original": replay.outcome(original), "fork": replay.outcome(forked),
+                          "differs": [name for name, *_, differs in rows if differs],
+                          "original_checkpoints": after}, ensure_ascii=False))
+        return
+    out.print(f"Forked {thread} at step {step} ({', '.join(sets) or 'no changes'}) into branch {number}; "
+              f"branch {branch} is unchanged ({after} checkpoints, was {before}).", highlight=False)
+    out.print(_outcome_table(rows, f"branch {branch}", f"fork (branch {number})"))
+    if not any(differs for *_, differs in rows):
+        out.print("The outcome is the same.")
+
+
+def _replay_diff(graph, thread: str, branch: int, as_json: bool) -> None:
+    from agent import replay
+
+    chains = replay.branches(graph, thread)
+    if len(chains) < 2:
+        raise replay.ReplayError(f"{thread} has only its original branch; make one with --fork N --set KEY=VALUE")
+    other = branch or len(chains) - 1
+    original, forked = replay.branch(graph, thread, 0), replay.branch(graph, thread, other)
+    split = replay.diverge(original, forked)
+    rows = replay.compare(original[-1].values, forked[-1].values)
+    after = lambda chain: [s.node for s in replay.timeline(chain) if s.step > split]  # noqa: E731
+    if as_json:
+        print(json.dumps({"thread_id": thread, "branches": [0, other], "diverge_after_step": split,
+                          "original": replay.outcome(original[-1].values), "fork": replay.outcome(forked[-1].values),
+                          "differs": [name for name, *_, differs in rows if differs],
+                          "steps_after": {"0": after(original), str(other): after(forked)}}))
+        return
+    out.print(f"{thread}: branch 0 and branch {other} share steps up to {split}.", highlight=False)
+    out.print(f"  branch 0 then ran: {' → '.join(after(original)) or 'nothing'}", highlight=False)
+    out.print(f"  branch {other} then ran: {' → '.join(after(forked)) or 'nothing'}", highlight=False)
+    out.print(_outcome_table(rows, "branch 0", f"branch {other}"))
 
 
 if __name__ == "__main__":

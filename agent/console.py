@@ -33,3 +33,38 @@ class RichProgress:
                 bar.stop()
 
         return update
+
+
+class RunProgress:
+    """The live bar of a dataset run: done / total, accepted / rejected / error, rate, ETA."""
+
+    def __init__(self, total: int, done: dict[str, int] | None = None, console: Console = err) -> None:
+        from rich.progress import TaskProgressColumn
+
+        self.counts = {s: (done or {}).get(s, 0) for s in ("accepted", "rejected", "error")}
+        self.bar = Progress(
+            TextColumn("Samples"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
+            TextColumn("[green]✓ {task.fields[accepted]}[/] [yellow]✗ {task.fields[rejected]}[/] [red]! {task.fields[error]}[/]"),
+            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=console, transient=False,
+        )
+        self.task = self.bar.add_task("run", total=total, completed=sum(self.counts.values()), rate="", **self.counts)
+        self._started, self._new = None, 0
+
+    def __enter__(self) -> RunProgress:
+        import time
+
+        self._started = time.monotonic()
+        self.bar.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.stop()
+
+    def __call__(self, row: dict) -> None:
+        import time
+
+        self.counts[row["status"]] = self.counts.get(row["status"], 0) + 1
+        self._new += 1
+        minutes = max(time.monotonic() - (self._started or time.monotonic()), 1e-6) / 60
+        self.bar.update(self.task, advance=1, rate=f"{self._new / minutes:,.1f}/min", **self.counts)

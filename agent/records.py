@@ -1,13 +1,32 @@
 """Reading QA records: one bad record becomes an error row, only an unusable file stops a run.
 
-Input is JSONL or a JSON array of objects in the MedQA/MedBullets schema (``question``,
-``options`` {letter: text}, ``answer``, ``answer_idx``, optional ``id``).
+Files: JSONL, a JSON array of objects, a JSON object of id → record (PubMedQA's original
+release), or CSV with a header row. The schema is detected per record:
+
+| schema | fields |
+| --- | --- |
+| ``medqa`` (MedQA, MedBullets) | ``question``, ``options`` {letter: text}, ``answer``, ``answer_idx``, ``id`` |
+| ``medmcqa`` | ``question``, ``opa``..``opd``, ``cop`` (the correct option), ``id``, ``exp`` |
+| ``pubmedqa`` | ``QUESTION``/``question``, ``CONTEXTS``/``context``, ``final_decision`` (yes/no/maybe), ``LONG_ANSWER``/``long_answer``, ``pubid`` |
+| ``huatuogpt-o1`` (SFT) | ``Question``, ``Response`` (free-text answer), ``Complex_CoT`` |
+
+MedMCQA's ``cop`` is 0-based in the Hugging Face release (openlifescienceai/medmcqa, a class
+label a–d) and 1-based in the original JSON release. A letter (``"a"``..``"d"``) is read as
+it is; for numbers the whole input decides (``detect_cop_base``): any 0 means 0-based, any 4
+means 1-based, and a file with only 1–3 is read as 1-based. ``FieldMap.cop_base`` overrides.
+
+PubMedQA records become multiple choice {A: yes, B: no, C: maybe} with the decision as the
+gold letter; the contexts and the long answer are kept in ``extra``. HuatuoGPT-o1 records are
+free text; ``Complex_CoT`` is kept in ``extra``. Other schemas are read through ``FieldMap``
+(``--id-field``, ``--question-field``, ``--answer-field``, ``--options-field``).
 """
 
 from __future__ import annotations
 
+import csv
 import json
-from collections.abc import Iterator
+import sys
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +48,27 @@ class RawRecord:
     default_id: str  # used when the record carries no id of its own
     data: Any = None
     error: str | None = None  # set when the text could not even be parsed
+    position: int = 0  # 0-based index of the record in its file (for --offset and --shard)
+
+
+@dataclass(frozen=True)
+class FieldMap:
+    """Source field names for schemas that are not detected automatically."""
+
+    id: str | None = None
+    question: str | None = None
+    answer: str | None = None
+    options: str | None = None
+    cop_base: int | None = None  # MedMCQA: 0 or 1; None detects it from the input
+
+    @property
+    def custom(self) -> bool:
+        return any((self.question, self.answer, self.options))
+
+
+DEFAULT_FIELDS = FieldMap()
+PUBMEDQA_OPTIONS = {"A": "yes", "B": "no", "C": "maybe"}
+MEDMCQA_OPTIONS = ("opa", "opb", "opc", "opd")
 
 
 def read_raw(path: Path) -> Iterator[RawRecord]:
@@ -39,83 +79,224 @@ def read_raw(path: Path) -> Iterator[RawRecord]:
         raise InputError(f"input {path} is a directory, not a file")
     if path.stat().st_size == 0 or not path.read_text(encoding="utf-8", errors="replace").strip():
         raise InputError(f"input file {path} is empty")
-    if path.suffix.lower() == ".json":
-        yield from _json_array(path)
+    suffix = path.suffix.lower()
+    if suffix == ".json":
+        yield from _json_document(path)
+    elif suffix in (".csv", ".tsv"):
+        yield from _csv_rows(path, "\t" if suffix == ".tsv" else ",")
     else:
         yield from _json_lines(path)
 
 
 def _json_lines(path: Path) -> Iterator[RawRecord]:
     with open(path, encoding="utf-8", errors="replace") as lines:
+        position = 0
         for line_no, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
             where = f"{path.name}:{line_no}"
             try:
-                yield RawRecord(where, f"{path.stem}-{line_no}", json.loads(line))
+                yield RawRecord(where, f"{path.stem}-{line_no}", json.loads(line), position=position)
             except json.JSONDecodeError as exc:
-                yield RawRecord(where, f"{path.stem}-{line_no}", error=f"{where}: not valid JSON ({exc.msg}, column {exc.colno})")
+                yield RawRecord(where, f"{path.stem}-{line_no}", error=f"{where}: not valid JSON ({exc.msg}, column {exc.colno})", position=position)
+            position += 1
 
 
-def _json_array(path: Path) -> Iterator[RawRecord]:
+def _json_document(path: Path) -> Iterator[RawRecord]:
     try:
         items = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno})") from exc
+    if isinstance(items, dict) and items and all(isinstance(v, dict) for v in items.values()):
+        # {id: record}, as PubMedQA's ori_pqal.json: the key is the record's id
+        for n, (key, item) in enumerate(items.items()):
+            yield RawRecord(f"{path.name}[{key!r}]", str(key), item, position=n)
+        return
     if not isinstance(items, list):
         raise InputError(f"{path}: expected a JSON array of records, found {type(items).__name__}")
     for n, item in enumerate(items, start=1):
-        yield RawRecord(f"{path.name}[{n}]", f"{path.stem}-{n}", item)
+        yield RawRecord(f"{path.name}[{n}]", f"{path.stem}-{n}", item, position=n - 1)
 
 
-def parse_record(raw: RawRecord) -> Record:
+def _csv_rows(path: Path, delimiter: str) -> Iterator[RawRecord]:
+    csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
+        reader = csv.DictReader(f, delimiter=delimiter)
+        if not reader.fieldnames:
+            raise InputError(f"{path}: no header row")
+        position, line_no = 0, reader.line_num + 1
+        for row in reader:
+            where = f"{path.name}:{line_no}"
+            line_no = reader.line_num + 1
+            if None in row:  # more cells than header columns
+                yield RawRecord(where, f"{path.stem}-{position + 1}", error=f"{where}: more cells than header columns", position=position)
+            else:
+                yield RawRecord(where, f"{path.stem}-{position + 1}", {k: v for k, v in row.items() if v not in (None, "")}, position=position)
+            position += 1
+
+
+def detect_schema(data: dict, fields: FieldMap = DEFAULT_FIELDS) -> str:
+    if fields.custom:
+        return "custom"
+    if "Question" in data and ("Response" in data or "Complex_CoT" in data):
+        return "huatuogpt-o1"
+    if "final_decision" in data:
+        return "pubmedqa"
+    if "opa" in data and "cop" in data:
+        return "medmcqa"
+    return "medqa"
+
+
+def detect_cop_base(raws: Iterable[RawRecord]) -> int:
+    """0 when any MedMCQA ``cop`` is 0, else 1 (see the module docstring)."""
+    seen: set[int] = set()
+    for raw in raws:
+        if isinstance(raw.data, dict) and "opa" in raw.data:
+            try:
+                seen.add(int(raw.data.get("cop")))
+            except (TypeError, ValueError):
+                continue
+    return 0 if 0 in seen else 1
+
+
+def parse_record(raw: RawRecord, fields: FieldMap = DEFAULT_FIELDS) -> Record:
     """A validated record, or RecordError naming the record and the field at fault."""
     if raw.error:
         raise RecordError(raw.error)
     data = raw.data
     if not isinstance(data, dict):
         raise RecordError(f"{raw.where}: a record must be a JSON object, found {type(data).__name__}")
-    question = data.get("question")
-    if not isinstance(question, str) or not question.strip():
-        raise RecordError(f"{raw.where}: field 'question' is missing or empty")
-    options = _options(raw.where, data.get("options"))
-    answer, answer_idx = _answer(raw.where, data, options)
-    record_id = data.get("id")
-    return Record(
-        id=str(record_id) if record_id not in (None, "") else raw.default_id,
-        question=question.strip(),
-        options=options,
-        answer=answer,
-        answer_idx=answer_idx,
-    )
+    schema = detect_schema(data, fields)
+    parse = {"medqa": _medqa, "custom": _custom, "medmcqa": _medmcqa, "pubmedqa": _pubmedqa, "huatuogpt-o1": _huatuo}[schema]
+    record = parse(raw.where, data, fields)
+    id_field = fields.id or {"pubmedqa": "pubid"}.get(schema, "id")
+    record_id = data.get(id_field, data.get("id"))
+    if fields.id and record_id in (None, ""):
+        raise RecordError(f"{raw.where}: field {fields.id!r} (--id-field) is missing or empty")
+    record["id"] = str(record_id) if record_id not in (None, "") else raw.default_id
+    record["dataset"] = schema
+    return record
 
 
-def _options(where: str, options: Any) -> dict[str, str]:
-    if options is None or options == {}:
+def _new(question: str, options: dict[str, str], answer: str, answer_idx: str | None, **extra) -> Record:
+    record = Record(id="", question=question, options=options, answer=answer, answer_idx=answer_idx)
+    extra = {k: v for k, v in extra.items() if v not in (None, "", [])}
+    if extra:
+        record["extra"] = extra
+    return record
+
+
+def _text(where: str, data: dict, name: str, flag: str = "") -> str:
+    value = data.get(name)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str) or not value.strip():
+        raise RecordError(f"{where}: field {name!r}{flag} is missing or empty")
+    return value.strip()
+
+
+def _medqa(where: str, data: dict, fields: FieldMap) -> Record:
+    question = _text(where, data, "question")
+    options = _options(where, "options", data.get("options"))
+    answer, answer_idx = _answer(where, data.get("answer"), data.get("answer_idx"), options)
+    return _new(question, options, answer, answer_idx)
+
+
+def _custom(where: str, data: dict, fields: FieldMap) -> Record:
+    q, a, o = fields.question or "question", fields.answer or "answer", fields.options or "options"
+    question = _text(where, data, q, " (--question-field)" if fields.question else "")
+    options = _options(where, o, data.get(o), allow_list=bool(fields.options))
+    answer = data.get(a)
+    if isinstance(answer, int) and not isinstance(answer, bool) and options:
+        letters = list(options)  # an index into a list of options
+        if not 0 <= answer < len(letters):
+            raise RecordError(f"{where}: field {a!r} is {answer}, which is not an option index")
+        return _new(question, options, options[letters[answer]], letters[answer])
+    if isinstance(answer, str) and answer.strip() in options:  # a letter
+        return _new(question, options, options[answer.strip()], answer.strip())
+    answer_idx = data.get("answer_idx") if not fields.answer else None
+    text, idx = _answer(where, answer, answer_idx, options, answer_name=a)
+    return _new(question, options, text, idx)
+
+
+def _medmcqa(where: str, data: dict, fields: FieldMap) -> Record:
+    question = _text(where, data, "question")
+    options = {letter: _text(where, data, name) for letter, name in zip("ABCD", MEDMCQA_OPTIONS) if name in data or letter != "D"}
+    cop = data.get("cop")
+    if isinstance(cop, str) and cop.strip().lower() in ("a", "b", "c", "d"):
+        letter = cop.strip().upper()
+    else:
+        try:
+            number = int(cop)
+        except (TypeError, ValueError):
+            raise RecordError(f"{where}: field 'cop' must be the correct option (0–3, 1–4 or a–d), found {cop!r}") from None
+        base = fields.cop_base if fields.cop_base is not None else (0 if number == 0 else 1)
+        index = number - base
+        if not 0 <= index < len(options):
+            raise RecordError(f"{where}: field 'cop' is {cop!r}, which is not an option ({base}-based)")
+        letter = "ABCD"[index]
+    if letter not in options:
+        raise RecordError(f"{where}: field 'cop' is {cop!r}, which is not one of the options")
+    return _new(question, options, options[letter], letter, explanation=data.get("exp"),
+                subject=data.get("subject_name"), topic=data.get("topic_name"))
+
+
+def _pubmedqa(where: str, data: dict, fields: FieldMap) -> Record:
+    question = _text(where, data, "QUESTION" if "QUESTION" in data else "question")
+    decision = data.get("final_decision")
+    letter = {v: k for k, v in PUBMEDQA_OPTIONS.items()}.get(str(decision).strip().lower())
+    if letter is None:
+        raise RecordError(f"{where}: field 'final_decision' must be yes, no or maybe, found {decision!r}")
+    contexts = data.get("CONTEXTS", data.get("context"))
+    if isinstance(contexts, dict):  # Hugging Face pubmed_qa: {"contexts": [...], "labels": [...], ...}
+        contexts = contexts.get("contexts")
+    if isinstance(contexts, list):
+        contexts = "\n".join(str(c) for c in contexts)
+    long_answer = data.get("LONG_ANSWER", data.get("long_answer"))
+    return _new(question, dict(PUBMEDQA_OPTIONS), PUBMEDQA_OPTIONS[letter], letter,
+                context=contexts if isinstance(contexts, str) else None, long_answer=long_answer)
+
+
+def _huatuo(where: str, data: dict, fields: FieldMap) -> Record:
+    question = _text(where, data, "Question")
+    answer = _text(where, data, "Response")
+    return _new(question, {}, answer, None, complex_cot=data.get("Complex_CoT"))
+
+
+def _options(where: str, name: str, options: Any, allow_list: bool = False) -> dict[str, str]:
+    if isinstance(options, str) and options.strip().startswith(("{", "[")):  # CSV cell holding JSON
+        try:
+            options = json.loads(options)
+        except json.JSONDecodeError:
+            raise RecordError(f"{where}: field {name!r} holds text that is not valid JSON") from None
+    if options is None or options == {} or options == "":
         return {}
+    if isinstance(options, list) and allow_list:
+        options = {chr(ord("A") + i): v for i, v in enumerate(options)}
     if isinstance(options, list):
         raise RecordError(
-            f"{where}: field 'options' must be an object mapping letters to texts "
+            f"{where}: field {name!r} must be an object mapping letters to texts "
             '(e.g. {"A": "...", "B": "..."}), found a list'
         )
     if not isinstance(options, dict):
-        raise RecordError(f"{where}: field 'options' must be an object, found {type(options).__name__}")
-    bad = [k for k, v in options.items() if not isinstance(v, str) or not v.strip()]
+        raise RecordError(f"{where}: field {name!r} must be an object, found {type(options).__name__}")
+    bad = [k for k, v in options.items() if not isinstance(v, (str, int, float)) or not str(v).strip()]
     if bad:
-        raise RecordError(f"{where}: field 'options' has an empty or non-text option {bad[0]!r}")
-    return {str(k).strip(): v.strip() for k, v in options.items()}
+        raise RecordError(f"{where}: field {name!r} has an empty or non-text option {bad[0]!r}")
+    return {str(k).strip(): str(v).strip() for k, v in options.items()}
 
 
-def _answer(where: str, data: dict, options: dict[str, str]) -> tuple[str, str | None]:
-    answer, idx = data.get("answer"), data.get("answer_idx")
+def _answer(where: str, answer: Any, idx: Any, options: dict[str, str], answer_name: str = "answer") -> tuple[str, str | None]:
     if idx is not None and not isinstance(idx, str):
         raise RecordError(f"{where}: field 'answer_idx' must be an option letter, found {idx!r}")
     if idx and idx not in options:
         raise RecordError(f"{where}: field 'answer_idx' is {idx!r}, which is not one of the options")
+    if isinstance(answer, (int, float)) and not isinstance(answer, bool):
+        answer = str(answer)
     if not isinstance(answer, str) or not answer.strip():
         if idx:
             return options[idx], idx
-        raise RecordError(f"{where}: field 'answer' is missing or empty")
+        raise RecordError(f"{where}: field {answer_name!r} is missing or empty")
     answer = answer.strip()
     if not idx and options:
         idx = next((letter for letter, text in options.items() if text == answer), None)

@@ -39,6 +39,8 @@ def result_row(record_id: str, thread_id: str, state: SampleState | None, error:
         "usage": state.get("usage") or {"llm_calls": 0, "input_tokens": 0, "output_tokens": 0},
         "error": error,
         "thread_id": thread_id,
+        "dataset": record.get("dataset"),
+        "extra": record.get("extra"),
     }
 
 
@@ -72,34 +74,75 @@ class ResultsFile:
         self._out.close()
 
 
-def summarise(rows: list[dict], mode: str, wall_time: float) -> dict[str, Any]:
+def error_kind(row: dict) -> str:
+    """Why an error row failed: the record itself, or the LLM while processing it."""
+    message = row.get("error") or ""
+    if not row.get("thread_id"):
+        return "duplicate id" if "duplicate id" in message else "invalid record"
+    node = message.split(": ", 1)[0]
+    return "LLM error" if node in ("extract", "map", "path", "prune", "generate", "verify") else "internal error"
+
+
+def rejection_kind(row: dict) -> str:
+    return row["verification"]["reason"] if row.get("verification") else "no verification"
+
+
+def summarise(rows: list[dict], mode: str, wall_time: float, processed: int | None = None, **info: Any) -> dict[str, Any]:
+    """Counts and figures over every row so far; ``processed`` rows took ``wall_time``."""
     counts = Counter(r["status"] for r in rows)
     finished = [r for r in rows if r["status"] != "error"]
-    reasons = Counter(
-        r["verification"]["reason"] if r.get("verification") else "no verification"
-        for r in rows
-        if r["status"] == "rejected"
-    )
+    reasons = Counter(rejection_kind(r) for r in rows if r["status"] == "rejected")
     errors = Counter((r["error"] or "").split(": ", 1)[-1][:80] for r in rows if r["status"] == "error")
-    usage = Counter()
+    kinds = Counter(error_kind(r) for r in rows if r["status"] == "error")
+    usage = Counter({"llm_calls": 0, "input_tokens": 0, "output_tokens": 0})
     for r in rows:
         usage.update(r.get("usage") or {})
     total = len(rows)
+    processed = total if processed is None else processed
+    accepted = counts.get("accepted", 0)
     return {
         "mode": mode,
         "records": total,
         "counts": {s: counts.get(s, 0) for s in ("accepted", "rejected", "error")},
-        "accepted_share": round(counts.get("accepted", 0) / total, 4) if total else 0.0,
+        "accepted_share": round(accepted / total, 4) if total else 0.0,
         "with_path_share": round(sum(1 for r in rows if r["paths"]) / total, 4) if total else 0.0,
         "mean_attempts": round(sum(len(r["attempts"]) for r in finished) / len(finished), 3) if finished else 0.0,
         "rejection_reasons": dict(reasons.most_common()),
+        "error_kinds": dict(kinds.most_common()),
         "error_reasons": dict(errors.most_common()),
+        "failure_reasons": dict((reasons + kinds).most_common()),
         "usage": dict(usage),
+        "llm_calls_per_accepted": round(usage["llm_calls"] / accepted, 2) if accepted else 0.0,
         "wall_time_s": round(wall_time, 2),
+        "samples_per_minute": round(60 * processed / wall_time, 1) if wall_time >= 0.01 else 0.0,
+        **info,
     }
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The complete lines of a results file (a torn last line, from a crash, is skipped)."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.endswith("\n") and line.strip():
+                rows.append(json.loads(line))
+    return rows
 
 
 def write_summary(run_dir: Path, summary: dict) -> None:
     tmp = run_dir / (SUMMARY + ".tmp")
     tmp.write_text(json.dumps(summary, indent=2))
     os.replace(tmp, run_dir / SUMMARY)
+
+
+def drop_rows(run_dir: Path, ids: set[str]) -> None:
+    """Rewrite results.jsonl without the rows of ``ids``, atomically (for --retry-errors)."""
+    path = run_dir / RESULTS
+    tmp = run_dir / (RESULTS + ".tmp")
+    with open(path, encoding="utf-8") as src, open(tmp, "w", encoding="utf-8") as dst:
+        for line in src:
+            if line.endswith("\n") and line.strip() and json.loads(line)["id"] not in ids:
+                dst.write(line)  # a torn last line (no newline) is dropped too
+        dst.flush()
+        os.fsync(dst.fileno())
+    os.replace(tmp, path)

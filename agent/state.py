@@ -7,7 +7,9 @@ is readable as it is and replayable by ``replay``.
 from __future__ import annotations
 
 import operator
-from typing import Annotated, Literal, TypedDict
+from typing import Annotated, Any, Literal, TypedDict
+
+from typing_extensions import NotRequired
 
 from graphs.paths import PathRecord
 
@@ -21,6 +23,8 @@ class Record(TypedDict):
     options: dict[str, str]  # letter -> text; empty for free-text questions
     answer: str
     answer_idx: str | None  # gold letter for multiple choice
+    dataset: NotRequired[str]  # the detected input schema: medqa, medmcqa, pubmedqa, huatuogpt-o1, custom
+    extra: NotRequired[dict[str, Any]]  # kept from the source: PubMedQA context/long answer, explanations, CoT
 
 
 class Mention(TypedDict):

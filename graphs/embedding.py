@@ -8,6 +8,8 @@ already be in the local Hugging Face cache.
 from __future__ import annotations
 
 import os
+import threading
+from collections import OrderedDict
 from functools import cached_property
 
 import numpy as np
@@ -30,9 +32,16 @@ def _model_location(model: str) -> str:
 class Embedder:
     """Unit-length embeddings of short texts (cosine similarity is a dot product)."""
 
+    # Query-time calls (a sample's mentions, its candidate paths) repeat the same short texts
+    # across the samples of a run; they are cached, bulk encoding (index builds) is not.
+    CACHE_SIZE = 20_000
+    CACHED_CALL_MAX = 128
+
     def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 256) -> None:
         self.model_name = model
         self.batch_size = batch_size
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
 
     @cached_property
     def _model(self):
@@ -58,6 +67,24 @@ class Embedder:
     def encode(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dimension), dtype=np.float32)
+        texts = list(texts)
+        if len(texts) > self.CACHED_CALL_MAX:
+            return self._encode(texts)
+        with self._lock:
+            found = {t: self._cache[t] for t in texts if t in self._cache}
+            for t in found:
+                self._cache.move_to_end(t)
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
+        if missing:
+            vectors = self._encode(missing)
+            with self._lock:
+                for t, v in zip(missing, vectors):
+                    self._cache[t] = found[t] = v
+                while len(self._cache) > self.CACHE_SIZE:
+                    self._cache.popitem(last=False)
+        return np.stack([found[t] for t in texts])
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
         return self._model.encode(
             list(texts),
             batch_size=self.batch_size,

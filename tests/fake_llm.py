@@ -13,6 +13,7 @@ import random
 import re
 import threading
 import time
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
@@ -119,7 +120,9 @@ class FakeBrain:
 class FakeOpenAIServer:
     """The brain behind a real HTTP server on 127.0.0.1, with optional latency and faults."""
 
-    def __init__(self, brain: FakeBrain, latency: float = 0.0, fault_rate: float = 0.0, seed: int = 0) -> None:
+    def __init__(self, brain: FakeBrain, latency: float | Callable[[dict], float] = 0.0, fault_rate: float = 0.0,
+                 seed: int = 0) -> None:
+        """``latency``: seconds per request, or a function of the request body giving them."""
         self.brain, self.latency, self.fault_rate = brain, latency, fault_rate
         self.random = random.Random(seed)
         self.hits = 0
@@ -133,8 +136,9 @@ class FakeOpenAIServer:
                     server.hits += 1
                     server.authorization.add(self.headers.get("Authorization", ""))
                     fault = server.random.random() < server.fault_rate
-                if server.latency:
-                    time.sleep(server.latency)
+                delay = server.latency(body) if callable(server.latency) else server.latency
+                if delay:
+                    time.sleep(delay)
                 if fault:
                     status = server.random.choice([429, 500])
                     self._send(status, {"error": {"message": "injected fault", "type": "server_error"}},

@@ -79,3 +79,113 @@ def test_unusable_input_gets_a_clear_error_and_exit_code_2(tmp_path, input_file,
     result = CliRunner().invoke(app, [a.format(**fill) for a in args])
     assert result.exit_code == 2
     assert message.format(**fill) in " ".join(result.output.split())
+
+
+# -- durability: SIGKILL, Ctrl-C, resume ---------------------------------------------------
+import os  # noqa: E402
+import signal  # noqa: E402
+import time  # noqa: E402
+
+from tests.fake_llm import FakeBrain, FakeOpenAIServer  # noqa: E402
+
+
+def many_records(path, n):
+    rows = [{**RECORDS[i % 2], "id": f"r{i}", "question": f"Case {i}. " + RECORDS[i % 2]["question"]} for i in range(n)]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return [r["id"] for r in rows]
+
+
+def llm_env():
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "MEDREASON_"))}
+    return {**env, "HF_HUB_OFFLINE": "1"}
+
+
+def start(*args):
+    return subprocess.Popen([sys.executable, str(ROOT / "run_agent.py"), *args], cwd=ROOT, env=llm_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def wait_for_lines(path, n, proc, timeout=120):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and len(path.read_text().splitlines()) >= n:
+            return
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    raise AssertionError("no results in time")
+
+
+@pytest.fixture
+def brain(loaded):
+    return FakeBrain([loaded.kg.name(n) for n in loaded.kg.graph])
+
+
+def test_sigkill_mid_run_then_resume_gives_every_record_once_and_a_finished_run_costs_nothing(tmp_path, fixture_kg_dir, brain):
+    ids = many_records(tmp_path / "in.jsonl", 24)
+    run_dir = tmp_path / "run"
+    with FakeOpenAIServer(brain, latency=0.05) as server:
+        args = ["run", str(tmp_path / "in.jsonl"), "--out", str(run_dir), "--kg-dir", str(fixture_kg_dir),
+                "--model", "fake", "--base-url", server.url, "--concurrency", "3"]
+        proc = start(*args)
+        wait_for_lines(run_dir / "results.jsonl", 4, proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        killed_at = len((run_dir / "results.jsonl").read_text().splitlines())
+        assert killed_at < len(ids)
+
+        refused = cli(*args)
+        assert refused.returncode == 2 and "--resume" in refused.stderr
+
+        resumed = cli(*args, "--resume")
+        assert resumed.returncode == 0, resumed.stderr
+        assert f"{killed_at} of 24 samples already done" in " ".join(resumed.stderr.split())
+        rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+        assert sorted(r["id"] for r in rows) == sorted(ids)  # every record exactly once
+        assert all(r["status"] == "accepted" for r in rows)
+        summary = json.loads((run_dir / "summary.json").read_text())
+        assert summary["records"] == 24 and summary["unfinished"] == 0 and summary["model"] == "fake"
+        assert summary["kg"]["source"] == "triples" and summary["kg"]["sha256"]
+
+        hits = server.hits
+        again = cli(*args, "--resume")
+        assert again.returncode == 0, again.stderr
+        assert server.hits == hits  # nothing left: no LLM request at all
+        assert "24 of 24 samples already done, 0 to go" in " ".join(again.stderr.split())
+        assert len((run_dir / "results.jsonl").read_text().splitlines()) == 24
+
+
+def test_ctrl_c_flushes_writes_the_summary_and_says_resume(tmp_path, fixture_kg_dir, brain):
+    many_records(tmp_path / "in.jsonl", 30)
+    run_dir = tmp_path / "run"
+    with FakeOpenAIServer(brain, latency=0.1) as server:
+        proc = start("run", str(tmp_path / "in.jsonl"), "--out", str(run_dir), "--kg-dir", str(fixture_kg_dir),
+                     "--model", "fake", "--base-url", server.url, "--concurrency", "2")
+        wait_for_lines(run_dir / "results.jsonl", 2, proc)
+        proc.send_signal(signal.SIGINT)
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert "Interrupted" in stderr and "--resume" in stderr
+    summary = json.loads((run_dir / "summary.json").read_text())
+    lines = (run_dir / "results.jsonl").read_text().splitlines()
+    assert summary["interrupted"] is True and summary["records"] == len(lines) < 30
+    assert len({json.loads(line)["id"] for line in lines}) == len(lines)
+
+
+def test_shards_merge_and_export_from_the_command_line(tmp_path, make_context):
+    import asyncio
+
+    from agent.runner import RunOptions, run_dataset
+
+    ids = many_records(tmp_path / "in.jsonl", 6)
+    for i in range(2):
+        asyncio.run(run_dataset(tmp_path / "in.jsonl", tmp_path / f"s{i}", make_context(), RunOptions(shard=(i, 2))))
+    merged = CliRunner().invoke(app, ["merge", str(tmp_path / "s0"), str(tmp_path / "s1"), "--out", str(tmp_path / "all")])
+    assert merged.exit_code == 0, merged.output
+    rows = [json.loads(line) for line in (tmp_path / "all" / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["id"] for r in rows) == sorted(ids)
+    again = CliRunner().invoke(app, ["merge", str(tmp_path / "s0"), str(tmp_path / "all"), "--out", str(tmp_path / "dup")])
+    assert again.exit_code == 2 and "duplicate id" in again.output
+    exported = CliRunner().invoke(app, ["export", str(tmp_path / "all"), "--format", "sft", "--out", str(tmp_path / "sft.jsonl")])
+    assert exported.exit_code == 0 and "Wrote 6 samples" in exported.output
+    bad = CliRunner().invoke(app, ["run", str(tmp_path / "in.jsonl"), "--out", str(tmp_path / "x"), "--shard", "2/2"])
+    assert bad.exit_code == 2 and "shards are numbered from 0" in bad.output

@@ -1,0 +1,465 @@
+"""Interactive chat: ask a medical question, watch each node's result as it finishes.
+
+A turn is one run of the agent's graph, checkpointed as thread ``chat-<session>-<n>`` in
+the chat store, so ``replay`` works on chat turns as on dataset samples.
+
+Without a known answer the agent still needs one to reason towards, so it first ranks
+candidate answers by KG evidence (the same measure the KG-only verifier uses: for each
+question node its best path to the candidate, hubs weighing less):
+
+* with options: every option's evidence from the question's nodes;
+* without: the most specific nodes within two hops of the question's nodes (of the type the
+  question asks for — "which drug", "diagnosis", … — when it names one).
+
+The best candidate becomes the turn's answer and the graph runs on it as on any record.
+The answer is KG-grounded: it says what the graph's paths support, not medical advice.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from langgraph.runtime import Runtime
+from rich.console import Console
+from rich.markup import escape
+from rich.panel import Panel
+from rich.table import Table
+
+from agent import nodes, replay
+from agent.context import AgentContext
+from agent.results import result_row
+from agent.search import connect, evidence, nodes_for, settings_for_attempt
+from agent.state import Mapping, Record
+from graphs.neighbours import neighbours
+from graphs.path_search import shortest_paths
+from graphs.paths import describe
+
+DISCLAIMER = "KG-grounded answer: it reports what the knowledge graph's paths support. It is not medical advice."
+HELP = """\
+Type a question, optionally with options (A) … B) …, or A. … B. …, on the same line or on
+lines of their own — end a line with \\ to continue on the next) and a known answer
+(a last line "Answer: B" or "Answer: text"). Without an answer, the agent picks one by KG evidence.
+
+  /paths            every path found in the last turn (* = kept after pruning)
+  /path A -> B      shortest paths between two nodes (names or ids)
+  /expand NAME      the most specific neighbours of a node
+  /entities         the last turn's mentions and the nodes they map to
+  /trace            the last turn's checkpoint timeline
+  /save FILE        append the last turn to FILE as a results.jsonl record
+  /help             this help
+  /quit             leave (also Ctrl-D); Ctrl-C stops a running turn"""
+
+SHOWN_PATHS = 8
+CANDIDATES = 15  # nodes scored by KG evidence when the question has no options
+NEIGHBOURS = 20
+
+_ANSWER_LINE = re.compile(r"^\s*(?:known\s+)?answer\s*[:=]\s*(.+?)\s*$", re.I | re.M)
+_OPTION = re.compile(r"(?:^|(?<=\s))\(?([A-H])[).]\s+")
+_WANTED_TYPE = [
+    (re.compile(r"\b(drug|medication|medicine|treat\w*|therap\w*|prescri\w*)\b", re.I), "drug"),
+    (re.compile(r"\b(diagnos\w*|disease|condition|disorder|syndrome)\b", re.I), "disease"),
+    (re.compile(r"\b(genes?|protein|mutation|mutated)\b", re.I), "gene/protein"),
+    (re.compile(r"\b(symptoms?|signs?|findings?|phenotypes?|features?)\b", re.I), "effect/phenotype"),
+]
+
+
+# -- reading a question ----------------------------------------------------------------------
+@dataclass
+class Question:
+    question: str
+    options: dict[str, str] = field(default_factory=dict)
+    answer: str | None = None  # the answer text, when known
+    answer_idx: str | None = None  # its letter, when known and an option
+
+
+def parse_question(text: str) -> Question:
+    """Split typed text into question, options (``A) …`` / ``A. …``) and a known answer."""
+    answer = None
+    lines = _ANSWER_LINE.findall(text)
+    if lines:
+        answer = lines[-1]
+        text = _ANSWER_LINE.sub("", text)
+    question, options = _options(text)
+    parsed = Question(" ".join(question.split()), options)
+    if answer:
+        letter = re.fullmatch(r"\(?([A-H])\)?(?:[.)]?\s*(.*))?", answer)
+        if letter and letter.group(1) in options:
+            parsed.answer_idx, parsed.answer = letter.group(1), options[letter.group(1)]
+        else:
+            parsed.answer = answer
+            parsed.answer_idx = next((k for k, v in options.items() if v.lower() == answer.lower()), None)
+    return parsed
+
+
+def _options(text: str) -> tuple[str, dict[str, str]]:
+    marks = list(_OPTION.finditer(text))
+    start = next((i for i, m in enumerate(marks) if m.group(1) == "A"), None)
+    if start is None:
+        return text, {}
+    marks = marks[start:]
+    letters = [m.group(1) for m in marks]
+    # Options run A, B, C, … in order; anything else is part of the text.
+    expected = [chr(ord("A") + i) for i in range(len(letters))]
+    count = next((i for i, (a, b) in enumerate(zip(letters, expected)) if a != b), len(letters))
+    marks = marks[:count]
+    if len(marks) < 2:
+        return text, {}
+    options = {}
+    for i, mark in enumerate(marks):
+        end = marks[i + 1].start() if i + 1 < len(marks) else len(text)
+        options[mark.group(1)] = " ".join(text[mark.end():end].split()).strip(" ,;")
+    return text[: marks[0].start()], {k: v for k, v in options.items() if v}
+
+
+# -- choosing an answer by KG evidence -----------------------------------------------------------
+@dataclass
+class Probe:
+    mappings: list[Mapping]
+    scores: dict[str, float]  # option letter, or candidate node id -> KG evidence
+    names: dict[str, str]  # candidate key -> its text
+
+
+def probe(ctx: AgentContext, question: Question) -> Probe:
+    """Map the question (KG-only, whatever the LLM setting) and score candidate answers."""
+    kg_ctx = replace(ctx, llm=None)
+    runtime = Runtime(context=kg_ctx)
+    record = Record(id="probe", question=question.question, options=question.options, answer="", answer_idx=None)
+    state: dict = {"record": record}
+    state["entities"] = [m for m in nodes.extract(state, runtime)["entities"] if m["text"].strip()]
+    mappings = nodes.map_entities(state, runtime)["mappings"] if state["entities"] else []
+    for attempt in (1, 3):  # the first attempt's search, then the widest one
+        search = settings_for_attempt(ctx.settings, attempt)
+        sources = nodes_for(mappings, "question", search, ctx.settings)
+        if question.options:
+            names = dict(question.options)
+            scores = {
+                letter: evidence(ctx.kg, connect(
+                    ctx.kg, sources, nodes_for(mappings, f"option:{letter}", search, ctx.settings), search, ctx.settings,
+                ))
+                for letter in question.options
+            }
+        else:
+            candidates = _nearby(ctx, sources, question.question)
+            names = {c: ctx.kg.name(c) for c in candidates}
+            scores = {c: evidence(ctx.kg, connect(ctx.kg, sources, [c], search, ctx.settings)) for c in candidates}
+        if any(scores.values()):
+            break
+    ranked = dict(sorted(scores.items(), key=lambda kv: -kv[1]))
+    return Probe(mappings, ranked, names)
+
+
+def _nearby(ctx: AgentContext, sources: list[str], question: str) -> list[str]:
+    """Specific nodes one or two hops from the question's nodes, those reached from the most
+    question nodes (and most directly) first; of the asked-for type when the question names one."""
+    wanted = next((t for pattern, t in _WANTED_TYPE if pattern.search(question)), None)
+    reach: Counter[str] = Counter()
+    for source in sources:
+        seen: dict[str, float] = {}
+        for n in neighbours(ctx.kg, source, limit=NEIGHBOURS):
+            seen[n.node_id] = 1.0
+            for m in neighbours(ctx.kg, n.node_id, limit=NEIGHBOURS):
+                seen.setdefault(m.node_id, 0.5)
+        reach.update(seen)
+    pool = [n for n in reach if n not in sources]
+    typed = [n for n in pool if ctx.kg.node(n).type == wanted]
+    pool = typed or pool
+    pool.sort(key=lambda n: (-reach[n], ctx.kg.degree(n)))
+    return pool[:CANDIDATES]
+
+
+# -- the session -------------------------------------------------------------------------------
+class ChatSession:
+    """The read–run–show loop. ``read`` is ``input``-like (raises EOFError at the end, and
+    KeyboardInterrupt on Ctrl-C); output goes to ``console``."""
+
+    def __init__(
+        self, ctx: AgentContext, app, read: Callable[[str], str], console: Console, session: str,
+        store: Path | None = None,
+    ) -> None:
+        self.ctx, self.app, self.read, self.console = ctx, app, read, console
+        self.session, self.store = session, store
+        self.turns = 0
+        self.last: dict | None = None  # thread_id, state of the last turn
+
+    # loop
+    def run(self) -> None:
+        mode = "LLM" if self.ctx.llm else "KG-only"
+        self.console.print(f"[bold]MedReason chat[/] ({mode}). Type a question, /help for commands, /quit to leave.")
+        while True:
+            try:
+                line = self._read_lines()
+            except EOFError:
+                break
+            except KeyboardInterrupt:
+                self.console.print("[dim](Ctrl-C: type /quit or press Ctrl-D to leave)[/]")
+                continue
+            line = line.strip()
+            if not line:
+                continue
+            if line.startswith("/"):
+                if self.command(line) == "quit":
+                    break
+                continue
+            try:
+                self.turn(line)
+            except KeyboardInterrupt:
+                thread = f"chat-{self.session}-{self.turns}"
+                self.console.print(f"[yellow]Interrupted.[/] The turn stopped; its finished steps are in thread {thread}.")
+        if self.store:
+            self.console.print(f"Chat checkpoints: {self.store} (replay with: python run_agent.py replay {self.store})",
+                               highlight=False, soft_wrap=True)
+
+    def _read_lines(self) -> str:
+        lines = [self.read("> ")]
+        while lines[-1].rstrip().endswith("\\"):
+            lines[-1] = lines[-1].rstrip()[:-1]
+            lines.append(self.read("… "))
+        return "\n".join(lines)
+
+    # one question
+    def turn(self, text: str) -> dict | None:
+        question = parse_question(text)
+        if not question.question:
+            self.console.print("[red]No question found.[/]")
+            return None
+        self.turns += 1
+        thread = f"chat-{self.session}-{self.turns}"
+        chosen = None
+        if question.answer is None:
+            chosen = self._choose(question)
+            if chosen is None:
+                return None
+        record = Record(id=thread, question=question.question, options=question.options,
+                        answer=question.answer, answer_idx=question.answer_idx)
+        config = {"configurable": {"thread_id": thread}, "recursion_limit": replay.RECURSION_LIMIT}
+        for update in self.app.stream({"record": record}, config, context=self.ctx, stream_mode="updates"):
+            for node, delta in update.items():
+                self.show(node, delta or {})
+        state = self.app.get_state(config).values
+        self.last = {"thread_id": thread, "state": state}
+        self._conclude(question, state, chosen)
+        return state
+
+    def _choose(self, question: Question) -> str | None:
+        """Fill in the answer with the best candidate by KG evidence; None when there is none."""
+        found = probe(self.ctx, question)
+        kind = "option" if question.options else "candidate"
+        best = next(iter(found.scores.items()), None)
+        if best is None or best[1] == 0:
+            mapped = ", ".join(sorted({m["name"] for m in found.mappings if m["role"] == "question"})) or "none"
+            self.console.print(f"[yellow]No KG evidence for any {kind}[/] (question nodes: {escape(mapped)}); "
+                               "the graph gives nothing to ground an answer in.", highlight=False)
+            return None
+        table = Table(title=f"Candidate answers by KG evidence ({kind}s)", title_justify="left")
+        table.add_column(kind)
+        table.add_column("evidence", justify="right")
+        for key, score in list(found.scores.items())[:5]:
+            label = f"{key}. {found.names[key]}" if question.options else found.names[key]
+            table.add_row(escape(label), f"{score:g}")
+        self.console.print(table)
+        leaders = [k for k, s in found.scores.items() if s == best[1]]
+        if len(leaders) > 1:
+            self.console.print(f"[yellow]Tie[/] between {', '.join(found.names[k] for k in leaders)}; taking the first.")
+        if question.options:
+            question.answer_idx, question.answer = best[0], question.options[best[0]]
+        else:
+            question.answer = found.names[best[0]]
+        return best[0]
+
+    def _conclude(self, question: Question, state: dict, chosen: str | None) -> None:
+        verification = state.get("verification") or {}
+        label = f"{question.answer_idx}. {question.answer}" if question.answer_idx else question.answer
+        status = state.get("status")
+        if chosen is not None:
+            verdict = "the paths support it" if status == "accepted" else f"not confirmed ({verification.get('reason')})"
+            self.console.print(f"[bold green]Answer:[/] {escape(label)} — chosen by KG evidence; {verdict}.", highlight=False)
+        else:
+            ok = "reached" if status == "accepted" else f"not reached ({verification.get('reason')})"
+            self.console.print(f"[bold]Known answer[/] {escape(label)}: {ok}.", highlight=False)
+        self.console.print(f"[dim]{DISCLAIMER}[/]")
+
+    # showing node results
+    def show(self, node: str, delta: dict) -> None:
+        c = self.console
+        if node == "extract":
+            by_role: dict[str, list[str]] = {}
+            for m in delta.get("entities", []):
+                by_role.setdefault(m["role"], []).append(m["text"])
+            c.print("[bold cyan]Entities[/]", highlight=False)
+            for role, texts in by_role.items():
+                c.print(f"  {role}: {escape(', '.join(texts))}", highlight=False, emoji=False)
+        elif node == "map":
+            table = Table(title="Mapped nodes", title_justify="left", title_style="bold cyan")
+            for column in ("mention", "role", "node", "type", "score", "method"):
+                table.add_column(column)
+            for m in delta.get("mappings", []):
+                table.add_row(escape(m["mention"]), m["role"], escape(f"{m['name']} ({m['node_id']})"), m["type"],
+                              f"{m['score']:.2f}", m["method"])
+            c.print(table)
+        elif node == "path":
+            search, paths = delta.get("search", {}), delta.get("paths", [])
+            c.print(f"[bold cyan]Paths[/] (attempt {search.get('attempt')}, ≤ {search.get('max_hops')} hops): "
+                    f"{len(paths)} found", highlight=False)
+            self._paths(paths)
+        elif node == "prune":
+            c.print(f"[bold cyan]Pruned paths[/]: {len(delta.get('pruned', []))} kept", highlight=False)
+            self._paths(delta.get("pruned", []))
+        elif node == "generate":
+            reasoning = delta.get("reasoning") or "(no reasoning: no path to reason over)"
+            c.print(Panel(escape(reasoning), title="Reasoning", title_align="left"))
+        elif node == "verify":
+            v, status = delta.get("verification", {}), delta.get("status")
+            mark = "[green]✓[/]" if v.get("correct") else "[red]✗[/]"
+            line = f"[bold cyan]Verification[/] {mark} {escape(v.get('reason', ''))}"
+            if v.get("detail"):
+                line += f" — {escape(v['detail'])}"
+            c.print(line + f"  → status: [bold]{status}[/]", highlight=False)
+            if v.get("scores"):
+                c.print("  option evidence: " + ", ".join(f"{k} {s:g}" for k, s in v["scores"].items()), highlight=False)
+
+    def _paths(self, paths: list[dict], limit: int = SHOWN_PATHS) -> None:
+        for p in paths[:limit]:
+            self.console.print(f"  {escape(p['text'])}", highlight=False)
+        if len(paths) > limit:
+            self.console.print(f"  [dim]… and {len(paths) - limit} more (/paths)[/]")
+
+    # commands
+    def command(self, line: str) -> str | None:
+        name, _, arg = line.partition(" ")
+        arg = arg.strip()
+        handlers = {
+            "/quit": lambda: "quit", "/exit": lambda: "quit", "/help": self._help, "/paths": self._all_paths,
+            "/path": lambda: self._path(arg), "/expand": lambda: self._expand(arg), "/entities": self._entities,
+            "/trace": self._trace, "/save": lambda: self._save(arg),
+        }
+        handler = handlers.get(name.lower())
+        if handler is None:
+            self.console.print(f"[red]Unknown command {escape(name)}[/]; /help lists them.")
+            return None
+        return handler()
+
+    def _help(self) -> None:
+        self.console.print(escape(HELP), highlight=False)
+
+    def _need_turn(self) -> bool:
+        if self.last is None:
+            self.console.print("[dim]No turn yet: ask a question first.[/]")
+            return False
+        return True
+
+    def _all_paths(self) -> None:
+        if not self._need_turn():
+            return
+        state = self.last["state"]
+        kept = {tuple(p["nodes"]) for p in state.get("pruned", [])}
+        paths = state.get("paths", [])
+        self.console.print(f"[bold cyan]{len(paths)} paths[/] of the last attempt (* = kept after pruning)", highlight=False)
+        for p in paths:
+            self.console.print(f"  {'*' if tuple(p['nodes']) in kept else ' '} {escape(p['text'])}", highlight=False)
+
+    def _node(self, ref: str) -> str | None:
+        """A node id from an id, an exact name, or else the nearest name in the entity index."""
+        try:
+            return self.ctx.kg.resolve(ref)
+        except KeyError:
+            (hits,) = self.ctx.index.search([ref], k=1)
+            if hits and hits[0].score >= self.ctx.settings.min_score:
+                return hits[0].node_id
+        self.console.print(f"[red]No node named {escape(ref)!r}[/]", highlight=False)
+        return None
+
+    def _path(self, arg: str) -> None:
+        parts = re.split(r"\s*(?:->|→)\s*", arg)
+        if len(parts) != 2 or not all(parts):
+            self.console.print("Usage: /path A -> B")
+            return
+        source, target = self._node(parts[0]), self._node(parts[1])
+        if source is None or target is None:
+            return
+        hops = max(self.ctx.settings.max_hops, 4)
+        found = shortest_paths(self.ctx.kg.graph, [source], [target], max_hops=hops, limit=10,
+                               time_budget=self.ctx.settings.path_time_budget)
+        if not found:
+            self.console.print(f"No path of at most {hops} hops between {escape(parts[0])} and {escape(parts[1])}.")
+        for p in found:
+            self.console.print(f"  {escape(describe(self.ctx.kg, p)['text'])}", highlight=False)
+
+    def _expand(self, arg: str) -> None:
+        if not arg:
+            self.console.print("Usage: /expand NAME")
+            return
+        node_id = self._node(arg)
+        if node_id is None:
+            return
+        kg = self.ctx.kg
+        self.console.print(f"[bold cyan]Neighbours of {escape(kg.name(node_id))}[/] ({node_id}), most specific first",
+                           highlight=False)
+        for n in neighbours(kg, node_id, limit=NEIGHBOURS):
+            arrow = f"—{n.relation}→" if n.forward else f"←{n.relation}—"
+            self.console.print(f"  {escape(kg.name(node_id))} {arrow} {escape(n.name)} [dim]({n.type}, degree {n.degree})[/]",
+                               highlight=False)
+
+    def _entities(self) -> None:
+        if not self._need_turn():
+            return
+        state = self.last["state"]
+        self.show("extract", {"entities": state.get("entities", [])})
+        self.show("map", {"mappings": state.get("mappings", [])})
+
+    def _trace(self) -> None:
+        if not self._need_turn():
+            return
+        thread = self.last["thread_id"]
+        table = replay.timeline_table(replay.timeline(replay.branch(self.app, thread, 0)), f"Thread {thread}")
+        self.console.print(table)
+
+    def _save(self, arg: str) -> None:
+        if not arg:
+            self.console.print("Usage: /save FILE")
+            return
+        if not self._need_turn():
+            return
+        row = result_row(self.last["state"]["record"]["id"], self.last["thread_id"], self.last["state"])
+        path = Path(arg).expanduser()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self.console.print(f"Saved turn {row['id']} to {escape(str(path))}", highlight=False)
+
+
+
+def default_store() -> Path:
+    """Where chat turns are checkpointed unless --store says otherwise."""
+    import platformdirs
+
+    return platformdirs.user_cache_path("medreason-agent") / "chat"
+
+
+def terminal_reader(store: Path) -> Callable[[str], str]:
+    """``input`` with line editing and a history file kept in the store (Python's readline)."""
+    try:
+        import readline
+    except ImportError:  # Windows without pyreadline: plain input
+        return input
+    history = store / "history"
+    try:
+        readline.read_history_file(history)
+    except OSError:
+        pass
+    readline.set_history_length(1000)
+    import atexit
+
+    atexit.register(lambda: _save_history(readline, history))
+    return input
+
+
+def _save_history(readline, history: Path) -> None:
+    try:
+        readline.write_history_file(history)
+    except OSError:
+        pass

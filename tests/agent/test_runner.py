@@ -1,0 +1,160 @@
+"""Dataset runs in process: concurrency, resume, retries, selection, interruption."""
+
+import asyncio
+import json
+import re
+
+import pytest
+
+from agent.llm import make_llm
+from agent.records import FieldMap
+from agent.runner import RunOptions, execute, plan_run, run_dataset
+from tests.conftest import MALARIA
+from tests.fake_llm import FakeBrain, FakeOpenAIServer
+
+
+def case(n: int) -> dict:
+    return {**MALARIA, "id": f"case-{n}", "question": f"Case {n}: " + MALARIA["question"]}
+
+
+def write(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def rows_of(run_dir):
+    return [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture
+def brain(loaded):
+    return FakeBrain([loaded.kg.name(n) for n in loaded.kg.graph])
+
+
+@pytest.fixture
+def llm_ctx(make_context):
+    def make(server, **settings):
+        ctx = make_context(model="fake", base_url=server.url, api_key="k", **settings)
+        ctx.llm = make_llm(ctx.settings)
+        return ctx
+    return make
+
+
+def test_samples_finishing_out_of_order_are_each_written_once(tmp_path, brain, llm_ctx):
+    n = 8
+    def latency(body):  # later cases answer faster, so they finish first
+        return 0.03 * (n - int(re.search(r"Case (\d+):", json.dumps(body)).group(1)))
+    path = write(tmp_path / "in.jsonl", [case(i) for i in range(n)])
+    with FakeOpenAIServer(brain, latency=latency) as server:
+        summary = asyncio.run(run_dataset(path, tmp_path / "run", llm_ctx(server), RunOptions(concurrency=n)))
+    ids = [r["id"] for r in rows_of(tmp_path / "run")]
+    assert sorted(ids) == sorted(f"case-{i}" for i in range(n)) and len(set(ids)) == n
+    assert ids != [f"case-{i}" for i in range(n)]  # written as they finished
+    assert ids[-1] == "case-0"
+    assert summary["counts"] == {"accepted": n, "rejected": 0, "error": 0}
+    assert summary["usage"]["llm_calls"] == server.hits and summary["mode"] == "llm"
+    assert summary["samples_per_minute"] > 0 and summary["processed_this_session"] == n
+
+
+def test_llm_failures_are_retried_from_their_checkpoint_with_retry_errors(tmp_path, brain, llm_ctx):
+    path = write(tmp_path / "in.jsonl", [case(0), case(1)])
+    run_dir = tmp_path / "run"
+    with FakeOpenAIServer(brain, fault_rate=1.0) as server:
+        ctx = llm_ctx(server, llm_max_retries=0)
+        first = asyncio.run(run_dataset(path, run_dir, ctx, RunOptions()))
+        assert first["counts"]["error"] == 2 and first["error_kinds"] == {"LLM error": 2}
+        assert first["failure_reasons"] == {"LLM error": 2}
+        again = asyncio.run(run_dataset(path, run_dir, ctx, RunOptions(resume=True)))
+        assert again["counts"]["error"] == 2 and server.hits == 2  # plain --resume: errors stay done
+        server.fault_rate = 0.0
+        fixed = asyncio.run(run_dataset(path, run_dir, ctx, RunOptions(resume=True, retry_errors=True)))
+    assert fixed["counts"] == {"accepted": 2, "rejected": 0, "error": 0}
+    assert sorted(r["id"] for r in rows_of(run_dir)) == ["case-0", "case-1"]
+
+
+def test_an_interrupted_run_writes_its_summary_and_resumes_without_redoing_work(tmp_path, brain, llm_ctx):
+    path = write(tmp_path / "in.jsonl", [case(i) for i in range(6)])
+    run_dir = tmp_path / "run"
+    with FakeOpenAIServer(brain, latency=0.05) as server:
+        ctx = llm_ctx(server)
+
+        async def interrupt():
+            options = RunOptions(concurrency=2)
+            first = asyncio.Event()
+            options.on_result = lambda row: first.set()
+            task = asyncio.create_task(execute(plan_run(path, run_dir, options), run_dir, ctx, options))
+            await first.wait()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+        asyncio.run(interrupt())
+        summary = json.loads((run_dir / "summary.json").read_text())
+        assert summary["interrupted"] is True and 1 <= summary["records"] < 6
+        assert summary["unfinished"] == 6 - summary["records"]
+        hits = server.hits
+        done = asyncio.run(run_dataset(path, run_dir, ctx, RunOptions(resume=True, concurrency=2)))
+        assert done["records"] == 6 and done["interrupted"] is False and done["unfinished"] == 0
+        assert server.hits - hits < 6 * 3  # the interrupted samples went on from their checkpoints
+        hits = server.hits
+        plan = plan_run(path, run_dir, RunOptions(resume=True))
+        assert plan.pending == [] and sum(plan.done.values()) == 6
+        asyncio.run(execute(plan, run_dir, None, RunOptions(resume=True)))  # no KG, no LLM needed
+        assert server.hits == hits
+    ids = [r["id"] for r in rows_of(run_dir)]
+    assert sorted(ids) == [f"case-{i}" for i in range(6)]
+
+
+def test_offset_limit_and_shards_select_by_position(tmp_path):
+    path = write(tmp_path / "in.jsonl", [{"id": f"r{i}", "question": "Q", "answer": "a"} for i in range(10)])
+    def ids(run, **kw):
+        return [j.id for j in plan_run(path, tmp_path / run, RunOptions(**kw)).jobs]
+    assert ids("a", offset=2, limit=3) == ["r2", "r3", "r4"]
+    shards = [ids(f"s{i}", shard=(i, 3)) for i in range(3)]
+    assert shards[0] == ["r0", "r3", "r6", "r9"] and sorted(sum(shards, [])) == sorted(f"r{i}" for i in range(10))
+    assert ids("b", offset=5, shard=(1, 2)) == ["r5", "r7", "r9"]
+
+
+def test_duplicate_ids_and_malformed_rows_get_their_own_error_rows(tmp_path):
+    path = tmp_path / "in.jsonl"
+    path.write_text('{"id": "x", "question": "Q", "answer": "a"}\n{"id": "x", "question": "R", "answer": "b"}\n{bad\n')
+    jobs = plan_run(path, tmp_path / "run", RunOptions()).jobs
+    assert [(j.id, j.error) for j in jobs] == [
+        ("x", None), ("x@in.jsonl:2", "in.jsonl:2: duplicate id 'x'"),
+        ("in-3", "in.jsonl:3: not valid JSON (Expecting property name enclosed in double quotes, column 2)"),
+    ]
+
+
+def test_a_non_empty_run_dir_is_refused_without_resume(tmp_path):
+    from agent.records import InputError
+
+    path = write(tmp_path / "in.jsonl", [{"question": "Q", "answer": "a"}])
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "checkpoints.sqlite").write_text("x")
+    with pytest.raises(InputError, match="is not empty"):
+        plan_run(path, tmp_path / "run", RunOptions())
+    assert plan_run(path, tmp_path / "run", RunOptions(resume=True)).pending
+
+
+def test_field_map_reaches_the_records(tmp_path):
+    path = write(tmp_path / "in.jsonl", [{"k": "z1", "q": "Which?", "a": "fever"}])
+    (job,) = plan_run(path, tmp_path / "run", RunOptions(fields=FieldMap(id="k", question="q", answer="a"))).jobs
+    assert job.record["id"] == "z1" and job.record["answer"] == "fever"
+
+
+def test_a_crash_after_a_nodes_writes_were_saved_resumes_from_there(tmp_path, make_context):
+    """SIGKILL between a node's saved writes and the next checkpoint: ``next`` is then empty
+    although the graph has not finished, and the sample must go on, not count as done."""
+    import sqlite3
+
+    path = write(tmp_path / "in.jsonl", [MALARIA])
+    run_dir = tmp_path / "run"
+    asyncio.run(run_dataset(path, run_dir, make_context(), RunOptions()))
+    with sqlite3.connect(run_dir / "checkpoints.sqlite") as db:
+        newest = [r[0] for r in db.execute("SELECT checkpoint_id FROM checkpoints ORDER BY checkpoint_id DESC LIMIT 2")]
+        db.executemany("DELETE FROM checkpoints WHERE checkpoint_id = ?", [(c,) for c in newest])
+        db.executemany("DELETE FROM writes WHERE checkpoint_id = ?", [(newest[0],)])  # verify's writes
+    (run_dir / "results.jsonl").write_text("")  # its line was never written
+    summary = asyncio.run(run_dataset(path, run_dir, make_context(), RunOptions(resume=True)))
+    (row,) = rows_of(run_dir)
+    assert row["status"] == "accepted" and len(row["attempts"]) == 1 and summary["counts"]["accepted"] == 1
