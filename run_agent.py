@@ -276,17 +276,23 @@ def _previous_info(out_dir: Path) -> dict:
 
 def _print_summary(summary: dict, out_dir: Path) -> None:
     counts = summary["counts"]
-    table = Table(title=f"{summary['records']} records ({summary['mode']})", title_justify="left")
-    for column in ("accepted", "rejected", "error", "with path", "mean attempts", "LLM calls", "tokens in/out",
-                   "wall time", "samples/min"):
-        table.add_column(column, justify="right")
     usage = summary.get("usage", {})
-    table.add_row(
-        str(counts["accepted"]), str(counts["rejected"]), str(counts["error"]),
-        f"{summary['with_path_share']:.0%}", f"{summary['mean_attempts']:.2f}", f"{usage.get('llm_calls', 0):,}",
-        f"{usage.get('input_tokens', 0):,}/{usage.get('output_tokens', 0):,}",
-        f"{summary['wall_time_s']:.1f}s", f"{summary.get('samples_per_minute', 0):,.1f}",
-    )
+    # One metric per row: readable in an 80-column terminal.
+    table = Table(title=f"{summary['records']} records ({summary['mode']})", title_justify="left", show_header=False)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for metric, value in (
+        ("accepted", str(counts["accepted"])),
+        ("rejected", str(counts["rejected"])),
+        ("error", str(counts["error"])),
+        ("with a path", f"{summary['with_path_share']:.0%}"),
+        ("mean attempts", f"{summary['mean_attempts']:.2f}"),
+        ("LLM calls", f"{usage.get('llm_calls', 0):,}"),
+        ("tokens in / out", f"{usage.get('input_tokens', 0):,} / {usage.get('output_tokens', 0):,}"),
+        ("wall time", f"{summary['wall_time_s']:.1f} s"),
+        ("samples per minute", f"{summary.get('samples_per_minute', 0):,.1f}"),
+    ):
+        table.add_row(metric, value)
     out.print(table)
     for title, reasons in (("Rejected", summary["rejection_reasons"]), ("Errors", summary.get("error_kinds", {}))):
         for reason, n in reasons.items():
