@@ -57,6 +57,15 @@ def _open(settings: Settings) -> LoadedKG:
         raise fail(str(exc)) from exc
 
 
+def _context(settings: Settings):
+    """The graph, index and (when a model is named) LLM that the agent's nodes run with."""
+    from agent.context import AgentContext
+    from agent.llm import make_llm
+
+    loaded = _open(settings)
+    return AgentContext(loaded.kg, loaded.index, loaded.index.embedder, settings, make_llm(settings)), loaded
+
+
 @kg_app.command("build")
 def kg_build(
     source: Annotated[str, typer.Option(help=f"One of: {', '.join(SOURCES)}.")] = "hpo",
@@ -204,8 +213,6 @@ def run(
 ) -> None:
     """Turn every QA record of INPUT into verified, KG-grounded reasoning."""
     from agent.console import RunProgress
-    from agent.context import AgentContext
-    from agent.llm import make_llm
     from agent.records import FieldMap
     from agent.runner import execute, plan_run
 
@@ -226,13 +233,12 @@ def run(
     ctx = None
     options.info = {"input": str(input), "shard": shard, **_previous_info(out_dir)}
     if plan.pending:
-        loaded = _open(settings)
-        llm = make_llm(settings)
+        ctx, loaded = _context(settings)
+        llm = ctx.llm
         if llm:
             err.print(f"Mode: [bold]LLM[/] ({settings.model} at {settings.base_url or 'the OpenAI API'})", highlight=False)
         else:
             err.print("Mode: [bold]KG-only[/] (" + ("--offline" if settings.offline else "no LLM configured: pass --model") + ")")
-        ctx = AgentContext(loaded.kg, loaded.index, loaded.index.embedder, settings, llm)
         m = loaded.manifest
         options.info.update(mode="llm" if llm else "kg-only", model=settings.model if llm else None,
                             base_url=settings.base_url if llm else None,
@@ -347,17 +353,11 @@ def chat(
     store: Annotated[Optional[Path], typer.Option("--store", help="Directory of the chat checkpoints (default: chat/ in your cache dir).")] = None,
 ) -> None:
     """Ask questions interactively and watch each node's result, with the KG paths behind them."""
-    import sqlite3
     import sys
     import time
 
-    from langgraph.checkpoint.sqlite import SqliteSaver
-
+    from agent import replay
     from agent.chat import ChatSession, default_store, terminal_reader
-    from agent.context import AgentContext
-    from agent.graph import build_graph
-    from agent.llm import make_llm
-    from agent.replay import CHECKPOINTS
 
     settings = _settings(kg_dir=kg_dir, offline=offline or None, model=model, base_url=base_url)
     store = store or default_store()
@@ -365,15 +365,11 @@ def chat(
         store.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise fail(f"--store {store}: {exc}") from exc
-    loaded = _open(settings)
-    ctx = AgentContext(loaded.kg, loaded.index, loaded.index.embedder, settings, make_llm(settings))
+    ctx, _ = _context(settings)
     read = terminal_reader(store) if sys.stdin.isatty() else input
-    conn = sqlite3.connect(str(store / CHECKPOINTS), check_same_thread=False)
-    try:
-        graph = build_graph().compile(checkpointer=SqliteSaver(conn))
+    (store / replay.CHECKPOINTS).touch()  # the chat store is a run directory that replay can open
+    with replay.open_run(store) as graph:
         ChatSession(ctx, graph, read, out, time.strftime("%Y%m%d-%H%M%S"), store).run()
-    finally:
-        conn.close()
 
 
 @app.command("replay")
@@ -454,11 +450,8 @@ def _outcome_table(rows, left: str, right: str) -> Table:
 
 def _replay_fork(graph, thread: str, step: int, sets: list[str], branch: int, settings: Settings, as_json: bool) -> None:
     from agent import replay
-    from agent.context import AgentContext
-    from agent.llm import make_llm
 
-    loaded = _open(settings)
-    ctx = AgentContext(loaded.kg, loaded.index, loaded.index.embedder, settings, make_llm(settings))
+    ctx, _ = _context(settings)
     before = len(replay.branch(graph, thread, branch))
     original, forked, number = replay.fork(graph, thread, step, ctx, sets, branch)
     after = len(replay.branch(graph, thread, branch))

@@ -32,8 +32,9 @@ from rich.table import Table
 
 from agent import nodes, replay
 from agent.context import AgentContext
+from agent.graph import RECURSION_LIMIT
 from agent.results import result_row
-from agent.search import connect, evidence, nodes_for, settings_for_attempt
+from agent.search import connect, evidence, nodes_for, option_evidence, settings_for_attempt
 from agent.state import Mapping, Record
 from graphs.neighbours import neighbours
 from graphs.path_search import shortest_paths
@@ -137,12 +138,7 @@ def probe(ctx: AgentContext, question: Question) -> Probe:
         sources = nodes_for(mappings, "question", search, ctx.settings)
         if question.options:
             names = dict(question.options)
-            scores = {
-                letter: evidence(ctx.kg, connect(
-                    ctx.kg, sources, nodes_for(mappings, f"option:{letter}", search, ctx.settings), search, ctx.settings,
-                ))
-                for letter in question.options
-            }
+            scores = option_evidence(ctx.kg, mappings, question.options, search, ctx.settings)
         else:
             candidates = _nearby(ctx, sources, question.question)
             names = {c: ctx.kg.name(c) for c in candidates}
@@ -236,7 +232,7 @@ class ChatSession:
                 return None
         record = Record(id=thread, question=question.question, options=question.options,
                         answer=question.answer, answer_idx=question.answer_idx)
-        config = {"configurable": {"thread_id": thread}, "recursion_limit": replay.RECURSION_LIMIT}
+        config = {"configurable": {"thread_id": thread}, "recursion_limit": RECURSION_LIMIT}
         for update in self.app.stream({"record": record}, config, context=self.ctx, stream_mode="updates"):
             for node, delta in update.items():
                 self.show(node, delta or {})

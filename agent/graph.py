@@ -13,6 +13,9 @@ from agent import nodes
 from agent.context import AgentContext
 from agent.state import SampleState
 
+# A sample runs at most 6 nodes per attempt; this bounds a misconfigured retry loop.
+RECURSION_LIMIT = 100
+
 
 def build_graph() -> StateGraph:
     graph = StateGraph(SampleState, context_schema=AgentContext)

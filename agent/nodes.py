@@ -14,7 +14,7 @@ from langgraph.runtime import Runtime
 from agent import llm_nodes
 from agent.context import AgentContext
 from agent.mentions import find_mentions
-from agent.search import connect, evidence, nodes_for, path_weight, settings_for_attempt
+from agent.search import connect, nodes_for, option_evidence, path_weight, settings_for_attempt
 from agent.state import Candidate, Mapping, Mention, SampleState, Verification
 from agent.verbalise import kg_reasoning
 from graphs.paths import PathRecord, describe, path_key
@@ -202,13 +202,7 @@ def _kg_verification(state: SampleState, ctx: AgentContext) -> Verification:
     gold = record["answer_idx"]
     if not record["options"] or not gold:
         return Verification(predicted=record["answer"], correct=True, reason="paths reach the answer", detail="", scores={})
-    sources = nodes_for(mappings, "question", search, ctx.settings)
-    scores = {
-        letter: evidence(ctx.kg, connect(
-            ctx.kg, sources, nodes_for(mappings, f"option:{letter}", search, ctx.settings), search, ctx.settings
-        ))
-        for letter in record["options"]
-    }
+    scores = option_evidence(ctx.kg, mappings, record["options"], search, ctx.settings)
     best = max(scores.values())
     leaders = sorted(letter for letter, s in scores.items() if s == best)
     if best == 0:

@@ -29,11 +29,10 @@ from rich.table import Table
 
 from agent.config import Settings
 from agent.context import AgentContext
-from agent.graph import build_graph
+from agent.graph import RECURSION_LIMIT, build_graph
 from agent.results import RESULTS
 
 CHECKPOINTS = "checkpoints.sqlite"
-RECURSION_LIMIT = 100
 
 
 class ReplayError(Exception):

@@ -61,10 +61,6 @@ class ResultsFile:
             with open(self.path, "r+b") as f:
                 f.truncate(end)
 
-    def rows(self) -> list[dict]:
-        with open(self.path, encoding="utf-8") as f:
-            return [json.loads(line) for line in f if line.strip()]
-
     def append(self, row: dict) -> None:
         self._out.write(json.dumps(row, ensure_ascii=False) + "\n")
         self._out.flush()

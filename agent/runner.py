@@ -24,7 +24,7 @@ from typing import Any
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from agent.context import AgentContext
-from agent.graph import build_graph
+from agent.graph import RECURSION_LIMIT, build_graph
 from agent.llm import LLMError
 from agent.records import (
     DEFAULT_FIELDS, FieldMap, InputError, RawRecord, RecordError, detect_cop_base, parse_record, read_raw,
@@ -33,7 +33,6 @@ from agent.results import RESULTS, SUMMARY, ResultsFile, drop_rows, read_rows, r
 from agent.state import Record
 
 CHECKPOINTS = "checkpoints.sqlite"
-RECURSION_LIMIT = 100
 
 
 @dataclass
@@ -129,7 +128,7 @@ async def execute(plan: Plan, run_dir: Path, ctx: AgentContext | None, options: 
     nothing is pending. On cancellation the summary is written before CancelledError goes on."""
     started = time.monotonic()
     results = ResultsFile(run_dir)
-    written: set[str] = set()
+    processed = 0
     interrupted = False
     executor = None
     try:
@@ -143,12 +142,12 @@ async def execute(plan: Plan, run_dir: Path, ctx: AgentContext | None, options: 
                 queue = iter(plan.pending)
 
                 async def worker() -> None:
-                    for job in queue:  # one shared iterator: each job goes to one worker
+                    nonlocal processed
+                    for job in queue:  # one shared iterator: each job goes to one worker (ids are unique)
                         row = await _process(app, ctx, job)
-                        if row["id"] not in written:
-                            results.append(row)
-                            written.add(row["id"])
-                            options.on_result(row)
+                        results.append(row)
+                        processed += 1
+                        options.on_result(row)
 
                 await asyncio.gather(*(worker() for _ in range(min(max(1, options.concurrency), len(plan.pending)))))
     except asyncio.CancelledError:
@@ -158,7 +157,7 @@ async def execute(plan: Plan, run_dir: Path, ctx: AgentContext | None, options: 
         results.close()
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
-        summary = _summary(run_dir, plan, ctx, options, time.monotonic() - started, len(written), interrupted)
+        summary = _summary(run_dir, plan, ctx, options, time.monotonic() - started, processed, interrupted)
     return summary
 
 

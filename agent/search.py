@@ -92,6 +92,17 @@ def _paths_via(kg, source, target, via, search, settings) -> list[tuple[str, ...
     return [p + (target,) for p in paths if target not in p]
 
 
+def option_evidence(
+    kg: KnowledgeGraph, mappings: list[Mapping], letters, search: SearchSettings, settings: Settings
+) -> dict[str, float]:
+    """Each option's KG evidence from the question's nodes (the KG-only verifier's measure)."""
+    sources = nodes_for(mappings, "question", search, settings)
+    return {
+        letter: evidence(kg, connect(kg, sources, nodes_for(mappings, f"option:{letter}", search, settings), search, settings))
+        for letter in letters
+    }
+
+
 def path_weight(kg: KnowledgeGraph, path: tuple[str, ...] | list[str]) -> float:
     """1 for a direct link, less for each node passed through, the less the bigger a hub it is.
 
