@@ -46,7 +46,7 @@ def settle_mentions(
     mappings: list[Mapping] = []
     ambiguous: list[tuple[Mention, list[Candidate]]] = []
     for mention, hits in zip(mentions, ranked):
-        candidates = _candidates(ctx, mention["text"], hits)
+        candidates = _of_type(ctx, mention, _candidates(ctx, mention["text"], hits))
         if candidates and (candidates[0]["score"] >= accept or _is_exact(ctx, mention, candidates[0])):
             mappings.append(_mapping(mention, candidates, ctx, "exact" if _is_exact(ctx, mention, candidates[0]) else "embedding"))
         elif candidates:
@@ -65,6 +65,18 @@ def _candidates(ctx: AgentContext, text: str, hits) -> list[Candidate]:
         if h.node_id not in exact and h.score >= ctx.settings.min_score
     ]
     return ranked
+
+
+def _of_type(ctx: AgentContext, mention: Mention, candidates: list[Candidate]) -> list[Candidate]:
+    """With the mention's type known (an LLM extracted it), candidates of that type first,
+    and exact names of another type only when no candidate of that type exists: "cold" the
+    disease, not the exposure."""
+    wanted = mention["type"]
+    if not wanted or not any(c["type"] == wanted for c in candidates):
+        return candidates
+    return [c for c in candidates if c["type"] == wanted] + [
+        c for c in candidates if c["type"] != wanted and not _is_exact(ctx, mention, c)
+    ]
 
 
 def _is_exact(ctx: AgentContext, mention: Mention, candidate: Candidate) -> bool:

@@ -16,7 +16,7 @@ from typing import Literal, TypeVar
 
 import openai
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 from langchain_core.rate_limiters import InMemoryRateLimiter
 from pydantic import BaseModel, ValidationError
 
@@ -26,23 +26,51 @@ from agent.state import Usage
 
 T = TypeVar("T", bound=BaseModel)
 StructuredMode = Literal["tools", "text"]
-_JSON_OBJECT = re.compile(r"\{.*\}", re.DOTALL)
+# Reasoning models (DeepSeek-R1, Qwen3, gpt-oss) think in a tagged block before answering;
+# some chat templates open the block in the prompt, so a reply may hold only its end.
+_THINKING = re.compile(r"<(think|thinking)>.*?</\1>", re.DOTALL | re.IGNORECASE)
+_THINKING_END = re.compile(r"</think(?:ing)?>", re.IGNORECASE)
+_THINKING_START = re.compile(r"<think(?:ing)?>", re.IGNORECASE)
 
 
 class LLMError(RuntimeError):
-    """An LLM call failed for good; the message names the node and the cause."""
+    """An LLM call failed for good; the message names the node and the cause. ``usage``
+    counts every request made for it, so a failed sample's calls still reach the totals."""
+
+    def __init__(self, message: str, usage: Usage | None = None) -> None:
+        super().__init__(message)
+        self.usage = usage or NO_USAGE
 
 
-def usage_of(message: AIMessage | None) -> Usage:
-    meta = (message.usage_metadata if message is not None else None) or {}
-    return Usage(llm_calls=1, input_tokens=meta.get("input_tokens", 0), output_tokens=meta.get("output_tokens", 0))
+NO_USAGE = Usage(llm_calls=0, input_tokens=0, output_tokens=0, repairs=0)
+ONE_FAILED_CALL = Usage(llm_calls=1, input_tokens=0, output_tokens=0, repairs=0)
+ONE_REPAIR = Usage(llm_calls=0, input_tokens=0, output_tokens=0, repairs=1)
+
+
+def usage_of(message: AIMessage) -> Usage:
+    meta = message.usage_metadata or {}
+    return Usage(llm_calls=1, input_tokens=meta.get("input_tokens", 0), output_tokens=meta.get("output_tokens", 0), repairs=0)
 
 
 def add(a: Usage, b: Usage) -> Usage:
-    return Usage(**{k: a[k] + b[k] for k in a})  # type: ignore[misc]
+    return Usage(**{k: a.get(k, 0) + b.get(k, 0) for k in NO_USAGE})  # type: ignore[misc]
 
 
-NO_USAGE = Usage(llm_calls=0, input_tokens=0, output_tokens=0)
+def strip_thinking(text: str) -> str:
+    """``text`` without a reasoning model's thinking, which may hold braces, "Conclusion:"
+    and option letters; an unclosed block (thinking cut off) leaves nothing."""
+    text = _THINKING.sub("", text)
+    text = _THINKING_END.split(text)[-1]
+    return _THINKING_START.split(text)[0].strip()
+
+
+def content_of(message: AIMessage) -> str:
+    """A reply's visible answer: its text without thinking (``reasoning_content`` beside the
+    content is dropped by the client already)."""
+    content = message.content
+    if isinstance(content, list):  # some servers send content as a list of text parts
+        content = "".join(p.get("text", "") if isinstance(p, dict) else str(p) for p in content)
+    return strip_thinking(content or "")
 
 
 class LLM:
@@ -51,77 +79,130 @@ class LLM:
         self.structured_mode = structured
 
     def structured(self, node: str, schema: type[T], prompt: str) -> tuple[T, Usage]:
-        """A validated ``schema`` instance for ``prompt``, with one repair attempt."""
+        """A validated ``schema`` instance for ``prompt``, with one repair request that
+        states the exact problem; every request counts in the usage, repairs also apart."""
         messages: list[BaseMessage] = [HumanMessage(prompt)]
         ask = self._ask_tools if self.structured_mode == "tools" else self._ask_text
         usage = NO_USAGE
-        for _ in range(2):
-            raw, parsed, problem = ask(node, schema, messages)
-            usage = add(usage, usage_of(raw))
+        for attempt in range(2):
+            if attempt:
+                usage = add(usage, ONE_REPAIR)
+            raw, usage = self._call(node, lambda: ask(schema, messages), usage)
+            parsed, problem, repair = (
+                self._read_tool_calls(raw, schema) if self.structured_mode == "tools" else self._read_text(raw, schema)
+            )
             if parsed is not None:
                 return parsed, usage
-            messages += [raw or AIMessage(""), HumanMessage(prompts.render("repair", problem=problem))]
-        raise LLMError(f"{node}: malformed answer after one repair attempt ({problem})")
+            messages += [raw, *repair]
+        raise LLMError(f"{node}: malformed answer after one repair attempt ({problem})", usage)
 
-    def _ask_tools(self, node, schema, messages):
-        runnable = self.chat.with_structured_output(schema, method="function_calling", include_raw=True)
-        try:
-            out = self._call(node, lambda: runnable.invoke(messages))
-        except ValidationError as exc:
-            return None, None, f"the answer did not match the schema: {_first_error(exc)}"
-        if out["parsed"] is None:
-            problem = out["parsing_error"] or f"no valid {schema.__name__} tool call"
-            return out["raw"], None, str(problem)
-        return out["raw"], out["parsed"], ""
+    def _ask_tools(self, schema: type[BaseModel], messages: list[BaseMessage]) -> AIMessage:
+        # One tool, forced by name: ``parallel_tool_calls`` is not needed, and some servers
+        # reject it, so it is not sent.
+        return self.chat.bind_tools([schema], tool_choice=schema.__name__).invoke(messages)
 
-    def _ask_text(self, node, schema, messages):
-        instruction = (
-            "\n\nReply with only a JSON object that matches this JSON schema:\n"
-            + json.dumps(schema.model_json_schema())
-        )
-        first = messages[0]
-        raw = self._call(node, lambda: self.chat.invoke([HumanMessage(first.content + instruction), *messages[1:]]))
-        parsed, problem = parse_json_answer(raw.content if isinstance(raw.content, str) else "", schema)
-        return raw, parsed, problem
+    @staticmethod
+    def _read_tool_calls(raw: AIMessage, schema: type[T]) -> tuple[T | None, str, list[BaseMessage]]:
+        """The first call of ``schema`` whose arguments validate; otherwise the problem and
+        the repair: one tool message per call id (OpenAI refuses any other message before
+        them), or a user message when the reply called no tool."""
+        problems: dict[str, str] = {}
+        for call in raw.tool_calls:
+            if call["name"] != schema.__name__:
+                problems[call["id"]] = f"unknown tool {call['name']!r}; call {schema.__name__}"
+                continue
+            try:
+                return schema.model_validate(call["args"]), "", []
+            except ValidationError as exc:
+                problems[call["id"]] = f"the arguments did not match the schema: {_first_error(exc)}"
+        for bad in raw.invalid_tool_calls:
+            problems[bad["id"]] = f"the arguments are not valid JSON ({json_problem(bad.get('args'))})"
+        if not problems:
+            problem = f"the reply called no tool; call {schema.__name__}"
+            return None, problem, [HumanMessage(prompts.render("repair", problem=problem))]
+        repair = [
+            ToolMessage(prompts.render("repair", problem=problem), tool_call_id=call_id, status="error")
+            for call_id, problem in problems.items()
+        ]
+        return None, next(iter(problems.values())), repair
+
+    def _ask_text(self, schema: type[BaseModel], messages: list[BaseMessage]) -> AIMessage:
+        instruction = prompts.render("json_instruction", schema=json.dumps(schema.model_json_schema()))
+        return self.chat.invoke([HumanMessage(messages[0].content + instruction), *messages[1:]])
+
+    @staticmethod
+    def _read_text(raw: AIMessage, schema: type[T]) -> tuple[T | None, str, list[BaseMessage]]:
+        parsed, problem = parse_json_answer(content_of(raw), schema)
+        return parsed, problem, [] if parsed else [HumanMessage(prompts.render("repair", problem=problem))]
 
     def text(self, node: str, prompt: str, check: Callable[[str], str | None] = lambda t: None) -> tuple[str, Usage]:
-        """Free text for ``prompt``; ``check`` returns a problem to repair once, or None."""
+        """Free text for ``prompt``, thinking stripped; ``check`` returns a problem to repair
+        once, or None."""
         messages: list[BaseMessage] = [HumanMessage(prompt)]
         usage = NO_USAGE
-        for _ in range(2):
-            raw = self._call(node, lambda: self.chat.invoke(messages))
-            usage = add(usage, usage_of(raw))
-            content = raw.content if isinstance(raw.content, str) else ""
-            problem = "the reply was empty" if not content.strip() else check(content)
+        for attempt in range(2):
+            if attempt:
+                usage = add(usage, ONE_REPAIR)
+            raw, usage = self._call(node, lambda: self.chat.invoke(messages), usage)
+            content = content_of(raw)
+            problem = "the reply was empty" if not content else check(content)
             if problem is None:
                 return content, usage
             messages += [raw, HumanMessage(prompts.render("repair", problem=problem))]
-        raise LLMError(f"{node}: malformed answer after one repair attempt ({problem})")
+        raise LLMError(f"{node}: malformed answer after one repair attempt ({problem})", usage)
 
-    def tool_round(self, node: str, messages: list[BaseMessage], tools: list) -> tuple[AIMessage, Usage]:
-        bound = self.chat.bind_tools(tools, parallel_tool_calls=False)
-        raw = self._call(node, lambda: bound.invoke(messages))
-        return raw, usage_of(raw)
+    def tool_round(
+        self, node: str, messages: list[BaseMessage], tools: list, usage: Usage, allow_calls: bool = True
+    ) -> tuple[AIMessage, Usage]:
+        """One request offering ``tools``; the model may call several (each answered by the
+        caller), so ``parallel_tool_calls`` is not sent. ``allow_calls=False`` asks for a
+        closing message (``tool_choice="none"``; the tools stay, as the history uses them)."""
+        bound = self.chat.bind_tools(tools) if allow_calls else self.chat.bind_tools(tools, tool_choice="none")
+        return self._call(node, lambda: bound.invoke(messages), usage)
 
     @staticmethod
-    def _call(node: str, call):
+    def _call(node: str, call: Callable[[], AIMessage], usage: Usage) -> tuple[AIMessage, Usage]:
+        """The one place a client error becomes an ``LLMError`` message; ``usage`` is what
+        the node spent before, and the failed request counts too."""
         try:
-            return call()
+            raw = call()
         except openai.APIError as exc:
-            raise LLMError(f"{node}: {type(exc).__name__}: {_describe(exc)}") from exc
+            raise LLMError(f"{node}: {type(exc).__name__}: {_describe(exc)}", add(usage, ONE_FAILED_CALL)) from exc
+        return raw, add(usage, usage_of(raw))
 
 
 def parse_json_answer(text: str, schema: type[T]) -> tuple[T | None, str]:
-    """The first JSON object in ``text`` validated as ``schema``, else the problem."""
-    match = _JSON_OBJECT.search(text)
-    if not match:
-        return None, "no JSON object found in the reply"
+    """The first JSON object in ``text`` that validates as ``schema``, else the problem.
+
+    Replies come fenced, with prose around them, or as several objects (a draft, then the
+    answer), so every top-level object is tried in order; a greedy regex would join them.
+    """
+    decoder = json.JSONDecoder()
+    problem = "no JSON object found in the reply"
+    start = text.find("{")
+    while start != -1:
+        try:
+            found, end = decoder.raw_decode(text, start)
+        except json.JSONDecodeError as exc:
+            problem = problem if "schema" in problem else f"invalid JSON ({exc.msg})"
+            start = text.find("{", start + 1)
+            continue
+        try:
+            return schema.model_validate(found), ""
+        except ValidationError as exc:
+            if "schema" not in problem:
+                problem = f"the JSON did not match the schema: {_first_error(exc)}"
+        start = text.find("{", end)
+    return None, problem
+
+
+def json_problem(text: str | None) -> str:
+    """Why ``text`` is not JSON, in the decoder's words and position."""
     try:
-        return schema.model_validate(json.loads(match.group())), ""
+        json.loads(text or "")
     except json.JSONDecodeError as exc:
-        return None, f"invalid JSON ({exc.msg})"
-    except ValidationError as exc:
-        return None, f"the JSON did not match the schema: {_first_error(exc)}"
+        return f"{exc.msg} at character {exc.pos}"
+    return "not a JSON object"
 
 
 def _first_error(exc: ValidationError) -> str:

@@ -10,15 +10,16 @@ K), generate 1, verify 1 (2 for free-text answers, with the judge).
 from __future__ import annotations
 
 import json
-import re
 
 from langchain_core.messages import BaseMessage, HumanMessage, ToolMessage
 
 import prompts
 from agent import kg_nodes
 from agent.context import AgentContext
-from agent.llm import NO_USAGE, add
-from agent.schemas import EntityChoices, ExtractedEntities, Judgement, PathSelection, ReasonedAnswer
+from agent.llm import NO_USAGE, LLMError, add, content_of, json_problem
+from agent.schemas import (
+    EntityChoices, ExtractedEntities, Judgement, PathSelection, ReasonedAnswer, answer_schema, match_option, normalised,
+)
 from agent.state import Candidate, Mapping, Mention, Record, SampleState, Usage, Verification
 from agent.verbalise import answer_text, strip_conclusion
 from graphs.paths import PathRecord, path_key
@@ -36,8 +37,10 @@ def extract(state: SampleState, ctx: AgentContext) -> SampleState:
     found, usage = ctx.llm.structured("extract", ExtractedEntities, prompts.render(
         "extract", question=record["question"], options=options_text(record), answer=answer_text(record),
     ))
-    mentions = [Mention(text=e.name, role="question", type=e.type) for e in found.question_entities if e.name.strip()]
-    answers = [Mention(text=e.name, role="answer", type=e.type) for e in found.answer_entities if e.name.strip()]
+    types = {normalised(t): t for t in ctx.kg.type_counts()}
+    typed = lambda e: types.get(normalised(e.type or "")) if e.type else None  # noqa: E731 - a type the graph has
+    mentions = [Mention(text=e.name, role="question", type=typed(e)) for e in found.question_entities if e.name.strip()]
+    answers = [Mention(text=e.name, role="answer", type=typed(e)) for e in found.answer_entities if e.name.strip()]
     # An answer the model found no entity in is still looked up whole, by meaning.
     answers = answers or [Mention(text=record["answer"], role="answer", type=None)]
     return {"entities": mentions[: ctx.settings.max_question_nodes] + answers, "usage": usage, "status": "running"}
@@ -84,47 +87,56 @@ def find_paths(state: SampleState, ctx: AgentContext) -> SampleState:
     search = update["search"]
     if search["attempt"] == 1:
         return update
-    explored, usage = _explore(state, ctx)
+    explored, explanation, usage = _explore(state, ctx)
     merged: dict[str, PathRecord] = {}
     for path in kg_nodes.described(ctx, state, search, explored) + update["paths"]:
         merged.setdefault(path_key(path), path)
-    return {**update, "paths": list(merged.values()), "usage": usage}
+    return {**update, "paths": list(merged.values()), "explanation": explanation, "usage": usage}
 
 
-def _explore(state: SampleState, ctx: AgentContext) -> tuple[list[tuple[str, ...]], Usage]:
-    """A bounded tool-calling loop that looks for paths, told why the last attempt failed."""
+def _explore(state: SampleState, ctx: AgentContext) -> tuple[list[tuple[str, ...]], str, Usage]:
+    """A tool-calling loop that looks for paths, told why the last attempt failed. The cap
+    counts tool calls, not rounds; every call gets its tool message, calls over the cap an
+    error, and the loop ends when the model answers without calling a tool.
+    Returns the paths found, the model's closing message, and the usage."""
     record, box = state["record"], KGToolbox(ctx.kg, ctx.index, ctx.settings.path_time_budget)
     tools = {t.name: t for t in box.tools()}
-    feedback = state["attempts"][-1]["reason"] if state.get("attempts") else "no path"
+    cap = ctx.settings.max_tool_calls
     names = lambda role: ", ".join(  # noqa: E731
-        f"{m['name']} ({m['node_id']})" for m in state.get("mappings", []) if m["role"] == role
-    ) or "none found"
+        f"{m['name']} ({m['node_id']})" for m in state["mappings"] if m["role"] == role
+    )
     messages: list[BaseMessage] = [HumanMessage(prompts.render(
-        "explore", feedback=feedback, max_calls=ctx.settings.max_tool_calls, question=record["question"],
+        "explore", feedback=state["attempts"][-1]["reason"], max_calls=cap, question=record["question"],
         options=options_text(record), answer=answer_text(record),
         question_nodes=names("question"), answer_nodes=names("answer"),
     ))]
     usage, calls = NO_USAGE, 0
-    while calls < ctx.settings.max_tool_calls:
-        ai, used = ctx.llm.tool_round("path", messages, list(tools.values()))
-        usage = add(usage, used)
+    while True:
+        # Once the budget is spent, one last request lets no tool run and asks for the
+        # closing message, so every tool reply (budget errors too) reaches the model.
+        ai, usage = ctx.llm.tool_round("path", messages, list(tools.values()), usage, allow_calls=calls < cap)
         messages.append(ai)
-        if not ai.tool_calls and not ai.invalid_tool_calls:
+        if calls >= cap or not (ai.tool_calls or ai.invalid_tool_calls):
             break
         for call in ai.tool_calls:
             calls += 1
-            tool = tools.get(call["name"])
-            messages.append(tool.invoke(call) if tool else ToolMessage(
-                json.dumps({"error": f"unknown tool {call['name']!r}; use one of {', '.join(tools)}"}),
-                tool_call_id=call["id"], status="error",
-            ))
+            messages.append(_run_tool(tools, call) if calls <= cap else _tool_error(
+                call["id"], f"the budget of {cap} tool calls is used up; this call was not run"))
         for bad in ai.invalid_tool_calls:
             calls += 1
-            messages.append(ToolMessage(
-                json.dumps({"error": f"arguments are not valid JSON: {bad.get('error') or bad.get('args')}"}),
-                tool_call_id=bad["id"] or "invalid", status="error",
-            ))
-    return list(dict.fromkeys(box.found_paths)), usage
+            messages.append(_tool_error(bad["id"], f"arguments are not valid JSON: {json_problem(bad.get('args'))}"))
+    return list(dict.fromkeys(box.found_paths)), content_of(ai), usage
+
+
+def _run_tool(tools: dict, call) -> ToolMessage:
+    tool = tools.get(call["name"])
+    if tool is None:
+        return _tool_error(call["id"], f"unknown tool {call['name']!r}; use one of {', '.join(tools)}")
+    return tool.invoke(call)  # the tools answer bad arguments and unknown nodes with an error message
+
+
+def _tool_error(call_id: str, message: str) -> ToolMessage:
+    return ToolMessage(json.dumps({"error": message}), tool_call_id=call_id, status="error")
 
 
 def prune(state: SampleState, ctx: AgentContext) -> SampleState:
@@ -188,38 +200,34 @@ def verify(state: SampleState, ctx: AgentContext) -> SampleState:
 
 
 def _verification(state: SampleState, ctx: AgentContext) -> tuple[Verification, Usage]:
-    record = state["record"]
-    instruction = "Reply with the letter of the correct option." if record["options"] else "Reply with a short answer."
-    answer, usage = ctx.llm.structured("verify", ReasonedAnswer, prompts.render(
+    record, options = state["record"], state["record"]["options"]
+    # A gold answer given as text (no letter) still names an option once normalised.
+    gold = record["answer_idx"] or (match_option(record["answer"], options) if options else None)
+    schema = answer_schema(options) if options else ReasonedAnswer
+    instruction = "Reply with the letter of the correct option." if options else "Reply with a short answer."
+    answer, usage = ctx.llm.structured("verify", schema, prompts.render(
         "answer_from_reasoning", instruction=instruction, question=record["question"],
         options=options_text(record), reasoning=strip_conclusion(state["reasoning"]),
     ))
-    gold = record["answer_idx"]
-    if record["options"] and gold:
-        letter = option_letter(answer.answer, record["options"])
-        correct = letter == gold
+    if gold:
+        correct = answer.answer == gold
         return Verification(
-            predicted=letter, correct=correct,
+            predicted=answer.answer, correct=correct,
             reason="the reasoning leads to the answer" if correct else "verifier disagreed",
-            detail=f"answered {letter or answer.answer!r} from the reasoning, gold {gold}", scores={},
+            detail=f"answered {answer.answer} from the reasoning, gold {gold}", scores={},
         ), usage
-    judgement, judged = ctx.llm.structured("verify", Judgement, prompts.render(
-        "judge", question=record["question"], reference=record["answer"], candidate=answer.answer,
-    ))
+    candidate = f"{answer.answer}. {options[answer.answer]}" if options else answer.answer
+    try:
+        judgement, judged = ctx.llm.structured("verify", Judgement, prompts.render(
+            "judge", question=record["question"], options=options_text(record),
+            reference=record["answer"], candidate=candidate,
+        ))
+    except LLMError as exc:
+        exc.usage = add(usage, exc.usage)  # the answer's request counts too
+        raise
+    usage = add(usage, judged)
     return Verification(
         predicted=answer.answer, correct=judgement.correct,
         reason="the reasoning leads to the answer" if judgement.correct else "verifier disagreed",
         detail=judgement.reason, scores={},
-    ), add(usage, judged)
-
-
-def option_letter(reply: str, options: dict[str, str]) -> str | None:
-    """The option a reply names: "B", "B.", "(B) text", or the option's text itself."""
-    text = reply.strip()
-    match = re.match(r"^\(?([A-Za-z])\)?(?:[.):\s]|$)", text)
-    if match and match.group(1).upper() in options:
-        return match.group(1).upper()
-    for letter, option in options.items():
-        if text.lower().rstrip(".") == option.lower():
-            return letter
-    return None
+    ), usage

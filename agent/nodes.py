@@ -18,6 +18,11 @@ from agent.kg_nodes import failed
 from agent.state import SampleState, Verification
 
 
+# A retry widens the path search but keeps the mappings, so it cannot mend these: the sample
+# is rejected at once with that reason instead of spending attempts (and LLM calls) on it.
+UNMAPPED = ("no question entity mapped", "no answer entity mapped")
+
+
 def behaviours(ctx: AgentContext) -> ModuleType:
     """The module holding every node's behaviour for this run: LLM when one is configured."""
     return llm_nodes if ctx.llm else kg_nodes
@@ -54,7 +59,7 @@ def verify(state: SampleState, runtime: Runtime[AgentContext]) -> SampleState:
     search = state["search"]
     if verification["correct"]:
         status = "accepted"
-    elif search["attempt"] < ctx.settings.max_attempts:
+    elif search["attempt"] < ctx.settings.max_attempts and verification["reason"] not in UNMAPPED:
         status = "retry"
     else:
         status = "rejected"
@@ -71,9 +76,9 @@ def precheck(state: SampleState) -> Verification | None:
     record, search = state["record"], state["search"]
     roles = {m["role"] for m in state.get("mappings", [])}
     if "question" not in roles:
-        return failed("no question entity mapped", "no mention in the question matched a node")
+        return failed(UNMAPPED[0], "no mention in the question matched a node")
     if "answer" not in roles:
-        return failed("no answer entity mapped", f"nothing in {record['answer']!r} matched a node")
+        return failed(UNMAPPED[1], f"nothing in {record['answer']!r} matched a node")
     if not state.get("pruned"):
         return failed("no path", f"no path of at most {search['max_hops']} hops from question to answer")
     return None

@@ -30,7 +30,7 @@ from agent.records import (
     DEFAULT_FIELDS, FieldMap, InputError, RawRecord, RecordError, detect_cop_base, parse_record, read_raw,
 )
 from agent.results import RESULTS, SUMMARY, ResultsFile, drop_rows, read_rows, result_row, summarise, write_summary
-from agent.state import Record
+from agent.state import Record, add_usage
 
 CHECKPOINTS = "checkpoints.sqlite"
 
@@ -196,9 +196,11 @@ async def _process(app, ctx: AgentContext, job: Job) -> dict:
             state = await app.ainvoke({"record": record}, config, context=ctx)
     except (LLMError, Exception) as exc:  # noqa: BLE001 - one sample's failure never stops the run
         # The sample's finished steps stay checkpointed; --resume --retry-errors continues there.
-        partial = (await app.aget_state(config)).values
+        partial = (await app.aget_state(config)).values or {"record": record}
         message = str(exc) if isinstance(exc, LLMError) else f"{type(exc).__name__}: {exc}"
-        return result_row(record["id"], record["id"], partial or {"record": record}, error=message)
+        # The failed node's requests are in no checkpoint; the error carries them.
+        partial = {**partial, "usage": add_usage(partial.get("usage"), exc.usage if isinstance(exc, LLMError) else None)}
+        return result_row(record["id"], record["id"], partial, error=message)
     if state.get("status") not in ("accepted", "rejected"):
         return result_row(record["id"], record["id"], state,
                           error=f"the sample ended without a verdict (status {state.get('status')!r})")

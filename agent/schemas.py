@@ -1,8 +1,19 @@
-"""The shapes of the LLM's structured answers; every one is validated before use."""
+"""The shapes of the LLM's structured answers; every one is validated before use.
+
+Schemas are made hard to get wrong: the verifier's answer is an enum of the record's option
+letters, and the letter is read leniently first ("The answer is B.", "**b**", "(B)", the
+option's text), so only an answer that names no option needs a repair.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+import re
+import string
+from typing import Literal
+
+from pydantic import BaseModel, Field, create_model, field_validator
+
+from agent.llm import strip_thinking
 
 
 class Entity(BaseModel):
@@ -37,7 +48,7 @@ class PathSelection(BaseModel):
 class ReasonedAnswer(BaseModel):
     """The answer the reasoning supports."""
 
-    answer: str = Field(description="The option letter for multiple choice, else a short answer.")
+    answer: str = Field(description="A short answer.")
 
 
 class Judgement(BaseModel):
@@ -45,3 +56,54 @@ class Judgement(BaseModel):
 
     correct: bool
     reason: str = Field(description="One sentence.")
+
+
+def answer_schema(options: dict[str, str]) -> type[BaseModel]:
+    """``ReasonedAnswer`` for a multiple-choice record: the answer is one of its letters."""
+    letters = tuple(options)
+
+    def to_letter(value: object) -> object:
+        letter = option_letter(value, options) if isinstance(value, str) else None
+        if letter is None:
+            raise ValueError(f"the answer must be one option letter: {', '.join(letters)}")
+        return letter
+
+    return create_model(
+        "ReasonedAnswer",
+        __doc__="The option the reasoning supports.",
+        answer=(Literal[letters], Field(description="The letter of the option.")),
+        __validators__={"letter": field_validator("answer", mode="before")(to_letter)},
+    )
+
+
+_PUNCTUATION = str.maketrans({c: " " for c in string.punctuation})
+_NAMED_LETTER = re.compile(r"\b(?:answer|option|choice)\s*(?:is|:|would be)?\s*(?:option\s*)?\(?([A-Za-z])\)?(?![\w-])",
+                           re.IGNORECASE)
+_LEADING_LETTER = re.compile(r"^(?:\(([A-Za-z])\)|([A-Za-z])(?:[.):]|$)|([A-Z])\s)")
+
+
+def normalised(text: str) -> str:
+    """Case, punctuation and spacing folded, for comparing an answer with an option."""
+    return " ".join(text.casefold().translate(_PUNCTUATION).split())
+
+
+def match_option(text: str, options: dict[str, str]) -> str | None:
+    """The letter of the option whose text is ``text`` once normalised, if exactly one is."""
+    matches = [letter for letter, option in options.items() if normalised(option) == normalised(text)]
+    return matches[0] if len(matches) == 1 else None
+
+
+def option_letter(reply: str, options: dict[str, str]) -> str | None:
+    """The option a reply names: "B", "b", "B.", "(B)", "**B**", "Option B", "The answer is
+    B.", "B. Ketotifen eye drops", or the option's text alone; None when it names none."""
+    text = strip_thinking(reply).replace("*", "").replace("`", "").strip()
+    by_text = match_option(text, options)
+    if by_text:
+        return by_text
+    for match in (_NAMED_LETTER.search(text), _LEADING_LETTER.match(text)):
+        letter = next((g for g in match.groups() if g), "").upper() if match else ""
+        if letter in options:
+            return letter
+    # The option's text within a sentence ("It is ketotifen eye drops."), if only one fits.
+    within = [letter for letter, option in options.items() if f" {normalised(option)} " in f" {normalised(text)} "]
+    return within[0] if len(within) == 1 else None

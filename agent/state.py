@@ -80,13 +80,14 @@ class AttemptLog(TypedDict):
 
 
 class Usage(TypedDict):
-    llm_calls: int
+    llm_calls: int  # every request sent, failed ones and repairs included
     input_tokens: int
     output_tokens: int
+    repairs: NotRequired[int]  # of those, requests that asked again after a malformed answer
 
 
 def add_usage(left: Usage | None, right: Usage | None) -> Usage:
-    keys = ("llm_calls", "input_tokens", "output_tokens")
+    keys = ("llm_calls", "input_tokens", "output_tokens", "repairs")
     return {k: (left or {}).get(k, 0) + (right or {}).get(k, 0) for k in keys}  # type: ignore[return-value]
 
 
@@ -99,6 +100,7 @@ class SampleState(TypedDict, total=False):
     pruned: list[PathRecord]
     used_paths: Annotated[list[str], operator.add]
     reasoning: str
+    explanation: str  # the model's closing message after exploring the KG with tools
     verification: Verification
     attempts: Annotated[list[AttemptLog], operator.add]
     usage: Annotated[Usage, add_usage]

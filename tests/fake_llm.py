@@ -1,26 +1,152 @@
-"""A fake OpenAI-compatible chat model: one deterministic 'brain', two transports.
+"""A fake OpenAI-compatible chat server that keeps OpenAI's rules and answers like real models.
 
-``FakeBrain.respond(request)`` answers a /chat/completions request body the way a
-competent model would for this project's prompts, deciding what was asked from the tool
-or schema the request offers. Tests use it through respx (``brain.handler``) or through
-``FakeOpenAIServer``, a real HTTP server on 127.0.0.1 for end-to-end runs.
+``openai_violation(body)`` checks a /chat/completions request against the rules OpenAI
+enforces (and vLLM, Ollama and llama.cpp mostly copy): an assistant message with
+``tool_calls`` is followed, before anything else, by one ``tool`` message per call id; a
+``tool`` message answers a pending call id; ``tool_choice`` and ``parallel_tool_calls`` only
+with ``tools``; a forced tool exists; strict function schemas are closed, with every
+property required; no unknown parameters. A violation is answered with HTTP 400 and
+OpenAI's error body, as the real API does.
+
+``FakeBrain`` answers this project's prompts as a model would: it reads the task from the
+request, and ``Quirks`` switch on what real models do: think blocks (with braces,
+"Conclusion:" and option letters inside), ``reasoning_content`` beside the content, fenced
+JSON, prose around JSON, two objects, schema misses, malformed tool arguments, verbose
+letters, and being wrong some of the time. Every draw is seeded by the request itself, so a
+run is reproducible at any concurrency. The brain never reads the gold answer into its
+verdict: the verifier answers from the reasoning it is shown, and the writer argues for
+the option the paths support, or, when ``wrong`` strikes, for another one.
+
+Tests use it through respx (``brain.handler``) or ``FakeOpenAIServer``, a real HTTP
+server on 127.0.0.1.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import random
 import re
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 
+# -- OpenAI's request rules ------------------------------------------------------------------
+CHAT_PARAMETERS = {
+    "model", "messages", "tools", "tool_choice", "parallel_tool_calls", "temperature", "top_p", "n", "stream",
+    "stream_options", "stop", "max_tokens", "max_completion_tokens", "presence_penalty", "frequency_penalty",
+    "logit_bias", "logprobs", "top_logprobs", "response_format", "seed", "user", "metadata", "store",
+    "reasoning_effort", "service_tier", "modalities", "prediction", "verbosity", "prompt_cache_key",
+}
+ROLES = {"system", "developer", "user", "assistant", "tool"}
+TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 
-def completion(content=None, tool_calls=None, prompt_tokens=10, completion_tokens=3):
+
+@dataclass
+class Violation:
+    message: str
+    param: str | None = None
+    code: str | None = None
+
+    def body(self) -> dict:
+        return {"error": {"message": self.message, "type": "invalid_request_error", "param": self.param, "code": self.code}}
+
+
+def openai_violation(body: dict) -> Violation | None:
+    """The first rule of the chat-completions API that ``body`` breaks, or None."""
+    for key in body:
+        if key not in CHAT_PARAMETERS:
+            return Violation(f"Unrecognized request argument supplied: {key}", key, "unknown_parameter")
+    tools = body.get("tools")
+    for key in ("tool_choice", "parallel_tool_calls"):
+        if key in body and not tools:
+            return Violation(f"Invalid value for '{key}': '{key}' is only allowed when 'tools' are specified.", key)
+    names = []
+    for i, tool in enumerate(tools or []):
+        function = tool.get("function") or {}
+        if tool.get("type") != "function" or not TOOL_NAME.match(function.get("name", "")):
+            return Violation(f"Invalid 'tools[{i}]': a function with a valid name is required.", f"tools[{i}]")
+        names.append(function["name"])
+        if function.get("strict"):
+            problem = _strict_problem(function.get("parameters") or {}, ())
+            if problem:
+                return Violation(f"Invalid schema for function '{function['name']}': {problem}",
+                                 f"tools[{i}].function.parameters", "invalid_function_parameters")
+    choice = body.get("tool_choice")
+    if isinstance(choice, dict) and (choice.get("function") or {}).get("name") not in names:
+        return Violation("Invalid value for 'tool_choice': the named function is not among 'tools'.", "tool_choice")
+    if isinstance(choice, str) and choice not in ("none", "auto", "required"):
+        return Violation(f"Invalid value: '{choice}'. Supported values are: 'none', 'auto', and 'required'.", "tool_choice")
+    return _messages_violation(body.get("messages"))
+
+
+def _messages_violation(messages) -> Violation | None:
+    if not isinstance(messages, list) or not messages:
+        return Violation("'messages' must be a non-empty array.", "messages", "empty_array")
+    pending: list[str] = []  # call ids of the last assistant message not yet answered
+    for i, m in enumerate(messages):
+        role = m.get("role")
+        if role not in ROLES:
+            return Violation(f"Invalid value: '{role}'. Supported values are: {', '.join(sorted(ROLES))}.", f"messages[{i}].role")
+        if role != "tool" and pending:
+            return Violation(
+                "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+                f"'tool_call_id'. The following tool_call_ids did not have response messages: {', '.join(pending)}",
+                "messages", None)
+        if role == "tool":
+            if m.get("tool_call_id") not in pending:
+                return Violation("Invalid parameter: messages with role 'tool' must be a response to a preceeding "
+                                 "message with 'tool_calls'.", f"messages[{i}].role")
+            if not isinstance(m.get("content"), (str, list)):
+                return Violation(f"Invalid type for 'messages[{i}].content'.", f"messages[{i}].content")
+            pending.remove(m["tool_call_id"])
+        elif role == "assistant":
+            calls = m.get("tool_calls") or []
+            if m.get("content") is None and not calls:
+                return Violation(f"Missing required parameter: 'messages[{i}].content'.", f"messages[{i}].content")
+            for j, call in enumerate(calls):
+                function = call.get("function") or {}
+                if not call.get("id") or call.get("type") != "function" or not isinstance(function.get("arguments"), str):
+                    return Violation(f"Invalid 'messages[{i}].tool_calls[{j}]'.", f"messages[{i}].tool_calls[{j}]")
+            pending = [c["id"] for c in calls]
+        elif not isinstance(m.get("content"), (str, list)):
+            return Violation(f"Missing required parameter: 'messages[{i}].content'.", f"messages[{i}].content")
+    if pending:
+        return Violation(
+            "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+            f"'tool_call_id'. The following tool_call_ids did not have response messages: {', '.join(pending)}",
+            "messages", None)
+    return None
+
+
+def _strict_problem(schema: dict, context: tuple) -> str | None:
+    """OpenAI's strict mode: every object closed and every property required."""
+    if schema.get("type") == "object" or "properties" in schema:
+        if schema.get("additionalProperties") is not False:
+            return f"In context={context}, 'additionalProperties' is required to be supplied and to be false."
+        missing = set(schema.get("properties", {})) - set(schema.get("required", []))
+        if missing:
+            return f"In context={context}, 'required' is required to include every key in properties. Missing {sorted(missing)}."
+    children = [(("properties", k), v) for k, v in schema.get("properties", {}).items()]
+    children += [(("items",), schema["items"])] if isinstance(schema.get("items"), dict) else []
+    children += [(("anyOf", i), v) for i, v in enumerate(schema.get("anyOf", []))]
+    children += [(("$defs", k), v) for k, v in schema.get("$defs", {}).items()]
+    for path, child in children:
+        problem = _strict_problem(child, context + path)
+        if problem:
+            return problem
+    return None
+
+
+# -- responses ---------------------------------------------------------------------------------
+def completion(content=None, tool_calls=None, prompt_tokens=10, completion_tokens=3, reasoning_content=None):
     message = {"role": "assistant", "content": content}
+    if reasoning_content is not None:
+        message["reasoning_content"] = reasoning_content
     if tool_calls:
         message["tool_calls"] = [
             {"id": f"call_{i}", "type": "function",
@@ -35,86 +161,246 @@ def completion(content=None, tool_calls=None, prompt_tokens=10, completion_token
     }
 
 
+@dataclass(frozen=True)
+class Quirks:
+    """How often (a probability each) the fake answers the way real models do."""
+
+    think: float = 0.0  # a <think> block before the answer, in the content
+    reasoning_content: float = 0.0  # the thinking in a reasoning_content field beside the content
+    fenced: float = 0.0  # JSON in plain text inside ```json fences
+    prose: float = 0.0  # a sentence before and after JSON in plain text
+    two_objects: float = 0.0  # a draft object before the answer object in plain text
+    schema_miss: float = 0.0  # valid JSON with a field missing, of the wrong type, or a number as a string
+    malformed_args: float = 0.0  # tool-call arguments that are not JSON
+    verbose_letters: float = 0.0  # "The answer is B.", "**B**", "(b)", "B. text", the option's text alone
+    parallel_tools: float = 0.0  # several tool calls in one message while exploring
+    wrong: float = 0.0  # the reasoning argues for another option than the one the paths support
+    # A model told exactly what was wrong mostly complies: format quirks strike this much less
+    # often on a repair request.
+    repair_factor: float = 0.25
+    seed: int = 0
+
+
+MISBEHAVING = Quirks(think=0.4, reasoning_content=0.17, fenced=0.5, prose=0.3, two_objects=0.1, schema_miss=0.1,
+                     malformed_args=0.05, verbose_letters=0.5, parallel_tools=0.3, wrong=0.2)
+"""Issue 9's mix: about half the answers from reasoning models (0.4 + 0.6 × 0.17), 10%
+schema misses, 5% malformed tool arguments, verbose letters, a model wrong a fifth of the time."""
+
+THOUGHT = ('Let me think. The options are A, B, C and D; maybe {"draft": "A"} fits, or option B. '
+           "Conclusion: not sure yet, B or C?")
+
+
 class FakeBrain:
-    def __init__(self, vocabulary: list[str] | None = None) -> None:
-        self.vocabulary = sorted(vocabulary or [], key=len, reverse=True)
+    def __init__(self, vocabulary: list[str] | dict[str, str | None] | None = None, quirks: Quirks = Quirks()) -> None:
+        """``vocabulary``: the names the fake 'knows' (with their node type, if given)."""
+        vocabulary = vocabulary if isinstance(vocabulary, dict) else dict.fromkeys(vocabulary or [])
+        self.types = vocabulary
+        self.vocabulary = sorted(vocabulary, key=len, reverse=True)
+        self.quirks = quirks
         self.requests: list[dict] = []
+        self.violations: list[str] = []
         self.lock = threading.Lock()
 
     # -- transports ------------------------------------------------------------------
     def handler(self, request: httpx.Request) -> httpx.Response:
-        return httpx.Response(200, json=self.respond(json.loads(request.content)))
+        status, payload = self.reply(json.loads(request.content))
+        return httpx.Response(status, json=payload)
 
-    def respond(self, body: dict) -> dict:
+    def reply(self, body: dict) -> tuple[int, dict]:
+        """(HTTP status, JSON body) for a request: 400 for a rule it breaks, else an answer."""
         with self.lock:
             self.requests.append(body)
+        violation = openai_violation(body)
+        if violation:
+            with self.lock:
+                self.violations.append(violation.message)
+            return 400, violation.body()
+        return 200, self.respond(body)
+
+    def respond(self, body: dict) -> dict:
         messages = body["messages"]
-        prompt = messages[0]["content"] if isinstance(messages[0]["content"], str) else ""
+        prompt = _text(messages[0])
+        rng = random.Random(hashlib.sha256(f"{self.quirks.seed}|{json.dumps(messages)}".encode()).digest())
+        repairing = len(messages) > 1 and messages[-1]["role"] in ("tool", "user")
+        quirks = self.quirks
+        if repairing:
+            factor = quirks.repair_factor
+            quirks = replace(quirks, **{k: getattr(quirks, k) * factor for k in
+                                        ("fenced", "prose", "two_objects", "schema_miss", "malformed_args", "verbose_letters")})
+        turn = _Turn(rng, quirks, max(1, len(json.dumps(messages)) // 4))
         tools = [t["function"]["name"] for t in body.get("tools", [])]
-        tokens = max(1, len(json.dumps(messages)) // 4)
         if "lookup_entity" in tools:
-            return self.explore(messages, prompt, tokens)
-        answer = {
-            "ExtractedEntities": self.extract, "EntityChoices": self.choose, "PathSelection": self.select,
-            "ReasonedAnswer": self.answer, "Judgement": self.judge,
-        }
-        for name in tools:
-            if name in answer:
-                return completion(tool_calls=[(name, answer[name](prompt))], prompt_tokens=tokens, completion_tokens=20)
-        return completion(self.reason(prompt), prompt_tokens=tokens, completion_tokens=120)
+            return self.explore(messages, prompt, turn, may_call=body.get("tool_choice") != "none")
+        schema = next((n for n in tools if n in self.answers), None) or _schema_in(prompt)
+        if schema:
+            answer = self.answers[schema](self, prompt, turn)
+            return turn.structured(schema, answer, as_tool=bool(tools))
+        return turn.text(self.reason(prompt, turn), tokens=120)
 
     # -- answers ---------------------------------------------------------------------
-    def extract(self, prompt: str) -> dict:
+    def extract(self, prompt: str, turn: _Turn) -> dict:
         question = prompt.split("Question:\n", 1)[1].split("\nAnswer:", 1)[0]
-        question = re.split(r"\n[A-E]\. ", question)[0]
-        answer = re.search(r"^Answer: (?:[A-E]\. )?(.*)$", prompt, re.M).group(1)
-        found = [term for term in self.vocabulary if term.lower() in question.lower()]
+        question = re.split(r"\n[A-J]\. ", question)[0]
+        answer = re.search(r"^Answer: (?:[A-J]\. )?(.*)$", prompt, re.M).group(1)
+        found = [term for term in self.vocabulary if re.search(rf"\b{re.escape(term.lower())}\b", question.lower())]
         if not found:  # unknown vocabulary: the longer words of the question
             found = list(dict.fromkeys(w for w in re.findall(r"[A-Za-z]{8,}", question)))[:8]
-        return {"question_entities": [{"name": t, "type": None} for t in found[:12]],
-                "answer_entities": [{"name": answer, "type": None}]}
+        return {"question_entities": [{"name": t, "type": self.types.get(t)} for t in found[:12]],
+                "answer_entities": [{"name": answer, "type": self.types.get(answer)}]}
 
-    def choose(self, prompt: str) -> dict:
+    def choose(self, prompt: str, turn: _Turn) -> dict:
         mentions = re.findall(r"^Mention (\d+):", prompt, re.M)
         return {"choices": [{"mention": int(m), "candidate": 1} for m in mentions]}
 
-    def select(self, prompt: str) -> dict:
+    def select(self, prompt: str, turn: _Turn) -> dict:
         k = int(re.search(r"choose at most (\d+) paths", prompt).group(1))
         chosen = []
         for group in prompt.split("\nGroup ")[1:]:
             chosen += [int(n) for n in re.findall(r"\[(\d+)\]", group)[:k]]
         return {"selected": chosen}
 
-    def answer(self, prompt: str) -> dict:
-        reasoning = prompt.split("Reasoning:\n", 1)[1]
-        options = dict(re.findall(r"^([A-E])\. (.*)$", prompt.split("Reasoning:\n", 1)[0], re.M))
-        for letter, text in options.items():
-            if text.lower() in reasoning.lower():
-                return {"answer": letter}
-        return {"answer": re.sub(r"^\d+\.\s*", "", reasoning.strip().splitlines()[-1])[:60] if not options else "A"}
+    def answer(self, prompt: str, turn: _Turn) -> dict:
+        """The option the reasoning it is shown argues for; a guess when it argues for none."""
+        head, reasoning = prompt.split("Reasoning:\n", 1)
+        options = _options(head)
+        if not options:
+            return {"answer": reasoning.strip().splitlines()[-1][:60] if reasoning.strip() else "unknown"}
+        argument = reasoning.split("Reasoning Process:", 1)[-1]
+        return {"answer": turn.letter(_best_option(options, argument) or turn.rng.choice(sorted(options)), options)}
 
-    def judge(self, prompt: str) -> dict:
+    def judge(self, prompt: str, turn: _Turn) -> dict:
         reference = re.search(r"^Reference answer: (.*)$", prompt, re.M).group(1).strip().lower()
         candidate = re.search(r"^Candidate answer: (.*)$", prompt, re.M).group(1).strip().lower()
+        candidate = re.sub(r"^[a-j]\. ", "", candidate)
         same = reference in candidate or candidate in reference
         return {"correct": same, "reason": "same entity" if same else "different entity"}
 
-    def reason(self, prompt: str) -> str:
-        facts = prompt.split("Medical facts:\n", 1)[1].split("\n\nQuestion:", 1)[0] if "Medical facts:" in prompt else ""
-        answer = re.search(r"^Answer: (?:[A-E]\. )?(.*)$", prompt, re.M)
-        answer = answer.group(1) if answer else "unknown"
-        return (f"Finding reasoning paths:\n{facts}\n\nReasoning Process:\n1. The findings point along these "
-                f"chains to {answer}.\n\nConclusion:\nThe answer is {answer}.")
+    answers: dict[str, Callable] = {
+        "ExtractedEntities": extract, "EntityChoices": choose, "PathSelection": select,
+        "ReasonedAnswer": answer, "Judgement": judge,
+    }
 
-    def explore(self, messages: list[dict], prompt: str, tokens: int) -> dict:
-        if any(m.get("role") == "tool" for m in messages):
-            return completion("Found a connecting path.", prompt_tokens=tokens, completion_tokens=8)
+    def reason(self, prompt: str, turn: _Turn) -> str:
+        """MedReason's format, arguing for the option the facts reach (or, when ``wrong``
+        strikes, another one); free-text answers follow the facts' last entity."""
+        facts = prompt.split("Medical facts:\n", 1)[1].split("\n\nQuestion:", 1)[0] if "Medical facts:" in prompt else ""
+        options = _options(prompt.split("Question:", 1)[-1].split("\nAnswer:", 1)[0])
+        if options:
+            # The option the paths reach; with none, a guess: it does not copy the answer it was told.
+            favoured = _best_option(options, facts) or turn.rng.choice(sorted(options))
+            if turn.hit(turn.quirks.wrong):
+                favoured = turn.rng.choice([x for x in sorted(options) if x != favoured] or [favoured])
+            claim = options[favoured]
+        else:
+            last = re.findall(r"— ([^—\n]+)$", facts, re.M)
+            claim = last[0].strip() if last else "the most likely diagnosis"
+        return (f"Finding reasoning paths:\n{facts}\n\nReasoning Process:\n1. The findings point along these "
+                f"chains to {claim}.\n2. The other options fit the findings less well.\n\nConclusion:\n{claim}.")
+
+    def explore(self, messages: list[dict], prompt: str, turn: _Turn, may_call: bool) -> dict:
+        if messages[-1]["role"] == "tool" or not may_call:
+            return turn.text("Found a path from the question's finding to the answer.", tokens=12)
         sources = re.findall(r"\(([^()]+)\)", re.search(r"^Question entities in the graph: (.*)$", prompt, re.M).group(1))
         targets = re.findall(r"\(([^()]+)\)", re.search(r"^Answer entities in the graph: (.*)$", prompt, re.M).group(1))
         if not sources or not targets:
-            return completion("No entities to connect.", prompt_tokens=tokens, completion_tokens=5)
-        return completion(tool_calls=[("find_paths", {"source": sources[0], "target": targets[0], "max_hops": 4})],
-                          prompt_tokens=tokens, completion_tokens=15)
+            return turn.text("No entities to connect.", tokens=5)
+        calls = [("find_paths", {"source": s, "target": targets[0], "max_hops": 4})
+                 for s in sources[: 3 if turn.rng.random() < turn.quirks.parallel_tools else 1]]
+        return turn.tool_calls(calls)
+
+
+class _Turn:
+    """One reply's random draws and the shapes real models give it."""
+
+    def __init__(self, rng: random.Random, quirks: Quirks, prompt_tokens: int) -> None:
+        self.rng, self.quirks, self.prompt_tokens = rng, quirks, prompt_tokens
+
+    def hit(self, rate: float) -> bool:
+        return self.rng.random() < rate
+
+    def thinking(self) -> tuple[str, str | None]:
+        """(prefix for the content, reasoning_content) of a reasoning model, or neither."""
+        if self.hit(self.quirks.think):
+            return f"<think>\n{THOUGHT}\n</think>\n\n", None
+        if self.hit(self.quirks.reasoning_content):
+            return "", THOUGHT
+        return "", None
+
+    def text(self, content: str, tokens: int = 20) -> dict:
+        prefix, reasoning = self.thinking()
+        return completion(prefix + content, prompt_tokens=self.prompt_tokens, completion_tokens=tokens,
+                          reasoning_content=reasoning)
+
+    def tool_calls(self, calls: list[tuple[str, dict]]) -> dict:
+        prefix, reasoning = self.thinking()
+        shaped = [(name, json.dumps(args)[:-7] if self.hit(self.quirks.malformed_args) else args) for name, args in calls]
+        return completion(prefix or None, tool_calls=shaped, prompt_tokens=self.prompt_tokens, completion_tokens=20,
+                          reasoning_content=reasoning)
+
+    def structured(self, schema: str, answer: dict, as_tool: bool) -> dict:
+        if self.hit(self.quirks.schema_miss):
+            answer = self.miss(answer)
+        if as_tool:
+            return self.tool_calls([(schema, answer)])
+        text = json.dumps(answer)
+        if self.hit(self.quirks.two_objects):
+            text = json.dumps({"draft": True, "note": "checking the schema"}) + "\n" + text
+        if self.hit(self.quirks.fenced):
+            text = f"```json\n{text}\n```"
+        if self.hit(self.quirks.prose):
+            text = f"Here is the JSON you asked for:\n{text}\nLet me know if you need anything else."
+        return self.text(text)
+
+    def miss(self, answer: dict) -> dict:
+        """Valid JSON that breaks the schema as weaker models do."""
+        key = self.rng.choice(sorted(answer))
+        value, answer = answer[key], dict(answer)
+        kind = self.rng.choice(["missing", "wrong type", "number as string"])
+        if kind == "missing":
+            del answer[key]
+        elif kind == "wrong type":
+            answer[key] = json.dumps(value) if isinstance(value, list) else [value]
+        else:
+            answer = json.loads(re.sub(r"(?<![\w.\"])(\d+)(?![\w.\"])", r'"\1"', json.dumps(answer)))
+        return answer
+
+    def letter(self, letter: str, options: dict[str, str]) -> str:
+        if not self.hit(self.quirks.verbose_letters):
+            return letter
+        return self.rng.choice([
+            f"{letter}.", f"({letter.lower()})", f"**{letter}**", f"Option {letter}", f"The answer is {letter}.",
+            f"{letter}. {options[letter]}", options[letter], letter.lower(),
+        ])
+
+
+def _text(message: dict) -> str:
+    content = message.get("content")
+    return content if isinstance(content, str) else ""
+
+
+def _options(text: str) -> dict[str, str]:
+    return dict(re.findall(r"^([A-J])\. (.*)$", text, re.M))
+
+
+def _words(text: str) -> set[str]:
+    return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) >= 4}
+
+
+def _best_option(options: dict[str, str], text: str) -> str | None:
+    """The option sharing the most words with ``text``; None when none shares any, or on a tie."""
+    words = _words(text)
+    overlap = {letter: len(_words(option) & words) for letter, option in options.items()}
+    best = max(overlap.values())
+    leaders = [letter for letter, n in overlap.items() if n == best]
+    return leaders[0] if best and len(leaders) == 1 else None
+
+
+def _schema_in(prompt: str) -> str | None:
+    """The schema a text-mode prompt asks for (its top-level title, after its properties)."""
+    if "matches this JSON schema" not in prompt:
+        return None
+    titles = re.findall(r'"title": "(\w+)"', prompt.rsplit("matches this JSON schema", 1)[1])
+    return titles[-1] if titles else None
 
 
 class FakeOpenAIServer:
@@ -144,7 +430,7 @@ class FakeOpenAIServer:
                     self._send(status, {"error": {"message": "injected fault", "type": "server_error"}},
                                {"retry-after-ms": "1"})
                     return
-                self._send(200, server.brain.respond(body))
+                self._send(*server.brain.reply(body))
 
             def _send(self, status, payload, headers=None):
                 data = json.dumps(payload).encode()

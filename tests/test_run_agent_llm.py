@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from tests.conftest import MEDICAL_KG
-from tests.fake_llm import FakeBrain, FakeOpenAIServer
+from tests.fake_llm import MISBEHAVING, FakeBrain, FakeOpenAIServer
 from tests.test_run_agent import RECORDS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -17,7 +17,8 @@ SECRET = "sk-e2e-secret-4f1d"
 def test_run_with_an_llm_end_to_end_keeps_the_key_secret(tmp_path, fixture_kg_dir, loaded):
     records = tmp_path / "in.jsonl"
     records.write_text("\n".join(json.dumps(r) for r in RECORDS) + "\n")
-    brain = FakeBrain([loaded.kg.name(n) for n in loaded.kg.graph])
+    # a model that thinks aloud, writes verbose letters, misses the schema now and then
+    brain = FakeBrain([loaded.kg.name(n) for n in loaded.kg.graph], MISBEHAVING)
     env = {**os.environ, "OPENAI_API_KEY": SECRET}
     with FakeOpenAIServer(brain) as server:
         done = subprocess.run(
@@ -30,7 +31,9 @@ def test_run_with_an_llm_end_to_end_keeps_the_key_secret(tmp_path, fixture_kg_di
     assert server.authorization == {f"Bearer {SECRET}"}  # the key was used ...
 
     rows = {r["id"]: r for r in map(json.loads, (tmp_path / "run" / "results.jsonl").read_text().splitlines())}
+    assert brain.violations == []  # every request kept OpenAI's rules
     assert rows["malaria"]["status"] == rows["tb"]["status"] == "accepted"
+    assert "<think>" not in rows["malaria"]["reasoning"]
     assert 3 <= rows["malaria"]["usage"]["llm_calls"] <= 5
     assert rows["malaria"]["reasoning"].startswith("Finding reasoning paths:")
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())

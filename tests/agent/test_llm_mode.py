@@ -1,5 +1,6 @@
 """LLM behaviour of the nodes, with the OpenAI endpoint faked by respx (classic httpx clients
-injected into ChatOpenAI, as the openai SDK itself sends through httpx2)."""
+injected into ChatOpenAI, as the openai SDK itself sends through httpx2). Every request goes
+through the fake's copy of OpenAI's rules, which answers a violation with HTTP 400."""
 
 import asyncio
 import json
@@ -11,11 +12,11 @@ from langchain_openai import ChatOpenAI
 from langgraph.checkpoint.memory import InMemorySaver
 
 from agent.graph import build_graph
-from agent.llm import LLM, LLMError
+from agent.llm import LLM, NO_USAGE, LLMError
 from agent.runner import RunOptions, run_dataset
 from agent.schemas import ExtractedEntities
 from tests.conftest import MALARIA, record
-from tests.fake_llm import FakeBrain, completion
+from tests.fake_llm import FakeBrain, Quirks, completion, openai_violation
 
 BASE = "http://llm.test/v1"
 URL = f"{BASE}/chat/completions"
@@ -40,6 +41,18 @@ def llm_context(make_context):
         ctx.llm = make_llm()
         return ctx
     return make
+
+
+def scripted(*replies):
+    """A respx side effect that keeps OpenAI's rules and then gives ``replies`` in order."""
+    replies = list(replies)
+
+    def handler(request):
+        violation = openai_violation(json.loads(request.content))
+        if violation:
+            return httpx.Response(400, json=violation.body())
+        return httpx.Response(200, json=replies.pop(0))
+    return handler
 
 
 def run_graph(ctx, rec):
@@ -158,14 +171,16 @@ def test_malformed_json_is_repaired_once():
     llm = make_llm()
     good = {"question_entities": [{"name": "fever"}], "answer_entities": [{"name": "malaria"}]}
     with respx.mock() as mock:
-        route = mock.post(URL).mock(side_effect=[
-            httpx.Response(200, json=completion(tool_calls=[("ExtractedEntities", "{bad json")])),
-            httpx.Response(200, json=completion(tool_calls=[("ExtractedEntities", good)])),
-        ])
+        route = mock.post(URL).mock(side_effect=scripted(
+            completion(tool_calls=[("ExtractedEntities", "{bad json")]),
+            completion(tool_calls=[("ExtractedEntities", good)]),
+        ))
         found, usage = llm.structured("extract", ExtractedEntities, "extract please")
-    assert found.answer_entities[0].name == "malaria" and usage["llm_calls"] == 2
-    repair = json.loads(route.calls.last.request.content)["messages"][-1]["content"]
-    assert "could not be used" in repair
+    assert found.answer_entities[0].name == "malaria"
+    assert (usage["llm_calls"], usage["repairs"]) == (2, 1)
+    repair = json.loads(route.calls.last.request.content)["messages"][-1]
+    assert repair["role"] == "tool" and repair["tool_call_id"] == "call_0"  # answers the call, as OpenAI requires
+    assert "not valid JSON (Expecting property name enclosed in double quotes at character 1)" in repair["content"]
 
 
 def test_malformed_twice_is_that_nodes_failure_not_an_empty_value():
@@ -179,7 +194,7 @@ def test_text_mode_takes_json_out_of_plain_text():
     llm = LLM(make_llm().chat, structured="text")
     reply = 'Sure! {"question_entities": [{"name": "fever"}], "answer_entities": []} Hope this helps.'
     with respx.mock() as mock:
-        route = mock.post(URL).mock(return_value=httpx.Response(200, json=completion(reply)))
+        route = mock.post(URL).mock(side_effect=scripted(completion(reply)))
         found, _ = llm.structured("extract", ExtractedEntities, "extract please")
     assert found.question_entities[0].name == "fever"
     assert "tools" not in json.loads(route.calls.last.request.content)
@@ -233,3 +248,214 @@ def test_500s_until_retries_run_out_make_that_sample_an_error_and_the_run_goes_o
     assert rows["fine"]["status"] == "accepted"
     assert summary["counts"] == {"accepted": 1, "rejected": 0, "error": 1}
     assert summary["mode"] == "llm"
+
+
+# -- the fake keeps OpenAI's rules ----------------------------------------------------------------
+def test_the_fake_refuses_what_openai_refuses():
+    user = {"role": "user", "content": "hi"}
+    call = {"role": "assistant", "content": None,
+            "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "f", "arguments": "{}"}}]}
+    tool = {"type": "function", "function": {"name": "f", "parameters": {"type": "object", "properties": {}}}}
+    unanswered = openai_violation({"model": "m", "messages": [user, call, user]})
+    assert unanswered.body() == {"error": {
+        "message": "An assistant message with 'tool_calls' must be followed by tool messages responding to each "
+                   "'tool_call_id'. The following tool_call_ids did not have response messages: call_1",
+        "type": "invalid_request_error", "param": "messages", "code": None}}
+    stray = {"role": "tool", "tool_call_id": "call_9", "content": "x"}
+    assert "must be a response to a preceeding message" in openai_violation({"model": "m", "messages": [user, call, stray]}).message
+    assert openai_violation({"model": "m", "messages": [user], "tool_choice": "auto"}).param == "tool_choice"
+    assert openai_violation({"model": "m", "messages": [user], "parallel_tool_calls": False}).param == "parallel_tool_calls"
+    assert openai_violation({"model": "m", "messages": [user], "tools": [{**tool, "function": {**tool["function"], "strict": True}}]}).code == "invalid_function_parameters"
+    assert openai_violation({"model": "m", "messages": [user], "top_k": 3}).code == "unknown_parameter"
+    answered = {"role": "tool", "tool_call_id": "call_1", "content": "ok"}
+    assert openai_violation({"model": "m", "messages": [user, call, answered, user], "tools": [tool]}) is None
+
+
+def test_a_violation_is_an_http_400_that_fails_the_node_with_openais_message(brain):
+    from langchain_core.messages import AIMessage, HumanMessage
+
+    llm = make_llm()
+    dangling = AIMessage("", tool_calls=[{"name": "find_paths", "args": {}, "id": "call_1"}])
+    with respx.mock() as mock:
+        mock.post(URL).mock(side_effect=brain.handler)
+        with pytest.raises(LLMError, match=r"path: \w*(BadRequest|InvalidRequest)\w*: HTTP 400: .*must be followed by tool messages") as failed:
+            llm.tool_round("path", [HumanMessage("go"), dangling, HumanMessage("again")], [], NO_USAGE)
+    assert failed.value.usage["llm_calls"] == 1  # a refused request is a request
+
+
+# -- what real models do, end to end through the graph --------------------------------------------
+QUIRKS = {
+    "think block": dict(think=1.0), "reasoning_content": dict(reasoning_content=1.0), "fenced JSON": dict(fenced=1.0),
+    "prose around JSON": dict(prose=1.0), "two objects": dict(two_objects=1.0), "verbose letters": dict(verbose_letters=1.0),
+    "all at once": dict(think=1.0, fenced=1.0, prose=1.0, two_objects=1.0, verbose_letters=1.0),
+}
+
+
+@pytest.mark.parametrize("mode", ["tools", "text"])
+@pytest.mark.parametrize("quirk", list(QUIRKS))
+def test_answers_shaped_as_real_models_shape_them_are_read(llm_context, loaded, mode, quirk):
+    brain = FakeBrain([loaded.kg.name(n) for n in loaded.kg.graph], Quirks(**QUIRKS[quirk]))
+    ctx = llm_context(max_attempts=1)
+    ctx.llm = LLM(ctx.llm.chat, structured=mode)
+    with respx.mock() as mock:
+        route = mock.post(URL).mock(side_effect=brain.handler)
+        state = run_graph(ctx, MALARIA)
+    assert brain.violations == []
+    assert state["status"] == "accepted", state["attempts"]
+    assert state["usage"]["llm_calls"] == route.call_count == 3 and state["usage"]["repairs"] == 0
+    assert state["reasoning"].startswith("Finding reasoning paths:")  # no thinking stored as reasoning
+    assert "<think>" not in json.dumps(sent(route)[-1])  # nor shown to the verifier
+
+
+def test_thinking_with_braces_and_a_conclusion_is_stripped_before_every_check(llm_context, brain):
+    think = "<think>{\"answer\": \"B\"} Conclusion: B. Option B, metformin.</think>\n"
+    reasoning = "Finding reasoning paths:\n1. fever -> malaria -> chloroquine\n\nReasoning Process:\n1. chloroquine.\n\nConclusion:\nchloroquine."
+    ctx = llm_context()
+    ctx.llm = LLM(ctx.llm.chat, structured="text")
+    with respx.mock() as mock:
+        mock.post(URL).mock(side_effect=scripted(completion(think + reasoning), completion(think + '{"answer": "A"}')))
+        text, usage = ctx.llm.text("generate", "write", check=lambda t: None if t.startswith("Finding") else "format")
+        answer, _ = ctx.llm.structured("verify", __import__("agent.schemas").schemas.answer_schema(MALARIA["options"]), "answer")
+    assert text == reasoning and usage["repairs"] == 0
+    assert answer.answer == "A"  # not the "B" inside the thinking
+
+
+@pytest.mark.parametrize("mode", ["tools", "text"])
+def test_schema_misses_are_repaired_with_the_exact_error_and_counted(llm_context, brain, mode):
+    ctx = llm_context(max_attempts=1)
+    ctx.llm = LLM(ctx.llm.chat, structured=mode)
+    missing = {"question_entities": [{"name": "fever"}, {"name": "anemia"}]}  # answer_entities left out
+    body = lambda d: completion(tool_calls=[("ExtractedEntities", d)]) if mode == "tools" else completion(json.dumps(d))  # noqa: E731
+
+    def handler(request):
+        if len(json.loads(request.content)["messages"]) == 1 and "biomedical entity extractor" in request.content.decode():
+            violation = openai_violation(json.loads(request.content))
+            return httpx.Response(400, json=violation.body()) if violation else httpx.Response(200, json=body(missing))
+        return brain.handler(request)
+
+    with respx.mock() as mock:
+        route = mock.post(URL).mock(side_effect=handler)
+        state = run_graph(ctx, MALARIA)
+    assert brain.violations == [] and state["status"] == "accepted"
+    repair = sent(route)[1]["messages"]
+    assert repair[-1]["role"] == ("tool" if mode == "tools" else "user")
+    assert "answer_entities: Field required" in repair[-1]["content"]
+    assert state["usage"]["repairs"] == 1 and state["usage"]["llm_calls"] == route.call_count == 4
+
+
+def test_a_letter_naming_no_option_is_repaired_not_a_disagreement(llm_context, brain):
+    ctx = llm_context(max_attempts=1)
+
+    def handler(request):
+        body = json.loads(request.content)
+        if tool_names(body) == ["ReasonedAnswer"] and len(body["messages"]) == 1:
+            assert body["tools"][0]["function"]["parameters"]["properties"]["answer"]["enum"] == ["A", "B", "C", "D"]
+            return httpx.Response(200, json=completion(tool_calls=[("ReasonedAnswer", {"answer": "None of the above"})]))
+        return brain.handler(request)
+
+    with respx.mock() as mock:
+        route = mock.post(URL).mock(side_effect=handler)
+        state = run_graph(ctx, MALARIA)
+    assert brain.violations == [] and state["status"] == "accepted"
+    assert "the answer must be one option letter: A, B, C, D" in sent(route)[-1]["messages"][-1]["content"]
+    assert state["usage"]["repairs"] == 1
+
+
+@pytest.mark.parametrize("reply", ["B", "b", "B.", "(b)", "**B**", "Option B", "The answer is B.", "B. metformin",
+                                   "Metformin", "<think>A or C?</think>B"])
+def test_option_letters_are_read_however_they_are_written(reply):
+    from agent.schemas import option_letter
+
+    assert option_letter(reply, MALARIA["options"]) == "B"
+
+
+def test_a_reply_that_names_no_option_has_no_letter():
+    from agent.schemas import option_letter
+
+    assert option_letter("None of the above.", MALARIA["options"]) is None
+    assert option_letter("insulin", MALARIA["options"]) is None
+
+
+def test_a_model_that_is_wrong_is_caught_retried_and_rejected(llm_context, loaded):
+    brain = FakeBrain([loaded.kg.name(n) for n in loaded.kg.graph], Quirks(wrong=1.0))
+    with respx.mock() as mock:
+        route = mock.post(URL).mock(side_effect=brain.handler)
+        state = run_graph(llm_context(max_attempts=2), MALARIA)
+    assert brain.violations == []
+    assert state["status"] == "rejected"
+    assert [a["reason"].split(" — ")[0] for a in state["attempts"]] == ["verifier disagreed"] * 2
+    assert state["verification"]["predicted"] != "A"
+    assert state["usage"]["llm_calls"] == route.call_count
+
+
+def test_a_gold_answer_given_as_text_is_matched_to_its_option(llm_context, brain):
+    rec = {**MALARIA, "answer": "  Chloroquine. ", "answer_idx": None}
+    with respx.mock() as mock:
+        route = mock.post(URL).mock(side_effect=brain.handler)
+        state = run_graph(llm_context(max_attempts=1), rec)
+    assert state["status"] == "accepted" and state["verification"]["predicted"] == "A"
+    assert "Judgement" not in [n for b in sent(route) for n in tool_names(b)]  # letters compared, no judge
+
+
+def test_the_judge_sees_the_options_when_the_answer_matches_none(llm_context, brain):
+    rec = {**MALARIA, "answer": "chloroquine phosphate", "answer_idx": None}
+    with respx.mock() as mock:
+        route = mock.post(URL).mock(side_effect=brain.handler)
+        state = run_graph(llm_context(max_attempts=1), rec)
+    judge = [b for b in sent(route) if tool_names(b) == ["Judgement"]][0]["messages"][0]["content"]
+    assert "A. chloroquine\nB. metformin" in judge and "Candidate answer: A. chloroquine" in judge
+    assert state["status"] == "accepted"
+
+
+def test_nothing_mapped_in_the_question_is_rejected_at_once_without_exploring(llm_context, brain):
+    rec = record("Which quarterly tax form is due in April?", "chloroquine", {"A": "chloroquine", "B": "metformin"}, "A")
+    with respx.mock() as mock:
+        route = mock.post(URL).mock(side_effect=brain.handler)
+        state = run_graph(llm_context(), rec)
+    assert state["status"] == "rejected" and state["verification"]["reason"] == "no question entity mapped"
+    assert len(state["attempts"]) == 1
+    assert not any("lookup_entity" in tool_names(b) for b in sent(route))
+    assert state["usage"]["llm_calls"] == route.call_count == 1  # extract only
+
+
+def test_the_explore_cap_counts_tool_calls_and_keeps_the_closing_message(llm_context, loaded):
+    brain = FakeBrain([loaded.kg.name(n) for n in loaded.kg.graph], Quirks(parallel_tools=1.0))
+    ctx = llm_context(max_hops=1, max_tool_calls=2)
+    rec = record("A man with hemoptysis, cough and fever. Which drug?", "rifampin", {"A": "rifampin", "B": "metformin"}, "A")
+    with respx.mock() as mock:
+        route = mock.post(URL).mock(side_effect=brain.handler)
+        state = run_graph(ctx, rec)
+    assert brain.violations == []
+    explore = [b for b in sent(route) if "find_paths" in tool_names(b)]
+    assert "parallel_tool_calls" not in explore[0] and "tool_choice" not in explore[0]  # not needed, not sent
+    (called,) = [m for m in explore[-1]["messages"] if m["role"] == "assistant"]
+    replies = [m for m in explore[-1]["messages"] if m["role"] == "tool"]
+    # three calls in one round with a cap of 2: two run, the third is told the budget is spent,
+    # and the last request lets no tool run and asks for the closing message
+    assert len(called["tool_calls"]) == 3 and len(explore) == 2
+    assert ["budget of 2 tool calls" in m["content"] for m in replies] == [False, False, True]
+    assert explore[-1]["tool_choice"] == "none"
+    assert state["explanation"] == "Found a path from the question's finding to the answer."
+    assert state["attempts"][1]["correct"] is True
+
+
+def test_a_failing_node_still_counts_its_requests_in_the_error_row(tmp_path, llm_context, brain):
+    ctx = llm_context()
+    path = tmp_path / "in.jsonl"
+    path.write_text(json.dumps({**MALARIA, "id": "m"}) + "\n")
+    bad = json.dumps({"answer": "zebra"})
+
+    def handler(request):  # the verifier names no option, twice: the node fails after a repair
+        if tool_names(json.loads(request.content)) == ["ReasonedAnswer"]:
+            body = json.loads(request.content)
+            return httpx.Response(200, json=completion(tool_calls=[("ReasonedAnswer", bad)], prompt_tokens=7)) \
+                if not openai_violation(body) else httpx.Response(400, json=openai_violation(body).body())
+        return brain.handler(request)
+
+    with respx.mock() as mock:
+        route = mock.post(URL).mock(side_effect=handler)
+        summary = asyncio.run(run_dataset(path, tmp_path / "run", ctx, RunOptions()))
+    (row,) = map(json.loads, (tmp_path / "run" / "results.jsonl").read_text().splitlines())
+    assert row["status"] == "error" and row["error"].startswith("verify: malformed answer")
+    assert row["usage"]["llm_calls"] == route.call_count == 4  # extract, generate, verify and its repair
+    assert row["usage"]["repairs"] == 1 and summary["usage"]["llm_calls"] == 4

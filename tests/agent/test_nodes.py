@@ -95,3 +95,39 @@ def test_verify_rejects_when_the_graph_favours_another_option(make_context):
     assert out["status"] == "rejected"
     assert out["verification"]["reason"] in {"no path", "verifier disagreed"}
     assert out["attempts"][0]["correct"] is False
+
+
+@pytest.fixture(scope="module")
+def two_vitamins(tmp_path_factory, embedder):
+    """A tiny graph where one name is a node of two types, as in PrimeKG."""
+    from agent.config import Settings
+    from agent.context import AgentContext
+    from graphs.kg_dir import Source, build_kg
+    from graphs.progress import Silent
+
+    tsv = tmp_path_factory.mktemp("src") / "kg.tsv"
+    tsv.write_text("head\trelation\ttail\thead_type\ttail_type\n"
+                   "vitamin d\tindication\trickets\tdrug\tdisease\n"
+                   "vitamin d\texposure_disease\trickets\texposure\tdisease\n"
+                   "vitamin d\texposure_disease\tosteomalacia\texposure\tdisease\n")
+    kg_dir = tmp_path_factory.mktemp("kg2")
+    loaded = build_kg(kg_dir, Source("triples", tsv), embedder, Silent())
+    return AgentContext(loaded.kg, loaded.index, embedder, Settings(kg_dir=kg_dir))
+
+
+@pytest.mark.parametrize("type_, node", [("drug", "drug:vitamin d"), ("exposure", "exposure:vitamin d"),
+                                        (None, "exposure:vitamin d")])  # untyped: the most connected
+def test_the_extracted_type_steers_which_node_a_name_maps_to(two_vitamins, type_, node):
+    from agent.kg_nodes import settle_mentions
+
+    mention = {"text": "Vitamin D", "role": "answer", "type": type_}
+    (mapping,), _ = settle_mentions(two_vitamins, [mention], two_vitamins.settings.min_score)
+    assert (mapping["node_id"], mapping["method"]) == (node, "exact")
+
+
+def test_an_exact_name_of_another_type_is_kept_when_no_node_has_the_type(two_vitamins):
+    from agent.kg_nodes import settle_mentions
+
+    mention = {"text": "vitamin d", "role": "answer", "type": "gene/protein"}
+    (mapping,), _ = settle_mentions(two_vitamins, [mention], two_vitamins.settings.min_score)
+    assert mapping["node_id"].endswith(":vitamin d") and mapping["method"] == "exact"
