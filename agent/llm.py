@@ -118,7 +118,11 @@ class LLM:
         for bad in raw.invalid_tool_calls:
             problems[bad["id"]] = f"the arguments are not valid JSON ({json_problem(bad.get('args'))})"
         if not problems:
-            problem = f"the reply called no tool; call {schema.__name__}"
+            # Servers whose tool-call parser missed the call leave its JSON in the content.
+            parsed, problem = parse_json_answer(content_of(raw), schema)
+            if parsed is not None:
+                return parsed, "", []
+            problem = f"the reply called no tool ({problem}); call {schema.__name__}"
             return None, problem, [HumanMessage(prompts.render("repair", problem=problem))]
         repair = [
             ToolMessage(prompts.render("repair", problem=problem), tool_call_id=call_id, status="error")

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+from collections import Counter
 from io import BytesIO
 from itertools import islice
 from pathlib import Path
@@ -113,7 +114,10 @@ def figures(rows: list[dict], server: dict) -> dict:
         "calls_reported": sum(r["usage"]["llm_calls"] for r in rows),
         "repairs_per_sample": round(sum(map(is_repair, requests)) / n, 2) if n else 0.0,
         "calls_per_accepted_sample": round(statistics.mean(r["usage"]["llm_calls"] for r in accepted), 2) if accepted else None,
+        "calls_per_accepted_sample_without_repairs": round(statistics.mean(
+            r["usage"]["llm_calls"] - r["usage"].get("repairs", 0) for r in accepted), 2) if accepted else None,
         "mean_attempts": round(statistics.mean(len(r["attempts"]) or 1 for r in rows), 2) if rows else 0.0,
+        "rejected_for": dict(Counter((r["verification"] or {}).get("reason") for r in rows if r["status"] == "rejected")),
         "error_kinds": sorted({(r["error"] or "")[:90] for r in errors})[:5],
     }
 
@@ -121,24 +125,33 @@ def figures(rows: list[dict], server: dict) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=50)
+    parser.add_argument("--medqa", type=Path, default=MEDQA, help="MedQA records (JSONL)")
     parser.add_argument("--baseline", default="main", help="git ref whose code is measured side by side ('' for none)")
     args = parser.parse_args()
-    if not MEDQA.exists():
-        print(json.dumps({"skipped": f"{MEDQA} not found (needs ../shared/data/medqa)"}))
+    if not args.medqa.exists():
+        print(json.dumps({"skipped": f"{args.medqa} not found (needs ../shared/data/medqa, or --medqa)"}))
         return
     from dataclasses import replace
 
     from tests.fake_llm import MISBEHAVING, FakeBrain, FakeOpenAIServer
 
+    from agent.config import Settings
+    from graphs.embedding import Embedder
+    from graphs.kg_dir import Source, open_kg
+    from graphs.progress import Silent
+
+    # The fake model knows the graph's names (and types), as a model knows medical terms.
+    kg = open_kg(Settings().kg_dir, Embedder(), Silent(), default_source=Source("hpo")).kg
     quirks = replace(MISBEHAVING, seed=7)
-    brain = FakeBrain(quirks=quirks)
+    brain = FakeBrain({kg.name(n): kg.node(n).type for n in kg.graph}, quirks)
+    del kg
     codes = {"this": ROOT}
     with tempfile.TemporaryDirectory() as tmp, FakeOpenAIServer(brain) as server:
         tmp = Path(tmp)
         if args.baseline:
             codes[f"baseline ({args.baseline})"] = checkout(args.baseline, tmp / "baseline")
         records = tmp / "medqa.jsonl"
-        with open(MEDQA) as f:
+        with open(args.medqa) as f:
             records.write_text("".join(islice(f, args.records)))
         report = {}
         for label, code in codes.items():

@@ -195,7 +195,8 @@ class FakeBrain:
         """``vocabulary``: the names the fake 'knows' (with their node type, if given)."""
         vocabulary = vocabulary if isinstance(vocabulary, dict) else dict.fromkeys(vocabulary or [])
         self.types = vocabulary
-        self.vocabulary = sorted(vocabulary, key=len, reverse=True)
+        self.known = {name.lower(): name for name in vocabulary}
+        self.longest = max((len(name.split()) for name in vocabulary), default=0)
         self.quirks = quirks
         self.requests: list[dict] = []
         self.violations: list[str] = []
@@ -242,7 +243,9 @@ class FakeBrain:
         question = prompt.split("Question:\n", 1)[1].split("\nAnswer:", 1)[0]
         question = re.split(r"\n[A-J]\. ", question)[0]
         answer = re.search(r"^Answer: (?:[A-J]\. )?(.*)$", prompt, re.M).group(1)
-        found = [term for term in self.vocabulary if re.search(rf"\b{re.escape(term.lower())}\b", question.lower())]
+        words = re.findall(r"[\w'-]+", question.lower())
+        spans = {" ".join(words[i:i + n]) for n in range(1, min(self.longest, 6) + 1) for i in range(len(words) - n + 1)}
+        found = sorted((self.known[s] for s in spans if s in self.known), key=len, reverse=True)
         if not found:  # unknown vocabulary: the longer words of the question
             found = list(dict.fromkeys(w for w in re.findall(r"[A-Za-z]{8,}", question)))[:8]
         return {"question_entities": [{"name": t, "type": self.types.get(t)} for t in found[:12]],

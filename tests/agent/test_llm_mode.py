@@ -14,7 +14,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from agent.graph import build_graph
 from agent.llm import LLM, NO_USAGE, LLMError
 from agent.runner import RunOptions, run_dataset
-from agent.schemas import ExtractedEntities
+from agent.schemas import ExtractedEntities, answer_schema
 from tests.conftest import MALARIA, record
 from tests.fake_llm import FakeBrain, Quirks, completion, openai_violation
 
@@ -315,7 +315,7 @@ def test_thinking_with_braces_and_a_conclusion_is_stripped_before_every_check(ll
     with respx.mock() as mock:
         mock.post(URL).mock(side_effect=scripted(completion(think + reasoning), completion(think + '{"answer": "A"}')))
         text, usage = ctx.llm.text("generate", "write", check=lambda t: None if t.startswith("Finding") else "format")
-        answer, _ = ctx.llm.structured("verify", __import__("agent.schemas").schemas.answer_schema(MALARIA["options"]), "answer")
+        answer, _ = ctx.llm.structured("verify", answer_schema(MALARIA["options"]), "answer")
     assert text == reasoning and usage["repairs"] == 0
     assert answer.answer == "A"  # not the "B" inside the thinking
 
@@ -459,3 +459,23 @@ def test_a_failing_node_still_counts_its_requests_in_the_error_row(tmp_path, llm
     assert row["status"] == "error" and row["error"].startswith("verify: malformed answer")
     assert row["usage"]["llm_calls"] == route.call_count == 4  # extract, generate, verify and its repair
     assert row["usage"]["repairs"] == 1 and summary["usage"]["llm_calls"] == 4
+
+
+def test_a_tool_call_left_as_json_in_the_content_is_still_read():
+    # a server whose tool-call parser missed the call (thinking first, JSON after)
+    reply = '<think>{"name": "ExtractedEntities"}?</think>{"question_entities": [{"name": "fever"}], "answer_entities": []}'
+    with respx.mock() as mock:
+        route = mock.post(URL).mock(side_effect=scripted(completion(reply)))
+        found, usage = make_llm().structured("extract", ExtractedEntities, "extract please")
+    assert found.question_entities[0].name == "fever" and route.call_count == 1 and usage["repairs"] == 0
+
+
+def test_the_extracted_type_is_read_in_the_graphs_spelling(llm_context, loaded):
+    types = {loaded.kg.name(n): loaded.kg.node(n).type.upper() for n in loaded.kg.graph}  # "DISEASE", "DRUG", ...
+    brain = FakeBrain(types)
+    with respx.mock() as mock:
+        mock.post(URL).mock(side_effect=brain.handler)
+        state = run_graph(llm_context(max_attempts=1), MALARIA)
+    typed = {m["text"]: m["type"] for m in state["entities"]}
+    assert typed["fever"] == "effect/phenotype" and typed["chloroquine"] == "drug"
+    assert state["status"] == "accepted"
