@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     llm_max_retries: int = 3  # the client retries 429, 5xx and timeouts only, with backoff
     requests_per_second: float | None = None
     structured_output: Literal["tools", "text"] = "tools"  # "text" for servers without tool calling
+    strict_schemas: bool = False  # OpenAI's strict function schemas, for servers that support them
     max_tool_calls: int = 8  # per retry's exploration
 
     # entity mapping

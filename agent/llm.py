@@ -74,9 +74,10 @@ def content_of(message: AIMessage) -> str:
 
 
 class LLM:
-    def __init__(self, chat: BaseChatModel, structured: StructuredMode = "tools") -> None:
+    def __init__(self, chat: BaseChatModel, structured: StructuredMode = "tools", strict: bool = False) -> None:
         self.chat = chat
         self.structured_mode = structured
+        self.strict = strict  # closed schemas with every property required; the server enforces them
 
     def structured(self, node: str, schema: type[T], prompt: str) -> tuple[T, Usage]:
         """A validated ``schema`` instance for ``prompt``, with one repair request that
@@ -99,7 +100,7 @@ class LLM:
     def _ask_tools(self, schema: type[BaseModel], messages: list[BaseMessage]) -> AIMessage:
         # One tool, forced by name: ``parallel_tool_calls`` is not needed, and some servers
         # reject it, so it is not sent.
-        return self.chat.bind_tools([schema], tool_choice=schema.__name__).invoke(messages)
+        return self.chat.bind_tools([schema], tool_choice=schema.__name__, strict=self.strict or None).invoke(messages)
 
     @staticmethod
     def _read_tool_calls(raw: AIMessage, schema: type[T]) -> tuple[T | None, str, list[BaseMessage]]:
@@ -243,4 +244,4 @@ def make_llm(settings: Settings, **client_options) -> LLM | None:
         rate_limiter=limiter,
         **client_options,
     )
-    return LLM(chat, settings.structured_output)
+    return LLM(chat, settings.structured_output, settings.strict_schemas)

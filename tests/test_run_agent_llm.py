@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import MEDICAL_KG
 from tests.fake_llm import MISBEHAVING, FakeBrain, FakeOpenAIServer
 from tests.test_run_agent import RECORDS
@@ -14,12 +16,13 @@ ROOT = Path(__file__).resolve().parents[1]
 SECRET = "sk-e2e-secret-4f1d"
 
 
-def test_run_with_an_llm_end_to_end_keeps_the_key_secret(tmp_path, fixture_kg_dir, loaded):
+@pytest.mark.parametrize("mode", ["tools", "text"])
+def test_run_with_an_llm_end_to_end_keeps_the_key_secret(tmp_path, fixture_kg_dir, loaded, mode):
     records = tmp_path / "in.jsonl"
     records.write_text("\n".join(json.dumps(r) for r in RECORDS) + "\n")
     # a model that thinks aloud, writes verbose letters, misses the schema now and then
     brain = FakeBrain([loaded.kg.name(n) for n in loaded.kg.graph], MISBEHAVING)
-    env = {**os.environ, "OPENAI_API_KEY": SECRET}
+    env = {**os.environ, "OPENAI_API_KEY": SECRET, "MEDREASON_STRUCTURED_OUTPUT": mode}
     with FakeOpenAIServer(brain) as server:
         done = subprocess.run(
             [sys.executable, str(ROOT / "run_agent.py"), "run", str(records), "--out", str(tmp_path / "run"),
@@ -32,6 +35,8 @@ def test_run_with_an_llm_end_to_end_keeps_the_key_secret(tmp_path, fixture_kg_di
 
     rows = {r["id"]: r for r in map(json.loads, (tmp_path / "run" / "results.jsonl").read_text().splitlines())}
     assert brain.violations == []  # every request kept OpenAI's rules
+    forced = [b for b in brain.requests if isinstance(b.get("tool_choice"), dict)]
+    assert bool(forced) == (mode == "tools")  # structured answers by a forced tool, or as JSON in text
     assert rows["malaria"]["status"] == rows["tb"]["status"] == "accepted"
     assert "<think>" not in rows["malaria"]["reasoning"]
     assert 3 <= rows["malaria"]["usage"]["llm_calls"] <= 5

@@ -479,3 +479,15 @@ def test_the_extracted_type_is_read_in_the_graphs_spelling(llm_context, loaded):
     typed = {m["text"]: m["type"] for m in state["entities"]}
     assert typed["fever"] == "effect/phenotype" and typed["chloroquine"] == "drug"
     assert state["status"] == "accepted"
+
+
+def test_strict_schemas_are_closed_with_every_property_required(llm_context, brain):
+    ctx = llm_context(max_attempts=1)
+    ctx.llm = LLM(ctx.llm.chat, strict=True)
+    with respx.mock() as mock:
+        route = mock.post(URL).mock(side_effect=brain.handler)
+        state = run_graph(ctx, MALARIA)
+    assert brain.violations == [] and state["status"] == "accepted"
+    extract = sent(route)[0]["tools"][0]["function"]
+    assert extract["strict"] is True
+    assert extract["parameters"]["properties"]["question_entities"]["items"]["required"] == ["name", "type"]
