@@ -18,7 +18,7 @@ from agent import kg_nodes
 from agent.context import AgentContext
 from agent.llm import NO_USAGE, LLMError, add, content_of, json_problem
 from agent.schemas import (
-    EntityChoices, ExtractedEntities, Judgement, PathSelection, ReasonedAnswer, answer_schema, match_option, normalised,
+    EntityChoices, ExtractedEntities, Judgement, PathSelection, ReasonedAnswer, answer_schema, match_option,
 )
 from agent.state import Candidate, Mapping, Mention, Record, SampleState, Usage, Verification
 from agent.verbalise import answer_text, strip_conclusion
@@ -37,10 +37,8 @@ def extract(state: SampleState, ctx: AgentContext) -> SampleState:
     found, usage = ctx.llm.structured("extract", ExtractedEntities, prompts.render(
         "extract", question=record["question"], options=options_text(record), answer=answer_text(record),
     ))
-    types = {normalised(t): t for t in ctx.kg.type_counts()}
-    typed = lambda e: types.get(normalised(e.type or "")) if e.type else None  # noqa: E731 - a type the graph has
-    mentions = [Mention(text=e.name, role="question", type=typed(e)) for e in found.question_entities if e.name.strip()]
-    answers = [Mention(text=e.name, role="answer", type=typed(e)) for e in found.answer_entities if e.name.strip()]
+    mentions = [Mention(text=e.name, role="question", type=e.type) for e in found.question_entities if e.name.strip()]
+    answers = [Mention(text=e.name, role="answer", type=e.type) for e in found.answer_entities if e.name.strip()]
     # An answer the model found no entity in is still looked up whole, by meaning.
     answers = answers or [Mention(text=record["answer"], role="answer", type=None)]
     return {"entities": mentions[: ctx.settings.max_question_nodes] + answers, "usage": usage, "status": "running"}

@@ -16,16 +16,30 @@ from pydantic import BaseModel, Field, create_model, field_validator
 from agent.llm import strip_thinking
 
 
+# PrimeKG's ten node types (HPO graphs use three of them), as the extract prompt lists them.
+NODE_TYPES = ("disease", "drug", "effect/phenotype", "gene/protein", "anatomy", "biological_process",
+              "molecular_function", "cellular_component", "pathway", "exposure")
+
+
 class Entity(BaseModel):
     name: str = Field(description="Canonical medical name.")
     type: str | None = Field(None, description="PrimeKG node type, e.g. disease, drug, effect/phenotype.")
+
+    @field_validator("type", mode="before")
+    @classmethod
+    def _node_type(cls, value: object) -> str | None:
+        """The type in the graph's spelling ("Drug", "gene protein"), or None for one it lacks
+        ("symptom"): a type only steers mapping, so an unknown one must not fail the answer."""
+        known = {normalised(t): t for t in NODE_TYPES}
+        return known.get(normalised(value)) if isinstance(value, str) else None
 
 
 class ExtractedEntities(BaseModel):
     """Medical entities of a question and of its answer."""
 
     question_entities: list[Entity]
-    answer_entities: list[Entity]
+    # Optional: with none, the answer is looked up whole, so omitting it needs no repair.
+    answer_entities: list[Entity] = Field(default_factory=list)
 
 
 class EntityChoice(BaseModel):

@@ -324,7 +324,7 @@ def test_thinking_with_braces_and_a_conclusion_is_stripped_before_every_check(ll
 def test_schema_misses_are_repaired_with_the_exact_error_and_counted(llm_context, brain, mode):
     ctx = llm_context(max_attempts=1)
     ctx.llm = LLM(ctx.llm.chat, structured=mode)
-    missing = {"question_entities": [{"name": "fever"}, {"name": "anemia"}]}  # answer_entities left out
+    missing = {"answer_entities": [{"name": "chloroquine"}]}  # question_entities left out
     body = lambda d: completion(tool_calls=[("ExtractedEntities", d)]) if mode == "tools" else completion(json.dumps(d))  # noqa: E731
 
     def handler(request):
@@ -339,7 +339,7 @@ def test_schema_misses_are_repaired_with_the_exact_error_and_counted(llm_context
     assert brain.violations == [] and state["status"] == "accepted"
     repair = sent(route)[1]["messages"]
     assert repair[-1]["role"] == ("tool" if mode == "tools" else "user")
-    assert "answer_entities: Field required" in repair[-1]["content"]
+    assert "question_entities: Field required" in repair[-1]["content"]
     assert state["usage"]["repairs"] == 1 and state["usage"]["llm_calls"] == route.call_count == 4
 
 
@@ -491,3 +491,13 @@ def test_strict_schemas_are_closed_with_every_property_required(llm_context, bra
     extract = sent(route)[0]["tools"][0]["function"]
     assert extract["strict"] is True
     assert extract["parameters"]["properties"]["question_entities"]["items"]["required"] == ["name", "type"]
+
+
+def test_an_extraction_without_answer_entities_looks_the_answer_up_whole(llm_context, brain):
+    from agent.llm_nodes import extract
+
+    with respx.mock() as mock:
+        route = mock.post(URL).mock(side_effect=scripted(completion(tool_calls=[("ExtractedEntities", {"question_entities": [{"name": "fever"}]})])))
+        out = extract({"record": MALARIA}, llm_context())
+    assert route.call_count == 1 and out["usage"]["repairs"] == 0
+    assert [m for m in out["entities"] if m["role"] == "answer"] == [{"text": "chloroquine", "role": "answer", "type": None}]
