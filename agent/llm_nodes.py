@@ -17,7 +17,7 @@ from agent.context import AgentContext
 from agent.llm import NO_USAGE, add
 from agent.schemas import EntityChoices, ExtractedEntities, Judgement, PathSelection, ReasonedAnswer
 from agent.state import Candidate, Mapping, Mention, Record, SampleState, Usage, Verification
-from agent.verbalise import answer_text, strip_conclusion
+from agent.verbalise import PROMPT_CONTEXT_CHARS, answer_text, question_text, strip_conclusion
 from graphs.paths import PathRecord
 from tools.kg_tools import KGToolbox
 
@@ -68,7 +68,7 @@ def choose_candidates(
 
 def explore(state: SampleState, ctx: AgentContext) -> tuple[list[tuple[str, ...]], Usage]:
     """A bounded tool-calling loop that looks for paths, told why the last attempt failed."""
-    record, box = state["record"], KGToolbox(ctx.kg, ctx.index, ctx.settings.path_time_budget)
+    record, box = state["record"], KGToolbox(ctx.kg, ctx.index, ctx.settings.path_max_work)
     tools = {t.name: t for t in box.tools()}
     feedback = state["attempts"][-1]["reason"] if state.get("attempts") else "no path"
     names = lambda role: ", ".join(  # noqa: E731
@@ -132,7 +132,7 @@ def generate(state: SampleState, ctx: AgentContext) -> SampleState:
     record = state["record"]
     paths = "\n".join(f"{i}. {p['text']}" for i, p in enumerate(state.get("pruned", []), 1))
     reasoning, usage = ctx.llm.text("generate", prompts.render(
-        "generate", paths=paths or "(none)", question=record["question"],
+        "generate", paths=paths or "(none)", question=question_text(record, PROMPT_CONTEXT_CHARS),
         options=options_text(record), answer=answer_text(record),
     ), check=_format_problem)
     return {"reasoning": reasoning.strip(), "usage": usage}
@@ -148,7 +148,7 @@ def verify(state: SampleState, ctx: AgentContext) -> tuple[Verification, Usage]:
     record = state["record"]
     instruction = "Reply with the letter of the correct option." if record["options"] else "Reply with a short answer."
     answer, usage = ctx.llm.structured("verify", ReasonedAnswer, prompts.render(
-        "answer_from_reasoning", instruction=instruction, question=record["question"],
+        "answer_from_reasoning", instruction=instruction, question=question_text(record, PROMPT_CONTEXT_CHARS),
         options=options_text(record), reasoning=strip_conclusion(state["reasoning"]),
     ))
     gold = record["answer_idx"]

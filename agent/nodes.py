@@ -17,7 +17,7 @@ from agent.mentions import find_mentions
 from agent.search import connect, nodes_for, option_evidence, path_weight, settings_for_attempt
 from agent.state import Candidate, Mapping, Mention, SampleState, Verification
 from agent.verbalise import kg_reasoning
-from graphs.paths import PathRecord, describe, path_key
+from graphs.paths import PathRecord, describe, keep_each_group, path_key
 
 
 def extract(state: SampleState, runtime: Runtime[AgentContext]) -> SampleState:
@@ -89,18 +89,20 @@ def find_paths(state: SampleState, runtime: Runtime[AgentContext]) -> SampleStat
     attempt = state["search"]["attempt"] + 1 if "search" in state else 1
     search = settings_for_attempt(ctx.settings, attempt)
     mappings = state.get("mappings", [])
+    cut_short: set[tuple[str, str]] = set()
     found = connect(
         ctx.kg,
         nodes_for(mappings, "question", search, ctx.settings),
         nodes_for(mappings, "answer", search, ctx.settings),
         search,
         ctx.settings,
+        cut_short,
     )
     update: SampleState = {"search": search}
     if ctx.llm and attempt > 1:
         explored, update["usage"] = llm_nodes.explore(state, ctx)
         found = list(dict.fromkeys(explored + found))
-    paths = [describe(ctx.kg, p) for p in found if len(p) > 1]
+    paths = [describe(ctx.kg, p, (p[0], p[-1]) in cut_short) for p in found if len(p) > 1]
     if search["exclude_used"]:
         used = set(state.get("used_paths", []))
         paths = [p for p in paths if path_key(p) not in used]
@@ -125,7 +127,7 @@ def prune(state: SampleState, runtime: Runtime[AgentContext]) -> SampleState:
             update["errors"] = ["prune: the model chose none of the numbered paths; ranked by similarity instead"]
     if pruned is None:
         pruned = _closest_paths(ctx, state["record"]["question"], groups)
-    pruned = pruned[: ctx.settings.max_pruned_paths]
+    pruned = keep_each_group(pruned, paths, ctx.settings.max_pruned_paths)
     return {**update, "pruned": pruned, "used_paths": [path_key(p) for p in pruned]}
 
 
