@@ -77,10 +77,19 @@ GENERIC_LABELS = frozenset({
 GENERIC_HOP_COST = 3.0
 
 
+def _letters(text: str) -> str:
+    return "".join(c for c in text.lower() if c.isalnum())
+
+
+# PrimeKG's display labels by their letters, so that ``OFF_LABEL_USE`` reads "off-label use".
+_KNOWN_LABELS = {_letters(label): label for label in [*DISPLAY.values(), "target", "enzyme", "carrier", "transporter"]}
+
+
 def display(relation: str) -> str:
-    """The label shown when the source gives none; unknown relations read as themselves,
-    underscores as spaces, an all-capitals name (``ASSOCIATED_WITH``) in lower case."""
-    label = DISPLAY.get(relation)
+    """The label shown when the source gives none: PrimeKG's for its relation names and for
+    its display labels however they are cased or joined (``OFF_LABEL_USE``); other relations
+    read as themselves, underscores as spaces, an all-capitals name in lower case."""
+    label = DISPLAY.get(relation) or _KNOWN_LABELS.get(_letters(relation))
     if label is not None:
         return label
     text = relation.replace("_", " ")

@@ -54,8 +54,10 @@ def test_one_relation_name_with_two_display_labels_is_two_facts(kg):
 def test_a_relation_without_a_label_reads_as_its_display_name(kg):
     kg.add_node("G1", "CYP3A4", "gene/protein")
     kg.add_fact("R1", "ASSOCIATED_WITH", "G1")
+    kg.add_fact("R1", "OFF_LABEL_USE", "G1")  # PrimeKG's display labels, as a triples file may spell them
     kg.add_fact("R1", "drug_protein", "G1")  # no single label: it reads as itself
-    assert [f.label for f in kg.facts_between("R1", "G1")] == ["associated with", "drug protein"]
+    kg.add_fact("R1", "TREATS_WELL", "G1")
+    assert [f.label for f in kg.facts_between("R1", "G1")] == ["associated with", "off-label use", "drug protein", "treats well"]
 
 
 def test_a_fact_about_an_unknown_node_is_refused(kg):
