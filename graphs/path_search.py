@@ -19,10 +19,11 @@ and a best-first walk with that exact estimate then yields the paths in order of
 found without enumerating the rest. Costs are integers, so ties and sums are exact.
 
 Why a work count, not a clock: the search is bounded by ``max_work``, a count of adjacency
-entries and DAG steps, checked only between whole BFS layers and between popped paths. Set
-iteration order (which varies with Python's hash seed) can therefore never change what is
-found: the same input gives the same paths, and the same ``truncated`` flag, on any machine
-under any load.
+entries and DAG steps, charged and checked only between whole steps (a BFS layer, a layer of
+the backward pass, a popped path, a step of the ordered depth-first walk). Set iteration
+order (which varies with Python's hash seed) can therefore never change what is found: the
+same input gives the same paths, and the same ``truncated`` flag, on any machine under any
+load.
 """
 
 from __future__ import annotations
