@@ -21,7 +21,7 @@ from agent.schemas import (
     EntityChoices, ExtractedEntities, Judgement, PathSelection, ReasonedAnswer, answer_schema, match_option,
 )
 from agent.state import Candidate, Mapping, Mention, Record, SampleState, Usage, Verification
-from agent.verbalise import answer_text, strip_conclusion
+from agent.verbalise import PROMPT_CONTEXT_CHARS, answer_text, question_text, strip_conclusion
 from graphs.paths import PathRecord, path_key
 from tools.kg_tools import KGToolbox
 
@@ -97,7 +97,7 @@ def _explore(state: SampleState, ctx: AgentContext) -> tuple[list[tuple[str, ...
     counts tool calls, not rounds; every call gets its tool message, calls over the cap an
     error, and the loop ends when the model answers without calling a tool.
     Returns the paths found, the model's closing message, and the usage."""
-    record, box = state["record"], KGToolbox(ctx.kg, ctx.index, ctx.settings.path_time_budget)
+    record, box = state["record"], KGToolbox(ctx.kg, ctx.index, ctx.settings.path_max_work)
     tools = {t.name: t for t in box.tools()}
     cap = ctx.settings.max_tool_calls
     names = lambda role: ", ".join(  # noqa: E731
@@ -147,7 +147,7 @@ def prune(state: SampleState, ctx: AgentContext) -> SampleState:
     if chosen is None:
         return {**kg_nodes.prune(state, ctx), "usage": usage,
                 "errors": ["prune: the model chose none of the numbered paths; ranked by similarity instead"]}
-    return {**kg_nodes.kept(ctx, chosen), "usage": usage}
+    return {**kg_nodes.kept(ctx, chosen, paths), "usage": usage}
 
 
 def _select_paths(
@@ -180,7 +180,7 @@ def generate(state: SampleState, ctx: AgentContext) -> SampleState:
     record = state["record"]
     paths = "\n".join(f"{i}. {p['text']}" for i, p in enumerate(state.get("pruned", []), 1))
     reasoning, usage = ctx.llm.text("generate", prompts.render(
-        "generate", paths=paths or "(none)", question=record["question"],
+        "generate", paths=paths or "(none)", question=question_text(record, PROMPT_CONTEXT_CHARS),
         options=options_text(record), answer=answer_text(record),
     ), check=_format_problem)
     return {"reasoning": reasoning.strip(), "usage": usage}
@@ -204,7 +204,7 @@ def _verification(state: SampleState, ctx: AgentContext) -> tuple[Verification, 
     schema = answer_schema(options) if options else ReasonedAnswer
     instruction = "Reply with the letter of the correct option." if options else "Reply with a short answer."
     answer, usage = ctx.llm.structured("verify", schema, prompts.render(
-        "answer_from_reasoning", instruction=instruction, question=record["question"],
+        "answer_from_reasoning", instruction=instruction, question=question_text(record, PROMPT_CONTEXT_CHARS),
         options=options_text(record), reasoning=strip_conclusion(state["reasoning"]),
     ))
     if gold:
