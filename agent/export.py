@@ -16,11 +16,11 @@ Formats (accepted samples by default; ``include_all`` adds rejected and error ro
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from pathlib import Path
 
 from agent.results import RESULTS, SUMMARY, read_rows, summarise, write_summary
+from agent.safe_write import atomic_text, check_target
 
 FORMATS = ("sft", "medreason", "hf")
 MERGED_KEYS = ("mode", "model", "base_url", "kg")
@@ -95,8 +95,9 @@ def hf_item(row: dict) -> dict:
     }
 
 
-def export_run(run_dir: Path, format: str, out: Path, include_all: bool = False) -> int:
+def export_run(run_dir: Path, format: str, out: Path, include_all: bool = False, force: bool = False) -> int:
     """Write ``format`` to ``out``; returns the number of samples written."""
+    check_target(out, [run_dir], force, directory=format == "hf")
     rows, summary = load_run(run_dir)
     if not include_all:
         rows = [r for r in rows if r["status"] == "accepted"]
@@ -112,19 +113,15 @@ def export_run(run_dir: Path, format: str, out: Path, include_all: bool = False)
 
 
 def _write_jsonl(path: Path, items) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_text(path) as f:
         for item in items:
             f.write(json.dumps(item, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
 
 
 def _export_hf(rows: list[dict], summary: dict, out: Path, include_all: bool) -> int:
-    if out.exists() and not out.is_dir():
-        raise ExportError(f"--out {out} must be a directory for --format hf")
     _write_jsonl(out / "data" / "train.jsonl", (hf_item(r) for r in rows))
-    (out / "README.md").write_text(dataset_card(rows, summary, include_all), encoding="utf-8")
+    with atomic_text(out / "README.md") as f:
+        f.write(dataset_card(rows, summary, include_all))
     return len(rows)
 
 

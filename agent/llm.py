@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 import prompts
 from agent.config import Settings
+from agent.redaction import redact
 from agent.state import Usage
 
 T = TypeVar("T", bound=BaseModel)
@@ -103,12 +104,16 @@ class LLM:
         raw = self._call(node, lambda: bound.invoke(messages))
         return raw, usage_of(raw)
 
-    @staticmethod
-    def _call(node: str, call):
+    def _call(self, node: str, call):
         try:
             return call()
         except openai.APIError as exc:
-            raise LLMError(f"{node}: {type(exc).__name__}: {_describe(exc)}") from exc
+            # The one place client errors become messages: the key is redacted here (an
+            # endpoint may echo it), and the client's exception, which holds the raw text, is
+            # not chained, so no traceback or checkpoint error write can carry it.
+            secret = getattr(self.chat, "openai_api_key", None)
+            message = redact(_describe(exc), [secret.get_secret_value() if secret else None])
+            raise LLMError(f"{node}: {type(exc).__name__}: {message[:200]}") from None
 
 
 def parse_json_answer(text: str, schema: type[T]) -> tuple[T | None, str]:
@@ -132,7 +137,7 @@ def _first_error(exc: ValidationError) -> str:
 def _describe(exc: openai.APIError) -> str:
     status = getattr(exc, "status_code", None)
     message = exc.message if isinstance(exc.message, str) else str(exc)
-    return f"HTTP {status}: {message[:200]}" if status else message[:200]
+    return f"HTTP {status}: {message}" if status else message
 
 
 def make_llm(settings: Settings, **client_options) -> LLM | None:

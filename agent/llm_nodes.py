@@ -173,7 +173,7 @@ def verify(state: SampleState, ctx: AgentContext) -> tuple[Verification, Usage]:
 def option_letter(reply: str, options: dict[str, str]) -> str | None:
     """The option a reply names: "B", "B.", "(B) text", or the option's text itself."""
     text = reply.strip()
-    match = re.match(r"^\(?([A-Za-z])\)?(?:[.):\s]|$)", text)
+    match = re.match(r"^\(?([A-Za-z]{1,2}|\d{1,3})\)?(?:[.):\s]|$)", text)  # labels as records normalise them
     if match and match.group(1).upper() in options:
         return match.group(1).upper()
     for letter, option in options.items():
