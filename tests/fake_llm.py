@@ -66,8 +66,8 @@ class FakeBrain:
     # -- answers ---------------------------------------------------------------------
     def extract(self, prompt: str) -> dict:
         question = prompt.split("Question:\n", 1)[1].split("\nAnswer:", 1)[0]
-        question = re.split(r"\n[A-E]\. ", question)[0]
-        answer = re.search(r"^Answer: (?:[A-E]\. )?(.*)$", prompt, re.M).group(1)
+        question = re.split(r"\n[A-Z]{1,2}\. ", question)[0]
+        answer = re.search(r"^Answer: (?:[A-Z]{1,2}\. )?(.*)$", prompt, re.M).group(1)
         found = [term for term in self.vocabulary if term.lower() in question.lower()]
         if not found:  # unknown vocabulary: the longer words of the question
             found = list(dict.fromkeys(w for w in re.findall(r"[A-Za-z]{8,}", question)))[:8]
@@ -87,7 +87,7 @@ class FakeBrain:
 
     def answer(self, prompt: str) -> dict:
         reasoning = prompt.split("Reasoning:\n", 1)[1]
-        options = dict(re.findall(r"^([A-E])\. (.*)$", prompt.split("Reasoning:\n", 1)[0], re.M))
+        options = dict(re.findall(r"^([A-Z]{1,2})\. (.*)$", prompt.split("Reasoning:\n", 1)[0], re.M))
         for letter, text in options.items():
             if text.lower() in reasoning.lower():
                 return {"answer": letter}
@@ -101,7 +101,7 @@ class FakeBrain:
 
     def reason(self, prompt: str) -> str:
         facts = prompt.split("Medical facts:\n", 1)[1].split("\n\nQuestion:", 1)[0] if "Medical facts:" in prompt else ""
-        answer = re.search(r"^Answer: (?:[A-E]\. )?(.*)$", prompt, re.M)
+        answer = re.search(r"^Answer: (?:[A-Z]{1,2}\. )?(.*)$", prompt, re.M)
         answer = answer.group(1) if answer else "unknown"
         return (f"Finding reasoning paths:\n{facts}\n\nReasoning Process:\n1. The findings point along these "
                 f"chains to {answer}.\n\nConclusion:\nThe answer is {answer}.")
