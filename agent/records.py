@@ -199,6 +199,7 @@ def parse_record(raw: RawRecord, fields: FieldMap = DEFAULT_FIELDS) -> Record:
     record = parse(raw.where, data, fields)
     record["id"] = own_id(raw, fields) or raw.default_id
     record["dataset"] = schema
+    record["position"] = raw.position
     return record
 
 
