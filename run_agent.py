@@ -457,9 +457,15 @@ def replay_command(
                 _replay_list(replay.list_samples(run_dir, graph), as_json)
                 return
             thread = replay.thread_of(run_dir, graph, sample)
-            if fork is not None:
+            if fork is not None:  # a fork writes checkpoints: not while a run writes them too
+                from agent.run_lock import RunDirBusy, run_dir_lock
+
                 settings = _settings(kg_dir=kg_dir, offline=offline or None, model=model, base_url=base_url)
-                _replay_fork(graph, thread, fork, set_ or [], branch, settings, as_json)
+                try:
+                    with run_dir_lock(run_dir):
+                        _replay_fork(graph, thread, fork, set_ or [], branch, settings, as_json)
+                except RunDirBusy as exc:
+                    raise fail(str(exc)) from exc
             elif diff:
                 _replay_diff(graph, thread, branch, as_json)
             elif step is not None:

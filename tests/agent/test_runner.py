@@ -163,3 +163,33 @@ def test_a_crash_after_a_nodes_writes_were_saved_resumes_from_there(tmp_path, ma
     summary = asyncio.run(run_dataset(path, run_dir, make_context(), RunOptions(resume=True)))
     (row,) = rows_of(run_dir)
     assert row["status"] == "accepted" and len(row["attempts"]) == 1 and summary["counts"]["accepted"] == 1
+
+
+def test_a_cancelled_run_leaves_the_checkpoint_database_unlocked(tmp_path, brain, llm_ctx):
+    """Cancellation can cut a checkpoint write between its INSERT and its COMMIT; the run must
+    end that transaction before its saver closes, or a resume in the same process finds the
+    database locked. The cut falls at a random point, so several runs are cancelled."""
+    import sqlite3
+
+    path = write(tmp_path / "in.jsonl", [case(i) for i in range(4)])
+    with FakeOpenAIServer(brain, latency=0.02) as server:
+        ctx = llm_ctx(server)
+        for trial in range(16):
+            run_dir = tmp_path / f"run{trial}"
+
+            async def cancel_after_first_result():
+                options = RunOptions(concurrency=2)
+                first = asyncio.Event()
+                options.on_result = lambda row: first.set()
+                with claim_run_dir(run_dir, resume=False):
+                    task = asyncio.create_task(execute(plan_run(path, run_dir, options), run_dir, ctx, options))
+                    await first.wait()
+                    task.cancel()
+                    with pytest.raises(asyncio.CancelledError):
+                        await task
+
+            asyncio.run(cancel_after_first_result())
+            db = sqlite3.connect(run_dir / "checkpoints.sqlite", timeout=0)
+            db.execute("BEGIN IMMEDIATE")  # raises "database is locked" if a write was left open
+            db.rollback()
+            db.close()
