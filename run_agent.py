@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -22,7 +23,7 @@ from graphs.kg_dir import SOURCES, LoadedKG, Source, build_kg, open_kg
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 kg_app = typer.Typer(no_args_is_help=True, help="Build and inspect knowledge graphs.")
 app.add_typer(kg_app, name="kg")
-out = Console()
+out = Console(emoji=False)  # data (ids, names, reasons) is printed as text: escaped, never markup or :emoji:
 
 KgDir = Annotated[
     Optional[Path],
@@ -32,7 +33,7 @@ EXIT_CANNOT_START = 2
 
 
 def fail(message: str) -> typer.Exit:
-    err.print(f"[bold red]error:[/] {message}", highlight=False)
+    err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(EXIT_CANNOT_START)
 
 
@@ -85,7 +86,7 @@ def kg_build(
                           RichProgress(), chroma_url=settings.chroma_url)
     except (FileNotFoundError, ValueError, TriplesFormatError) as exc:
         raise fail(str(exc)) from exc
-    err.print(f"Built {loaded.manifest.nodes:,} nodes and {loaded.manifest.edges:,} facts in {settings.kg_dir}")
+    err.print(f"Built {loaded.manifest.nodes:,} nodes and {loaded.manifest.edges:,} facts in {settings.kg_dir}", markup=False)
 
 
 @kg_app.command("download")
@@ -115,7 +116,7 @@ def kg_download(
             download(url or PRIMEKG_URL, target, progress, sha256=sha256)
         except (DownloadError, OSError) as exc:
             raise fail(str(exc)) from exc
-        err.print(f"Downloaded {target} ({target.stat().st_size:,} bytes)")
+        err.print(f"Downloaded {target} ({target.stat().st_size:,} bytes)", markup=False)
     if not build:
         return
     try:
@@ -123,8 +124,8 @@ def kg_download(
                           progress, chroma_url=settings.chroma_url)
     except (FileNotFoundError, ValueError) as exc:
         raise fail(str(exc)) from exc
-    err.print(f"Built {loaded.manifest.nodes:,} nodes and {loaded.manifest.edges:,} facts in {settings.kg_dir}")
-    err.print(f"Use it with --kg-dir {settings.kg_dir}")
+    err.print(f"Built {loaded.manifest.nodes:,} nodes and {loaded.manifest.edges:,} facts in {settings.kg_dir}", markup=False)
+    err.print(f"Use it with --kg-dir {settings.kg_dir}", markup=False)
 
 
 @kg_app.command("info")
@@ -140,8 +141,8 @@ def kg_info(kg_dir: KgDir = None, as_json: Annotated[bool, typer.Option("--json"
     if as_json:
         print(json.dumps(info))
         return
-    out.print(f"[bold]{info['kg_dir']}[/] ({m.source.kind}, built {m.created})")
-    out.print(f"{m.nodes:,} nodes, {m.edges:,} facts, {m.index_entries:,} index entries ({m.embedding_model})")
+    out.print(f"[bold]{escape(info['kg_dir'])}[/] ({escape(m.source.kind)}, built {m.created})")
+    out.print(f"{m.nodes:,} nodes, {m.edges:,} facts, {m.index_entries:,} index entries ({m.embedding_model})", markup=False)
     types = Table(title_justify="left")
     types.add_column("node type")
     types.add_column("nodes", justify="right")
@@ -211,7 +212,9 @@ def run(
     shard: Annotated[Optional[str], typer.Option(help="I/N: only records whose position modulo N is I (0-based); one RUN_DIR per shard.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
     retry_errors: Annotated[bool, typer.Option("--retry-errors", help="With --resume: run samples that failed on the LLM again, from their last checkpoint.")] = False,
+    fresh_checkpoints: Annotated[bool, typer.Option("--fresh-checkpoints", help="With --resume: set the checkpoint database aside (kept, renamed) and redo unfinished samples from scratch.")] = False,
     concurrency: Annotated[int, typer.Option(help="Samples in flight at once.")] = 1,
+    encoding: Annotated[Optional[str], typer.Option("--encoding", help="Text encoding of INPUT (default UTF-8; e.g. latin-1, cp1252).")] = None,
     id_field: Annotated[Optional[str], typer.Option("--id-field", help="Field holding the record id.")] = None,
     question_field: Annotated[Optional[str], typer.Option("--question-field", help="Field holding the question.")] = None,
     answer_field: Annotated[Optional[str], typer.Option("--answer-field", help="Field holding the answer (text, option letter or 0-based index).")] = None,
@@ -221,51 +224,88 @@ def run(
     base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible endpoint. [env: OPENAI_BASE_URL]")] = None,
 ) -> None:
     """Turn every QA record of INPUT into verified, KG-grounded reasoning."""
+    import sqlite3
+
     from agent.console import RunProgress
     from agent.records import FieldMap
-    from agent.runner import execute, plan_run
+    from agent.runner import claim_run_dir, execute, plan_run, read_jobs
 
     settings = _settings(kg_dir=kg_dir, offline=offline or None, model=model, base_url=base_url)
     if concurrency < 1 or offset < 0 or (limit is not None and limit < 0) or cop_base not in (None, 0, 1):
         raise fail("--concurrency must be ≥ 1, --offset and --limit ≥ 0, --cop-base 0 or 1")
-    if retry_errors and not resume:
-        raise fail("--retry-errors continues a run: pass --resume too")
+    if (retry_errors or fresh_checkpoints) and not resume:
+        raise fail("--retry-errors and --fresh-checkpoints continue a run: pass --resume too")
     fields = FieldMap(id_field, question_field, answer_field, options_field, cop_base)
-    options = RunOptions(limit, resume, concurrency, offset=offset, shard=_shard(shard), fields=fields, retry_errors=retry_errors)
-    try:
-        plan = plan_run(input, out_dir, options)
-    except InputError as exc:
-        raise fail(str(exc)) from exc
-    if resume:
-        err.print(f"Resuming {out_dir}: {sum(plan.done.values())} of {len(plan.jobs)} samples already done, "
-                  f"{len(plan.pending)} to go", highlight=False)
-    ctx = None
-    options.info = {"input": str(input), "shard": shard, **_previous_info(out_dir)}
-    if plan.pending:
-        ctx, loaded = _context(settings)
-        llm = ctx.llm
-        if llm:
-            err.print(f"Mode: [bold]LLM[/] ({settings.model} at {settings.base_url or 'the OpenAI API'})", highlight=False)
-        else:
-            err.print("Mode: [bold]KG-only[/] (" + ("--offline" if settings.offline else "no LLM configured: pass --model") + ")")
-        m = loaded.manifest
-        options.info.update(mode="llm" if llm else "kg-only", model=settings.model if llm else None,
-                            base_url=settings.base_url if llm else None,
-                            kg={"dir": str(settings.kg_dir), "source": m.source.kind, "sha256": m.source.sha256,
-                                "nodes": m.nodes, "edges": m.edges, "embedding_model": m.embedding_model})
-    with RunProgress(len(plan.jobs), dict(plan.done)) as progress:
-        options.on_result = progress
-        try:
-            summary = asyncio.run(execute(plan, out_dir, ctx, options))
-        except KeyboardInterrupt:
-            summary = None
+    options = RunOptions(limit, resume, concurrency, offset=offset, shard=_shard(shard), fields=fields,
+                         retry_errors=retry_errors, fresh_checkpoints=fresh_checkpoints, encoding=encoding)
+    with ExitStack() as held:
+        try:  # everything that can refuse the run, before the KG loads or an LLM call is paid for
+            jobs = read_jobs(input, options)
+            held.enter_context(claim_run_dir(out_dir, resume))  # held until the run ends
+            plan = plan_run(input, out_dir, options, jobs)
+        except InputError as exc:
+            raise fail(str(exc)) from exc
+        if plan.duplicates:
+            shown = ", ".join(plan.duplicates[:5]) + (" …" if len(plan.duplicates) > 5 else "")
+            err.print(f"[yellow]Note[/]: results.jsonl held {len(plan.duplicates)} id(s) more than once "
+                      f"({escape(shown)}); kept one row each.", highlight=False)
+        if plan.set_aside:
+            err.print(f"Checkpoints set aside as {escape(str(plan.set_aside))}; unfinished samples start from scratch.",
+                      highlight=False)
+        if resume:
+            err.print(f"Resuming {escape(str(out_dir))}: {sum(plan.done.values())} of {len(plan.jobs)} samples "
+                      f"already done, {len(plan.pending)} to go", highlight=False)
+        ctx = None
+        options.info = {"input": str(input), "shard": shard, **_previous_info(out_dir)}
+        if plan.pending:
+            ctx, loaded = _context(settings)
+            llm = ctx.llm
+            if llm:
+                err.print(f"Mode: [bold]LLM[/] ({escape(settings.model)} at {escape(settings.base_url or 'the OpenAI API')})",
+                          highlight=False)
+            else:
+                err.print("Mode: [bold]KG-only[/] (" + ("--offline" if settings.offline else "no LLM configured: pass --model") + ")")
+            m = loaded.manifest
+            options.info.update(mode="llm" if llm else "kg-only", model=settings.model if llm else None,
+                                base_url=settings.base_url if llm else None,
+                                kg={"dir": str(settings.kg_dir), "source": m.source.kind, "sha256": m.source.sha256,
+                                    "nodes": m.nodes, "edges": m.edges, "embedding_model": m.embedding_model})
+        stopped = None
+        with RunProgress(len(plan.jobs), dict(plan.done)) as progress:
+            options.on_result = progress
+            try:
+                summary = asyncio.run(execute(plan, out_dir, ctx, options))
+            except KeyboardInterrupt:
+                summary = None
+            except (OSError, sqlite3.Error) as exc:  # the environment failed, not a sample: stop, say so
+                stopped = exc
+        if stopped is not None:
+            _stopped(stopped, out_dir, len(plan.jobs))
     if summary is None:
         done = json.loads((out_dir / "summary.json").read_text())
         err.print(f"[bold yellow]Interrupted[/]: {done['records']} of {len(plan.jobs)} samples have results "
-                  f"(kept in {out_dir / 'results.jsonl'}). Continue with the same command plus --resume.",
+                  f"(kept in {escape(str(out_dir / 'results.jsonl'))}). Continue with the same command plus --resume.",
                   highlight=False)
         raise typer.Exit(130)
     _print_summary(summary, out_dir)
+
+
+EXIT_STOPPED = 1
+
+
+def _stopped(exc: Exception, out_dir: Path, total: int) -> None:
+    """A run stopped by its environment (a full disk, a broken database): what is kept, what to do."""
+    from agent.results import RESULTS, read_rows
+
+    try:
+        saved = len(read_rows(out_dir / RESULTS))
+    except (OSError, ValueError):
+        saved = 0
+    cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    err.print(f"[bold red]The run stopped[/]: {escape(cause)} ({type(exc).__name__}). {saved} of {total} samples are "
+              f"saved in {escape(str(out_dir / RESULTS))}; fix the cause (e.g. free space), then continue with the "
+              "same command plus --resume.", highlight=False)
+    raise typer.Exit(EXIT_STOPPED)
 
 
 def _shard(value: str | None) -> tuple[int, int] | None:
@@ -311,12 +351,12 @@ def _print_summary(summary: dict, out_dir: Path) -> None:
     out.print(table)
     for title, reasons in (("Rejected", summary["rejection_reasons"]), ("Errors", summary.get("error_kinds", {}))):
         for reason, n in reasons.items():
-            out.print(f"  {title}: {reason} × {n}", highlight=False)
+            out.print(f"  {title}: {reason} × {n}", highlight=False, markup=False)
     for reason, n in list(summary["error_reasons"].items())[:5]:
-        out.print(f"    {reason} × {n}", highlight=False)
+        out.print(f"    {reason} × {n}", highlight=False, markup=False)
     if summary.get("error_kinds", {}).get("LLM error"):
         out.print("  (samples that failed on the LLM can be run again: --resume --retry-errors)")
-    out.print(f"Results: {out_dir / 'results.jsonl'}\nSummary: {out_dir / 'summary.json'}")
+    out.print(f"Results: {out_dir / 'results.jsonl'}\nSummary: {out_dir / 'summary.json'}", markup=False)
 
 
 @app.command("export")
@@ -328,18 +368,20 @@ def export(
     dataset_name: Annotated[Optional[str], typer.Option("--dataset-name", help="dataset_name to write (default: the detected schema: medqa, medmcqa, pubmedqa, …), e.g. medbullets.")] = None,
     thinking_tags: Annotated[bool, typer.Option("--thinking-tags", help="sft: wrap the reasoning in <think>…</think> before the final answer.")] = False,
     system: Annotated[Optional[str], typer.Option("--system", help="sft: a system message to put first.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --out (never the run's own files).")] = False,
 ) -> None:
     """Write a run's samples as a fine-tuning or dataset file."""
     from agent.export import FORMATS, ExportError, ExportOptions, export_run
+    from agent.safe_write import OutputError
 
     if format not in FORMATS:
         raise fail(f"unknown --format {format!r}; choose one of {', '.join(FORMATS)}")
     options = ExportOptions(dataset_name=dataset_name, thinking_tags=thinking_tags, system=system, include_all=all_rows)
     try:
-        written = export_run(run_dir, format, out_path, options)
-    except ExportError as exc:
+        written = export_run(run_dir, format, out_path, options, force=force)
+    except (ExportError, OutputError) as exc:
         raise fail(str(exc)) from exc
-    err.print(f"Wrote {written:,} samples to {out_path}", highlight=False)
+    err.print(f"Wrote {written:,} samples to {escape(str(out_path))}", highlight=False)
     if format == "medreason" and "ours" not in str(out_path):
         err.print("Note: MedReason's SFT.py reads question/reasoning/answer only from a data path containing "
                   "'ours' (e.g. medreason_ours.jsonl).", highlight=False)
@@ -352,11 +394,14 @@ def merge(
 ) -> None:
     """Combine the results of several runs, refusing duplicate ids, and recompute the summary."""
     from agent.export import ExportError, merge_runs
+    from agent.safe_write import OutputError
 
     try:
         summary = merge_runs(run_dirs, out_dir)
-    except ExportError as exc:
+    except (ExportError, OutputError) as exc:
         raise fail(str(exc)) from exc
+    except OSError as exc:
+        raise fail(f"--out {out_dir} cannot be written: {exc.strerror or exc}") from exc
     _print_summary(summary, out_dir)
 
 
@@ -412,9 +457,15 @@ def replay_command(
                 _replay_list(replay.list_samples(run_dir, graph), as_json)
                 return
             thread = replay.thread_of(run_dir, graph, sample)
-            if fork is not None:
+            if fork is not None:  # a fork writes checkpoints: not while a run writes them too
+                from agent.run_lock import RunDirBusy, run_dir_lock
+
                 settings = _settings(kg_dir=kg_dir, offline=offline or None, model=model, base_url=base_url)
-                _replay_fork(graph, thread, fork, set_ or [], branch, settings, as_json)
+                try:
+                    with run_dir_lock(run_dir):
+                        _replay_fork(graph, thread, fork, set_ or [], branch, settings, as_json)
+                except RunDirBusy as exc:
+                    raise fail(str(exc)) from exc
             elif diff:
                 _replay_diff(graph, thread, branch, as_json)
             elif step is not None:
@@ -427,7 +478,7 @@ def replay_command(
                 else:
                     from rich.pretty import Pretty
 
-                    out.print(f"[bold]{thread}[/] step {step} ({node}), next: {', '.join(snapshot.next) or 'end'}", highlight=False)
+                    out.print(f"[bold]{escape(thread)}[/] step {step} ({node}), next: {', '.join(snapshot.next) or 'end'}", highlight=False)
                     out.print(Pretty(data["values"]))
             else:
                 count = len(replay.branches(graph, thread))
@@ -437,7 +488,7 @@ def replay_command(
                         {"step": s.step, "node": s.node, "changes": s.changes, "created_at": s.created_at, "next": list(s.next)}
                         for s in steps]}))
                     return
-                out.print(replay.timeline_table(steps, f"{sample}: branch {branch} of {count} (0 = original)"))
+                out.print(replay.timeline_table(steps, f"{escape(sample)}: branch {branch} of {count} (0 = original)"))
     except replay.ReplayError as exc:
         raise fail(str(exc)) from exc
 
@@ -450,7 +501,7 @@ def _replay_list(samples: list[dict], as_json: bool) -> None:
     for column in ("id", "status", "attempts", "reason"):
         table.add_column(column)
     for s in samples:
-        table.add_row(s["id"], s["status"] or "?", str(s["attempts"]), s["reason"] or "")
+        table.add_row(escape(s["id"]), escape(s["status"] or "?"), str(s["attempts"]), escape(s["reason"] or ""))
     out.print(table)
 
 
@@ -460,7 +511,7 @@ def _outcome_table(rows, left: str, right: str) -> Table:
         table.add_column(column)
     for name, a, b, differs in rows:
         style = "bold yellow" if differs else ""
-        table.add_row(name, str(a), str(b), style=style)
+        table.add_row(name, escape(str(a)), escape(str(b)), style=style)
     return table
 
 
@@ -479,7 +530,7 @@ def _replay_fork(graph, thread: str, step: int, sets: list[str], branch: int, se
                           "original_checkpoints": after}, ensure_ascii=False))
         return
     out.print(f"Forked {thread} at step {step} ({', '.join(sets) or 'no changes'}) into branch {number}; "
-              f"branch {branch} is unchanged ({after} checkpoints, was {before}).", highlight=False)
+              f"branch {branch} is unchanged ({after} checkpoints, was {before}).", highlight=False, markup=False)
     out.print(_outcome_table(rows, f"branch {branch}", f"fork (branch {number})"))
     if not any(differs for *_, differs in rows):
         out.print("The outcome is the same.")
@@ -502,7 +553,7 @@ def _replay_diff(graph, thread: str, branch: int, as_json: bool) -> None:
                           "differs": [name for name, *_, differs in rows if differs],
                           "steps_after": {"0": after(original), str(other): after(forked)}}))
         return
-    out.print(f"{thread}: branch 0 and branch {other} share steps up to {split}.", highlight=False)
+    out.print(f"{thread}: branch 0 and branch {other} share steps up to {split}.", highlight=False, markup=False)
     out.print(f"  branch 0 then ran: {' → '.join(after(original)) or 'nothing'}", highlight=False)
     out.print(f"  branch {other} then ran: {' → '.join(after(forked)) or 'nothing'}", highlight=False)
     out.print(_outcome_table(rows, "branch 0", f"branch {other}"))

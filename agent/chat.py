@@ -33,7 +33,9 @@ from rich.table import Table
 from agent import nodes, replay
 from agent.context import AgentContext
 from agent.graph import RECURSION_LIMIT
+from agent.llm import LLMError
 from agent.results import result_row
+from agent.runner import SAMPLE_FAILURES
 from agent.search import connect, evidence, nodes_for, option_evidence, settings_for_attempt
 from agent.state import Mapping, Record
 from graphs.neighbours import neighbours
@@ -205,9 +207,14 @@ class ChatSession:
             except KeyboardInterrupt:
                 thread = f"chat-{self.session}-{self.turns}"
                 self.console.print(f"[yellow]Interrupted.[/] The turn stopped; its finished steps are in thread {thread}.")
+            except SAMPLE_FAILURES as exc:  # the LLM failed for good: this turn ends, the session goes on
+                thread = f"chat-{self.session}-{self.turns}"
+                message = str(exc) if isinstance(exc, LLMError) else f"{type(exc).__name__}: {exc}"
+                self.console.print(f"[red]The turn failed[/]: {escape(message)}. Its finished steps are in thread "
+                                   f"{thread}; ask again, or /quit.", highlight=False)
         if self.store:
             self.console.print(f"Chat checkpoints: {self.store} (replay with: python run_agent.py replay {self.store})",
-                               highlight=False, soft_wrap=True)
+                               highlight=False, soft_wrap=True, markup=False)
 
     def _read_lines(self) -> str:
         lines = [self.read("> ")]
@@ -259,7 +266,8 @@ class ChatSession:
         self.console.print(table)
         leaders = [k for k, s in found.scores.items() if s == best[1]]
         if len(leaders) > 1:
-            self.console.print(f"[yellow]Tie[/] between {', '.join(found.names[k] for k in leaders)}; taking the first.")
+            self.console.print(f"[yellow]Tie[/] between {escape(', '.join(found.names[k] for k in leaders))}; taking the first.",
+                               highlight=False)
         if question.options:
             question.answer_idx, question.answer = best[0], question.options[best[0]]
         else:
@@ -293,7 +301,7 @@ class ChatSession:
             for column in ("mention", "role", "node", "type", "score", "method"):
                 table.add_column(column)
             for m in delta.get("mappings", []):
-                table.add_row(escape(m["mention"]), m["role"], escape(f"{m['name']} ({m['node_id']})"), m["type"],
+                table.add_row(escape(m["mention"]), escape(m["role"]), escape(f"{m['name']} ({m['node_id']})"), escape(m["type"]),
                               f"{m['score']:.2f}", m["method"])
             c.print(table)
         elif node == "path":
@@ -315,7 +323,8 @@ class ChatSession:
                 line += f" — {escape(v['detail'])}"
             c.print(line + f"  → status: [bold]{status}[/]", highlight=False)
             if v.get("scores"):
-                c.print("  option evidence: " + ", ".join(f"{k} {s:g}" for k, s in v["scores"].items()), highlight=False)
+                c.print("  option evidence: " + ", ".join(f"{k} {s:g}" for k, s in v["scores"].items()), highlight=False,
+                        markup=False)
 
     def _paths(self, paths: list[dict], limit: int = SHOWN_PATHS) -> None:
         for p in paths[:limit]:
@@ -392,10 +401,10 @@ class ChatSession:
         if node_id is None:
             return
         kg = self.ctx.kg
-        self.console.print(f"[bold cyan]Neighbours of {escape(kg.name(node_id))}[/] ({node_id}), most specific first",
+        self.console.print(f"[bold cyan]Neighbours of {escape(kg.name(node_id))}[/] ({escape(node_id)}), most specific first",
                            highlight=False)
         for n in neighbours(kg, node_id, limit=NEIGHBOURS):
-            self.console.print(f"  {escape(kg.name(node_id))} {escape(n.arrow)} {escape(n.name)} [dim]({n.type}, degree {n.degree})[/]",
+            self.console.print(f"  {escape(kg.name(node_id))} {escape(n.arrow)} {escape(n.name)} [dim]({escape(n.type)}, degree {n.degree})[/]",
                                highlight=False)
 
     def _entities(self) -> None:
@@ -420,9 +429,14 @@ class ChatSession:
             return
         row = result_row(self.last["state"]["record"]["id"], self.last["thread_id"], self.last["state"])
         path = Path(arg).expanduser()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with open(path, "a", encoding="utf-8") as f:
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+        except OSError as exc:  # a directory, a read-only place, a full disk: say so, keep the session
+            self.console.print(f"[red]Could not save[/] to {escape(str(path))}: {escape(exc.strerror or str(exc))}. "
+                               "Nothing was written; /save FILE with another path.", highlight=False)
+            return
         self.console.print(f"Saved turn {row['id']} to {escape(str(path))}", highlight=False)
 
 

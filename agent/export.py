@@ -22,13 +22,13 @@ writing files, and matches what its consumer reads (docs/export_formats.md has t
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 from agent.results import RESULTS, SUMMARY, read_rows, summarise, write_summary
+from agent.safe_write import atomic_text, check_target
 from agent.verbalise import question_text
 
 FORMATS = ("sft", "medreason", "huatuo", "hf")
@@ -171,8 +171,9 @@ def export_items(rows: list[dict], format: str, options: ExportOptions) -> list[
     return [item(r, options) for r in rows]
 
 
-def export_run(run_dir: Path, format: str, out: Path, options: ExportOptions = ExportOptions()) -> int:
+def export_run(run_dir: Path, format: str, out: Path, options: ExportOptions = ExportOptions(), force: bool = False) -> int:
     """Write ``format`` to ``out``; returns the number of samples written."""
+    check_target(out, [run_dir], force, directory=format == "hf")
     rows, summary = load_run(run_dir)
     items = export_items(rows, format, options)
     if format == "hf":
@@ -191,19 +192,14 @@ def write_items(path: Path, items: Iterable[dict]) -> None:
 
 
 def _write_text(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_text(path) as f:
+        f.write(text)
 
 
 def _write_jsonl(path: Path, items) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_text(path) as f:
         for item in items:
             f.write(json.dumps(item, ensure_ascii=False) + "\n")
-    os.replace(tmp, path)
 
 
 def _export_hf(items: list[dict], rows: list[dict], summary: dict, out: Path, include_all: bool) -> int:
@@ -211,7 +207,7 @@ def _export_hf(items: list[dict], rows: list[dict], summary: dict, out: Path, in
         raise ExportError(f"--out {out} must be a directory for --format hf")
     _write_jsonl(out / "data" / "train.jsonl", items)
     exported = rows if include_all else [r for r in rows if r["status"] == "accepted"]
-    (out / "README.md").write_text(dataset_card(exported, summary, include_all, items), encoding="utf-8")
+    _write_text(out / "README.md", dataset_card(exported, summary, include_all, items))
     return len(items)
 
 

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ValidationError
 
 import prompts
 from agent.config import Settings
+from agent.redaction import redact
 from agent.state import Usage
 
 T = TypeVar("T", bound=BaseModel)
@@ -165,14 +166,18 @@ class LLM:
         bound = self.chat.bind_tools(tools) if allow_calls else self.chat.bind_tools(tools, tool_choice="none")
         return self._call(node, lambda: bound.invoke(messages), usage)
 
-    @staticmethod
-    def _call(node: str, call: Callable[[], AIMessage], usage: Usage) -> tuple[AIMessage, Usage]:
+    def _call(self, node: str, call: Callable[[], AIMessage], usage: Usage) -> tuple[AIMessage, Usage]:
         """The one place a client error becomes an ``LLMError`` message; ``usage`` is what
         the node spent before, and the failed request counts too."""
         try:
             raw = call()
         except openai.APIError as exc:
-            raise LLMError(f"{node}: {type(exc).__name__}: {_describe(exc)}", add(usage, ONE_FAILED_CALL)) from exc
+            # The key is redacted here (an endpoint may echo it), and the client's exception,
+            # which holds the raw text, is not chained, so no traceback or checkpoint error
+            # write can carry it.
+            secret = getattr(self.chat, "openai_api_key", None)
+            message = redact(_describe(exc), [secret.get_secret_value() if secret else None])
+            raise LLMError(f"{node}: {type(exc).__name__}: {message[:200]}", add(usage, ONE_FAILED_CALL)) from None
         return raw, add(usage, usage_of(raw))
 
 
@@ -218,7 +223,7 @@ def _first_error(exc: ValidationError) -> str:
 def _describe(exc: openai.APIError) -> str:
     status = getattr(exc, "status_code", None)
     message = exc.message if isinstance(exc.message, str) else str(exc)
-    return f"HTTP {status}: {message[:200]}" if status else message[:200]
+    return f"HTTP {status}: {message}" if status else message
 
 
 def make_llm(settings: Settings, **client_options) -> LLM | None:

@@ -23,8 +23,11 @@ free text; ``Complex_CoT`` is kept in ``extra``. Other schemas are read through 
 
 from __future__ import annotations
 
+import codecs
 import csv
+import io
 import json
+import re
 import sys
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -71,43 +74,66 @@ PUBMEDQA_OPTIONS = {"A": "yes", "B": "no", "C": "maybe"}
 MEDMCQA_OPTIONS = ("opa", "opb", "opc", "opd")
 
 
-def read_raw(path: Path) -> Iterator[RawRecord]:
-    """Every record of the file, in order; raises InputError when there is nothing to run."""
+def read_raw(path: Path, encoding: str | None = None) -> list[RawRecord]:
+    """Every record of the file, in order; raises InputError when there is nothing to run.
+    The file is decoded strictly (UTF-8 unless ``encoding`` names another codec): a byte that
+    does not decode is refused with its line, never replaced with U+FFFD."""
     if not path.exists():
         raise InputError(f"input file {path} does not exist")
     if path.is_dir():
         raise InputError(f"input {path} is a directory, not a file")
-    if path.stat().st_size == 0 or not path.read_text(encoding="utf-8", errors="replace").strip():
+    text = _decoded(path, encoding)
+    if not text.strip():
         raise InputError(f"input file {path} is empty")
     suffix = path.suffix.lower()
     if suffix == ".json":
-        yield from _json_document(path)
+        raws = list(_json_document(path, text))
     elif suffix in (".csv", ".tsv"):
-        yield from _csv_rows(path, "\t" if suffix == ".tsv" else ",")
+        raws = list(_csv_rows(path, text, "\t" if suffix == ".tsv" else ","))
     else:
-        yield from _json_lines(path)
+        raws = list(_json_lines(path, text))
+    if not raws:
+        raise InputError(f"input file {path} holds no records")
+    return raws
 
 
-def _json_lines(path: Path) -> Iterator[RawRecord]:
-    with open(path, encoding="utf-8", errors="replace") as lines:
-        position = 0
-        for line_no, line in enumerate(lines, start=1):
-            if not line.strip():
-                continue
-            where = f"{path.name}:{line_no}"
-            try:
-                yield RawRecord(where, f"{path.stem}-{line_no}", json.loads(line), position=position)
-            except json.JSONDecodeError as exc:
-                yield RawRecord(where, f"{path.stem}-{line_no}", error=f"{where}: not valid JSON ({exc.msg}, column {exc.colno})", position=position)
-            position += 1
-
-
-def _json_document(path: Path) -> Iterator[RawRecord]:
+def _decoded(path: Path, encoding: str | None) -> str:
+    codec = encoding or "utf-8-sig"  # a UTF-8 byte-order mark is dropped
     try:
-        items = json.loads(path.read_text(encoding="utf-8"))
+        codecs.lookup(codec)
+    except LookupError:
+        raise InputError(f"unknown --encoding {encoding!r} (e.g. utf-8, latin-1, cp1252)") from None
+    data = path.read_bytes()
+    try:
+        return data.decode(codec)
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        hint = ("; name the file's encoding with --encoding, e.g. --encoding latin-1" if encoding is None
+                else "; is --encoding right?")
+        raise InputError(f"{path.name}:{line}: not valid {encoding or 'UTF-8'} "
+                         f"(byte 0x{data[exc.start]:02x} at column {column}){hint}") from None
+
+
+def _json_lines(path: Path, text: str) -> Iterator[RawRecord]:
+    position = 0
+    for line_no, line in enumerate(text.split("\n"), start=1):
+        if not line.strip():
+            continue
+        where = f"{path.name}:{line_no}"
+        try:
+            yield RawRecord(where, f"{path.stem}-{line_no}", json.loads(line), position=position)
+        except json.JSONDecodeError as exc:
+            yield RawRecord(where, f"{path.stem}-{line_no}", error=f"{where}: not valid JSON ({exc.msg}, column {exc.colno})", position=position)
+        position += 1
+
+
+def _json_document(path: Path, text: str) -> Iterator[RawRecord]:
+    try:
+        items = json.loads(text)
     except json.JSONDecodeError as exc:
         raise InputError(f"{path}: not valid JSON ({exc.msg}, line {exc.lineno} column {exc.colno})") from exc
-    if isinstance(items, dict) and items and all(isinstance(v, dict) for v in items.values()):
+    if isinstance(items, dict) and all(isinstance(v, dict) for v in items.values()):
         # {id: record}, as PubMedQA's ori_pqal.json: the key is the record's id
         for n, (key, item) in enumerate(items.items()):
             yield RawRecord(f"{path.name}[{key!r}]", str(key), item, position=n)
@@ -118,9 +144,9 @@ def _json_document(path: Path) -> Iterator[RawRecord]:
         yield RawRecord(f"{path.name}[{n}]", f"{path.stem}-{n}", item, position=n - 1)
 
 
-def _csv_rows(path: Path, delimiter: str) -> Iterator[RawRecord]:
+def _csv_rows(path: Path, text: str, delimiter: str) -> Iterator[RawRecord]:
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
-    with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
+    with io.StringIO(text, newline="") as f:
         reader = csv.DictReader(f, delimiter=delimiter)
         if not reader.fieldnames:
             raise InputError(f"{path}: no header row")
@@ -168,15 +194,24 @@ def parse_record(raw: RawRecord, fields: FieldMap = DEFAULT_FIELDS) -> Record:
         raise RecordError(f"{raw.where}: a record must be a JSON object, found {type(data).__name__}")
     schema = detect_schema(data, fields)
     parse = {"medqa": _medqa, "custom": _custom, "medmcqa": _medmcqa, "pubmedqa": _pubmedqa, "huatuogpt-o1": _huatuo}[schema]
-    record = parse(raw.where, data, fields)
-    id_field = fields.id or {"pubmedqa": "pubid"}.get(schema, "id")
-    record_id = data.get(id_field, data.get("id"))
-    if fields.id and record_id in (None, ""):
+    if fields.id and own_id(raw, fields) is None:
         raise RecordError(f"{raw.where}: field {fields.id!r} (--id-field) is missing or empty")
-    record["id"] = str(record_id) if record_id not in (None, "") else raw.default_id
+    record = parse(raw.where, data, fields)
+    record["id"] = own_id(raw, fields) or raw.default_id
     record["dataset"] = schema
     record["position"] = raw.position
     return record
+
+
+def own_id(raw: RawRecord, fields: FieldMap = DEFAULT_FIELDS) -> str | None:
+    """The id the record carries itself (also for a malformed record, so that its error row
+    keeps it), or None."""
+    data = raw.data
+    if not isinstance(data, dict):
+        return None
+    id_field = fields.id or ("pubid" if detect_schema(data, fields) == "pubmedqa" else "id")
+    value = data.get(id_field, data.get("id"))
+    return str(value) if value not in (None, "") and not isinstance(value, (dict, list)) else None
 
 
 def _new(question: str, options: dict[str, str], answer: str, answer_idx: str | None, **extra) -> Record:
@@ -213,8 +248,9 @@ def _custom(where: str, data: dict, fields: FieldMap) -> Record:
         if not 0 <= answer < len(letters):
             raise RecordError(f"{where}: field {a!r} is {answer}, which is not an option index")
         return _new(question, options, options[letters[answer]], letters[answer])
-    if isinstance(answer, str) and answer.strip() in options:  # a letter
-        return _new(question, options, options[answer.strip()], answer.strip())
+    letter = option_label(answer) if isinstance(answer, str) else None
+    if letter in options and answer.strip() not in options.values():  # a letter, not an option's text
+        return _new(question, options, options[letter], letter)
     answer_idx = data.get("answer_idx") if not fields.answer else None
     text, idx = _answer(where, answer, answer_idx, options, answer_name=a)
     return _new(question, options, text, idx)
@@ -273,7 +309,7 @@ def _options(where: str, name: str, options: Any, allow_list: bool = False) -> d
     if options is None or options == {} or options == "":
         return {}
     if isinstance(options, list) and allow_list:
-        options = {chr(ord("A") + i): v for i, v in enumerate(options)}
+        options = {_list_label(i): v for i, v in enumerate(options)}
     if isinstance(options, list):
         raise RecordError(
             f"{where}: field {name!r} must be an object mapping letters to texts "
@@ -284,12 +320,39 @@ def _options(where: str, name: str, options: Any, allow_list: bool = False) -> d
     bad = [k for k, v in options.items() if not isinstance(v, (str, int, float)) or not str(v).strip()]
     if bad:
         raise RecordError(f"{where}: field {name!r} has an empty or non-text option {bad[0]!r}")
-    return {str(k).strip(): str(v).strip() for k, v in options.items()}
+    normalised: dict[str, str] = {}
+    for key, value in options.items():
+        label = option_label(key)
+        if label is None:
+            raise RecordError(f"{where}: field {name!r} has the option key {key!r}, which is not an option letter "
+                              "(A–Z, AA–ZZ, a number, or such a label as 'a', '(B)', 'opc', 'option D')")
+        if label in normalised:
+            raise RecordError(f"{where}: field {name!r} has two options labelled {label!r} (keys are case-insensitive)")
+        normalised[label] = str(value).strip()
+    return normalised
+
+
+_LABEL = re.compile(r"^(?:op(?:t(?:ion)?)?|choice)?[\s_-]*\(?([A-Za-z]{1,2}|\d{1,3})[).:]?$", re.I)
+
+
+def _list_label(index: int) -> str:
+    """A, B, …, Z, then AA, AB, … as spreadsheets number columns (lists longer than 26)."""
+    return chr(ord("A") + index) if index < 26 else _list_label(index // 26 - 1) + chr(ord("A") + index % 26)
+
+
+def option_label(key: object) -> str | None:
+    """An option key as the canonical label: ``a``, ``(a)``, ``A.``, ``opa``, ``option_a`` → ``A``;
+    two letters (``ab`` → ``AB``, for lists beyond Z) and numbers are kept; None when the key
+    is no label at all."""
+    match = _LABEL.match(str(key).strip())
+    return match.group(1).upper() if match else None
 
 
 def _answer(where: str, answer: Any, idx: Any, options: dict[str, str], answer_name: str = "answer") -> tuple[str, str | None]:
     if idx is not None and not isinstance(idx, str):
         raise RecordError(f"{where}: field 'answer_idx' must be an option letter, found {idx!r}")
+    if idx and idx.strip():
+        idx = option_label(idx) or idx  # "b" names option B; what is no label is refused below
     if idx and idx not in options:
         raise RecordError(f"{where}: field 'answer_idx' is {idx!r}, which is not one of the options")
     if isinstance(answer, (int, float)) and not isinstance(answer, bool):

@@ -132,14 +132,13 @@ def write_summary(run_dir: Path, summary: dict) -> None:
     os.replace(tmp, run_dir / SUMMARY)
 
 
-def drop_rows(run_dir: Path, ids: set[str]) -> None:
-    """Rewrite results.jsonl without the rows of ``ids``, atomically (for --retry-errors)."""
+def rewrite_rows(run_dir: Path, rows: list[dict]) -> None:
+    """Replace results.jsonl with ``rows``, atomically (for --retry-errors and duplicates)."""
     path = run_dir / RESULTS
     tmp = run_dir / (RESULTS + ".tmp")
-    with open(path, encoding="utf-8") as src, open(tmp, "w", encoding="utf-8") as dst:
-        for line in src:
-            if line.endswith("\n") and line.strip() and json.loads(line)["id"] not in ids:
-                dst.write(line)  # a torn last line (no newline) is dropped too
+    with open(tmp, "w", encoding="utf-8") as dst:
+        for row in rows:
+            dst.write(json.dumps(row, ensure_ascii=False) + "\n")
         dst.flush()
         os.fsync(dst.fileno())
     os.replace(tmp, path)

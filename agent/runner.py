@@ -7,32 +7,53 @@ which are already done) and then executed (``execute``) by N workers on one even
 ``resume`` skips samples that have a result line, without building any work for them, and
 continues unfinished ones from their last checkpoint: a finished step is never run again.
 An interrupted run (Ctrl-C, cancellation) still writes summary.json with what is done.
+
+A run holds RUN_DIR exclusively (``claim_run_dir``, an flock the kernel drops when the process
+dies) from planning to its summary, and checks before anything is loaded or paid for that
+RUN_DIR is writable, has room, and that its checkpoint database is readable. Only a sample's
+own expected failure (the LLM failing for good, a runaway retry loop) becomes its ``error``
+row; anything else — a full disk, a broken database, a bug — stops the run with its cause,
+finished work kept, so a fault is never disguised as data.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sqlite3
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.errors import GraphRecursionError
 
 from agent.context import AgentContext
 from agent.graph import RECURSION_LIMIT, build_graph
 from agent.llm import LLMError
 from agent.records import (
-    DEFAULT_FIELDS, FieldMap, InputError, RawRecord, RecordError, detect_cop_base, parse_record, read_raw,
+    DEFAULT_FIELDS, FieldMap, InputError, RawRecord, RecordError, detect_cop_base, own_id, parse_record, read_raw,
 )
-from agent.results import RESULTS, SUMMARY, ResultsFile, drop_rows, read_rows, result_row, summarise, write_summary
+from agent.results import RESULTS, SUMMARY, ResultsFile, read_rows, result_row, rewrite_rows, summarise, write_summary
+from agent.run_lock import LOCK, RunDirBusy, run_dir_lock
 from agent.state import Record, add_usage
 
 CHECKPOINTS = "checkpoints.sqlite"
+# Below this much free space a run is refused before anything loads: one sample's checkpoints
+# take tens of KB (hundreds with an LLM), and SQLite needs room for its journal on top.
+MIN_FREE_BYTES = 1 << 20
+# The failures that belong to one sample and become its error row; anything else stops the run.
+SAMPLE_FAILURES = (LLMError, GraphRecursionError)
+
+
+class RunDirError(InputError):
+    """RUN_DIR cannot be used (busy, unwritable, full, or its checkpoints unreadable)."""
 
 
 @dataclass
@@ -45,6 +66,8 @@ class RunOptions:
     shard: tuple[int, int] | None = None  # (I, N): records whose position % N == I
     fields: FieldMap = DEFAULT_FIELDS
     retry_errors: bool = False  # with resume: run samples that failed on the LLM again
+    fresh_checkpoints: bool = False  # with resume: set the checkpoint database aside, redo unfinished samples
+    encoding: str | None = None  # of the input file; None: UTF-8, refused with the line number if it is not
     info: dict[str, Any] = field(default_factory=dict)  # recorded in summary.json (kg, model, input)
 
 
@@ -61,23 +84,51 @@ class Plan:
     jobs: list[Job]  # every selected record, in input order
     pending: list[Job]  # those without a result line yet
     done: Counter  # statuses of the result lines already written
+    duplicates: list[str] = field(default_factory=list)  # ids that results.jsonl held more than once
+    set_aside: Path | None = None  # where --fresh-checkpoints moved the old checkpoint database
 
 
-def prepare_run_dir(run_dir: Path, resume: bool) -> None:
-    results = run_dir / RESULTS
+@contextmanager
+def claim_run_dir(run_dir: Path, resume: bool) -> Iterator[None]:
+    """Hold RUN_DIR for the whole run, after checking that it can take one: a directory
+    (created if needed), writable, with room, and empty unless resuming. Raises RunDirError."""
     if run_dir.exists() and not run_dir.is_dir():
-        raise InputError(f"--out {run_dir} exists and is not a directory")
-    if not resume and results.exists() and results.stat().st_size > 0:
-        raise InputError(
+        raise RunDirError(f"--out {run_dir} exists and is not a directory")
+    with ExitStack() as stack:
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(run_dir_lock(run_dir))  # writes and fsyncs the holder: RUN_DIR takes writes
+        except RunDirBusy as exc:
+            raise RunDirError(str(exc)) from None
+        except OSError as exc:
+            raise RunDirError(f"--out {run_dir} cannot be written: {exc.strerror or exc}") from None
+        _check_room(run_dir)
+        _check_empty(run_dir, resume)
+        yield
+
+
+def _check_room(run_dir: Path) -> None:
+    stats = os.statvfs(run_dir)
+    free = stats.f_bavail * stats.f_frsize
+    if free < MIN_FREE_BYTES:
+        raise RunDirError(f"--out {run_dir}: only {free // 1024} KB free on its file system; a run needs at least "
+                          f"{MIN_FREE_BYTES // 1024} KB for results and checkpoints")
+
+
+def _check_empty(run_dir: Path, resume: bool) -> None:
+    if resume:
+        return
+    results = run_dir / RESULTS
+    if results.exists() and results.stat().st_size > 0:
+        raise RunDirError(
             f"{run_dir} already holds results; pass --resume to continue that run "
             "or choose another --out directory"
         )
-    if not resume and run_dir.is_dir() and any(run_dir.iterdir()):
-        raise InputError(
+    if any(p.name != LOCK for p in run_dir.iterdir()):
+        raise RunDirError(
             f"{run_dir} is not empty (it may hold an interrupted run's checkpoints); pass --resume "
             "to continue that run or choose another --out directory"
         )
-    run_dir.mkdir(parents=True, exist_ok=True)
 
 
 def select(raws: list[RawRecord], options: RunOptions) -> list[RawRecord]:
@@ -90,42 +141,111 @@ def select(raws: list[RawRecord], options: RunOptions) -> list[RawRecord]:
     return chosen
 
 
-def plan_run(input_path: Path, run_dir: Path, options: RunOptions) -> Plan:
-    """What is left to do; raises InputError when the run cannot start."""
-    raws = list(read_raw(input_path))
+def read_jobs(input_path: Path, options: RunOptions) -> list[Job]:
+    """The selected records of the input, parsed; raises InputError when there is nothing to run."""
+    raws = list(read_raw(input_path, options.encoding))
     fields = options.fields
     if fields.cop_base is None:
         fields = replace(fields, cop_base=detect_cop_base(raws))
-    prepare_run_dir(run_dir, options.resume)
     jobs, seen = [], set()
     for raw in select(raws, options):
         try:
             record = parse_record(raw, fields)
             job = Job(raw, record["id"], record)
         except RecordError as exc:
-            job = Job(raw, raw.default_id, None, str(exc))
+            job = Job(raw, own_id(raw, fields) or raw.default_id, None, str(exc))
         if job.id in seen:  # its own row, under an id that says where it was
             job = Job(raw, f"{job.id}@{raw.where}", None, f"{raw.where}: duplicate id {job.id!r}")
         seen.add(job.id)
         jobs.append(job)
+    return jobs
+
+
+def plan_run(input_path: Path, run_dir: Path, options: RunOptions, jobs: list[Job] | None = None) -> Plan:
+    """What is left to do; raises InputError when the run cannot start. RUN_DIR must be
+    claimed (``claim_run_dir``): the results and checkpoints read here are the run's own."""
+    jobs = read_jobs(input_path, options) if jobs is None else jobs
     rows = read_rows(run_dir / RESULTS) if (run_dir / RESULTS).exists() else []
+    rows, duplicates = _one_row_per_id(rows)
     if options.retry_errors:
-        retry = {r["id"] for r in rows if r["status"] == "error" and r.get("thread_id")}
-        if retry:
-            drop_rows(run_dir, retry)
-            rows = [r for r in rows if r["id"] not in retry]
+        rows = [r for r in rows if not (r["status"] == "error" and r.get("thread_id"))]
+    if duplicates or options.retry_errors:
+        rewrite_rows(run_dir, rows)
     done = {r["id"] for r in rows}
-    return Plan(jobs, [j for j in jobs if j.id not in done], Counter(r["status"] for r in rows))
+    pending = [j for j in jobs if j.id not in done]
+    set_aside = None
+    if options.fresh_checkpoints:
+        set_aside = _set_checkpoints_aside(run_dir)
+    elif pending:
+        _check_checkpoints(run_dir, [j.id for j in pending])
+    return Plan(jobs, pending, Counter(r["status"] for r in rows), duplicates, set_aside)
+
+
+def _one_row_per_id(rows: list[dict]) -> tuple[list[dict], list[str]]:
+    """The rows with each id once (a finished row over an error row, else the first), and the
+    ids that were repeated: two runs writing one RUN_DIR before it was locked left such files."""
+    kept: dict[str, dict] = {}
+    repeated = []
+    for row in rows:
+        first = kept.get(row["id"])
+        if first is None:
+            kept[row["id"]] = row
+            continue
+        repeated.append(row["id"])
+        if first["status"] == "error" and row["status"] != "error":
+            kept[row["id"]] = row
+    return list(kept.values()), list(dict.fromkeys(repeated))
+
+
+def _check_checkpoints(run_dir: Path, pending: list[str]) -> None:
+    """Refuse, before anything is loaded or paid for, a checkpoint database SQLite cannot read
+    (a half-written copy, a truncated file, a mismatched -wal): the pending samples would
+    otherwise fail one by one after their LLM calls."""
+    path = run_dir / CHECKPOINTS
+    if not path.exists():
+        return
+    try:
+        with sqlite3.connect(path) as db:
+            problem = db.execute("PRAGMA quick_check").fetchone()[0]
+        db.close()
+    except sqlite3.DatabaseError as exc:
+        problem = str(exc)
+    if problem == "ok":
+        return
+    shown = ", ".join(pending[:10]) + (f" and {len(pending) - 10} more" if len(pending) > 10 else "")
+    raise RunDirError(
+        f"{path} is damaged ({problem}); the {len(pending)} unfinished sample(s) would continue from it: {shown}. "
+        "Finished samples in results.jsonl are not affected. To redo the unfinished samples from scratch, "
+        "run again with --resume --fresh-checkpoints (the damaged database is kept beside it, renamed)."
+    )
+
+
+def _set_checkpoints_aside(run_dir: Path) -> Path | None:
+    """Rename checkpoints.sqlite (with its -wal and -shm, so the set stays openable) to
+    checkpoints.<time>.sqlite; unfinished samples then start from scratch."""
+    path = run_dir / CHECKPOINTS
+    if not path.exists():
+        return None
+    aside = run_dir / f"checkpoints.{time.strftime('%Y%m%d-%H%M%S')}.sqlite"
+    for suffix in ("-wal", "-shm", ""):  # the database last: a crash in between leaves it in place
+        part = run_dir / (CHECKPOINTS + suffix)
+        if part.exists():
+            os.replace(part, aside.with_name(aside.name + suffix))
+    return aside
 
 
 async def run_dataset(input_path: Path, run_dir: Path, ctx: AgentContext, options: RunOptions) -> dict:
     """Process the records and return the run's summary (also written to summary.json)."""
-    return await execute(plan_run(input_path, run_dir, options), run_dir, ctx, options)
+    jobs = read_jobs(input_path, options)
+    with claim_run_dir(run_dir, options.resume):
+        return await execute(plan_run(input_path, run_dir, options, jobs), run_dir, ctx, options)
 
 
 async def execute(plan: Plan, run_dir: Path, ctx: AgentContext | None, options: RunOptions) -> dict:
     """Run the pending jobs, ``options.concurrency`` at a time; ``ctx`` may be None when
-    nothing is pending. On cancellation the summary is written before CancelledError goes on."""
+    nothing is pending. On cancellation, or when a worker fails (a full disk, a broken
+    database), the other samples are cancelled and the summary is written before the error
+    goes on."""
     started = time.monotonic()
     results = ResultsFile(run_dir)
     processed = 0
@@ -149,7 +269,15 @@ async def execute(plan: Plan, run_dir: Path, ctx: AgentContext | None, options: 
                         processed += 1
                         options.on_result(row)
 
-                await asyncio.gather(*(worker() for _ in range(min(max(1, options.concurrency), len(plan.pending)))))
+                workers = [asyncio.create_task(worker())
+                           for _ in range(min(max(1, options.concurrency), len(plan.pending)))]
+                try:
+                    await asyncio.gather(*workers)
+                finally:  # one failed or we were cancelled: stop the rest, and let every one
+                    for task in workers:  # finish its checkpoint writes before the saver closes
+                        task.cancel()
+                    await asyncio.gather(*workers, return_exceptions=True)
+                    await _end_cancelled_write(saver)
     except asyncio.CancelledError:
         interrupted = True
         raise
@@ -175,7 +303,10 @@ def _summary(run_dir: Path, plan: Plan, ctx, options: RunOptions, wall: float, p
         session_wall_time_s=round(wall, 2),
         unfinished=sum(1 for j in plan.jobs if j.id not in ids), **info,
     )
-    write_summary(run_dir, summary)
+    try:
+        write_summary(run_dir, summary)
+    except OSError as exc:  # a full disk: the results are what counts, and they are safe
+        summary["summary_not_written"] = str(exc)
     return summary
 
 
@@ -191,10 +322,10 @@ async def _process(app, ctx: AgentContext, job: Job) -> dict:
         if snapshot.values and not snapshot.tasks:
             state = snapshot.values  # finished before a crash, but its line was never written
         elif snapshot.values:
-            state = await app.ainvoke(None, config, context=ctx)  # from the last checkpoint
+            state = await _invoke(app, None, config, ctx)  # from the last checkpoint
         else:
-            state = await app.ainvoke({"record": record}, config, context=ctx)
-    except (LLMError, Exception) as exc:  # noqa: BLE001 - one sample's failure never stops the run
+            state = await _invoke(app, {"record": record}, config, ctx)
+    except SAMPLE_FAILURES as exc:
         # The sample's finished steps stay checkpointed; --resume --retry-errors continues there.
         partial = (await app.aget_state(config)).values or {"record": record}
         message = str(exc) if isinstance(exc, LLMError) else f"{type(exc).__name__}: {exc}"
@@ -205,3 +336,27 @@ async def _process(app, ctx: AgentContext, job: Job) -> dict:
         return result_row(record["id"], record["id"], state,
                           error=f"the sample ended without a verdict (status {state.get('status')!r})")
     return result_row(record["id"], record["id"], state)
+
+
+async def _end_cancelled_write(saver: AsyncSqliteSaver) -> None:
+    """Roll back a checkpoint write that cancellation cut between its INSERT and its COMMIT.
+    Closed with that transaction open and the write's cursor never closed, the connection
+    lingers (SQLite keeps it as a "zombie" until the cursor is garbage-collected) and holds the
+    database's write lock, so the next run on RUN_DIR — a --resume in the same process — fails
+    with "database is locked". The cut write's step is simply run again on resume."""
+    async with saver.lock:
+        if saver.conn.in_transaction:
+            await saver.conn.rollback()
+
+
+async def _invoke(app, graph_input, config: dict, ctx: AgentContext) -> dict:
+    try:
+        return await app.ainvoke(graph_input, config, context=ctx)
+    except asyncio.CancelledError as exc:
+        # LangGraph saves a cancelled step's writes in a task it hands over in the error's
+        # args. Wait for it: if the saver closed first, its half-done write transaction would
+        # keep the database locked for whoever opens it next.
+        saving = [a for a in exc.args if isinstance(a, asyncio.Task)]
+        if saving:
+            await asyncio.gather(*saving, return_exceptions=True)
+        raise

@@ -91,9 +91,11 @@ def answer_schema(options: dict[str, str]) -> type[BaseModel]:
 
 
 _PUNCTUATION = str.maketrans({c: " " for c in string.punctuation})
-_NAMED_LETTER = re.compile(r"\b(?:answer|option|choice)\s*(?:is|:|would be)?\s*(?:option\s*)?\(?([A-Za-z])\)?(?![\w-])",
+# Option labels as records normalise them: a letter, two letters (60-option exports) or a number.
+_LABEL = r"[A-Za-z]{1,2}|\d{1,3}"
+_NAMED_LETTER = re.compile(rf"\b(?:answer|option|choice)\s*(?:is|:|would be)?\s*(?:option\s*)?\(?({_LABEL})\)?(?![\w-])",
                            re.IGNORECASE)
-_LEADING_LETTER = re.compile(r"^(?:\(([A-Za-z])\)|([A-Za-z])(?:[.):]|$)|([A-Z])\s)")
+_LEADING_LETTER = re.compile(rf"^(?:\(({_LABEL})\)|({_LABEL})(?:[.):]|$)|([A-Z]{{1,2}}|\d{{1,3}})\s)")
 
 
 def normalised(text: str) -> str:

@@ -241,8 +241,8 @@ class FakeBrain:
     # -- answers ---------------------------------------------------------------------
     def extract(self, prompt: str, turn: _Turn) -> dict:
         question = prompt.split("Question:\n", 1)[1].split("\nAnswer:", 1)[0]
-        question = re.split(r"\n[A-J]\. ", question)[0]
-        answer = re.search(r"^Answer: (?:[A-J]\. )?(.*)$", prompt, re.M).group(1)
+        question = re.split(r"\n[A-Z]{1,2}\. ", question)[0]
+        answer = re.search(r"^Answer: (?:[A-Z]{1,2}\. )?(.*)$", prompt, re.M).group(1)
         words = re.findall(r"[\w'-]+", question.lower())
         spans = {" ".join(words[i:i + n]) for n in range(1, min(self.longest, 6) + 1) for i in range(len(words) - n + 1)}
         found = sorted((self.known[s] for s in spans if s in self.known), key=len, reverse=True)
@@ -382,7 +382,7 @@ def _text(message: dict) -> str:
 
 
 def _options(text: str) -> dict[str, str]:
-    return dict(re.findall(r"^([A-J])\. (.*)$", text, re.M))
+    return dict(re.findall(r"^([A-Z]{1,2})\. (.*)$", text, re.M))
 
 
 def _words(text: str) -> set[str]:

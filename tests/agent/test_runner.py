@@ -8,7 +8,7 @@ import pytest
 
 from agent.llm import make_llm
 from agent.records import FieldMap
-from agent.runner import RunOptions, execute, plan_run, run_dataset
+from agent.runner import RunDirError, RunOptions, claim_run_dir, execute, plan_run, run_dataset
 from tests.conftest import MALARIA
 from tests.fake_llm import FakeBrain, FakeOpenAIServer
 
@@ -82,11 +82,12 @@ def test_an_interrupted_run_writes_its_summary_and_resumes_without_redoing_work(
             options = RunOptions(concurrency=2)
             first = asyncio.Event()
             options.on_result = lambda row: first.set()
-            task = asyncio.create_task(execute(plan_run(path, run_dir, options), run_dir, ctx, options))
-            await first.wait()
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
+            with claim_run_dir(run_dir, resume=False):
+                task = asyncio.create_task(execute(plan_run(path, run_dir, options), run_dir, ctx, options))
+                await first.wait()
+                task.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await task
 
         asyncio.run(interrupt())
         summary = json.loads((run_dir / "summary.json").read_text())
@@ -97,9 +98,10 @@ def test_an_interrupted_run_writes_its_summary_and_resumes_without_redoing_work(
         assert done["records"] == 6 and done["interrupted"] is False and done["unfinished"] == 0
         assert server.hits - hits < 6 * 3  # the interrupted samples went on from their checkpoints
         hits = server.hits
-        plan = plan_run(path, run_dir, RunOptions(resume=True))
-        assert plan.pending == [] and sum(plan.done.values()) == 6
-        asyncio.run(execute(plan, run_dir, None, RunOptions(resume=True)))  # no KG, no LLM needed
+        with claim_run_dir(run_dir, resume=True):
+            plan = plan_run(path, run_dir, RunOptions(resume=True))
+            assert plan.pending == [] and sum(plan.done.values()) == 6
+            asyncio.run(execute(plan, run_dir, None, RunOptions(resume=True)))  # no KG, no LLM needed
         assert server.hits == hits
     ids = [r["id"] for r in rows_of(run_dir)]
     assert sorted(ids) == [f"case-{i}" for i in range(6)]
@@ -126,14 +128,17 @@ def test_duplicate_ids_and_malformed_rows_get_their_own_error_rows(tmp_path):
 
 
 def test_a_non_empty_run_dir_is_refused_without_resume(tmp_path):
-    from agent.records import InputError
-
-    path = write(tmp_path / "in.jsonl", [{"question": "Q", "answer": "a"}])
     (tmp_path / "run").mkdir()
-    (tmp_path / "run" / "checkpoints.sqlite").write_text("x")
-    with pytest.raises(InputError, match="is not empty"):
-        plan_run(path, tmp_path / "run", RunOptions())
-    assert plan_run(path, tmp_path / "run", RunOptions(resume=True)).pending
+    (tmp_path / "run" / "notes.txt").write_text("x")
+    with pytest.raises(RunDirError, match="is not empty"):
+        with claim_run_dir(tmp_path / "run", resume=False):
+            pass
+    with claim_run_dir(tmp_path / "run", resume=True):
+        pass
+    with claim_run_dir(tmp_path / "fresh", resume=False):  # a new directory is created, and claimed
+        with pytest.raises(RunDirError, match=r"in use by another run \(pid \d+ on host "):
+            with claim_run_dir(tmp_path / "fresh", resume=True):
+                pass
 
 
 def test_field_map_reaches_the_records(tmp_path):
@@ -158,3 +163,33 @@ def test_a_crash_after_a_nodes_writes_were_saved_resumes_from_there(tmp_path, ma
     summary = asyncio.run(run_dataset(path, run_dir, make_context(), RunOptions(resume=True)))
     (row,) = rows_of(run_dir)
     assert row["status"] == "accepted" and len(row["attempts"]) == 1 and summary["counts"]["accepted"] == 1
+
+
+def test_a_cancelled_run_leaves_the_checkpoint_database_unlocked(tmp_path, brain, llm_ctx):
+    """Cancellation can cut a checkpoint write between its INSERT and its COMMIT; the run must
+    end that transaction before its saver closes, or a resume in the same process finds the
+    database locked. The cut falls at a random point, so several runs are cancelled."""
+    import sqlite3
+
+    path = write(tmp_path / "in.jsonl", [case(i) for i in range(4)])
+    with FakeOpenAIServer(brain, latency=0.02) as server:
+        ctx = llm_ctx(server)
+        for trial in range(16):
+            run_dir = tmp_path / f"run{trial}"
+
+            async def cancel_after_first_result():
+                options = RunOptions(concurrency=2)
+                first = asyncio.Event()
+                options.on_result = lambda row: first.set()
+                with claim_run_dir(run_dir, resume=False):
+                    task = asyncio.create_task(execute(plan_run(path, run_dir, options), run_dir, ctx, options))
+                    await first.wait()
+                    task.cancel()
+                    with pytest.raises(asyncio.CancelledError):
+                        await task
+
+            asyncio.run(cancel_after_first_result())
+            db = sqlite3.connect(run_dir / "checkpoints.sqlite", timeout=0)
+            db.execute("BEGIN IMMEDIATE")  # raises "database is locked" if a write was left open
+            db.rollback()
+            db.close()

@@ -1,0 +1,43 @@
+"""Removing secrets from error texts before they are stored, logged or shown.
+
+An endpoint or proxy may echo the request's key in its error body (a 401 saying "invalid
+key sk-…"). Error texts from the LLM client become LLMError messages in one place
+(``agent.llm``); they pass through ``redact`` there, so results.jsonl, the checkpoints'
+error writes, summary.json and every printed message only ever see the redacted text.
+
+What is redacted: the configured key, and any token starting with its first 8 characters
+(a server may echo a truncated key), plus anything shaped like a credential whoever it
+belongs to: ``Bearer …`` values, ``sk-…``-style keys, and ``api_key=…`` / ``"token": "…"``
+pairs. Redaction runs before any truncation, so a cut-off key cannot slip through either.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+REDACTED = "[REDACTED]"
+_KEY_PREFIX = 8  # a configured key is recognised by its first 8 characters
+_TOKEN_CHARS = r"[A-Za-z0-9_\-.~+/=]"
+_SHAPES = (  # (pattern, replacement): the label is kept, the value goes
+    (re.compile(r"(?i)\b(bearer|basic)\s+" + _TOKEN_CHARS + "+"), r"\1 " + REDACTED),
+    (re.compile(r"\b(?:sk|pk|rk|ak)-" + _TOKEN_CHARS + r"{8,}"), REDACTED),
+    (re.compile(
+        r"""(?i)(["']?(?:api[_-]?key|access[_-]?token|token|secret|password|authorization)["']?\s*[:=]\s*["']?)"""
+        r"""(?!\[REDACTED\]|(?:bearer|basic)\s)[^\s"',}]+"""
+    ), r"\1" + REDACTED),
+)
+
+
+def redact(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """``text`` without the given secrets and without anything shaped like a credential."""
+    for secret in secrets:
+        if not secret:
+            continue
+        if len(secret) >= _KEY_PREFIX:
+            text = re.sub(re.escape(secret[:_KEY_PREFIX]) + _TOKEN_CHARS + "*", REDACTED, text)
+        else:  # a short placeholder key: only where it stands alone
+            text = re.sub(r"(?<![A-Za-z0-9_\-])" + re.escape(secret) + r"(?![A-Za-z0-9_\-])", REDACTED, text)
+    for shape, replacement in _SHAPES:
+        text = shape.sub(replacement, text)
+    return text

@@ -1,0 +1,78 @@
+"""Writing output files without ever destroying something: refused targets, atomic writes.
+
+``export`` and ``merge`` write files a user names. A wrong ``--out`` must not overwrite the
+run it reads from, nor any existing file unless asked (``--force``), and a failed write (a
+full disk, a killed process) must leave the old file as it was and no temporary file behind:
+the data goes to a uniquely named temporary file in the target's directory, is fsynced, and
+replaces the target with ``os.replace`` (atomic on POSIX), or is deleted on any failure.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TextIO
+
+
+class OutputError(Exception):
+    """The output cannot or may not be written; the message says why and what to do."""
+
+
+def is_run_file(path: Path) -> bool:
+    """Files a run directory lives on: its results, summary, lock and checkpoint databases."""
+    name = path.name
+    return name in ("results.jsonl", "summary.json", "run.lock") or name.startswith("checkpoints")
+
+
+def check_target(out: Path, sources: list[Path], force: bool, directory: bool = False) -> None:
+    """Refuse ``out`` when it is (or, for a ``directory`` target, is) one of the ``sources``
+    run directories or their files, names the wrong kind of thing, or exists without ``force``."""
+    for run_dir in sources:
+        if directory and _same(out, run_dir):
+            raise OutputError(f"--out {out} is the run directory {run_dir} itself; choose another directory")
+        for existing in (run_dir.iterdir() if run_dir.is_dir() else []):
+            if is_run_file(existing) and _same(out, existing):
+                raise OutputError(f"--out {out} is {existing.name} of the run {run_dir}; writing there would "
+                                  "destroy the run. Choose a path outside it")
+    if directory:
+        if out.exists() and not out.is_dir():
+            raise OutputError(f"--out {out} exists and is not a directory")
+        if out.is_dir() and any(out.iterdir()) and not force:
+            raise OutputError(f"--out {out} is not empty; pass --force to overwrite its files, or choose a new directory")
+        return
+    if out.is_dir():
+        raise OutputError(f"--out {out} is a directory; name a file to write")
+    if out.exists() and not force:
+        raise OutputError(f"--out {out} already exists; pass --force to overwrite it")
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b) or a.resolve() == b.resolve()
+    except OSError:
+        return False
+
+
+@contextmanager
+def atomic_text(path: Path) -> Iterator[TextIO]:
+    """A text file that appears at ``path`` complete, or not at all."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    try:
+        with open(fd, "w", encoding="utf-8") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        os.unlink(tmp)
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
+    except BaseException:
+        os.unlink(tmp)
+        raise

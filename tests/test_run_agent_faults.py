@@ -1,0 +1,424 @@
+"""The command line under faults and hostile input, each case as a user meets it: a subprocess
+per command, an endpoint that echoes the key, two runs on one directory, damaged files."""
+
+import json
+import os
+import shutil
+import sqlite3
+import subprocess
+import sys
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from threading import Thread
+
+import pytest
+
+from tests.fake_llm import FakeBrain, FakeOpenAIServer
+from tests.agent.test_runner import rows_of
+from tests.agent.test_runner import write as write_records
+from tests.test_run_agent import RECORDS, wait_for_lines
+
+ROOT = Path(__file__).resolve().parents[1]
+KEY = "sk-live-7c1e0b9d4f2a8e6b3c5d7f9a1b2c4d6e"
+
+
+def env(**extra):
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "MEDREASON_"))}
+    return {**base, "HF_HUB_OFFLINE": "1", **extra}
+
+
+def cli(*args, input=None, **extra_env):
+    return subprocess.run([sys.executable, str(ROOT / "run_agent.py"), *map(str, args)], capture_output=True, text=True,
+                          cwd=ROOT, env=env(**extra_env), input=input, timeout=300)
+
+
+@pytest.fixture
+def brain(loaded):
+    return FakeBrain([loaded.kg.name(n) for n in loaded.kg.graph])
+
+
+# -- the key never reaches disk or screen ----------------------------------------------------
+class EchoingEndpoint:
+    """An OpenAI-compatible endpoint behind a careless proxy: while ``reject`` is set it answers
+    401 with the request's Authorization header and key in the body (as some proxies and
+    self-hosted servers do); otherwise the fake brain answers."""
+
+    def __init__(self, brain: FakeBrain) -> None:
+        self.reject = True
+        endpoint = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):  # noqa: N802
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                auth = self.headers.get("Authorization", "")
+                if endpoint.reject:
+                    status, payload = 401, {"error": {
+                        "message": f"Incorrect API key provided: {auth.removeprefix('Bearer ')}. "
+                                   f"Request headers: Authorization: {auth}; api_key={auth.removeprefix('Bearer ')}",
+                        "type": "invalid_request_error", "code": "invalid_api_key"}}
+                else:
+                    status, payload = 200, brain.respond(body)
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        Thread(target=self.httpd.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def assert_no_key(where: str, data: bytes | str) -> None:
+    data = data.encode() if isinstance(data, str) else data
+    for secret in (KEY, KEY[:12], KEY[-16:]):
+        assert secret.encode() not in data, f"{secret[:6]}… found in {where}"
+
+
+def assert_no_key_in_dir(directory: Path) -> None:
+    files = [p for p in directory.rglob("*") if p.is_file()]
+    assert files
+    for path in files:  # checkpoints.sqlite, its -wal, results, summary, lock
+        assert_no_key(str(path), path.read_bytes())
+
+
+def test_an_endpoint_echoing_the_key_never_gets_it_written_or_shown(tmp_path, fixture_kg_dir, brain):
+    records = write_records(tmp_path / "in.jsonl", RECORDS[:2])
+    run_dir, store = tmp_path / "run", tmp_path / "chat"
+    endpoint = EchoingEndpoint(brain)
+    try:
+        llm = ["--kg-dir", fixture_kg_dir, "--model", "fake", "--base-url", endpoint.url]
+        outputs = []
+        failed = cli("run", records, "--out", run_dir, *llm, OPENAI_API_KEY=KEY)
+        outputs.append(failed)
+        assert failed.returncode == 0, failed.stderr
+        rows = rows_of(run_dir)
+        assert [r["status"] for r in rows] == ["error", "error"]
+        assert "HTTP 401" in rows[0]["error"] and "[REDACTED]" in rows[0]["error"]  # the cause is still told
+        assert_no_key_in_dir(run_dir)
+
+        endpoint.reject = False
+        retried = cli("run", records, "--out", run_dir, *llm, "--resume", "--retry-errors", OPENAI_API_KEY=KEY)
+        outputs.append(retried)
+        assert retried.returncode == 0, retried.stderr
+        assert {r["status"] for r in rows_of(run_dir)} == {"accepted"}
+        with sqlite3.connect(run_dir / "checkpoints.sqlite") as db:  # the failed attempts' error writes stay ...
+            errors = [bytes(v) for (v,) in db.execute("SELECT value FROM writes WHERE channel = '__error__'")]
+        assert errors and all(b"REDACTED" in e for e in errors)  # ... redacted
+        outputs += [cli("replay", run_dir), cli("replay", run_dir, "--sample", "malaria"),
+                    cli("replay", run_dir, "--sample", "malaria", "--step", "1", "--json")]
+
+        endpoint.reject = True
+        chat = cli("chat", *llm, "--store", store, input=RECORDS[0]["question"] + "\n/paths\n/quit\n", OPENAI_API_KEY=KEY)
+        outputs.append(chat)
+        assert chat.returncode == 0, chat.stderr
+        assert "The turn failed" in chat.stdout and "HTTP 401" in chat.stdout and "[REDACTED]" in chat.stdout
+        assert "No turn yet" in chat.stdout  # the session went on after the failed turn
+    finally:
+        endpoint.close()
+    assert_no_key_in_dir(run_dir)
+    assert_no_key_in_dir(store)
+    for result in outputs:
+        assert_no_key("output of " + " ".join(result.args[2:4]), result.stdout + result.stderr)
+
+
+# -- one run per RUN_DIR -----------------------------------------------------------------------
+def start(*args, **extra_env):
+    return subprocess.Popen([sys.executable, str(ROOT / "run_agent.py"), *map(str, args)], cwd=ROOT, env=env(**extra_env),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def many(path, n):
+    return write_records(path, [{**RECORDS[i % 2], "id": f"r{i}", "question": f"Case {i}. " + RECORDS[i % 2]["question"]}
+                                for i in range(n)])
+
+
+@pytest.mark.parametrize("resume", [False, True])
+def test_two_runs_on_one_run_dir_one_is_refused_and_every_id_is_written_once(tmp_path, fixture_kg_dir, brain, resume):
+    records = many(tmp_path / "in.jsonl", 16)
+    run_dir = tmp_path / "run"
+    with FakeOpenAIServer(brain, latency=0.05) as server:
+        args = ["run", records, "--out", run_dir, "--kg-dir", fixture_kg_dir, "--model", "fake",
+                "--base-url", server.url, "--concurrency", "2", *(["--resume"] if resume else [])]
+        first, second = start(*args), start(*args)
+        (out1, err1), (out2, err2) = first.communicate(timeout=300), second.communicate(timeout=300)
+        hits = server.hits
+    codes = sorted([first.returncode, second.returncode])
+    assert codes == [0, 2], (err1, err2)
+    refusal = err1 if first.returncode == 2 else err2
+    assert "is in use by another run" in " ".join(refusal.split())
+    assert f"pid {(first if first.returncode == 0 else second).pid} on host" in " ".join(refusal.split())
+    rows = rows_of(run_dir)
+    assert sorted(r["id"] for r in rows) == sorted(f"r{i}" for i in range(16))  # each once
+    assert hits == sum(r["usage"]["llm_calls"] for r in rows)  # nobody paid twice
+
+
+def test_a_killed_runs_lock_does_not_block_resume(tmp_path, fixture_kg_dir, brain):
+    import signal
+
+    records = many(tmp_path / "in.jsonl", 12)
+    run_dir = tmp_path / "run"
+    with FakeOpenAIServer(brain, latency=0.1) as server:
+        args = ["run", records, "--out", run_dir, "--kg-dir", fixture_kg_dir, "--model", "fake", "--base-url", server.url]
+        proc = start(*args)
+        wait_for_lines(run_dir / "results.jsonl", 2, proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        assert str(proc.pid) in (run_dir / "run.lock").read_text()  # the stale holder is still named there
+        resumed = cli(*args, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert sorted(r["id"] for r in rows_of(run_dir)) == sorted(f"r{i}" for i in range(12))
+
+
+def test_resume_keeps_one_row_of_ids_that_results_already_holds_twice(tmp_path, fixture_kg_dir):
+    records = write_records(tmp_path / "in.jsonl", RECORDS)
+    run_dir = tmp_path / "run"
+    assert cli("run", records, "--out", run_dir, "--kg-dir", fixture_kg_dir).returncode == 0
+    lines = (run_dir / "results.jsonl").read_text().splitlines()
+    (run_dir / "results.jsonl").write_text("\n".join(lines + lines[:2]) + "\n")  # as two unlocked runs left it
+    resumed = cli("run", records, "--out", run_dir, "--kg-dir", fixture_kg_dir, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "held 2 id(s) more than once (malaria, tb); kept one row each" in " ".join(resumed.stderr.split())
+    assert [r["id"] for r in rows_of(run_dir)] == ["malaria", "tb", "scurvy"]
+    assert json.loads((run_dir / "summary.json").read_text())["records"] == 3
+
+
+# -- export never destroys a file ----------------------------------------------------------------
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory, fixture_kg_dir):
+    tmp = tmp_path_factory.mktemp("finished")
+    records = write_records(tmp / "in.jsonl", RECORDS)
+    done = cli("run", records, "--out", tmp / "run", "--kg-dir", fixture_kg_dir)
+    assert done.returncode == 0, done.stderr
+    return tmp / "run"
+
+
+def test_export_refuses_the_runs_own_files_and_existing_files_without_force(finished_run, tmp_path):
+    before = {p.name: p.read_bytes() for p in finished_run.iterdir()}
+    for target in ("results.jsonl", "summary.json", "checkpoints.sqlite"):
+        refused = cli("export", finished_run, "--format", "sft", "--out", finished_run / target, "--force")
+        assert refused.returncode == 2 and "would destroy the run" in " ".join(refused.stderr.split()), refused.stderr
+    linked = tmp_path / "link.jsonl"
+    linked.symlink_to(finished_run / "results.jsonl")
+    assert cli("export", finished_run, "--format", "sft", "--out", linked, "--force").returncode == 2
+    assert cli("export", finished_run, "--format", "hf", "--out", finished_run, "--force").returncode == 2
+    assert {p.name: p.read_bytes() for p in finished_run.iterdir()} == before  # untouched
+    assert cli("replay", finished_run).returncode == 0
+
+    out = tmp_path / "sft.jsonl"
+    out.write_text("precious\n")
+    kept = cli("export", finished_run, "--format", "sft", "--out", out)
+    assert kept.returncode == 2 and "already exists; pass --force" in " ".join(kept.stderr.split())
+    assert out.read_text() == "precious\n"
+    forced = cli("export", finished_run, "--format", "sft", "--out", out, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert len(out.read_text().splitlines()) == 2 and list(tmp_path.glob("*.tmp")) == [] == list(tmp_path.glob(".*tmp"))
+
+
+def test_export_onto_a_directory_or_an_unwritable_place_is_a_clear_error(finished_run, tmp_path):
+    directory = cli("export", finished_run, "--format", "medreason", "--out", tmp_path)
+    assert directory.returncode == 2 and "is a directory; name a file" in " ".join(directory.stderr.split())
+    (tmp_path / "file").write_text("x")
+    under_file = cli("export", finished_run, "--format", "sft", "--out", tmp_path / "file" / "out.jsonl")
+    assert under_file.returncode == 2 and "cannot write" in under_file.stderr and "Traceback" not in under_file.stderr
+    assert (tmp_path / "file").read_text() == "x"
+
+
+# -- damaged checkpoints: refused before anything is spent ------------------------------------
+@pytest.mark.parametrize("with_wal", [False, True])
+def test_a_damaged_checkpoint_database_is_refused_before_any_llm_call(tmp_path, fixture_kg_dir, brain, with_wal):
+    import signal
+
+    records = many(tmp_path / "in.jsonl", 10)
+    run_dir = tmp_path / "run"
+    with FakeOpenAIServer(brain, latency=0.1) as server:
+        args = ["run", records, "--out", run_dir, "--kg-dir", fixture_kg_dir, "--model", "fake", "--base-url", server.url]
+        proc = start(*args)
+        wait_for_lines(run_dir / "results.jsonl", 3, proc)
+        proc.send_signal(signal.SIGKILL)  # a crash
+        proc.wait()
+        database = run_dir / "checkpoints.sqlite"
+        with sqlite3.connect(database) as db:  # everything into the database file, the -wal emptied
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        db.close()
+        if with_wal:  # a second crash leaves newer pages in a -wal beside the older database
+            proc = start(*args, "--resume")
+            wait_for_lines(run_dir / "results.jsonl", 4, proc)
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            assert (run_dir / "checkpoints.sqlite-wal").stat().st_size > 0
+        size = database.stat().st_size
+        with open(database, "r+b") as f:  # half-written, as a copy cut short
+            f.truncate(size // 2)
+        done = len(rows_of(run_dir))
+        hits = server.hits
+        refused = cli(*args, "--resume")
+        assert refused.returncode == 2, refused.stderr
+        message = " ".join(refused.stderr.split())
+        assert "checkpoints.sqlite is damaged" in message and "--resume --fresh-checkpoints" in message
+        assert f"the {10 - done} unfinished sample(s)" in message and "Traceback" not in message
+        assert server.hits == hits  # nothing was spent
+
+        fresh = cli(*args, "--resume", "--fresh-checkpoints")
+        assert fresh.returncode == 0, fresh.stderr
+    assert sorted(r["id"] for r in rows_of(run_dir)) == sorted(f"r{i}" for i in range(10))
+    assert {r["status"] for r in rows_of(run_dir)} == {"accepted"}
+    assert len(list(run_dir.glob("checkpoints.*.sqlite"))) == 1  # the damaged one, kept aside
+
+
+# -- --out that cannot take a run ------------------------------------------------------------------
+def mount_tmpfs(path: Path, options: str) -> bool:
+    path.mkdir()
+    if shutil.which("mount") is None or os.geteuid() != 0:
+        return False
+    return subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True).returncode == 0
+
+
+def unmount(path: Path) -> None:
+    subprocess.run(["umount", "-l", str(path)], capture_output=True)
+
+
+def test_a_read_only_out_is_refused_before_the_graph_loads(tmp_path):
+    records = write_records(tmp_path / "in.jsonl", RECORDS)
+    place = tmp_path / "ro"
+    if not mount_tmpfs(place, "ro,size=1m"):
+        place.chmod(0o555)  # without root: a directory we may not write
+        if os.access(place, os.W_OK):
+            pytest.skip("cannot make a read-only directory here (not root, and permissions are not enforced)")
+    try:
+        # --kg-dir names a directory that does not exist: had the graph been opened first, that
+        # would have been the error; the --out check comes before it.
+        refused = cli("run", records, "--out", place / "run", "--kg-dir", tmp_path / "no-kg")
+    finally:
+        unmount(place)
+    assert refused.returncode == 2, refused.stderr
+    message = " ".join(refused.stderr.split())
+    assert "cannot be written" in message and ("Read-only file system" in message or "Permission denied" in message)
+
+
+def test_a_full_disk_is_refused_before_the_graph_loads_and_running_out_midway_stops_cleanly(tmp_path, fixture_kg_dir):
+    records = write_records(tmp_path / "in.jsonl", [{**RECORDS[i % 3], "id": f"r{i}"} for i in range(60)])
+    disk = tmp_path / "disk"
+    if not mount_tmpfs(disk, "size=8m"):
+        pytest.skip("mounting a tmpfs needs root: the full-disk case cannot be set up here")
+    try:
+        def leave_free(kb):
+            (disk / "filler").write_bytes(b"")
+            stats = os.statvfs(disk)
+            (disk / "filler").write_bytes(b"\0" * (stats.f_bavail * stats.f_frsize - kb * 1024))
+
+        leave_free(64)
+        full = cli("run", records, "--out", disk / "run", "--kg-dir", tmp_path / "no-kg")
+        assert full.returncode == 2 and "KB free on its file system" in full.stderr, full.stderr
+
+        leave_free(1300)  # room for some 20 of the 60 samples' checkpoints
+        stopped = cli("run", records, "--out", disk / "run", "--kg-dir", fixture_kg_dir)
+        message = " ".join(stopped.stderr.split())
+        assert stopped.returncode == 1, stopped.stderr
+        assert "The run stopped" in message and "--resume" in message and "Traceback" not in message
+        saved = rows_of(disk / "run")  # complete lines only, each id once
+        assert len({r["id"] for r in saved}) == len(saved) < 60
+
+        (disk / "filler").unlink()
+        resumed = cli("run", records, "--out", disk / "run", "--kg-dir", fixture_kg_dir, "--resume")
+        assert resumed.returncode == 0, resumed.stderr
+        assert sorted(r["id"] for r in rows_of(disk / "run")) == sorted(f"r{i}" for i in range(60))
+    finally:
+        unmount(disk)
+
+
+# -- input that used to be mangled -----------------------------------------------------------------
+def test_latin1_input_is_refused_with_its_line_or_read_with_encoding(tmp_path, fixture_kg_dir):
+    text = "".join(json.dumps({**r, "question": r["question"] + " Café au lait spots?"}, ensure_ascii=False) + "\n"
+                   for r in RECORDS)
+    for name in ("in.jsonl", "in.json"):
+        path = tmp_path / name
+        path.write_bytes((text if name.endswith("l") else json.dumps(RECORDS + [{"q": "é"}], ensure_ascii=False))
+                         .encode("latin-1"))
+        refused = cli("run", path, "--out", tmp_path / f"run-{name}", "--kg-dir", fixture_kg_dir)
+        assert refused.returncode == 2, refused.stderr
+        message = " ".join(refused.stderr.split())
+        assert "not valid UTF-8 (byte 0xe9" in message and "--encoding" in message and "Traceback" not in message
+    assert "in.jsonl:1: not valid UTF-8" in " ".join(cli("run", tmp_path / "in.jsonl", "--out", tmp_path / "r",
+                                                         "--kg-dir", fixture_kg_dir).stderr.split())
+    done = cli("run", tmp_path / "in.jsonl", "--out", tmp_path / "run", "--kg-dir", fixture_kg_dir, "--encoding", "latin-1")
+    assert done.returncode == 0, done.stderr
+    assert all(r["question"].endswith("Café au lait spots?") for r in rows_of(tmp_path / "run"))
+
+
+@pytest.mark.parametrize("content", ["[]", "{}", "id,question,answer\n"])
+def test_input_without_records_cannot_start(tmp_path, content):
+    path = tmp_path / ("in.csv" if "," in content else "in.json")
+    path.write_text(content)
+    refused = cli("run", path, "--out", tmp_path / "run")
+    assert refused.returncode == 2 and "holds no records" in refused.stderr, refused.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_option_keys_in_any_case_or_two_letters_through_llm_mode(tmp_path, fixture_kg_dir, brain):
+    malaria, tb = RECORDS[0], RECORDS[1]
+    records = write_records(tmp_path / "in.jsonl", [
+        {**malaria, "id": "lower", "options": {k.lower(): v for k, v in malaria["options"].items()}, "answer_idx": "a"},
+        {**tb, "id": "two-letter", "options": {"AA": "asthma", "AB": "tuberculosis"}, "answer_idx": "AB"},
+        {**tb, "id": "medmcqa-style", "options": {"opa": "asthma", "opb": "tuberculosis"}, "answer_idx": "opb"},
+        {**tb, "id": "clash", "options": {"a": "asthma", "A": "tuberculosis"}, "answer_idx": "A"},
+    ])
+    with FakeOpenAIServer(brain) as server:
+        done = cli("run", records, "--out", tmp_path / "run", "--kg-dir", fixture_kg_dir, "--model", "fake",
+                   "--base-url", server.url)
+    assert done.returncode == 0, done.stderr
+    rows = {r["id"]: r for r in rows_of(tmp_path / "run")}
+    assert rows["lower"]["options"] == {"A": "chloroquine", "B": "metformin", "C": "albuterol"}
+    assert rows["lower"]["answer_idx"] == "A" and rows["lower"]["status"] == "accepted"
+    assert rows["two-letter"]["answer_idx"] == "AB" and rows["two-letter"]["status"] == "accepted"
+    assert rows["two-letter"]["verification"]["predicted"] == "AB"
+    assert rows["medmcqa-style"]["options"] == {"A": "asthma", "B": "tuberculosis"}
+    assert rows["medmcqa-style"]["status"] == "accepted"
+    assert rows["clash"]["status"] == "error" and "two options labelled 'A'" in rows["clash"]["error"]
+
+
+def test_an_invalid_record_keeps_its_own_id(tmp_path, fixture_kg_dir):
+    records = write_records(tmp_path / "in.jsonl", [{"id": "q-17", "question": "Which?"}, {"question": "No id?"}])
+    done = cli("run", records, "--out", tmp_path / "run", "--kg-dir", fixture_kg_dir)
+    assert done.returncode == 0, done.stderr
+    assert [(r["id"], r["status"]) for r in rows_of(tmp_path / "run")] == [("q-17", "error"), ("in-2", "error")]
+
+
+# -- data is printed as text, never as markup --------------------------------------------------------
+def test_replay_prints_ids_that_look_like_markup_as_they_are(tmp_path, fixture_kg_dir):
+    records = write_records(tmp_path / "in.jsonl", [{**RECORDS[0], "id": "[/]"}, {**RECORDS[2], "id": "[bold red]x[/]"},
+                                                    {"id": "m", "question": "Q?", "options": {"[red]z[/red]": "x"}, "answer": "x"}])
+    run_dir = tmp_path / "run"
+    done = cli("run", records, "--out", run_dir, "--kg-dir", fixture_kg_dir)
+    assert done.returncode == 0, done.stderr
+    assert "option key '[red]z[/red]'" in done.stdout.replace("\n", "")  # the error reason, in the summary
+    listed = cli("replay", run_dir)
+    assert listed.returncode == 0, listed.stderr
+    assert "[/]" in listed.stdout and "[bold red]x[/]" in listed.stdout
+    for sample in ("[/]", "[bold red]x[/]"):
+        timeline = cli("replay", run_dir, "--sample", sample)
+        assert timeline.returncode == 0, timeline.stderr
+        assert sample in timeline.stdout.replace("\n", "")
+        step = cli("replay", run_dir, "--sample", sample, "--step", "1")
+        assert step.returncode == 0 and sample in step.stdout, step.stderr
+    missing = cli("replay", run_dir, "--sample", "[red]nope[/]")
+    assert missing.returncode == 2 and "[red]nope[/]" in " ".join(missing.stderr.split())
+
+
+# -- chat keeps the session ----------------------------------------------------------------------------
+def test_chat_save_onto_a_directory_reports_and_keeps_the_session(tmp_path, fixture_kg_dir):
+    question = RECORDS[0]["question"] + " A) chloroquine B) metformin"
+    chat = cli("chat", "--kg-dir", fixture_kg_dir, "--offline", "--store", tmp_path / "store",
+               input=f"{question}\n/save {tmp_path}\n/save {tmp_path / 'turns.jsonl'}\n/quit\n")
+    assert chat.returncode == 0, chat.stderr
+    text = " ".join(chat.stdout.split())
+    assert f"Could not save to {tmp_path}: Is a directory" in text
+    assert "Saved turn chat-" in text and json.loads((tmp_path / "turns.jsonl").read_text())["status"] == "accepted"
