@@ -13,8 +13,8 @@ from langgraph.runtime import Runtime
 
 from agent import llm_nodes
 from agent.context import AgentContext
-from agent.mentions import find_mentions
-from agent.search import connect, nodes_for, option_evidence, path_weight, settings_for_attempt
+from agent.mentions import exact_or_nearest, find_mentions
+from agent.search import connect, nodes_for, option_evidence, rank_paths, settings_for_attempt
 from agent.state import Candidate, Mapping, Mention, SampleState, Verification
 from agent.verbalise import kg_reasoning
 from graphs.paths import PathRecord, describe, path_key
@@ -41,7 +41,7 @@ def map_entities(state: SampleState, runtime: Runtime[AgentContext]) -> SampleSt
     close enough; with an LLM, one call settles the mentions in between."""
     ctx = runtime.context
     mentions = state["entities"]
-    ranked = ctx.index.search([m["text"] for m in mentions], k=ctx.settings.candidates)
+    ranked = exact_or_nearest(ctx.kg, ctx.index, [m["text"] for m in mentions], ctx.settings.candidates)
     accept = ctx.settings.accept_score if ctx.llm else ctx.settings.min_score
     mappings: list[Mapping] = []
     ambiguous: list[tuple[Mention, list[Candidate]]] = []
@@ -109,7 +109,7 @@ def find_paths(state: SampleState, runtime: Runtime[AgentContext]) -> SampleStat
 
 def prune(state: SampleState, runtime: Runtime[AgentContext]) -> SampleState:
     """At most K paths per (source, target) pair: chosen by the LLM in one call, or else the
-    paths closest in meaning to the question."""
+    most specific, clinically direct paths first (``agent.search.rank_paths``)."""
     ctx = runtime.context
     paths = state.get("paths", [])
     if not paths:
@@ -122,30 +122,11 @@ def prune(state: SampleState, runtime: Runtime[AgentContext]) -> SampleState:
     if ctx.llm and any(len(g) > ctx.settings.prune_per_group for g in groups.values()):
         pruned, update["usage"] = llm_nodes.select_paths(state, ctx, list(groups.values()))
         if pruned is None:
-            update["errors"] = ["prune: the model chose none of the numbered paths; ranked by similarity instead"]
+            update["errors"] = ["prune: the model chose none of the numbered paths; ranked by specificity instead"]
     if pruned is None:
-        pruned = _closest_paths(ctx, state["record"]["question"], groups)
+        pruned = rank_paths(ctx.kg, paths, ctx.settings.prune_per_group, ctx.settings.max_pruned_paths)
     pruned = pruned[: ctx.settings.max_pruned_paths]
     return {**update, "pruned": pruned, "used_paths": [path_key(p) for p in pruned]}
-
-
-def _closest_paths(ctx: AgentContext, question: str, groups) -> list[PathRecord]:
-    """Top K per group by similarity to the question, among the most specific paths.
-
-    Embedding every candidate path costs seconds when a question has a dozen entities, so
-    a cheap structural ranking (hub-aware path weight) first keeps a pool a few times the
-    size of the final cut, and only the pool is embedded.
-    """
-    pool_size = 4 * ctx.settings.max_pruned_paths
-    paths = [p for group in groups.values() for p in group]
-    paths = sorted(paths, key=lambda p: -path_weight(ctx.kg, p["nodes"]))[:pool_size]
-    vectors = ctx.embedder.encode([question] + [p["text"] for p in paths])
-    score = dict(zip((id(p) for p in paths), (vectors[1:] @ vectors[0]).tolist()))
-    kept = []
-    for group in groups.values():
-        group = sorted((p for p in group if id(p) in score), key=lambda p: (-score[id(p)], len(p["nodes"])))
-        kept.extend(group[: ctx.settings.prune_per_group])
-    return sorted(kept, key=lambda p: -score[id(p)])
 
 
 def generate(state: SampleState, runtime: Runtime[AgentContext]) -> SampleState:
