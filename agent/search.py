@@ -233,7 +233,8 @@ def rank_paths(kg: KnowledgeGraph, paths: list, per_group: int, limit: int, hub_
     """The paths a reader should see, most telling first (path records or node tuples).
 
     Ordered by weight, then by length; at most ``per_group`` per (source, target) pair, and
-    none worth less than half the pair's best (it would only restate it, more weakly).
+    none that a chosen path for the pair already says more directly (shorter) or far more
+    strongly (twice the weight): it would only restate it.
     A generic term (information content under ``GENERIC``, such as "Pain") may carry at
     most ``hub_repeats`` of the chosen paths, so chains that only repeat a hub are dropped.
     Worthless paths are kept only when nothing else is.
@@ -250,7 +251,8 @@ def rank_paths(kg: KnowledgeGraph, paths: list, per_group: int, limit: int, hub_
     for path in ordered:
         route = nodes(path)
         pair = (route[0], route[-1])
-        if weights[id(path)] < pair_best.setdefault(pair, weights[id(path)]) / 2:
+        best_weight, shortest = pair_best.setdefault(pair, (weights[id(path)], len(route)))
+        if len(route) > shortest or weights[id(path)] < best_weight / 2:
             continue
         hubs = [n for n in route[1:-1] if specificity.is_phenotype(n) and specificity.information(n) < GENERIC]
         if per_pair[pair] >= per_group or any(per_hub[n] >= hub_repeats for n in hubs):

@@ -143,13 +143,15 @@ def test_evidence_counts_each_finding_once_by_its_best_path(kg):
     assert evidence(kg, [murmur_gene, fever]) == pytest.approx(path_weight(kg, murmur_gene) + information(3), abs=1e-3)
 
 
-def test_ranked_paths_put_direct_specific_evidence_first_and_drop_worthless_ones(kg):
+def test_ranked_paths_put_direct_specific_evidence_first_and_drop_worthless_or_restating_ones(kg):
     paths = [
         ("HP:0033050", "HP:0012531", "HP:0002829", "ORPHA:3099"),  # detour: worthless
         ("HP:0030148", "NCBIGene:1482", "HP:0002027", "ORPHA:2331"),
         ("HP:0001945", "ORPHA:3099"),
         ("HP:0030148", "ORPHA:3099"),
+        ("HP:0001945", "ORPHA:2331", "HP:0002829", "ORPHA:3099"),  # restates fever → rheumatic fever
     ]
+    assert path_weight(kg, paths[4]) > 0
     ranked = rank_paths(kg, [describe(kg, p) for p in paths], per_group=3, limit=10)
     assert [tuple(p["nodes"]) for p in ranked] == [paths[3], paths[2], paths[1]]
 
