@@ -183,13 +183,13 @@ def path_weight(kg: KnowledgeGraph, path: tuple[str, ...] | list[str]) -> float:
     """What a path says about its last node given its first, in [0, 1].
 
     The information content of the most general phenotype on it (a finding matched
-    through "Pain" is worth what "Pain" is worth), times each hop's relation weight,
-    times a factor for every disease or gene the path passes through: between two
-    findings ``a ← D → b``, ``P(a | b)`` over the graph's diseases (how often a disease
-    with ``b`` also has ``a``, whichever disease the path names); elsewhere
-    ``1 / log2(1 + degree)`` (a mediator with many links says little about any one).
-    A path that climbs the is-a hierarchy and then descends (to a sibling or cousin
-    term) is worth nothing: sharing a generic ancestor is not having the finding.
+    through "Pain" is worth what "Pain" is worth), times each hop's relation weight.
+    A step between two findings through a disease, ``a ← D → b``, is worth at most the
+    information ``b`` carries about ``a`` over all the graph's diseases (``IC(a) + log2
+    P(a | b)``, whichever disease the path names); any other disease or gene passed
+    through divides by ``log2(1 + degree)`` (a mediator with many links says little about
+    any one). A path that climbs the is-a hierarchy and then descends (to a sibling or
+    cousin term) is worth nothing: sharing a generic ancestor is not having the finding.
     """
     specificity = kg.specificity
     weight, climbed = 1.0, False
@@ -206,14 +206,15 @@ def path_weight(kg: KnowledgeGraph, path: tuple[str, ...] | list[str]) -> float:
         else:
             climbed = False
         weight *= RELATION_WEIGHT.get(fact.relation, DEFAULT_RELATION_WEIGHT)
+    information = specificity.most_general(path)
     for before, node, after in zip(path, path[1:], path[2:]):
         if specificity.is_phenotype(node):
             continue
         if kg.node(node).type == DISEASE and specificity.is_phenotype(before) and specificity.is_phenotype(after):
-            weight *= specificity.conditional(before, after)
+            information = min(information, specificity.information_about(before, after))
         else:
             weight /= math.log2(1 + kg.degree(node))
-    return round(weight * specificity.most_general(path), 4)
+    return round(weight * information, 4)
 
 
 def evidence(kg: KnowledgeGraph, paths: list[tuple[str, ...]]) -> float:

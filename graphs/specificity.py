@@ -7,9 +7,10 @@ annotated diseases that carry it or a descendant, and its information content is
 to [0, 1] by the largest possible value, so a term no disease carries scores 1 and the
 root 0.
 
-How much one finding says about another: among the diseases annotated with ``b``, the
-share also annotated with ``a`` (``P(a | b)``, with one pseudo-count so that a single
-shared disease is not certainty).
+How much one finding says about another: ``P(a | b)``, among the diseases annotated with
+``b`` the share also annotated with ``a`` (one pseudo-count, so that a single shared disease
+is not certainty), and the information ``b`` carries about ``a``: ``IC(a) + log2 P(a | b)``
+(pointwise mutual information), which is ``IC(a)`` when ``b`` is ``a`` or a kind of it.
 """
 
 from __future__ import annotations
@@ -46,9 +47,9 @@ class Specificity:
             for term in set().union(*(self.ancestors(t) for t in terms)):
                 counts[term] += 1
         self.annotated = len(annotations)
-        top = math.log2(self.annotated) if self.annotated > 1 else 1.0
+        self._scale = math.log2(self.annotated) if self.annotated > 1 else 1.0
         self._ic = {
-            term: min(1.0, math.log2(self.annotated / n) / top) for term, n in counts.items()
+            term: min(1.0, math.log2(self.annotated / n) / self._scale) for term, n in counts.items()
         }
         self._phenotypes = {n for n, t in kg.graph.nodes(data="type") if t == PHENOTYPE}
 
@@ -91,6 +92,11 @@ class Specificity:
             return 1.0
         carriers = self.annotated_by.get(b, set())
         return len(self.annotated_by.get(a, set()) & carriers) / (len(carriers) + 1)
+
+    def information_about(self, a: str, b: str) -> float:
+        """The information (scaled like ``information``) that ``b`` carries about ``a``."""
+        p = self.conditional(a, b)
+        return max(0.0, self.information(a) + math.log2(p) / self._scale) if p > 0 else 0.0
 
     def most_general(self, nodes: Iterable[str]) -> float:
         """The information of the least informative phenotype among ``nodes`` (1 if none)."""
