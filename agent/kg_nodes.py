@@ -11,10 +11,10 @@ from collections import defaultdict
 
 from agent.context import AgentContext
 from agent.mentions import exact_or_nearest, find_mentions
-from agent.search import connect, nodes_for, option_evidence, rank_paths, settings_for_attempt
+from agent.search import connect, nodes_for, option_evidence, path_weight, rank_paths, settings_for_attempt
 from agent.state import Candidate, Mapping, Mention, SampleState, SearchSettings, Verification
 from agent.verbalise import kg_reasoning
-from graphs.paths import PathRecord, describe, path_key
+from graphs.paths import PathRecord, describe, keep_each_group, path_key
 
 
 def extract(state: SampleState, ctx: AgentContext) -> SampleState:
@@ -84,19 +84,24 @@ def find_paths(state: SampleState, ctx: AgentContext) -> SampleState:
     attempt = state["search"]["attempt"] + 1 if "search" in state else 1
     search = settings_for_attempt(ctx.settings, attempt)
     mappings = state.get("mappings", [])
+    cut_short: set[tuple[str, str]] = set()
     found = connect(
         ctx.kg,
         nodes_for(mappings, "question", search, ctx.settings),
         nodes_for(mappings, "answer", search, ctx.settings),
         search,
         ctx.settings,
+        cut_short,
     )
-    return {"search": search, "paths": described(ctx, state, search, found)}
+    return {"search": search, "paths": described(ctx, state, search, found, cut_short)}
 
 
-def described(ctx: AgentContext, state: SampleState, search: SearchSettings, found) -> list[PathRecord]:
-    """Found node sequences as path records, minus those an earlier attempt used if asked."""
-    paths = [describe(ctx.kg, p) for p in found if len(p) > 1]
+def described(
+    ctx: AgentContext, state: SampleState, search: SearchSettings, found, cut_short: set[tuple[str, str]] = frozenset()
+) -> list[PathRecord]:
+    """Found node sequences as path records (marked when their pair's search was cut short),
+    minus those an earlier attempt used if asked."""
+    paths = [describe(ctx.kg, p, (p[0], p[-1]) in cut_short) for p in found if len(p) > 1]
     if search["exclude_used"]:
         used = set(state.get("used_paths", []))
         paths = [p for p in paths if path_key(p) not in used]
@@ -109,7 +114,9 @@ def prune(state: SampleState, ctx: AgentContext) -> SampleState:
     paths = state.get("paths", [])
     if not paths:
         return {"pruned": []}
-    return kept(ctx, rank_paths(ctx.kg, paths, ctx.settings.prune_per_group, ctx.settings.max_pruned_paths))
+    ranked = rank_paths(ctx.kg, paths, ctx.settings.prune_per_group, ctx.settings.max_pruned_paths)
+    heaviest_first = sorted(paths, key=lambda p: -path_weight(ctx.kg, p["nodes"]))
+    return kept(ctx, ranked, heaviest_first)
 
 
 def path_groups(paths: list[PathRecord]) -> dict[tuple[str, str], list[PathRecord]]:
@@ -119,9 +126,10 @@ def path_groups(paths: list[PathRecord]) -> dict[tuple[str, str], list[PathRecor
     return groups
 
 
-def kept(ctx: AgentContext, pruned: list[PathRecord]) -> SampleState:
-    """The pruned paths, cut to the overall cap, and marked used for later attempts."""
-    pruned = pruned[: ctx.settings.max_pruned_paths]
+def kept(ctx: AgentContext, pruned: list[PathRecord], candidates: list[PathRecord]) -> SampleState:
+    """The pruned paths, cut to the overall cap but never leaving a group of ``candidates``
+    without a path, and marked used for later attempts."""
+    pruned = keep_each_group(pruned, candidates, ctx.settings.max_pruned_paths)
     return {"pruned": pruned, "used_paths": [path_key(p) for p in pruned]}
 
 

@@ -20,7 +20,7 @@ from agent.context import AgentContext
 from agent.llm import NO_USAGE, add
 from agent.schemas import EntityChoices, ExtractedEntities, Judgement, PathSelection, ReasonedAnswer
 from agent.state import Candidate, Mapping, Mention, Record, SampleState, Usage, Verification
-from agent.verbalise import answer_text, strip_conclusion
+from agent.verbalise import PROMPT_CONTEXT_CHARS, answer_text, question_text, strip_conclusion
 from graphs.paths import PathRecord, path_key
 from tools.kg_tools import KGToolbox
 
@@ -93,7 +93,7 @@ def find_paths(state: SampleState, ctx: AgentContext) -> SampleState:
 
 def _explore(state: SampleState, ctx: AgentContext) -> tuple[list[tuple[str, ...]], Usage]:
     """A bounded tool-calling loop that looks for paths, told why the last attempt failed."""
-    record, box = state["record"], KGToolbox(ctx.kg, ctx.index, ctx.settings.path_time_budget)
+    record, box = state["record"], KGToolbox(ctx.kg, ctx.index, ctx.settings.path_max_work)
     tools = {t.name: t for t in box.tools()}
     feedback = state["attempts"][-1]["reason"] if state.get("attempts") else "no path"
     names = lambda role: ", ".join(  # noqa: E731
@@ -137,7 +137,7 @@ def prune(state: SampleState, ctx: AgentContext) -> SampleState:
     if chosen is None:
         return {**kg_nodes.prune(state, ctx), "usage": usage,
                 "errors": ["prune: the model chose none of the numbered paths; ranked by specificity instead"]}
-    return {**kg_nodes.kept(ctx, chosen), "usage": usage}
+    return {**kg_nodes.kept(ctx, chosen, paths), "usage": usage}
 
 
 def _select_paths(
@@ -170,7 +170,7 @@ def generate(state: SampleState, ctx: AgentContext) -> SampleState:
     record = state["record"]
     paths = "\n".join(f"{i}. {p['text']}" for i, p in enumerate(state.get("pruned", []), 1))
     reasoning, usage = ctx.llm.text("generate", prompts.render(
-        "generate", paths=paths or "(none)", question=record["question"],
+        "generate", paths=paths or "(none)", question=question_text(record, PROMPT_CONTEXT_CHARS),
         options=options_text(record), answer=answer_text(record),
     ), check=_format_problem)
     return {"reasoning": reasoning.strip(), "usage": usage}
@@ -191,7 +191,7 @@ def _verification(state: SampleState, ctx: AgentContext) -> tuple[Verification, 
     record = state["record"]
     instruction = "Reply with the letter of the correct option." if record["options"] else "Reply with a short answer."
     answer, usage = ctx.llm.structured("verify", ReasonedAnswer, prompts.render(
-        "answer_from_reasoning", instruction=instruction, question=record["question"],
+        "answer_from_reasoning", instruction=instruction, question=question_text(record, PROMPT_CONTEXT_CHARS),
         options=options_text(record), reasoning=strip_conclusion(state["reasoning"]),
     ))
     gold = record["answer_idx"]
