@@ -4,7 +4,10 @@ Runs ``run_agent.py run --offline`` exactly as a user would, over records
 ``--offset`` .. ``--offset + --records`` of ../shared/data/medqa/medqa_test.jsonl on the
 HPO graph (built into the cache directory if needed), twice in the same invocation: with
 this tree's code and with the code of ``--baseline`` (a git ref, default the commit issue
-12 measured), extracted with ``git archive``. Both read the same graph cache.
+12 measured), extracted with ``git archive``. The baseline reads its own graph directory
+(``--baseline-kg-dir``, default ``kg/hpo-<ref>`` beside the default graph, built by its own
+code when missing: the cache format has changed since, and sharing one directory would
+have each side rebuild it for the other).
 
 Per side: accepted share, with-path share (a sample kept some path), scorable share (the
 verifier found KG evidence for some option), the gold option's win rate among scorable
@@ -26,6 +29,8 @@ from collections import Counter
 from io import BytesIO
 from itertools import islice
 from pathlib import Path
+
+import platformdirs
 
 ROOT = Path(__file__).resolve().parents[1]
 MEDQA = ROOT.parent / "shared" / "data" / "medqa" / "medqa_test.jsonl"
@@ -78,6 +83,8 @@ def main() -> None:
     parser.add_argument("--input", type=Path, default=MEDQA)
     parser.add_argument("--kg-dir", type=Path, default=None)
     parser.add_argument("--baseline", default=BASELINE, help="git ref of the scoring to compare with ('' for none)")
+    parser.add_argument("--baseline-kg-dir", type=Path, default=None,
+                        help="the baseline's graph directory (default: kg/hpo-<ref> in the cache)")
     parser.add_argument("--show", type=int, default=0, help="print this many accepted samples' reasoning")
     parser.add_argument("--keep", type=Path, default=None, help="write this tree's result rows here")
     args = parser.parse_args()
@@ -90,8 +97,9 @@ def main() -> None:
             subset.write_text("".join(islice(f, args.offset, args.offset + args.records)))
         rows, seconds = run_tree(ROOT, subset, Path(tmp) / "new", args.kg_dir)
         if args.baseline:
+            base_kg = args.baseline_kg_dir or platformdirs.user_cache_path("medreason-agent") / "kg" / f"hpo-{args.baseline}"
             base = baseline_tree(args.baseline, Path(tmp) / "baseline")
-            base_rows, base_seconds = run_tree(base, subset, Path(tmp) / "old", args.kg_dir)
+            base_rows, base_seconds = run_tree(base, subset, Path(tmp) / "old", base_kg)
     for r in [r for r in rows if r["status"] == "accepted"][: args.show]:
         print(f"--- {r['id']} (gold {r['answer_idx']}. {r['answer']}; scores {r['verification']['scores']})")
         print(r["reasoning"])
