@@ -236,7 +236,9 @@ def evidence(kg: KnowledgeGraph, paths: list[tuple[str, ...]]) -> float:
 def rank_paths(kg: KnowledgeGraph, paths: list, per_group: int, limit: int, hub_repeats: int = 2) -> list:
     """The paths a reader should see, most telling first (path records or node tuples).
 
-    Ordered by weight, then by length; at most ``per_group`` per (source, target) pair, and
+    The clinically direct first (fewest diseases or genes passed through: an annotation or
+    an is-a chain before a chain through another disease or a gene), then by weight and
+    length; at most ``per_group`` per (source, target) pair, and
     none that a chosen path for the pair already says more directly (shorter) or far more
     strongly (twice the weight): it would only restate it.
     A generic term (information content under ``GENERIC``, such as "Pain") may carry at
@@ -248,7 +250,10 @@ def rank_paths(kg: KnowledgeGraph, paths: list, per_group: int, limit: int, hub_
 
     specificity = kg.specificity
     weights = {id(p): path_weight(kg, nodes(p)) for p in paths}
-    ordered = sorted(paths, key=lambda p: (-weights[id(p)], len(nodes(p)), nodes(p)))
+    def mediators(route: tuple[str, ...]) -> int:
+        return sum(1 for n in route[1:-1] if not specificity.is_phenotype(n))
+
+    ordered = sorted(paths, key=lambda p: (mediators(nodes(p)), -weights[id(p)], len(nodes(p)), nodes(p)))
     if any(weights.values()):
         ordered = [p for p in ordered if weights[id(p)] > 0]
     kept, per_pair, per_hub, pair_best = [], Counter(), Counter(), {}
