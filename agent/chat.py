@@ -4,14 +4,15 @@ A turn is one run of the agent's graph, checkpointed as thread ``chat-<session>-
 the chat store, so ``replay`` works on chat turns as on dataset samples.
 
 Without a known answer the agent still needs one to reason towards, so it first ranks
-candidate answers by KG evidence (the same measure the KG-only verifier uses: for each
-question node its best path to the candidate, hubs weighing less):
+candidate answers by KG evidence (the same measure the KG-only verifier uses,
+``agent.search.evidence``):
 
 * with options: every option's evidence from the question's nodes;
 * without: the most specific nodes within two hops of the question's nodes (of the type the
   question asks for — "which drug", "diagnosis", … — when it names one).
 
-The best candidate becomes the turn's answer and the graph runs on it as on any record.
+The best candidate becomes the turn's answer and the graph runs on it as on any record;
+since the same score chose it, the turn shows the ranking, never a verification mark.
 The answer is KG-grounded: it says what the graph's paths support, not medical advice.
 """
 
@@ -241,7 +242,7 @@ class ChatSession:
         config = {"configurable": {"thread_id": thread}, "recursion_limit": RECURSION_LIMIT}
         for update in self.app.stream({"record": record}, config, context=self.ctx, stream_mode="updates"):
             for node, delta in update.items():
-                self.show(node, delta or {})
+                self.show(node, delta or {}, chosen_here=chosen is not None)
         state = self.app.get_state(config).values
         self.last = {"thread_id": thread, "state": state}
         self._conclude(question, state, chosen)
@@ -279,15 +280,17 @@ class ChatSession:
         label = f"{question.answer_idx}. {question.answer}" if question.answer_idx else question.answer
         status = state.get("status")
         if chosen is not None:
-            verdict = "the paths support it" if status == "accepted" else f"not confirmed ({verification.get('reason')})"
-            self.console.print(f"[bold green]Answer:[/] {escape(label)} — chosen by KG evidence; {verdict}.", highlight=False)
+            # The verifier's score is the one that chose the answer: it cannot confirm it.
+            self.console.print(f"[bold green]Answer:[/] {escape(label)} — the KG's best-supported option "
+                               "(chosen by KG evidence, not independently verified).", highlight=False)
         else:
             ok = "reached" if status == "accepted" else f"not reached ({verification.get('reason')})"
             self.console.print(f"[bold]Known answer[/] {escape(label)}: {ok}.", highlight=False)
         self.console.print(f"[dim]{DISCLAIMER}[/]")
 
     # showing node results
-    def show(self, node: str, delta: dict) -> None:
+    def show(self, node: str, delta: dict, chosen_here: bool = False) -> None:
+        """One node's result; ``chosen_here`` when this turn's answer was chosen by KG evidence."""
         c = self.console
         if node == "extract":
             by_role: dict[str, list[str]] = {}
@@ -315,6 +318,10 @@ class ChatSession:
         elif node == "generate":
             reasoning = delta.get("reasoning") or "(no reasoning: no path to reason over)"
             c.print(Panel(escape(reasoning), title="Reasoning", title_align="left"))
+        elif node == "verify" and chosen_here:
+            scores = sorted(delta.get("verification", {}).get("scores", {}).items(), key=lambda kv: -kv[1])
+            c.print("[bold cyan]KG evidence ranking[/] (it chose the answer, so it does not verify it): "
+                    + (", ".join(f"{k} {s:g}" for k, s in scores) or "none"), highlight=False)
         elif node == "verify":
             v, status = delta.get("verification", {}), delta.get("status")
             mark = "[green]✓[/]" if v.get("correct") else "[red]✗[/]"

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections import defaultdict
 
 from agent.context import AgentContext
-from agent.mentions import find_mentions
-from agent.search import connect, nodes_for, option_evidence, path_weight, settings_for_attempt
+from agent.mentions import exact_or_nearest, find_mentions
+from agent.search import connect, nodes_for, option_evidence, path_weight, rank_paths, settings_for_attempt
 from agent.state import Candidate, Mapping, Mention, SampleState, SearchSettings, Verification
 from agent.verbalise import kg_reasoning
 from graphs.paths import PathRecord, describe, keep_each_group, path_key
@@ -42,7 +42,7 @@ def settle_mentions(
 ) -> tuple[list[Mapping], list[tuple[Mention, list[Candidate]]]]:
     """Mappings for the mentions whose best candidate is exact or scores at least ``accept``,
     and the other mentions that have candidates (for an LLM to choose among)."""
-    ranked = ctx.index.search([m["text"] for m in mentions], k=ctx.settings.candidates)
+    ranked = exact_or_nearest(ctx.kg, ctx.index, [m["text"] for m in mentions], ctx.settings.candidates)
     mappings: list[Mapping] = []
     ambiguous: list[tuple[Mention, list[Candidate]]] = []
     for mention, hits in zip(mentions, ranked):
@@ -121,12 +121,14 @@ def described(
 
 
 def prune(state: SampleState, ctx: AgentContext) -> SampleState:
-    """At most K paths per (source, target) pair: the paths closest in meaning to the question."""
+    """The most specific, clinically direct paths first, at most K per (source, target) pair
+    (``agent.search.rank_paths``)."""
     paths = state.get("paths", [])
     if not paths:
         return {"pruned": []}
-    groups = path_groups(paths)
-    return kept(ctx, _closest_paths(ctx, state["record"]["question"], groups), paths)
+    ranked = rank_paths(ctx.kg, paths, ctx.settings.prune_per_group, ctx.settings.max_pruned_paths)
+    heaviest_first = sorted(paths, key=lambda p: -path_weight(ctx.kg, p["nodes"]))
+    return kept(ctx, ranked, heaviest_first)
 
 
 def path_groups(paths: list[PathRecord]) -> dict[tuple[str, str], list[PathRecord]]:
@@ -141,25 +143,6 @@ def kept(ctx: AgentContext, pruned: list[PathRecord], candidates: list[PathRecor
     without a path, and marked used for later attempts."""
     pruned = keep_each_group(pruned, candidates, ctx.settings.max_pruned_paths)
     return {"pruned": pruned, "used_paths": [path_key(p) for p in pruned]}
-
-
-def _closest_paths(ctx: AgentContext, question: str, groups) -> list[PathRecord]:
-    """Top K per group by similarity to the question, among the most specific paths.
-
-    Embedding every candidate path costs seconds when a question has a dozen entities, so
-    a cheap structural ranking (hub-aware path weight) first keeps a pool a few times the
-    size of the final cut, and only the pool is embedded.
-    """
-    pool_size = 4 * ctx.settings.max_pruned_paths
-    paths = [p for group in groups.values() for p in group]
-    paths = sorted(paths, key=lambda p: -path_weight(ctx.kg, p["nodes"]))[:pool_size]
-    vectors = ctx.embedder.encode([question] + [p["text"] for p in paths])
-    score = dict(zip((id(p) for p in paths), (vectors[1:] @ vectors[0]).tolist()))
-    kept = []
-    for group in groups.values():
-        group = sorted((p for p in group if id(p) in score), key=lambda p: (-score[id(p)], len(p["nodes"])))
-        kept.extend(group[: ctx.settings.prune_per_group])
-    return sorted(kept, key=lambda p: -score[id(p)])
 
 
 def generate(state: SampleState, ctx: AgentContext) -> SampleState:

@@ -146,7 +146,7 @@ def prune(state: SampleState, ctx: AgentContext) -> SampleState:
     chosen, usage = _select_paths(state, ctx, list(groups.values()))
     if chosen is None:
         return {**kg_nodes.prune(state, ctx), "usage": usage,
-                "errors": ["prune: the model chose none of the numbered paths; ranked by similarity instead"]}
+                "errors": ["prune: the model chose none of the numbered paths; ranked by specificity instead"]}
     return {**kg_nodes.kept(ctx, chosen, paths), "usage": usage}
 
 

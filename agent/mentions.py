@@ -1,14 +1,19 @@
 """KG-only entity extraction: the longest runs of words that name a node of the graph.
 
-Word n-grams of the text are looked up in the graph's name index, longest first, without
-overlaps. Matches that are English function words or too short to be specific are
-dropped, and gene symbols must match case-sensitively ("CAT" the gene, not "cat").
+Word n-grams of the text are looked up in the graph's name index (names normalised the
+same way on both sides, ``graphs.names``), longest first, without overlaps. Matches that
+are English function words or too short to be specific are dropped, as are those naming
+only qualifiers ("Left", "Acute": they say how a finding presents, not what it is), and
+gene symbols must match in their own capitalisation ("CAT" the gene, not "cat"; "IL-4" is
+IL4).
 """
 
 from __future__ import annotations
 
 import re
 
+from graphs.entity_index import Candidate, EntityIndex
+from graphs.names import symbol_form
 from graphs.store import KnowledgeGraph
 
 MAX_WORDS = 8
@@ -27,10 +32,19 @@ STOPWORDS = frozenset(
 )
 
 
+# Words that put the findings after them, up to the clause's end, outside the patient:
+# "no fever", "denies chest pain", "family history of diabetes" (NegEx's idea, in brief).
+NOT_THE_PATIENT = frozenset("no not denies denied without negative absent family mother father sister brother".split())
+NEGATION_WINDOW = 6  # words a cue reaches
+_CLAUSE_END = re.compile(r"[.;:?!\n]")
+_CLAUSE_TURN = frozenset("but except however although".split())
+
+
 def find_mentions(kg: KnowledgeGraph, text: str) -> list[str]:
-    """Surface forms in ``text`` that name a node, in order of appearance, each once."""
+    """Surface forms in ``text`` that name a node, in order of appearance, each once; findings
+    that are negated or belong to a relative are left out."""
     words = [(m.group(), m.start(), m.end()) for m in _WORD.finditer(text)]
-    taken = [False] * len(words)
+    taken = [_not_the_patient(text, words, i) for i in range(len(words))]
     found: list[tuple[int, str]] = []
     for n in range(min(MAX_WORDS, len(words)), 0, -1):
         for i in range(len(words) - n + 1):
@@ -50,8 +64,29 @@ def find_mentions(kg: KnowledgeGraph, text: str) -> list[str]:
     return ordered
 
 
+def _not_the_patient(text: str, words: list[tuple[str, int, int]], i: int) -> bool:
+    """Whether a negation or relative cue governs word ``i`` from within its clause."""
+    for j in range(i - 1, max(-1, i - 1 - NEGATION_WINDOW), -1):
+        if _CLAUSE_END.search(text, words[j][2], words[j + 1][1]) or words[j][0].lower() in _CLAUSE_TURN:
+            return False
+        if words[j][0].lower() in NOT_THE_PATIENT:
+            return True
+    return False
+
+
+def exact_or_nearest(kg: KnowledgeGraph, index: EntityIndex, texts: list[str], k: int) -> list[list[Candidate]]:
+    """Embedding neighbours for the texts that name no node exactly; none for those that do.
+
+    An exact (normalised) name is the mention's meaning; its embedding neighbours would
+    only compete with it ("IL-4" lands next to IL6), and skipping them saves the query.
+    """
+    unmatched = [t for t in texts if not kg.nodes_named(t)]
+    nearest = dict(zip(unmatched, index.search(unmatched, k=k))) if unmatched else {}
+    return [nearest.get(t, []) for t in texts]
+
+
 def _is_specific(kg: KnowledgeGraph, surface: str) -> bool:
-    ids = kg.nodes_named(surface)
+    ids = [i for i in kg.nodes_named(surface) if i not in kg.qualifiers]
     if not ids:
         return False
     words = surface.lower().split()
@@ -66,4 +101,4 @@ def _matches_case(kg: KnowledgeGraph, node_id: str, surface: str) -> bool:
     """Gene symbols are only recognised in their own capitalisation."""
     if kg.graph.nodes[node_id]["type"] != "gene/protein":
         return True
-    return surface in kg.labels(node_id)
+    return symbol_form(surface) in {symbol_form(label) for label in kg.labels(node_id)}

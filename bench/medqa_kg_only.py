@@ -1,68 +1,114 @@
-"""KG-only outcomes on real MedQA questions: accepted / rejected / with-path shares.
+"""KG-only outcomes on real MedQA questions, this tree's scoring beside a baseline's.
 
-Runs the agent, exactly as `run_agent.py run` does, over the first N records of
-../shared/data/medqa/medqa_test.jsonl on the HPO graph (built into the default cache
-directory if needed). Last line: one JSON object.
+Runs ``run_agent.py run --offline`` exactly as a user would, over records
+``--offset`` .. ``--offset + --records`` of ../shared/data/medqa/medqa_test.jsonl on the
+HPO graph (built into the cache directory if needed), twice in the same invocation: with
+this tree's code and with the code of ``--baseline`` (a git ref, default the commit issue
+12 measured), extracted with ``git archive``. The baseline reads its own graph directory
+(``--baseline-kg-dir``, default ``kg/hpo-<ref>`` beside the default graph, built by its own
+code when missing: the cache format has changed since, and sharing one directory would
+have each side rebuild it for the other).
+
+Per side: accepted share, with-path share (a sample kept some path), scorable share (the
+verifier found KG evidence for some option), the gold option's win rate among scorable
+questions (the gold option alone scored highest), the failure reasons and the time per
+record. ``--show N`` prints N accepted samples' reasoning from this tree first.
+Last line: one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
+import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections import Counter
+from io import BytesIO
 from itertools import islice
 from pathlib import Path
 
+import platformdirs
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 MEDQA = ROOT.parent / "shared" / "data" / "medqa" / "medqa_test.jsonl"
+BASELINE = "36fe28b"  # main when issue 12 was filed: hub-penalised path counts, similarity pruning
+
+
+def run_tree(tree: Path, records: Path, out: Path, kg_dir: Path | None) -> tuple[list[dict], float]:
+    """Run the CLI of ``tree`` over ``records``; its result rows and seconds per record."""
+    command = [sys.executable, "run_agent.py", "run", str(records), "--out", str(out), "--offline"]
+    if kg_dir:
+        command += ["--kg-dir", str(kg_dir)]
+    started = time.perf_counter()
+    done = subprocess.run(command, cwd=tree, capture_output=True, text=True)
+    elapsed = time.perf_counter() - started
+    results = out / "results.jsonl"
+    if not results.exists():
+        raise SystemExit(f"{tree}: run failed ({done.returncode}): {done.stderr[-2000:]}")
+    rows = [json.loads(line) for line in results.open()]
+    return rows, elapsed / max(1, len(rows))
+
+
+def outcomes(rows: list[dict], seconds: float) -> dict:
+    n = len(rows)
+    verdicts = [r.get("verification") or {} for r in rows]
+    scorable = [v for v in verdicts if any((v.get("scores") or {}).values())]
+    wins = sum(1 for v in scorable if v.get("correct"))
+    reasons = Counter((r.get("verification") or {}).get("reason") or r["status"] for r in rows if r["status"] != "accepted")
+    return {
+        "accepted_share": round(sum(r["status"] == "accepted" for r in rows) / n, 4),
+        "with_path_share": round(sum(1 for r in rows if r["paths"]) / n, 4),
+        "scorable_share": round(len(scorable) / n, 4),
+        "win_rate": round(wins / len(scorable), 4) if scorable else 0.0,
+        "failure_reasons": dict(reasons.most_common()),
+        "mean_attempts": round(sum(len(r["attempts"]) for r in rows) / n, 3),
+        "seconds_per_record": round(seconds, 3),
+    }
+
+
+def baseline_tree(ref: str, into: Path) -> Path:
+    archive = subprocess.run(["git", "archive", ref], cwd=ROOT, capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return into
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=200)
+    parser.add_argument("--offset", type=int, default=0)
     parser.add_argument("--input", type=Path, default=MEDQA)
     parser.add_argument("--kg-dir", type=Path, default=None)
+    parser.add_argument("--baseline", default=BASELINE, help="git ref of the scoring to compare with ('' for none)")
+    parser.add_argument("--baseline-kg-dir", type=Path, default=None,
+                        help="the baseline's graph directory (default: kg/hpo-<ref> in the cache)")
+    parser.add_argument("--show", type=int, default=0, help="print this many accepted samples' reasoning")
+    parser.add_argument("--keep", type=Path, default=None, help="write this tree's result rows here")
     args = parser.parse_args()
     if not args.input.exists():
         print(json.dumps({"skipped": f"{args.input} not found (needs ../shared/data/medqa)"}))
         return
-
-    from agent.config import Settings
-    from agent.context import AgentContext
-    from agent.runner import RunOptions, run_dataset
-    from graphs.embedding import Embedder
-    from graphs.kg_dir import Source, open_kg
-    from graphs.progress import Silent
-
-    settings = Settings(**({"kg_dir": args.kg_dir} if args.kg_dir else {}))
-    loaded = open_kg(settings.kg_dir, Embedder(), Silent(), default_source=Source("hpo"))
-    ctx = AgentContext(loaded.kg, loaded.index, loaded.index.embedder, settings)
     with tempfile.TemporaryDirectory() as tmp:
         subset = Path(tmp) / "medqa.jsonl"
-        with open(args.input) as f:
-            subset.write_text("".join(islice(f, args.records)))
-        started = time.perf_counter()
-        summary = asyncio.run(run_dataset(subset, Path(tmp) / "run", ctx, RunOptions()))
-        elapsed = time.perf_counter() - started
-        rows = [json.loads(line) for line in open(Path(tmp) / "run" / "results.jsonl")]
-    first = Counter(r["attempts"][0]["correct"] for r in rows if r["attempts"])
+        with args.input.open() as f:
+            subset.write_text("".join(islice(f, args.offset, args.offset + args.records)))
+        rows, seconds = run_tree(ROOT, subset, Path(tmp) / "new", args.kg_dir)
+        if args.baseline:
+            base_kg = args.baseline_kg_dir or platformdirs.user_cache_path("medreason-agent") / "kg" / f"hpo-{args.baseline}"
+            base = baseline_tree(args.baseline, Path(tmp) / "baseline")
+            base_rows, base_seconds = run_tree(base, subset, Path(tmp) / "old", base_kg)
+    for r in [r for r in rows if r["status"] == "accepted"][: args.show]:
+        print(f"--- {r['id']} (gold {r['answer_idx']}. {r['answer']}; scores {r['verification']['scores']})")
+        print(r["reasoning"])
+    if args.keep:
+        args.keep.write_text("".join(json.dumps(r) + "\n" for r in rows))
     print(json.dumps({
-        "kg": loaded.manifest.source.kind,
-        "records": summary["records"],
-        "accepted_share": summary["accepted_share"],
-        "rejected_share": round(summary["counts"]["rejected"] / summary["records"], 4),
-        "error_share": round(summary["counts"]["error"] / summary["records"], 4),
-        "with_path_share": summary["with_path_share"],
-        "accepted_on_first_attempt": first.get(True, 0),
-        "mean_attempts": summary["mean_attempts"],
-        "rejection_reasons": summary["rejection_reasons"],
-        "mean_mapped_entities": round(sum(len(r["mappings"]) for r in rows) / len(rows), 2),
-        "seconds_per_record": round(elapsed / len(rows), 3),
+        "records": f"{args.offset + 1}-{args.offset + len(rows)}",
+        "new": outcomes(rows, seconds),
+        **({f"baseline {args.baseline}": outcomes(base_rows, base_seconds)} if args.baseline else {}),
     }))
 
 

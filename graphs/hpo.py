@@ -254,16 +254,41 @@ def _read_lines(path: Path) -> Iterator[str]:
         yield from handle
 
 
-def _non_phenotypic(children: dict[str, list[str]]) -> set[str]:
+def _non_phenotypic(
+    children: dict[str, list[str]], root: str = HPO_ROOT, abnormality: str = PHENOTYPIC_ABNORMALITY
+) -> set[str]:
     """The root and every term under its children other than Phenotypic abnormality."""
-    heads = [c for c in children.get(HPO_ROOT, ()) if c != PHENOTYPIC_ABNORMALITY]
-    seen, stack = {HPO_ROOT, *heads}, list(heads)
+    heads = [c for c in children.get(root, ()) if c != abnormality]
+    seen, stack = {root, *heads}, list(heads)
     while stack:
         for child in children.get(stack.pop(), ()):
             if child not in seen:
                 seen.add(child)
                 stack.append(child)
     return seen
+
+
+def qualifier_terms(kg: KnowledgeGraph) -> frozenset[str]:
+    """The terms that may qualify a finding but never stand for one.
+
+    HPO's root has Phenotypic abnormality beside the subontologies of clinical modifiers
+    (severity, laterality), clinical course (onset, pace), frequency, mode of inheritance
+    and past medical history: "Left" or "Recurrent" says how a finding presents, not what
+    the patient has. Found by HPO id, or by name where a graph carries HPO under its own
+    ids (PrimeKG); a graph without HPO's hierarchy has none.
+    """
+    abnormality = PHENOTYPIC_ABNORMALITY
+    if abnormality not in kg:
+        named = [n for n in kg.nodes_named("Phenotypic abnormality") if kg.node(n).type == PHENOTYPE]
+        if not named:
+            return frozenset()
+        abnormality = named[0]
+    hierarchy = kg.specificity
+    children = {parent: sorted(kids) for parent, kids in hierarchy.children.items()}
+    found: set[str] = set()
+    for root in hierarchy.parents.get(abnormality, ()):
+        found |= _non_phenotypic(children, root, abnormality)
+    return frozenset(found)
 
 
 def _add_phenotypes(kg: KnowledgeGraph, path: Path) -> dict[str, list[str]]:

@@ -14,7 +14,6 @@ different facts (a drug metabolised by CYP3A4 does not target it).
 from __future__ import annotations
 
 import gc
-import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -24,15 +23,8 @@ from typing import NamedTuple
 
 import networkx as nx
 
+from graphs.names import normalize  # the form names are matched in
 from graphs.relations import display
-
-_NON_WORD = re.compile(r"[^0-9a-z]+")
-
-
-def normalize(text: str) -> str:
-    """The form names are matched in: lower case, punctuation folded into single spaces."""
-    return _NON_WORD.sub(" ", text.lower()).strip()
-
 
 @contextmanager
 def gc_paused() -> Iterator[None]:
@@ -97,7 +89,7 @@ class KnowledgeGraph:
         extra = tuple(dict.fromkeys(s for s in synonyms if s and s != name))
         if extra:
             self.synonyms[node_id] = extra
-        self.__dict__.pop("name_index", None)
+        self._forget_derived()
 
     def add_fact(self, head: str, relation: str, tail: str, label: str | None = None) -> None:
         """Record ``head —relation→ tail``, read as ``label`` (default: the relation's usual
@@ -106,6 +98,7 @@ class KnowledgeGraph:
             if node_id not in self.graph:
                 raise KeyError(f"unknown node {node_id!r} in fact ({head}, {relation}, {tail})")
         rel = self._intern(Relation(relation, label or display(relation)))
+        self._forget_derived()
         data = self.graph.get_edge_data(head, tail)
         if data is None:
             self.graph.add_edge(head, tail, facts=((rel, head),))
@@ -132,6 +125,10 @@ class KnowledgeGraph:
                     adj[v][u] = data
                 elif (local[r], u) not in data["facts"]:
                     data["facts"] = data["facts"] + ((local[r], u),)
+
+    def _forget_derived(self) -> None:
+        for derived in ("name_index", "specificity", "qualifiers"):
+            self.__dict__.pop(derived, None)
 
     def _intern(self, relation: Relation) -> int:
         index = self._relation_index.get(relation)
@@ -201,6 +198,22 @@ class KnowledgeGraph:
                     if node_id not in ids:
                         ids.append(node_id)
         return {key: tuple(ids) for key, ids in index.items()}
+
+    @cached_property
+    def specificity(self):
+        """The phenotype hierarchy and each term's information content (graphs.specificity)."""
+        from graphs.specificity import Specificity
+
+        return Specificity(self)
+
+    @cached_property
+    def qualifiers(self) -> frozenset[str]:
+        """Nodes that may qualify a finding but never stand for one, so never start a path
+        ("Left", "Acute", "Autosomal dominant inheritance"): HPO's terms outside Phenotypic
+        abnormality, in any graph that carries HPO (graphs.hpo.qualifier_terms)."""
+        from graphs.hpo import qualifier_terms
+
+        return qualifier_terms(self)
 
     def nodes_named(self, text: str) -> tuple[str, ...]:
         """Ids of the nodes whose name or synonym equals ``text`` once normalized."""

@@ -54,7 +54,8 @@ def test_a_question_with_options_then_commands(make_context, tmp_path):
     assert "Mapped nodes" in text and "exact" in text
     assert "fever ←phenotype present— malaria ←indication— chloroquine" in text  # a path with its relation arrows
     assert "Reasoning Process:" in text and "The answer is A. chloroquine." in text
-    assert "Answer: A. chloroquine — chosen by KG evidence; the paths support it." in text
+    assert "Answer: A. chloroquine — the KG's best-supported option (chosen by KG evidence, not independently verified)." in text
+    assert "✓" not in text  # the score that chose the answer does not certify it
     assert DISCLAIMER in text
     assert "Neighbours of malaria" in text and "malaria ←indication— chloroquine" in text  # /expand
     assert "verify" in text and "running→accepted" in text  # /trace
@@ -72,7 +73,7 @@ def test_a_question_without_answer_or_options_and_save(make_context, tmp_path):
         "/entities", "/paths", f"/save {saved}",
     ])
     assert "Candidate answers by KG evidence" in text
-    assert "Answer: malaria — chosen by KG evidence" in text and DISCLAIMER in text
+    assert "Answer: malaria — the KG's best-supported option" in text and DISCLAIMER in text
     assert "* fever ←phenotype present— malaria" in text
     import json
 

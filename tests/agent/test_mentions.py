@@ -1,4 +1,4 @@
-from agent.mentions import find_mentions
+from agent.mentions import exact_or_nearest, find_mentions
 from graphs.store import KnowledgeGraph
 
 
@@ -28,3 +28,37 @@ def test_gene_symbols_match_only_in_their_own_case():
 def test_punctuation_inside_names_is_tolerated():
     kg = kg_with(("D1", "Type 2 diabetes mellitus", "disease"))
     assert find_mentions(kg, "known type-2 diabetes mellitus.") == ["type-2 diabetes mellitus"]
+
+
+def test_gene_symbols_written_with_a_hyphen_are_the_gene():
+    kg = kg_with(("NCBIGene:3565", "IL4", "gene/protein"), ("NCBIGene:3569", "IL6", "gene/protein"))
+    assert find_mentions(kg, "Which cytokine, IL-4 or il-6, drives class switching?") == ["IL-4"]
+
+
+def test_qualifiers_are_not_findings():
+    kg = kg_with(("HP:0000001", "All", "effect/phenotype"), ("HP:0000118", "Phenotypic abnormality", "effect/phenotype"),
+                 ("HP:0012823", "Clinical modifier", "effect/phenotype"), ("HP:0012835", "Left", "effect/phenotype"),
+                 ("HP:0001945", "Fever", "effect/phenotype"), ("HP:0001712", "Left ventricular hypertrophy", "effect/phenotype"))
+    for child, parent in [("HP:0000118", "HP:0000001"), ("HP:0012823", "HP:0000001"), ("HP:0012835", "HP:0012823"),
+                          ("HP:0001945", "HP:0000118"), ("HP:0001712", "HP:0000118")]:
+        kg.add_fact(child, "phenotype_phenotype", parent)
+    assert find_mentions(kg, "Fever and pain in the left flank; left ventricular hypertrophy.") == [
+        "Fever", "left ventricular hypertrophy"]
+
+
+class RecordingIndex:
+    """The real entity index, recording which texts it was asked to embed."""
+
+    def __init__(self, index):
+        self.index, self.asked = index, []
+
+    def search(self, texts, k=5, type=None):
+        self.asked.extend(texts)
+        return self.index.search(texts, k=k, type=type)
+
+
+def test_exact_names_skip_the_vector_query(loaded):
+    index = RecordingIndex(loaded.index)
+    found = exact_or_nearest(loaded.kg, index, ["Splenomegaly", "tuberculosis infection"], k=3)
+    assert index.asked == ["tuberculosis infection"]
+    assert found[0] == [] and found[1][0].node_id == "disease:tuberculosis"

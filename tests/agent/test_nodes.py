@@ -82,8 +82,11 @@ def test_verify_scores_every_option_by_kg_evidence(make_context):
     out = run(nodes.verify, state, ctx)
     v = out["verification"]
     assert v["correct"] and v["predicted"] == "A" and out["status"] == "accepted"
-    # fever, splenomegaly and anemia each reach chloroquine through malaria (degree 4)
-    assert v["scores"]["A"] == pytest.approx(3 / (1 + math.log2(5)), abs=1e-3)
+    # fever, splenomegaly and anemia each reach chloroquine through malaria (degree 4), each
+    # worth its information content over the fixture's 10 annotated diseases (fever and
+    # anemia: 3 of them, splenomegaly: 1), divided by log2(1 + 4) for the mediator malaria
+    information = math.log2(10 / 3) / math.log2(10)
+    assert v["scores"]["A"] == pytest.approx((information + 1 + information) / math.log2(5), abs=1e-3)
     assert v["scores"]["B"] == v["scores"]["C"] == 0
 
 

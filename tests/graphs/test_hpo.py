@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from graphs.hpo import (
+    PHENOTYPIC_ABNORMALITY,
     GENES_FILE,
     HPOA_FILE,
     OBO_FILE,
@@ -398,3 +399,30 @@ def test_malformed_line_in_build_names_file_and_line(tmp_path):
     write_mini(tmp_path, MINI_GENES + "1\tA1BG\tHP:0000002\t-\tOMIM:1\n")
     with pytest.raises(ValueError, match=r"genes_to_phenotype\.txt, line 2\b"):
         build_hpo_graph(tmp_path)
+
+
+# -- which terms may stand for a finding ---------------------------------------------------
+def test_qualifier_terms_are_the_subontologies_beside_phenotypic_abnormality(built):
+    kg, _ = built
+    names = {kg.name(t) for t in kg.qualifiers}
+    assert {"Left", "Bilateral", "Severe", "Acute", "Recurrent", "Autosomal dominant inheritance"} <= names
+    assert {"Past medical history", "Frequent"} <= names
+    assert FEVER not in kg.qualifiers and PHENOTYPIC_ABNORMALITY not in kg.qualifiers
+    # every qualifier lies outside Phenotypic abnormality's subtree
+    abnormal = {t for t in kg.specificity.children if PHENOTYPIC_ABNORMALITY in kg.specificity.ancestors(t)}
+    assert not kg.qualifiers & abnormal
+
+
+def test_qualifier_terms_are_found_by_name_where_a_graph_uses_its_own_ids():
+    from graphs.store import KnowledgeGraph
+
+    kg = KnowledgeGraph()  # PrimeKG keys HPO terms by number
+    for node_id, name in [("1", "All"), ("118", "Phenotypic abnormality"), ("12823", "Clinical modifier"),
+                          ("12835", "Left"), ("1945", "Fever")]:
+        kg.add_node(node_id, name, "effect/phenotype", "HPO")
+    for child, parent in [("118", "1"), ("12823", "1"), ("12835", "12823"), ("1945", "118")]:
+        kg.add_fact(child, "phenotype_phenotype", parent)
+    assert kg.qualifiers == {"1", "12823", "12835"}
+    kg.add_node("12836", "Right", "effect/phenotype", "HPO")
+    kg.add_fact("12836", "phenotype_phenotype", "12823")
+    assert "12836" in kg.qualifiers  # recomputed after the graph changed

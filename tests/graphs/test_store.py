@@ -83,4 +83,4 @@ def test_path_description_reports_each_hops_true_direction(kg):
 
 
 def test_normalize_folds_case_and_punctuation():
-    assert normalize("Type-2  Diabetes, Mellitus") == "type 2 diabetes mellitus"
+    assert normalize("Type-2  Diabetes, Mellitus") == normalize("type II diabetes mellitus") == "type2 diabete mellitus"

@@ -1,0 +1,103 @@
+"""How much a phenotype says: information content over the graph's disease annotations.
+
+A disease annotated with a phenotype is annotated with all of its ancestors too (a patient
+with "Arthralgia of the knee" has "Arthralgia"), so a term's frequency is the share of
+annotated diseases that carry it or a descendant, and its information content is
+``-log2`` of that share (Resnik; the measure Phenomizer ranks diseases by). It is scaled
+to [0, 1] by the largest possible value, so a term no disease carries scores 1 and the
+root 0.
+
+How much one finding says about another: ``P(a | b)``, among the diseases annotated with
+``b`` the share also annotated with ``a`` (one pseudo-count, so that a single shared disease
+is not certainty), and the information ``b`` carries about ``a``: ``IC(a) + log2 P(a | b)``
+(pointwise mutual information), which is ``IC(a)`` when ``b`` is ``a`` or a kind of it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+
+from graphs.store import KnowledgeGraph
+
+IS_A = "phenotype_phenotype"  # head is the child term, tail its parent (HPO and PrimeKG)
+PHENOTYPE = "effect/phenotype"
+ANNOTATION = "disease_phenotype_positive"
+
+
+class Specificity:
+    """The is-a hierarchy of a graph's phenotypes and each term's information content."""
+
+    def __init__(self, kg: KnowledgeGraph) -> None:
+        self.parents: dict[str, set[str]] = defaultdict(set)
+        self.children: dict[str, set[str]] = defaultdict(set)
+        annotations: dict[str, set[str]] = defaultdict(set)
+        self.annotated_by: dict[str, set[str]] = defaultdict(set)  # term -> diseases carrying it
+        for fact in kg.facts():
+            if fact.relation == IS_A and fact.head != fact.tail:
+                self.parents[fact.head].add(fact.tail)
+                self.children[fact.tail].add(fact.head)
+            elif fact.relation == ANNOTATION:
+                annotations[fact.head].add(fact.tail)
+                self.annotated_by[fact.tail].add(fact.head)
+        self._ancestors: dict[str, dict[str, str | None]] = {}
+        counts: dict[str, int] = defaultdict(int)
+        for terms in annotations.values():
+            for term in set().union(*(self.ancestors(t) for t in terms)):
+                counts[term] += 1
+        self.annotated = len(annotations)
+        self._scale = math.log2(self.annotated) if self.annotated > 1 else 1.0
+        self._ic = {
+            term: min(1.0, math.log2(self.annotated / n) / self._scale) for term, n in counts.items()
+        }
+        self._phenotypes = {n for n, t in kg.graph.nodes(data="type") if t == PHENOTYPE}
+
+    def ancestors(self, term: str) -> dict[str, str | None]:
+        """The term and every ancestor, each mapped to the node one step nearer ``term``."""
+        found = self._ancestors.get(term)
+        if found is None:
+            found = {term: None}
+            frontier = [term]
+            while frontier:
+                nxt = []
+                for node in frontier:
+                    for parent in sorted(self.parents.get(node, ())):
+                        if parent not in found:
+                            found[parent] = node
+                            nxt.append(parent)
+                frontier = nxt
+            self._ancestors[term] = found
+        return found
+
+    def chain_up(self, term: str, ancestor: str) -> tuple[str, ...]:
+        """The is-a chain from ``term`` up to one of its ``ancestors``, both included."""
+        steps, back = self.ancestors(term), []
+        node: str | None = ancestor
+        while node is not None:
+            back.append(node)
+            node = steps[node]
+        return tuple(reversed(back))
+
+    def is_phenotype(self, node_id: str) -> bool:
+        return node_id in self._phenotypes
+
+    def information(self, term: str) -> float:
+        """Information content scaled to [0, 1]; 1 for a term no annotated disease carries."""
+        return self._ic.get(term, 1.0)
+
+    def conditional(self, a: str, b: str) -> float:
+        """``P(a | b)`` over directly annotated diseases: 1 when ``b`` is ``a`` or a kind of it."""
+        if a in self.ancestors(b):
+            return 1.0
+        carriers = self.annotated_by.get(b, set())
+        return len(self.annotated_by.get(a, set()) & carriers) / (len(carriers) + 1)
+
+    def information_about(self, a: str, b: str) -> float:
+        """The information (scaled like ``information``) that ``b`` carries about ``a``."""
+        p = self.conditional(a, b)
+        return max(0.0, self.information(a) + math.log2(p) / self._scale) if p > 0 else 0.0
+
+    def most_general(self, nodes: Iterable[str]) -> float:
+        """The information of the least informative phenotype among ``nodes`` (1 if none)."""
+        return min((self.information(n) for n in nodes if n in self._phenotypes), default=1.0)
