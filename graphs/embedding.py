@@ -186,15 +186,17 @@ class StaticEncoder:
         return self._pool(tokenized)
 
     def _pool(self, tokenized: list[np.ndarray], normalise: bool = True) -> np.ndarray:
-        lengths = np.array([len(ids) for ids in tokenized])
-        out = np.zeros((len(tokenized), self.vectors.shape[1]), dtype=np.float32)
-        if lengths.sum() == 0:
-            return out
-        flat = np.concatenate(tokenized)
-        weighted = self.vectors[self.rows[flat]] * self.weights[flat, None]
-        nonempty = lengths > 0
-        starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])[nonempty]
-        out[nonempty] = np.add.reduceat(weighted, starts, axis=0) / np.add.reduceat(self.weights[flat], starts)[:, None]
+        """Weighted mean token vector of each text, as one sparse (texts × tokens) product."""
+        from scipy.sparse import csr_matrix
+
+        lengths = np.array([len(ids) for ids in tokenized], dtype=np.int64)
+        flat = np.concatenate(tokenized) if len(tokenized) else np.zeros(0, np.int64)
+        indptr = np.concatenate([[0], np.cumsum(lengths)])
+        weights = csr_matrix((self.weights[flat], self.rows[flat], indptr), shape=(len(tokenized), len(self.vectors)))
+        totals = np.asarray(weights.sum(axis=1)).ravel()
+        out = np.asarray(weights @ self.vectors, dtype=np.float32)
+        nonempty = totals > 0
+        out[nonempty] /= totals[nonempty, None]
         if not normalise:
             return out
         out[nonempty] -= self.centre  # the component all texts share says nothing about any
