@@ -14,7 +14,6 @@ from rich.table import Table
 from agent.config import Settings, default_kg_dir, default_primekg_dir
 from agent.console import RichProgress, err
 from agent.records import InputError
-from agent.runner import RunOptions
 from graphs.cache import CacheError
 from graphs.kg_dir import SOURCES, LoadedKG, Source, build_kg, open_kg
 
@@ -214,7 +213,7 @@ def run(
     """Turn every QA record of INPUT into verified, KG-grounded reasoning."""
     from agent.console import RunProgress
     from agent.records import FieldMap
-    from agent.runner import execute, plan_run
+    from agent.runner import RunOptions, execute, plan_run
 
     settings = _settings(kg_dir=kg_dir, offline=offline or None, model=model, base_url=base_url)
     if concurrency < 1 or offset < 0 or (limit is not None and limit < 0) or cop_base not in (None, 0, 1):

@@ -32,7 +32,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-NAMES = ROOT.parent / "shared" / "data" / "primekg_sample" / "entity_names.txt"
+from shared_data import shared_file  # noqa: E402
+NAMES = shared_file("primekg_sample", "entity_names.txt")
 
 
 def percentile(values: list[float], q: float) -> float:
