@@ -6,8 +6,8 @@ names (../shared/data/primekg_sample/entity_names.txt; skips with a message when
 1. the index as built now (graphs.entity_index: static token vectors distilled from MiniLM,
    clustered, the transformer ranking the 32 nearest) over all names: build time
    (target ≤ 3 min), single-mention lookup p50/p99 with k=1 and k=5 on 1,000 exact names
-   (target p50 ≤ 5 ms, recall@1 ≥ 0.95), and 300 altered names (lower-cased, a word dropped,
-   a letter dropped), batched lookups of 16;
+   (target p50 ≤ 5 ms, recall@1 ≥ 0.95; k=5 on the first 300), and 200 altered names
+   (lower-cased, a word dropped, a letter dropped), batched lookups of 16;
 2. today's method (every name through MiniLM, stored in and queried through Chroma), timed on
    a seeded sample of names and extrapolated to all 129k for the build;
 3. both methods on that same sample, so recall is compared like for like: recall@1 of the
@@ -104,7 +104,8 @@ class TodayIndex:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--queries", type=int, default=1000)
-    parser.add_argument("--altered", type=int, default=300)
+    parser.add_argument("--ranked-queries", type=int, default=300, help="of those, looked up with k=5")
+    parser.add_argument("--altered", type=int, default=200)
     parser.add_argument("--baseline-sample", type=int, default=3000, help="names today's method is timed on")
     parser.add_argument("--seed", type=int, default=7)
     args = parser.parse_args()
@@ -130,19 +131,20 @@ def main() -> None:
         build_s = time.perf_counter() - started
         print(f"built the index of {len(names):,} names in {build_s:.1f} s", file=sys.stderr)
         search = lambda texts, k: index.search(texts, k=k)  # noqa: E731
-        now = {"k1": timed_lookups(search, exact, exact, 1), "k5": timed_lookups(search, exact, exact, 5),
+        ranked = exact[: args.ranked_queries]
+        now = {"k1": timed_lookups(search, exact, exact, 1), "k5": timed_lookups(search, ranked, ranked, 5),
                "altered_k5": timed_lookups(search, changed, changed_from, 5)}
         batched = []
-        for i in range(0, len(exact), 16):
+        for i in range(0, len(ranked), 16):
             started = time.perf_counter()
-            index.search(exact[i : i + 16], k=5)
+            index.search(ranked[i : i + 16], k=5)
             batched.append((time.perf_counter() - started) * 1000 / 16)
         now["batched16_k5_p50_ms_per_mention"] = round(statistics.median(batched), 2)
         print(f"now: {now}", file=sys.stderr)
 
         small_now = EntityIndex.build(graph_of(sample), embedder, Path(tmp) / "now-sample")
         today = TodayIndex(embedder, sample, Path(tmp) / "today")
-        sample_exact = sample[: min(300, len(sample))]
+        sample_exact = sample[: min(args.ranked_queries, len(sample))]
         on_sample = {
             "now_altered": timed_lookups(lambda t, k: small_now.search(t, k=k), changed, changed_from, 5),
             "today_altered": timed_lookups(today.search, changed, changed_from, 5),
