@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from agent.config import Settings, default_kg_dir, default_primekg_dir
@@ -127,7 +128,7 @@ def kg_download(
 
 @kg_app.command("info")
 def kg_info(kg_dir: KgDir = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
-    """Counts of the graph: nodes, facts, node types, relations."""
+    """Counts of the graph: nodes, facts, node types, relations with their display labels."""
     settings = _settings(kg_dir=kg_dir)
     m = _open(settings).manifest
     info = {
@@ -140,13 +141,19 @@ def kg_info(kg_dir: KgDir = None, as_json: Annotated[bool, typer.Option("--json"
         return
     out.print(f"[bold]{info['kg_dir']}[/] ({m.source.kind}, built {m.created})")
     out.print(f"{m.nodes:,} nodes, {m.edges:,} facts, {m.index_entries:,} index entries ({m.embedding_model})")
-    for title, counts in (("node type", m.node_types), ("relation", m.relations)):
-        table = Table(title_justify="left")
-        table.add_column(title)
-        table.add_column("count", justify="right")
-        for name, count in counts.items():
-            table.add_row(name, f"{count:,}")
-        out.print(table)
+    types = Table(title_justify="left")
+    types.add_column("node type")
+    types.add_column("nodes", justify="right")
+    for name, count in m.node_types.items():
+        types.add_row(escape(name), f"{count:,}")
+    out.print(types)
+    relations = Table(title_justify="left")
+    for column in ("relation", "display relation"):
+        relations.add_column(column)
+    relations.add_column("facts", justify="right")
+    for r in m.relations:
+        relations.add_row(escape(r["relation"]), escape(r["display_relation"]), f"{r['facts']:,}")
+    out.print(relations)
 
 
 @kg_app.command("path")
@@ -154,20 +161,22 @@ def kg_path(
     a: str, b: str, kg_dir: KgDir = None,
     max_hops: Annotated[int, typer.Option()] = 4, limit: Annotated[int, typer.Option()] = 10,
 ) -> None:
-    """All shortest paths between two nodes (ids or exact names)."""
-    from graphs.path_search import shortest_paths
-    from graphs.paths import describe
+    """The shortest paths between two nodes (ids or exact names), most specific first,
+    each hop with every fact it carries."""
+    from graphs.paths import describe, find_paths
 
     kg = _open(_settings(kg_dir=kg_dir)).kg
     try:
         source, target = kg.resolve(a), kg.resolve(b)
     except KeyError as exc:
         raise fail(exc.args[0]) from exc
-    paths = shortest_paths(kg.graph, [source], [target], max_hops=max_hops, limit=limit)
-    if not paths:
-        out.print(f"No path of at most {max_hops} hops between {a!r} and {b!r}.")
-    for p in paths:
-        out.print(describe(kg, p)["text"], highlight=False)
+    found = find_paths(kg, [source], [target], max_hops=max_hops, limit=limit)
+    if not found.paths:
+        out.print(f"No path of at most {max_hops} hops between {escape(a)!r} and {escape(b)!r}.", highlight=False)
+    for p in found.paths:
+        out.print(escape(describe(kg, p)["text"]), highlight=False)
+    if found.truncated:
+        err.print("The search hit its work bound: longer or further paths may exist.")
 
 
 @kg_app.command("neighbours")
@@ -186,8 +195,8 @@ def kg_neighbours(
     except KeyError as exc:
         raise fail(exc.args[0]) from exc
     for n in neighbours(kg, node_id, relation=relation, type=type, limit=limit):
-        arrow = f"—{n.relation}→" if n.forward else f"←{n.relation}—"
-        out.print(f"{kg.name(node_id)} {arrow} {n.name} [dim]({n.type}, {n.node_id}, degree {n.degree})[/]", highlight=False)
+        out.print(f"{escape(kg.name(node_id))} {escape(n.arrow)} {escape(n.name)} "
+                  f"[dim]({escape(n.type)}, {escape(n.node_id)}, degree {n.degree})[/]", highlight=False)
 
 
 @app.command("run")
@@ -312,20 +321,27 @@ def _print_summary(summary: dict, out_dir: Path) -> None:
 @app.command("export")
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A run directory (or a merged one).")],
-    format: Annotated[str, typer.Option("--format", help="sft (chat messages), medreason (the MedReason dataset fields) or hf (a Hugging Face dataset directory).")],
-    out_path: Annotated[Path, typer.Option("--out", help="Output file (sft, medreason) or directory (hf).")],
+    format: Annotated[str, typer.Option("--format", help="medreason (MedReason's dataset fields), huatuo (Question/Complex_CoT/Response), sft (chat messages for TRL) or hf (a Hugging Face dataset directory).")],
+    out_path: Annotated[Path, typer.Option("--out", help="Output file (.json: one JSON array; else JSON Lines), or a directory for hf.")],
     all_rows: Annotated[bool, typer.Option("--all", help="Include rejected and error samples (default: accepted only).")] = False,
+    dataset_name: Annotated[Optional[str], typer.Option("--dataset-name", help="dataset_name to write (default: the detected schema: medqa, medmcqa, pubmedqa, …), e.g. medbullets.")] = None,
+    thinking_tags: Annotated[bool, typer.Option("--thinking-tags", help="sft: wrap the reasoning in <think>…</think> before the final answer.")] = False,
+    system: Annotated[Optional[str], typer.Option("--system", help="sft: a system message to put first.")] = None,
 ) -> None:
     """Write a run's samples as a fine-tuning or dataset file."""
-    from agent.export import FORMATS, ExportError, export_run
+    from agent.export import FORMATS, ExportError, ExportOptions, export_run
 
     if format not in FORMATS:
         raise fail(f"unknown --format {format!r}; choose one of {', '.join(FORMATS)}")
+    options = ExportOptions(dataset_name=dataset_name, thinking_tags=thinking_tags, system=system, include_all=all_rows)
     try:
-        written = export_run(run_dir, format, out_path, include_all=all_rows)
+        written = export_run(run_dir, format, out_path, options)
     except ExportError as exc:
         raise fail(str(exc)) from exc
     err.print(f"Wrote {written:,} samples to {out_path}", highlight=False)
+    if format == "medreason" and "ours" not in str(out_path):
+        err.print("Note: MedReason's SFT.py reads question/reasoning/answer only from a data path containing "
+                  "'ours' (e.g. medreason_ours.jsonl).", highlight=False)
 
 
 @app.command("merge")

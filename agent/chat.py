@@ -37,8 +37,7 @@ from agent.results import result_row
 from agent.search import connect, evidence, nodes_for, option_evidence, settings_for_attempt
 from agent.state import Mapping, Record
 from graphs.neighbours import neighbours
-from graphs.path_search import shortest_paths
-from graphs.paths import describe
+from graphs.paths import describe, find_paths
 
 DISCLAIMER = "KG-grounded answer: it reports what the knowledge graph's paths support. It is not medical advice."
 HELP = """\
@@ -378,8 +377,8 @@ class ChatSession:
         if source is None or target is None:
             return
         hops = max(self.ctx.settings.max_hops, 4)
-        found = shortest_paths(self.ctx.kg.graph, [source], [target], max_hops=hops, limit=10,
-                               time_budget=self.ctx.settings.path_time_budget)
+        found = find_paths(self.ctx.kg, [source], [target], max_hops=hops, limit=10,
+                           max_work=self.ctx.settings.path_max_work).paths
         if not found:
             self.console.print(f"No path of at most {hops} hops between {escape(parts[0])} and {escape(parts[1])}.")
         for p in found:
@@ -396,8 +395,7 @@ class ChatSession:
         self.console.print(f"[bold cyan]Neighbours of {escape(kg.name(node_id))}[/] ({node_id}), most specific first",
                            highlight=False)
         for n in neighbours(kg, node_id, limit=NEIGHBOURS):
-            arrow = f"—{n.relation}→" if n.forward else f"←{n.relation}—"
-            self.console.print(f"  {escape(kg.name(node_id))} {arrow} {escape(n.name)} [dim]({n.type}, degree {n.degree})[/]",
+            self.console.print(f"  {escape(kg.name(node_id))} {escape(n.arrow)} {escape(n.name)} [dim]({n.type}, degree {n.degree})[/]",
                                highlight=False)
 
     def _entities(self) -> None:

@@ -15,6 +15,7 @@ from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from graphs.embedding import DEFAULT_MODEL
+from graphs.path_search import DEFAULT_MAX_WORK
 
 
 def default_kg_dir() -> Path:
@@ -59,7 +60,7 @@ class Settings(BaseSettings):
     max_hops: int = 3
     paths_per_pair: int = 10
     max_question_nodes: int = 12
-    path_time_budget: float = 0.5  # seconds per node pair
+    path_max_work: int = DEFAULT_MAX_WORK  # per node pair: a count, so results never depend on machine load
     prune_per_group: int = 3
     max_pruned_paths: int = 12
 

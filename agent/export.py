@@ -1,16 +1,22 @@
-"""Turning a run's results into datasets, and merging the runs of several shards.
+"""Turning a run's results into training files, and merging the runs of several shards.
 
-Formats (accepted samples by default; ``include_all`` adds rejected and error rows):
+Each format is a function from one result row to one item (``ITEMS``), kept apart from
+writing files, and matches what its consumer reads (docs/export_formats.md has the facts):
 
-- ``sft``: chat-format JSONL, one ``{"messages": [user, assistant]}`` per sample; the user
-  turn is the question with its lettered options (and a PubMedQA context), the assistant
-  turn the reasoning followed by ``Answer: <letter>. <text>``.
-- ``medreason``: JSONL with the fields of the MedReason dataset (UCSC-VLAA/MedReason):
-  ``dataset_name``, ``id_in_dataset``, ``question``, ``answer``, ``reasoning``, ``options``
-  (``"Answer Choices:\\nA. …\\nB. …"``, empty for free-text questions).
-- ``hf``: a directory loadable with ``datasets.load_dataset(DIR)``: ``data/train.jsonl``
-  (flat, Arrow-friendly columns) and a ``README.md`` dataset card naming the KG source and
-  hash, the model and the counts, as recorded in the run's summary.json.
+- ``medreason``: the MedReason dataset's fields (UCSC-VLAA/MedReason): ``dataset_name``,
+  ``id_in_dataset`` (0-based position in the input file), ``question`` (without options;
+  a PubMedQA context goes first), ``answer`` as the reference writes it per source,
+  ``reasoning``, ``options`` (``"Answer Choices:\nA. …"``, empty for free text). MedReason's
+  ``SFT.py`` reads ``question``/``reasoning``/``answer`` when its data path contains "ours".
+- ``huatuo``: ``Question`` (with options), ``Complex_CoT``, ``Response``: HuatuoGPT-o1's
+  ``SFT_stage1.py`` (a JSON array: write to ``*.json``) and MedReason's ``SFT.py`` read these.
+- ``sft``: chat ``messages`` (optional system, user, assistant) as TRL's SFTTrainer reads
+  them; the assistant turn is "## Thinking … ## Final Answer …" (the MedReason target) or,
+  with ``thinking_tags``, ``<think>…</think>`` followed by the answer.
+- ``hf``: a directory that ``datasets.load_dataset(DIR)`` reads: ``data/train.jsonl`` (the
+  medreason fields plus run columns and ``messages``) and a ``README.md`` dataset card.
+
+``--out`` ending in ``.json`` gets one JSON array; any other file gets JSON Lines.
 """
 
 from __future__ import annotations
@@ -18,16 +24,27 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from agent.results import RESULTS, SUMMARY, read_rows, summarise, write_summary
+from agent.verbalise import question_text
 
-FORMATS = ("sft", "medreason", "hf")
+FORMATS = ("sft", "medreason", "huatuo", "hf")
 MERGED_KEYS = ("mode", "model", "base_url", "kg")
 
 
 class ExportError(Exception):
     """The export or merge cannot be done; the message says why."""
+
+
+@dataclass(frozen=True)
+class ExportOptions:
+    dataset_name: str | None = None  # else each row's detected schema (medqa, medmcqa, pubmedqa, …)
+    thinking_tags: bool = False  # sft: <think>reasoning</think> then the answer
+    system: str | None = None  # sft: a system turn first
+    include_all: bool = False  # also rejected and error rows (those with a question)
 
 
 def load_run(run_dir: Path) -> tuple[list[dict], dict]:
@@ -39,50 +56,94 @@ def load_run(run_dir: Path) -> tuple[list[dict], dict]:
     return read_rows(results), summary
 
 
-def user_prompt(row: dict) -> str:
-    parts = []
-    context = (row.get("extra") or {}).get("context")
-    if context:
-        parts.append(f"Context:\n{context}\n")
-    parts.append(row["question"])
-    if row.get("options"):
-        parts.append("\n".join(f"{letter}. {text}" for letter, text in row["options"].items()))
-    return "\n".join(parts)
-
-
-def answer_line(row: dict) -> str:
-    letter = row.get("answer_idx")
-    return f"{letter}. {row['answer']}" if letter else row["answer"]
+# -- the pieces every format is made of ------------------------------------------------------
 
 
 def options_text(row: dict) -> str:
+    """MedReason's options block: ``Answer Choices:\nA. …\nB. …``; empty for free text."""
     if not row.get("options"):
         return ""
     return "Answer Choices:\n" + "\n".join(f"{letter}. {text}" for letter, text in row["options"].items())
 
 
-def sft_item(row: dict) -> dict:
-    reasoning = (row.get("reasoning") or "").strip()
-    assistant = f"{reasoning}\n\nAnswer: {answer_line(row)}" if reasoning else f"Answer: {answer_line(row)}"
-    return {"messages": [{"role": "user", "content": user_prompt(row)}, {"role": "assistant", "content": assistant}]}
+def question_with_options(row: dict) -> str:
+    """What a model is asked: the evidence (PubMedQA), the question, then the options."""
+    return "\n".join(filter(None, (question_text(row), options_text(row))))
 
 
-def medreason_item(row: dict) -> dict:
+def reference_answer(row: dict) -> str:
+    """The answer as MedReason's data writes it per source: MedQA/MedBullets the answer
+    text, MedMCQA "text. Explanation: …", PubMedQA "The final decision is: yes. <long answer>"."""
+    extra = row.get("extra") or {}
+    if row.get("dataset") == "pubmedqa":
+        return " ".join(filter(None, (f"The final decision is: {row['answer']}.", extra.get("long_answer"))))
+    if row.get("dataset") == "medmcqa" and extra.get("explanation"):
+        return f"{row['answer']}. Explanation: {extra['explanation']}"
+    return row["answer"]
+
+
+def answer_sentence(row: dict) -> str:
+    """The final answer as a sentence: the option letter with its text, and the source's
+    explanation or long answer when it has one."""
+    if row.get("dataset") == "pubmedqa" or not row.get("answer_idx"):
+        return reference_answer(row)
+    sentence = f"The answer is {row['answer_idx']}. {row['answer']}."
+    explanation = (row.get("extra") or {}).get("explanation") if row.get("dataset") == "medmcqa" else None
+    return f"{sentence} Explanation: {explanation}" if explanation else sentence
+
+
+def position(row: dict) -> int:
+    if not isinstance(row.get("position"), int):
+        raise ExportError(
+            f"sample {row['id']!r} has no recorded position in its input file (id_in_dataset); "
+            "it comes from a run or chat turn that did not record one: run its input again"
+        )
+    return row["position"]
+
+
+# -- one item per format ---------------------------------------------------------------------
+
+
+def medreason_item(row: dict, options: ExportOptions) -> dict:
     return {
-        "dataset_name": row.get("dataset") or "custom",
-        "id_in_dataset": row["id"],
-        "question": row["question"],
-        "answer": answer_line(row),
+        "dataset_name": options.dataset_name or row.get("dataset") or "custom",
+        "id_in_dataset": position(row),
+        "question": question_text(row),
+        "answer": reference_answer(row),
         "reasoning": row.get("reasoning") or "",
         "options": options_text(row),
     }
 
 
-def hf_item(row: dict) -> dict:
+def huatuo_item(row: dict, options: ExportOptions) -> dict:
+    return {
+        "Question": question_with_options(row),
+        "Complex_CoT": row.get("reasoning") or "",
+        "Response": answer_sentence(row),
+    }
+
+
+def sft_item(row: dict, options: ExportOptions) -> dict:
+    reasoning = (row.get("reasoning") or "").strip()
+    final = answer_sentence(row)
+    if not reasoning:
+        assistant = final
+    elif options.thinking_tags:
+        assistant = f"<think>\n{reasoning}\n</think>\n\n{final}"
+    else:
+        assistant = f"## Thinking\n\n{reasoning}\n\n## Final Answer\n\n{final}"
+    system = [{"role": "system", "content": options.system}] if options.system else []
+    return {"messages": [*system, {"role": "user", "content": question_with_options(row)},
+                         {"role": "assistant", "content": assistant}]}
+
+
+def hf_item(row: dict, options: ExportOptions) -> dict:
     verification = row.get("verification") or {}
     extra = row.get("extra") or {}
     return {
-        **medreason_item(row),
+        **medreason_item(row, options),
+        "question": row["question"],  # the context has its own column here
+        "id": row["id"],
         "answer_idx": row.get("answer_idx") or "",
         "status": row["status"],
         "paths": [p["text"] for p in row.get("paths") or []],
@@ -91,24 +152,49 @@ def hf_item(row: dict) -> dict:
         "llm_calls": (row.get("usage") or {}).get("llm_calls", 0),
         "context": extra.get("context") or "",
         "long_answer": extra.get("long_answer") or "",
-        "messages": sft_item(row)["messages"],
+        "messages": sft_item(row, options)["messages"],
     }
 
 
-def export_run(run_dir: Path, format: str, out: Path, include_all: bool = False) -> int:
-    """Write ``format`` to ``out``; returns the number of samples written."""
-    rows, summary = load_run(run_dir)
-    if not include_all:
-        rows = [r for r in rows if r["status"] == "accepted"]
-    else:
-        rows = [r for r in rows if r.get("question")]  # malformed input rows have no question to export
-    if format == "hf":
-        return _export_hf(rows, summary, out, include_all)
-    item = {"sft": sft_item, "medreason": medreason_item}.get(format)
+ITEMS = {"sft": sft_item, "medreason": medreason_item, "huatuo": huatuo_item, "hf": hf_item}
+
+
+def export_items(rows: list[dict], format: str, options: ExportOptions) -> list[dict]:
+    """The items of ``format`` for the rows an export takes (accepted unless include_all)."""
+    item = ITEMS.get(format)
     if item is None:
         raise ExportError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
-    _write_jsonl(out, (item(r) for r in rows))
-    return len(rows)
+    if options.include_all:
+        rows = [r for r in rows if r.get("question")]  # malformed input rows have no question to export
+    else:
+        rows = [r for r in rows if r["status"] == "accepted"]
+    return [item(r, options) for r in rows]
+
+
+def export_run(run_dir: Path, format: str, out: Path, options: ExportOptions = ExportOptions()) -> int:
+    """Write ``format`` to ``out``; returns the number of samples written."""
+    rows, summary = load_run(run_dir)
+    items = export_items(rows, format, options)
+    if format == "hf":
+        return _export_hf(items, rows, summary, out, options.include_all)
+    write_items(out, items)
+    return len(items)
+
+
+def write_items(path: Path, items: Iterable[dict]) -> None:
+    """``path`` ending in .json: one JSON array (what json.load-based trainers read); else
+    JSON Lines. Written to a temporary file and renamed, so a failed export leaves no half file."""
+    if path.suffix.lower() == ".json":
+        _write_text(path, json.dumps(list(items), ensure_ascii=False, indent=1) + "\n")
+    else:
+        _write_jsonl(path, items)
+
+
+def _write_text(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
 
 
 def _write_jsonl(path: Path, items) -> None:
@@ -120,18 +206,20 @@ def _write_jsonl(path: Path, items) -> None:
     os.replace(tmp, path)
 
 
-def _export_hf(rows: list[dict], summary: dict, out: Path, include_all: bool) -> int:
+def _export_hf(items: list[dict], rows: list[dict], summary: dict, out: Path, include_all: bool) -> int:
     if out.exists() and not out.is_dir():
         raise ExportError(f"--out {out} must be a directory for --format hf")
-    _write_jsonl(out / "data" / "train.jsonl", (hf_item(r) for r in rows))
-    (out / "README.md").write_text(dataset_card(rows, summary, include_all), encoding="utf-8")
-    return len(rows)
+    _write_jsonl(out / "data" / "train.jsonl", items)
+    exported = rows if include_all else [r for r in rows if r["status"] == "accepted"]
+    (out / "README.md").write_text(dataset_card(exported, summary, include_all, items), encoding="utf-8")
+    return len(items)
 
 
-def dataset_card(rows: list[dict], summary: dict, include_all: bool) -> str:
+def dataset_card(rows: list[dict], summary: dict, include_all: bool, items: list[dict]) -> str:
     kg = summary.get("kg") or {}
+    rows = [r for r in rows if r.get("question")]
     statuses = Counter(r["status"] for r in rows)
-    datasets = Counter(r.get("dataset") or "custom" for r in rows)
+    datasets = Counter(i["dataset_name"] for i in items)
     size = "n<1K" if len(rows) < 1000 else "1K<n<10K" if len(rows) < 10_000 else "10K<n<100K" if len(rows) < 100_000 else "n>100K"
     counts = summary.get("counts", {})
     lines = [
@@ -166,9 +254,10 @@ def dataset_card(rows: list[dict], summary: dict, include_all: bool) -> str:
         f"- Knowledge graph: {kg.get('source', 'unknown')} ({kg.get('nodes', '?')} nodes, {kg.get('edges', '?')} facts), "
         f"source sha256 `{kg.get('sha256') or 'unknown'}`, entity embeddings {kg.get('embedding_model') or 'unknown'}",
         "",
-        "Columns: `dataset_name`, `id_in_dataset`, `question`, `answer`, `reasoning`, `options` (as in "
-        "UCSC-VLAA/MedReason), `answer_idx`, `status`, `paths` (the KG paths the reasoning used), "
-        "`verification`, `attempts`, `llm_calls`, `context`, `long_answer`, `messages` (chat format).",
+        "Columns: `dataset_name`, `id_in_dataset` (0-based position in the input file), `question`, `answer`, "
+        "`reasoning`, `options` (as in UCSC-VLAA/MedReason), `id`, `answer_idx`, `status`, `paths` (the KG paths "
+        "the reasoning used), `verification`, `attempts`, `llm_calls`, `context`, `long_answer`, `messages` "
+        "(chat format, as TRL's SFTTrainer reads it).",
         "",
     ]
     return "\n".join(lines)

@@ -1,4 +1,6 @@
-"""The LLM behaviours of the nodes (DESIGN.md's node table, left column).
+"""The LLM behaviour of each node: ``(state, ctx) -> partial state``, as in ``agent.kg_nodes``
+(DESIGN.md's node table, left column). Where the LLM only settles what the graph leaves open
+(map, prune), the KG-only pieces do the rest.
 
 Calls per sample on a first attempt: extract 1, map 0–1 (one batched choice for all
 ambiguous mentions), prune 0–1 (one call for all path groups, none when no group exceeds
@@ -13,12 +15,13 @@ import re
 from langchain_core.messages import BaseMessage, HumanMessage, ToolMessage
 
 import prompts
+from agent import kg_nodes
 from agent.context import AgentContext
 from agent.llm import NO_USAGE, add
 from agent.schemas import EntityChoices, ExtractedEntities, Judgement, PathSelection, ReasonedAnswer
 from agent.state import Candidate, Mapping, Mention, Record, SampleState, Usage, Verification
-from agent.verbalise import answer_text, strip_conclusion
-from graphs.paths import PathRecord
+from agent.verbalise import PROMPT_CONTEXT_CHARS, answer_text, question_text, strip_conclusion
+from graphs.paths import PathRecord, path_key
 from tools.kg_tools import KGToolbox
 
 FORMAT_HEADERS = ("Finding reasoning paths:", "Reasoning Process:", "Conclusion:")
@@ -40,7 +43,16 @@ def extract(state: SampleState, ctx: AgentContext) -> SampleState:
     return {"entities": mentions[: ctx.settings.max_question_nodes] + answers, "usage": usage, "status": "running"}
 
 
-def choose_candidates(
+def map_entities(state: SampleState, ctx: AgentContext) -> SampleState:
+    """Exact names and confident embeddings as KG-only; one call settles the mentions in between."""
+    mappings, ambiguous = kg_nodes.settle_mentions(ctx, state["entities"], ctx.settings.accept_score)
+    if not ambiguous:
+        return {"mappings": mappings}
+    chosen, usage = _choose_candidates(state, ctx, ambiguous)
+    return {"mappings": mappings + chosen, "usage": usage}
+
+
+def _choose_candidates(
     state: SampleState, ctx: AgentContext, ambiguous: list[tuple[Mention, list[Candidate]]]
 ) -> tuple[list[Mapping], Usage]:
     """ONE call chooses among the candidates of every ambiguous mention."""
@@ -66,9 +78,22 @@ def choose_candidates(
     return mappings, usage
 
 
-def explore(state: SampleState, ctx: AgentContext) -> tuple[list[tuple[str, ...]], Usage]:
+def find_paths(state: SampleState, ctx: AgentContext) -> SampleState:
+    """The KG-only search; on a retry, also the paths the model finds with the KG tools."""
+    update = kg_nodes.find_paths(state, ctx)
+    search = update["search"]
+    if search["attempt"] == 1:
+        return update
+    explored, usage = _explore(state, ctx)
+    merged: dict[str, PathRecord] = {}
+    for path in kg_nodes.described(ctx, state, search, explored) + update["paths"]:
+        merged.setdefault(path_key(path), path)
+    return {**update, "paths": list(merged.values()), "usage": usage}
+
+
+def _explore(state: SampleState, ctx: AgentContext) -> tuple[list[tuple[str, ...]], Usage]:
     """A bounded tool-calling loop that looks for paths, told why the last attempt failed."""
-    record, box = state["record"], KGToolbox(ctx.kg, ctx.index, ctx.settings.path_time_budget)
+    record, box = state["record"], KGToolbox(ctx.kg, ctx.index, ctx.settings.path_max_work)
     tools = {t.name: t for t in box.tools()}
     feedback = state["attempts"][-1]["reason"] if state.get("attempts") else "no path"
     names = lambda role: ", ".join(  # noqa: E731
@@ -102,7 +127,20 @@ def explore(state: SampleState, ctx: AgentContext) -> tuple[list[tuple[str, ...]
     return list(dict.fromkeys(box.found_paths)), usage
 
 
-def select_paths(
+def prune(state: SampleState, ctx: AgentContext) -> SampleState:
+    """One call picks at most K paths per group where a group has more; else as KG-only."""
+    paths = state.get("paths", [])
+    groups = kg_nodes.path_groups(paths)
+    if not any(len(g) > ctx.settings.prune_per_group for g in groups.values()):
+        return kg_nodes.prune(state, ctx)
+    chosen, usage = _select_paths(state, ctx, list(groups.values()))
+    if chosen is None:
+        return {**kg_nodes.prune(state, ctx), "usage": usage,
+                "errors": ["prune: the model chose none of the numbered paths; ranked by similarity instead"]}
+    return {**kg_nodes.kept(ctx, chosen, paths), "usage": usage}
+
+
+def _select_paths(
     state: SampleState, ctx: AgentContext, groups: list[list[PathRecord]]
 ) -> tuple[list[PathRecord] | None, Usage]:
     """ONE call picks at most K paths per group; None when it picked nothing usable."""
@@ -132,7 +170,7 @@ def generate(state: SampleState, ctx: AgentContext) -> SampleState:
     record = state["record"]
     paths = "\n".join(f"{i}. {p['text']}" for i, p in enumerate(state.get("pruned", []), 1))
     reasoning, usage = ctx.llm.text("generate", prompts.render(
-        "generate", paths=paths or "(none)", question=record["question"],
+        "generate", paths=paths or "(none)", question=question_text(record, PROMPT_CONTEXT_CHARS),
         options=options_text(record), answer=answer_text(record),
     ), check=_format_problem)
     return {"reasoning": reasoning.strip(), "usage": usage}
@@ -143,12 +181,17 @@ def _format_problem(text: str) -> str | None:
     return f"the reply lacks the section(s) {', '.join(missing)}" if missing else None
 
 
-def verify(state: SampleState, ctx: AgentContext) -> tuple[Verification, Usage]:
+def verify(state: SampleState, ctx: AgentContext) -> SampleState:
     """The model answers from the reasoning alone; letters are compared in code."""
+    verification, usage = _verification(state, ctx)
+    return {"verification": verification, "usage": usage}
+
+
+def _verification(state: SampleState, ctx: AgentContext) -> tuple[Verification, Usage]:
     record = state["record"]
     instruction = "Reply with the letter of the correct option." if record["options"] else "Reply with a short answer."
     answer, usage = ctx.llm.structured("verify", ReasonedAnswer, prompts.render(
-        "answer_from_reasoning", instruction=instruction, question=record["question"],
+        "answer_from_reasoning", instruction=instruction, question=question_text(record, PROMPT_CONTEXT_CHARS),
         options=options_text(record), reasoning=strip_conclusion(state["reasoning"]),
     ))
     gold = record["answer_idx"]

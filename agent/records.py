@@ -175,6 +175,7 @@ def parse_record(raw: RawRecord, fields: FieldMap = DEFAULT_FIELDS) -> Record:
         raise RecordError(f"{raw.where}: field {fields.id!r} (--id-field) is missing or empty")
     record["id"] = str(record_id) if record_id not in (None, "") else raw.default_id
     record["dataset"] = schema
+    record["position"] = raw.position
     return record
 
 

@@ -41,6 +41,7 @@ def result_row(record_id: str, thread_id: str, state: SampleState | None, error:
         "thread_id": thread_id,
         "dataset": record.get("dataset"),
         "extra": record.get("extra"),
+        "position": record.get("position"),
     }
 
 

@@ -15,7 +15,7 @@ import math
 from agent.config import Settings
 from agent.state import Mapping, SearchSettings
 from graphs.neighbours import neighbours
-from graphs.path_search import shortest_paths
+from graphs.paths import find_paths
 from graphs.store import KnowledgeGraph
 
 NEIGHBOURS_PER_ANSWER = 20
@@ -55,25 +55,28 @@ def connect(
     targets: list[str],
     search: SearchSettings,
     settings: Settings,
+    cut_short: set[tuple[str, str]] | None = None,
 ) -> list[tuple[str, ...]]:
-    """Paths from every source to every target, at most ``paths_per_pair`` per pair."""
+    """Paths from every source to every target, the best ``paths_per_pair`` per pair;
+    pairs whose search hit its work bound are added to ``cut_short`` when given."""
     found: list[tuple[str, ...]] = []
     for target in targets:
         detour = _specific_neighbours(kg, target) if search["expand_answer"] else []
         for source in sources:
             if source == target:
                 continue
-            found.extend(
-                shortest_paths(
-                    kg.graph, [source], [target],
-                    max_hops=search["max_hops"],
-                    limit=search["paths_per_pair"],
-                    extra_hops=search["extra_hops"],
-                    time_budget=settings.path_time_budget,
-                )
+            pair = find_paths(
+                kg, [source], [target],
+                max_hops=search["max_hops"],
+                limit=search["paths_per_pair"],
+                extra_hops=search["extra_hops"],
+                max_work=settings.path_max_work,
             )
+            found.extend(pair.paths)
             if detour:
                 found.extend(_paths_via(kg, source, target, detour, search, settings))
+            if pair.truncated and cut_short is not None:
+                cut_short.add((source, target))
     return list(dict.fromkeys(found))
 
 
@@ -83,12 +86,12 @@ def _specific_neighbours(kg: KnowledgeGraph, node_id: str) -> list[str]:
 
 def _paths_via(kg, source, target, via, search, settings) -> list[tuple[str, ...]]:
     """Paths that reach ``target`` through one of its neighbours ``via``."""
-    paths = shortest_paths(
-        kg.graph, [source], [v for v in via if v != source],
+    paths = find_paths(
+        kg, [source], [v for v in via if v != source],
         max_hops=search["max_hops"],
         limit=search["paths_per_pair"],
-        time_budget=settings.path_time_budget,
-    )
+        max_work=settings.path_max_work,
+    ).paths
     return [p + (target,) for p in paths if target not in p]
 
 

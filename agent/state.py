@@ -25,6 +25,7 @@ class Record(TypedDict):
     answer_idx: str | None  # gold letter for multiple choice
     dataset: NotRequired[str]  # the detected input schema: medqa, medmcqa, pubmedqa, huatuogpt-o1, custom
     extra: NotRequired[dict[str, Any]]  # kept from the source: PubMedQA context/long answer, explanations, CoT
+    position: NotRequired[int]  # 0-based position in its input file (exported as id_in_dataset)
 
 
 class Mention(TypedDict):

@@ -25,11 +25,30 @@ def hop_sentence(head: str, relation: str, tail: str) -> str:
 
 
 def path_sentences(path: PathRecord) -> list[str]:
+    """One sentence per hop, stating every fact on that edge ("X acts on Y and X is
+    metabolised by Y"), each read from its own head."""
     names, sentences = path["names"], []
-    for i, (relation, forward) in enumerate(zip(path["relations"], path["forward"])):
-        head, tail = (names[i], names[i + 1]) if forward else (names[i + 1], names[i])
-        sentences.append(hop_sentence(head, relation, tail))
+    for i, facts in enumerate(path["hops"]):
+        said = []
+        for fact in facts:
+            head, tail = (names[i], names[i + 1]) if fact["forward"] else (names[i + 1], names[i])
+            said.append(hop_sentence(head, fact["label"], tail))
+        sentences.append(" and ".join(dict.fromkeys(said)))
     return sentences
+
+
+PROMPT_CONTEXT_CHARS = 4000  # a PubMedQA abstract is ~1,500; longer evidence is cut for prompts
+
+
+def question_text(record: Record, context_chars: int | None = None) -> str:
+    """The question as a reader needs it: with the evidence it is about (PubMedQA's context)
+    first, cut to ``context_chars`` at a word boundary when given."""
+    context = ((record.get("extra") or {}).get("context") or "").strip()
+    if not context:
+        return record["question"]
+    if context_chars is not None and len(context) > context_chars:
+        context = context[:context_chars].rsplit(maxsplit=1)[0] + " …"
+    return f"Context: {context}\n\nQuestion: {record['question']}"
 
 
 def answer_text(record: Record) -> str:

@@ -27,7 +27,7 @@ import numpy as np
 
 from graphs.store import KnowledgeGraph, gc_paused
 
-FORMAT_VERSION = 2  # 2: the entity index became vector files (was a Chroma database)
+FORMAT_VERSION = 3  # 2: relations keyed by (name, display label); 3: the entity index became vector files (was Chroma)
 TOOL = "medreason-agent"
 MANIFEST = "manifest.json"
 NODES = "nodes.jsonl"
@@ -66,7 +66,7 @@ class Manifest:
     nodes: int
     edges: int
     node_types: dict[str, int]
-    relations: dict[str, int]
+    relations: list[dict]  # {"relation", "display_relation", "facts"}, most facts first
     files: dict[str, str]
     embedding_model: str = ""
     index_entries: int = 0
@@ -116,7 +116,7 @@ def save_graph(kg: KnowledgeGraph, kg_dir: Path, source: SourceInfo) -> Manifest
                 tails.append(row[v if head == u else u])
                 rels.append(rel)
     relation_counts = np.bincount(np.frombuffer(rels, dtype=np.int16), minlength=len(kg.relations))
-    relations = json.dumps([[r, kg.relation_labels.get(r, "")] for r in kg.relations])
+    relations = json.dumps([list(r) for r in kg.relations])
     with _atomic_open(kg_dir / FACTS, "wb") as out:
         np.savez(
             out,
@@ -130,9 +130,10 @@ def save_graph(kg: KnowledgeGraph, kg_dir: Path, source: SourceInfo) -> Manifest
         nodes=len(kg),
         edges=len(heads),
         node_types=dict(kg.type_counts().most_common()),
-        relations=dict(Counter(
-            {kg.relations[i]: int(n) for i, n in enumerate(relation_counts.tolist()) if n}
-        ).most_common()),
+        relations=[
+            {"relation": kg.relations[i].name, "display_relation": kg.relations[i].label, "facts": n}
+            for i, n in Counter(dict(enumerate(relation_counts.tolist()))).most_common() if n
+        ],
         files={name: _sha256_files([kg_dir / name]) for name in (NODES, FACTS)},
     )
     manifest.write(kg_dir)
@@ -155,13 +156,8 @@ def load_graph(kg_dir: Path) -> tuple[KnowledgeGraph, Manifest]:
     with np.load(kg_dir / FACTS) as facts:
         relations = json.loads(str(facts["relations"][0]))
         kg.add_fact_columns(
-            node_ids,
-            facts["head"].tolist(),
-            facts["tail"].tolist(),
-            [r for r, _ in relations],
-            facts["relation"].tolist(),
+            node_ids, facts["head"].tolist(), facts["tail"].tolist(), relations, facts["relation"].tolist()
         )
-    kg.relation_labels = {r: label for r, label in relations if label}
     if len(kg) != manifest.nodes:
         raise CacheError(f"{kg_dir}: {len(kg)} nodes loaded, manifest says {manifest.nodes}")
     return kg, manifest

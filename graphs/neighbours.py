@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from graphs.paths import HopFact, arrow, hop_facts
 from graphs.store import KnowledgeGraph
 
 
@@ -17,9 +18,12 @@ class Neighbour:
     node_id: str
     name: str
     type: str
-    relation: str  # display label of the first fact joining the two nodes
-    forward: bool  # True when the expanded node is the fact's head
+    facts: list[HopFact]  # every fact joining the expanded node to this one (forward: it is the head)
     degree: int
+
+    @property
+    def arrow(self) -> str:
+        return arrow(self.facts)
 
 
 def neighbours(
@@ -30,8 +34,9 @@ def neighbours(
     limit: int = 20,
     max_degree: int | None = None,
 ) -> list[Neighbour]:
-    """Neighbours of ``node_id``, optionally only by ``relation`` (name or display label),
-    of ``type``, and of degree at most ``max_degree``; the ``limit`` most specific first."""
+    """Neighbours of ``node_id``, optionally only by ``relation`` (name or display label:
+    then only the matching facts are kept), of ``type``, and of degree at most
+    ``max_degree``; the ``limit`` most specific first."""
     found = []
     for other in kg.graph.adj[node_id]:
         attrs = kg.graph.nodes[other]
@@ -40,17 +45,11 @@ def neighbours(
         degree = kg.graph.degree(other)
         if max_degree is not None and degree > max_degree:
             continue
-        facts = kg.facts_between(node_id, other)
+        facts = hop_facts(kg, node_id, other)
         if relation:
-            facts = [f for f in facts if relation in (f.relation, kg.relation_label(f.relation))]
+            facts = [f for f in facts if relation in (f["relation"], f["label"])]
             if not facts:
                 continue
-        fact = facts[0]
-        found.append(
-            Neighbour(
-                other, attrs["name"], attrs["type"], kg.relation_label(fact.relation),
-                fact.head == node_id, degree,
-            )
-        )
+        found.append(Neighbour(other, attrs["name"], attrs["type"], facts, degree))
     found.sort(key=lambda n: (n.degree, n.name))
     return found[:limit]

@@ -3,8 +3,12 @@
 Columns: relation, display_relation, x_index, x_id, x_type, x_name, x_source, y_index,
 y_id, y_type, y_name, y_source. Nodes are keyed by PrimeKG's ``x_index`` (as a string):
 ``x_source:x_id`` is not unique in PrimeKG (an id can recur under another type) and names
-certainly are not. Since each edge appears once in each direction, one fact is kept per
-unordered node pair and relation: the first row seen gives its direction.
+certainly are not. A relation is keyed by (``relation``, ``display_relation``): the coarse
+``drug_protein`` rows say ``target``, ``enzyme``, ``carrier`` or ``transporter``, and a drug
+can be target and enzyme substrate of one protein, two facts on one edge. Since each edge
+appears once in each direction, one fact is kept per unordered node pair and keyed
+relation, directed from the node type the relation name puts first (``graphs.relations.
+HEAD_TYPE``: drug → disease, drug → protein); same-type relations keep the first row's.
 
 The file is streamed with the csv module (names may be quoted and hold commas); rows are
 collected as integer columns, deduplicated with numpy and bulk-loaded into the graph,
@@ -23,7 +27,8 @@ from pathlib import Path
 import numpy as np
 
 from graphs.progress import Progress
-from graphs.store import KnowledgeGraph, gc_paused
+from graphs.relations import HEAD_TYPE, display
+from graphs.store import KnowledgeGraph, Relation, gc_paused
 
 COLUMNS = (
     "relation", "display_relation",
@@ -88,8 +93,8 @@ def _read_rows(path, reader, col, raw, update):
     row_of: dict[str, int] = {}  # x_index as written → node row
     canonical: dict[int, int] = {}  # x_index as an integer → node row
     nodes: list[tuple[str, str, str, str]] = []  # id, name, type, source
-    rel_of: dict[str, int] = {}
-    relations: list[tuple[str, str]] = []  # relation, display label
+    rel_of: dict[tuple[str, str], int] = {}  # (relation, display_relation) as written → number
+    relations: list[Relation] = []
     heads, tails, rels = array("i"), array("i"), array("h")
 
     def new_node(row: list[str], cols: tuple[int, ...]) -> int:
@@ -111,16 +116,17 @@ def _read_rows(path, reader, col, raw, update):
         return n
 
     def new_relation(row: list[str]) -> int:
-        relation = row[i_rel].strip()
-        if not relation:
+        name = row[i_rel].strip()
+        if not name:
             raise _RowError("relation", "is empty")
+        relation = Relation(name, row[i_disp].strip() or display(name))
         r = rel_of.get(relation)
         if r is None:
             if len(relations) >= 32767:
-                raise _RowError("relation", "has more than 32,767 distinct values")
+                raise _RowError("relation", "has more than 32,767 distinct (relation, display_relation) pairs")
             r = rel_of[relation] = len(relations)
-            relations.append((relation, row[i_disp].strip()))
-        rel_of[row[i_rel]] = r
+            relations.append(relation)
+        rel_of[(row[i_rel], row[i_disp])] = r
         return r
 
     rows_before = 0
@@ -145,7 +151,7 @@ def _read_rows(path, reader, col, raw, update):
                 t = row_of.get(row[yi])
                 if t is None:
                     t = new_node(row, y_cols)
-                r = rel_of.get(row[i_rel])
+                r = rel_of.get((row[i_rel], row[i_disp]))
                 if r is None:
                     r = new_relation(row)
                 heads.append(h)
@@ -175,10 +181,11 @@ def _line_of(path: Path, ordinal: int) -> int:
         return reader.line_num
 
 
-def _build(nodes, heads, tails, rels, relations) -> KnowledgeGraph:
+def _build(nodes, heads, tails, rels, relations: list[Relation]) -> KnowledgeGraph:
     h = np.frombuffer(heads, dtype=np.int32)
     t = np.frombuffer(tails, dtype=np.int32)
     r = np.frombuffer(rels, dtype=np.int16)
+    h, t = _canonical_direction(nodes, h, t, r, relations)
     low = np.minimum(h, t).astype(np.int64)
     high = np.maximum(h, t).astype(np.int64)
     key = (low * len(nodes) + high) * len(relations) + r
@@ -187,9 +194,15 @@ def _build(nodes, heads, tails, rels, relations) -> KnowledgeGraph:
     kg = KnowledgeGraph()
     for node_id, name, type_, source in nodes:
         kg.add_node(node_id, name, type_, source)
-    kg.add_fact_columns(
-        [n[0] for n in nodes], h[first].tolist(), t[first].tolist(),
-        [rel for rel, _ in relations], r[first].tolist(),
-    )
-    kg.relation_labels = {rel: label for rel, label in relations if label}
+    kg.add_fact_columns([n[0] for n in nodes], h[first].tolist(), t[first].tolist(), relations, r[first].tolist())
     return kg
+
+
+def _canonical_direction(nodes, h: np.ndarray, t: np.ndarray, r: np.ndarray, relations: list[Relation]):
+    """Heads and tails with each row of a typed relation turned to start at its head type."""
+    type_ids: dict[str, int] = {}
+    node_type = np.array([type_ids.setdefault(n[2], len(type_ids)) for n in nodes], dtype=np.int32)
+    head_type = np.array([type_ids.get(HEAD_TYPE.get(rel.name, ""), -1) for rel in relations], dtype=np.int32)
+    wanted = head_type[r]
+    swap = (wanted >= 0) & (node_type[h] != wanted) & (node_type[t] == wanted)
+    return np.where(swap, t, h), np.where(swap, h, t)

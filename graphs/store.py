@@ -3,7 +3,12 @@
 Nodes are keyed by the id their source gives them (``HP:0001945``, ``OMIM:222100``,
 PrimeKG's index), never by a lower-cased name: different nodes can share a name.
 Traversal is undirected (a path may walk an edge against its direction), but every edge
-remembers the directed facts it carries, so a path can report each hop's true direction.
+remembers every directed fact it carries, so a path can report each hop's true direction
+and all of its facts.
+
+A relation is keyed by its name *and* its display label: PrimeKG's coarse ``drug_protein``
+is ``target``, ``enzyme``, ``carrier`` or ``transporter`` row by row, and these are four
+different facts (a drug metabolised by CYP3A4 does not target it).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
+from typing import NamedTuple
 
 import networkx as nx
 
@@ -52,29 +58,36 @@ class Node:
     source: str = ""
 
 
+class Relation(NamedTuple):
+    """A relation as its source names it (``drug_protein``) and as a fact reads (``enzyme``)."""
+
+    name: str
+    label: str
+
+
 @dataclass(frozen=True)
 class Fact:
-    """One directed, labelled edge: ``head —relation→ tail``."""
+    """One directed, labelled edge: ``head —label→ tail`` (``relation`` is the source's name)."""
 
     head: str
     relation: str
     tail: str
+    label: str
 
 
 class KnowledgeGraph:
     """Nodes with name/type/source/synonyms and relation-labelled directed facts.
 
     The networkx graph is undirected so that path search can walk it both ways; each
-    edge's ``facts`` attribute holds ``(relation index, head id)`` pairs, relation labels
-    being interned in ``relations``.
+    edge's ``facts`` attribute holds ``(relation index, head id)`` pairs, one per fact on
+    the edge, relations being interned in ``relations`` by (name, label).
     """
 
     def __init__(self) -> None:
         self.graph = nx.Graph()
-        self.relations: list[str] = []
-        self._relation_index: dict[str, int] = {}
+        self.relations: list[Relation] = []
+        self._relation_index: dict[Relation, int] = {}
         self.synonyms: dict[str, tuple[str, ...]] = {}
-        self.relation_labels: dict[str, str] = {}  # source-given display labels
 
     # -- building -------------------------------------------------------------------
     def add_node(
@@ -86,12 +99,13 @@ class KnowledgeGraph:
             self.synonyms[node_id] = extra
         self.__dict__.pop("name_index", None)
 
-    def add_fact(self, head: str, relation: str, tail: str) -> None:
-        """Record ``head —relation→ tail``; both nodes must exist already."""
+    def add_fact(self, head: str, relation: str, tail: str, label: str | None = None) -> None:
+        """Record ``head —relation→ tail``, read as ``label`` (default: the relation's usual
+        display label); both nodes must exist already."""
         for node_id in (head, tail):
             if node_id not in self.graph:
                 raise KeyError(f"unknown node {node_id!r} in fact ({head}, {relation}, {tail})")
-        rel = self._intern(relation)
+        rel = self._intern(Relation(relation, label or display(relation)))
         data = self.graph.get_edge_data(head, tail)
         if data is None:
             self.graph.add_edge(head, tail, facts=((rel, head),))
@@ -99,14 +113,14 @@ class KnowledgeGraph:
             data["facts"] = data["facts"] + ((rel, head),)
 
     def add_fact_columns(
-        self, node_ids: list[str], heads: list[int], tails: list[int], relations: list[str], rels: list[int]
+        self, node_ids: list[str], heads: list[int], tails: list[int], relations: list[Relation], rels: list[int]
     ) -> None:
         """Bulk-load facts given as parallel columns of indices (the cache's format).
 
         Writes networkx's adjacency directly (one shared edge dict per pair, as networkx
         does): at PrimeKG scale this is several times faster than ``add_fact``.
         """
-        local = [self._intern(r) for r in relations]
+        local = [self._intern(Relation(*r)) for r in relations]
         adj = self.graph._adj
         with gc_paused():
             for h, t, r in zip(heads, tails, rels):
@@ -119,7 +133,7 @@ class KnowledgeGraph:
                 elif (local[r], u) not in data["facts"]:
                     data["facts"] = data["facts"] + ((local[r], u),)
 
-    def _intern(self, relation: str) -> int:
+    def _intern(self, relation: Relation) -> int:
         index = self._relation_index.get(relation)
         if index is None:
             index = self._relation_index[relation] = len(self.relations)
@@ -150,22 +164,20 @@ class KnowledgeGraph:
             yield self.node(node_id)
 
     def facts_between(self, u: str, v: str) -> list[Fact]:
-        """The directed facts on the edge joining ``u`` and ``v`` (either direction)."""
+        """Every directed fact on the edge joining ``u`` and ``v`` (either direction)."""
         data = self.graph.get_edge_data(u, v)
         if data is None:
             return []
-        return [
-            Fact(head, self.relations[rel], v if head == u else u) for rel, head in data["facts"]
-        ]
+        return [self._fact(rel, head, v if head == u else u) for rel, head in data["facts"]]
 
     def facts(self) -> Iterator[Fact]:
         for u, v, data in self.graph.edges(data=True):
             for rel, head in data["facts"]:
-                yield Fact(head, self.relations[rel], v if head == u else u)
+                yield self._fact(rel, head, v if head == u else u)
 
-    def relation_label(self, relation: str) -> str:
-        """How a relation reads in a path: the source's display label, else PrimeKG's."""
-        return self.relation_labels.get(relation) or display(relation)
+    def _fact(self, rel: int, head: str, tail: str) -> Fact:
+        relation = self.relations[rel]
+        return Fact(head, relation.name, tail, relation.label)
 
     def degree(self, node_id: str) -> int:
         return self.graph.degree(node_id)
@@ -173,8 +185,9 @@ class KnowledgeGraph:
     def type_counts(self) -> Counter[str]:
         return Counter(t for _, t in self.graph.nodes(data="type"))
 
-    def relation_counts(self) -> Counter[str]:
-        return Counter(f.relation for f in self.facts())
+    def relation_counts(self) -> Counter[Relation]:
+        """Facts per (relation, display label)."""
+        return Counter(Relation(f.relation, f.label) for f in self.facts())
 
     @cached_property
     def name_index(self) -> dict[str, tuple[str, ...]]:

@@ -15,8 +15,8 @@ from pydantic import BaseModel, Field, ValidationError
 
 from graphs.entity_index import EntityIndex
 from graphs.neighbours import neighbours
-from graphs.path_search import shortest_paths
-from graphs.paths import describe
+from graphs.path_search import DEFAULT_MAX_WORK
+from graphs.paths import describe, find_paths
 from graphs.store import KnowledgeGraph
 
 MAX_RESULTS = 20
@@ -46,8 +46,8 @@ class ExpandNeighboursArgs(BaseModel):
 class KGToolbox:
     """The three tools bound to one graph and index."""
 
-    def __init__(self, kg: KnowledgeGraph, index: EntityIndex, time_budget: float = 0.5) -> None:
-        self.kg, self.index, self.time_budget = kg, index, time_budget
+    def __init__(self, kg: KnowledgeGraph, index: EntityIndex, max_work: int | None = DEFAULT_MAX_WORK) -> None:
+        self.kg, self.index, self.max_work = kg, index, max_work
         self.found_paths: list[tuple[str, ...]] = []
 
     def lookup_entity(self, name: str, type: str | None = None, k: int = 5) -> str:
@@ -61,11 +61,14 @@ class KGToolbox:
             s, t = self.kg.resolve(source), self.kg.resolve(target)
         except KeyError as exc:
             return _error(f"{exc.args[0]}; use lookup_entity to find the node id")
-        paths = shortest_paths(self.kg.graph, [s], [t], max_hops=max_hops, limit=limit, time_budget=self.time_budget)
-        self.found_paths.extend(paths)
-        if not paths:
-            return json.dumps({"paths": [], "note": f"no path of at most {max_hops} hops"})
-        return json.dumps({"paths": [describe(self.kg, p)["text"] for p in paths]}, ensure_ascii=False)
+        found = find_paths(self.kg, [s], [t], max_hops=max_hops, limit=limit, max_work=self.max_work)
+        self.found_paths.extend(found.paths)
+        reply: dict = {"paths": [describe(self.kg, p)["text"] for p in found.paths]}
+        if found.truncated:
+            reply["note"] = "the search hit its work bound: longer or further paths may exist"
+        elif not found.paths:
+            reply["note"] = f"no path of at most {max_hops} hops"
+        return json.dumps(reply, ensure_ascii=False)
 
     def expand_neighbours(self, node: str, relation: str | None = None, type: str | None = None, limit: int = 20) -> str:
         try:
@@ -74,15 +77,15 @@ class KGToolbox:
             return _error(f"{exc.args[0]}; use lookup_entity to find the node id")
         found = neighbours(self.kg, node_id, relation=relation, type=type, limit=limit)
         return json.dumps({"node": self.kg.name(node_id), "neighbours": [
-            {"id": n.node_id, "name": n.name, "type": n.type, "relation": n.relation,
-             "direction": "out" if n.forward else "in", "degree": n.degree}
+            {"id": n.node_id, "name": n.name, "type": n.type, "degree": n.degree,
+             "relations": [{"relation": f["label"], "direction": "out" if f["forward"] else "in"} for f in n.facts]}
             for n in found
         ]}, ensure_ascii=False)
 
     def tools(self) -> list[BaseTool]:
         specs = [
             (self.lookup_entity, LookupEntityArgs, "Find graph nodes whose name or synonym means the given term."),
-            (self.find_paths, FindPathsArgs, "All shortest paths between two graph nodes, each hop with its relation."),
+            (self.find_paths, FindPathsArgs, "The shortest paths between two graph nodes, most specific first, each hop with all its relations."),
             (self.expand_neighbours, ExpandNeighboursArgs, "The most specific neighbours of a node, optionally filtered."),
         ]
         return [

@@ -18,7 +18,8 @@ def parsed(tmp_path, obj):
 
 def test_medqa_record(tmp_path):
     rec = parsed(tmp_path, {"question": " Q? ", "options": {"A": "x", "B": "y"}, "answer": "y", "answer_idx": "B", "id": 7})
-    assert rec == {"id": "7", "question": "Q?", "options": {"A": "x", "B": "y"}, "answer": "y", "answer_idx": "B", "dataset": "medqa"}
+    assert rec == {"id": "7", "question": "Q?", "options": {"A": "x", "B": "y"}, "answer": "y", "answer_idx": "B", "dataset": "medqa",
+                   "position": 0}
 
 
 def test_missing_pieces_are_derived_where_unambiguous(tmp_path):
@@ -142,7 +143,7 @@ def test_field_mapping_flags(tmp_path):
     (raw,) = records(tmp_path, json.dumps({"qid": "x9", "prompt": "Which?", "choices": ["fever", "cough"], "label": 1}) + "\n")
     rec = parse_record(raw, fields)
     assert rec == {"id": "x9", "question": "Which?", "options": {"A": "fever", "B": "cough"}, "answer": "cough",
-                   "answer_idx": "B", "dataset": "custom"}
+                   "answer_idx": "B", "dataset": "custom", "position": 0}
     (raw,) = records(tmp_path, json.dumps({"qid": "x9", "prompt": "Which?", "choices": {"A": "fever", "B": "cough"}, "label": "A"}) + "\n")
     assert parse_record(raw, fields)["answer"] == "fever"
     (raw,) = records(tmp_path, json.dumps({"qid": "x9", "prompt": "Which?", "label": "fever"}) + "\n")

@@ -23,7 +23,7 @@ from graphs.hpo import (
     parse_hpoa,
     parse_obo,
 )
-from graphs.store import Fact
+from graphs.store import Fact, Relation
 
 REPO = Path(__file__).resolve().parents[2]
 DATA = hpo_data_dir()
@@ -238,13 +238,13 @@ def test_phenotype_nodes_and_is_a_facts(built):
     assert (fever.name, fever.type, fever.source) == ("Fever", "effect/phenotype", "HPO")
     assert kg.labels(FEVER) == ("Fever", "Hyperthermia", "Pyrexia")
     assert kg.facts_between("HP:0004370", FEVER) == [
-        Fact(FEVER, "phenotype_phenotype", "HP:0004370")
+        Fact(FEVER, "phenotype_phenotype", "HP:0004370", "parent-child")
     ]
     terms = [t for t in parse_obo(lines_of(OBO_FILE)) if not t.obsolete]
     live = {t.id for t in terms}
     is_a = {(t.id, p) for t in terms for p in t.parents if p in live}
     assert kg.type_counts()["effect/phenotype"] == len(live)
-    assert kg.relation_counts()["phenotype_phenotype"] == len(is_a)
+    assert kg.relation_counts()[Relation("phenotype_phenotype", "parent-child")] == len(is_a)
 
 
 def test_obsolete_terms_are_not_nodes(built):
@@ -284,27 +284,27 @@ def test_positive_phenotypes_only_from_aspect_p(built):
 def test_not_qualifier_gives_negative_facts(built):
     kg, _ = built
     assert kg.facts_between("HP:0001270", CHAND) == [
-        Fact(CHAND, "disease_phenotype_negative", "HP:0001270")
+        Fact(CHAND, "disease_phenotype_negative", "HP:0001270", "phenotype absent")
     ]
-    assert kg.relation_counts()["disease_phenotype_negative"] == 2
+    assert kg.relation_counts()[Relation("disease_phenotype_negative", "phenotype absent")] == 2
 
 
 def test_gene_nodes_and_disease_links(built):
     kg, _ = built
     nsf = kg.node(NSF)
     assert (nsf.name, nsf.type, nsf.source) == ("NSF", "gene/protein", "NCBI")
-    assert kg.facts_between(NSF, DEE96) == [Fact(DEE96, "disease_protein", NSF)]
-    assert kg.facts_between(RIPK4, CHAND) == [Fact(CHAND, "disease_protein", RIPK4)]
+    assert kg.facts_between(NSF, DEE96) == [Fact(DEE96, "disease_protein", NSF, "associated with")]
+    assert kg.facts_between(RIPK4, CHAND) == [Fact(CHAND, "disease_protein", RIPK4, "associated with")]
     # RIPK4's other diseases (OMIM:263650, ORPHA:1234...) are not in the HPOA slice
     assert {n for n in kg.graph[RIPK4] if kg.node(n).type == "disease"} == {CHAND}
-    assert kg.relation_counts()["disease_protein"] == 2
+    assert kg.relation_counts()[Relation("disease_protein", "associated with")] == 2
 
 
 def test_gene_phenotype_facts_are_deduplicated(built):
     kg, _ = built
     # three rows link RIPK4 to Cleft palate (OMIM:263650, ORPHA:1234, ORPHA:1401)
     assert kg.facts_between("HP:0000175", RIPK4) == [
-        Fact(RIPK4, "phenotype_protein", "HP:0000175")
+        Fact(RIPK4, "phenotype_protein", "HP:0000175", "associated with")
     ]
     facts = [f for f in kg.facts() if f.relation == "phenotype_protein"]
     assert len(facts) == len(set(facts))
@@ -318,7 +318,7 @@ def test_gene_phenotype_facts_skip_non_phenotypes_and_negated_rows(built):
     assert kg.facts_between(NSF, "HP:0001522") == []  # Death in infancy: clinical course
     assert kg.facts_between(RIPK4, "HP:0001270") == []  # CHAND syndrome is NOT Motor delay
     assert kg.facts_between(NSF, "HP:0011097") == [
-        Fact(NSF, "phenotype_protein", "HP:0011097")
+        Fact(NSF, "phenotype_protein", "HP:0011097", "associated with")
     ]
 
 
@@ -379,8 +379,8 @@ def test_is_a_to_obsolete_or_unknown_terms_is_skipped(tmp_path):
     kg = build_hpo_graph(write_mini(tmp_path))
     assert set(kg.graph) == {"HP:0000001", "HP:0000002", "OMIM:1"}
     assert kg.relation_counts() == {
-        "phenotype_phenotype": 1,
-        "disease_phenotype_positive": 1,  # the annotation to the obsolete term is dropped
+        Relation("phenotype_phenotype", "parent-child"): 1,
+        Relation("disease_phenotype_positive", "phenotype present"): 1,  # the annotation to the obsolete term is dropped
     }
     assert kg.name("OMIM:1") == "One"  # the first name seen
 

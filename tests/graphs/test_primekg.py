@@ -1,10 +1,13 @@
+from pathlib import Path
+
 import pytest
 
 from graphs.cache import load_graph
 from graphs.kg_dir import Source, build_kg
 from graphs.primekg import COLUMNS, PrimeKGFormatError, read_primekg
 from graphs.progress import Silent
-from graphs.store import Fact
+from graphs.paths import describe
+from graphs.store import Fact, Relation
 
 HEADER = ",".join(COLUMNS)
 # PrimeKG-style rows: every edge in both directions; "Sodium chloride, hypertonic" is quoted;
@@ -42,25 +45,68 @@ def test_nodes_are_keyed_by_index_with_type_and_source(kg_csv):
     assert set(kg.nodes_named("ACE")) == {"0", "5"}
 
 
-def test_one_fact_per_relation_and_pair_directed_as_first_seen(kg_csv):
+def test_one_fact_per_relation_and_pair_directed_from_the_relations_head_type(kg_csv):
     kg = read_primekg(kg_csv)
     facts = sorted(kg.facts(), key=str)
     assert facts == sorted([
-        Fact("0", "protein_protein", "1"),
-        Fact("2", "drug_protein", "0"),
-        Fact("2", "indication", "3"),
-        Fact("4", "contraindication", "3"),
-        Fact("3", "disease_disease", "5"),
-        Fact("3", "disease_protein", "0"),
-        Fact("0", "protein_protein", "0"),  # a self-interaction, written once
+        Fact("0", "protein_protein", "1", "ppi"),
+        Fact("2", "drug_protein", "0", "target"),
+        Fact("2", "indication", "3", "indication"),
+        Fact("4", "contraindication", "3", "contraindication"),
+        Fact("3", "disease_disease", "5", "parent-child"),  # same types: the first row's direction
+        Fact("3", "disease_protein", "0", "associated with"),
+        Fact("0", "protein_protein", "0", "ppi"),  # a self-interaction, written once
     ], key=str)
-    assert kg.facts_between("0", "2") == [Fact("2", "drug_protein", "0")]
+    assert kg.facts_between("0", "2") == [Fact("2", "drug_protein", "0", "target")]
 
 
-def test_display_relations_become_labels(kg_csv):
-    kg = read_primekg(kg_csv)
-    assert kg.relation_label("disease_disease") == "parent-child"
-    assert kg.relation_label("drug_protein") == "target"
+# A slice of real PrimeKG facts, in kg.csv's format, written for these tests: Levamlodipine
+# is both a target and an enzyme substrate of NOS3 (two facts on one edge) and is
+# metabolised by CYP3A4; clobetasol propionate is indicated and contraindicated for
+# seborrheic dermatitis; dextroamphetamine targets and is transported by SLC6A3. Rows come
+# in both directions, some protein- or disease-first, as in kg.csv.
+SLICE = Path(__file__).parents[1] / "fixtures" / "primekg_slice.csv"
+
+
+@pytest.fixture
+def primekg_slice():
+    kg = read_primekg(SLICE)
+    return kg, {kg.name(n): n for n in kg.graph}
+
+
+def test_target_and_enzyme_rows_for_one_pair_are_two_facts_with_their_own_labels(primekg_slice):
+    kg, id_of = primekg_slice
+    drug, nos3, cyp = id_of["Levamlodipine"], id_of["NOS3"], id_of["CYP3A4"]
+    assert sorted(kg.facts_between(nos3, drug), key=str) == [
+        Fact(drug, "drug_protein", nos3, "enzyme"), Fact(drug, "drug_protein", nos3, "target"),
+    ]
+    # Written protein-first in the file, read from the drug, and never called a target.
+    assert kg.facts_between(cyp, drug) == [Fact(drug, "drug_protein", cyp, "enzyme")]
+    amph, slc = id_of["Dextroamphetamine"], id_of["SLC6A3"]
+    assert {(f.head, f.label) for f in kg.facts_between(slc, amph)} == {(amph, "target"), (amph, "transporter")}
+
+
+def test_an_edge_with_two_clinical_relations_keeps_both_from_the_drug(primekg_slice):
+    kg, id_of = primekg_slice
+    drug, disease = id_of["Clobetasol propionate"], id_of["seborrheic dermatitis"]
+    assert sorted(kg.facts_between(disease, drug), key=str) == [
+        Fact(drug, "contraindication", disease, "contraindication"), Fact(drug, "indication", disease, "indication"),
+    ]
+    assert kg.relation_counts() == {
+        Relation("drug_protein", "target"): 2, Relation("drug_protein", "enzyme"): 2,
+        Relation("drug_protein", "transporter"): 1, Relation("indication", "indication"): 3,
+        Relation("contraindication", "contraindication"): 1, Relation("disease_protein", "associated with"): 1,
+    }
+    assert kg.edge_count == 10  # distinct (head, relation, display_relation, tail) facts
+
+
+def test_every_fact_of_a_hop_appears_in_the_path_with_its_own_direction(primekg_slice):
+    kg, id_of = primekg_slice
+    path = describe(kg, (id_of["CYP3A4"], id_of["Levamlodipine"], id_of["NOS3"]))
+    assert path["text"] == "CYP3A4 ←enzyme— Levamlodipine —target, enzyme→ NOS3"
+    assert [[(f["label"], f["forward"]) for f in hop] for hop in path["hops"]] == [
+        [("enzyme", False)], [("target", True), ("enzyme", True)],
+    ]
 
 
 def test_progress_is_reported_in_bytes(kg_csv):
@@ -119,4 +165,4 @@ def test_build_through_the_kg_directory_reloads_equal(kg_csv, tmp_path, embedder
     assert manifest.source.kind == "primekg" and manifest.edges == 7 and manifest.nodes == 6
     assert sorted(kg.facts(), key=str) == sorted(loaded.kg.facts(), key=str)
     assert [kg.node(n) for n in sorted(kg.graph)] == [loaded.kg.node(n) for n in sorted(loaded.kg.graph)]
-    assert kg.relation_labels == loaded.kg.relation_labels
+    assert kg.relations == loaded.kg.relations

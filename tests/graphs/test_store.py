@@ -31,7 +31,7 @@ def test_shared_names_stay_distinct_nodes(kg):
 def test_facts_keep_direction_though_traversal_is_undirected(kg):
     assert kg.graph.has_edge("P1", "D1")
     (fact,) = kg.facts_between("P1", "D1")
-    assert (fact.head, fact.relation, fact.tail) == ("D1", "disease_phenotype_positive", "P1")
+    assert (fact.head, fact.relation, fact.tail, fact.label) == ("D1", "disease_phenotype_positive", "P1", "phenotype present")
 
 
 def test_two_relations_on_one_pair_are_both_kept(kg):
@@ -39,6 +39,25 @@ def test_two_relations_on_one_pair_are_both_kept(kg):
     kg.add_fact("R1", "indication", "D1")  # a repeat is not stored twice
     assert {f.relation for f in kg.facts_between("D1", "R1")} == {"indication", "contraindication"}
     assert kg.edge_count == 4
+    assert describe(kg, ("D1", "R1"))["text"] == "Malaria ←indication, contraindication— chloroquine"
+
+
+def test_one_relation_name_with_two_display_labels_is_two_facts(kg):
+    kg.add_node("G1", "CYP3A4", "gene/protein")
+    kg.add_fact("R1", "drug_protein", "G1", "target")
+    kg.add_fact("R1", "drug_protein", "G1", "enzyme")
+    kg.add_fact("G1", "drug_protein", "R1", "enzyme")  # the other way round is another fact
+    assert [(f.head, f.label) for f in kg.facts_between("G1", "R1")] == [("R1", "target"), ("R1", "enzyme"), ("G1", "enzyme")]
+    assert describe(kg, ("R1", "G1"))["text"] == "chloroquine —target, enzyme→ ←enzyme— CYP3A4"
+
+
+def test_a_relation_without_a_label_reads_as_its_display_name(kg):
+    kg.add_node("G1", "CYP3A4", "gene/protein")
+    kg.add_fact("R1", "ASSOCIATED_WITH", "G1")
+    kg.add_fact("R1", "OFF_LABEL_USE", "G1")  # PrimeKG's display labels, as a triples file may spell them
+    kg.add_fact("R1", "drug_protein", "G1")  # no single label: it reads as itself
+    kg.add_fact("R1", "TREATS_WELL", "G1")
+    assert [f.label for f in kg.facts_between("R1", "G1")] == ["associated with", "off-label use", "drug protein", "treats well"]
 
 
 def test_a_fact_about_an_unknown_node_is_refused(kg):
@@ -55,8 +74,10 @@ def test_resolve_takes_ids_or_names(kg):
 
 def test_path_description_reports_each_hops_true_direction(kg):
     path = describe(kg, ("P1", "D1", "R1"))
-    assert path["relations"] == ["phenotype present", "indication"]
-    assert path["forward"] == [False, False]
+    assert path["hops"] == [
+        [{"relation": "disease_phenotype_positive", "label": "phenotype present", "forward": False}],
+        [{"relation": "indication", "label": "indication", "forward": False}],
+    ]
     assert path["text"] == "Fever ←phenotype present— Malaria ←indication— chloroquine"
     assert describe(kg, ("R1", "D1"))["text"] == "chloroquine —indication→ Malaria"
 

@@ -33,7 +33,7 @@ def test_expand_neighbours_filters_by_relation_and_type(tools):
     _, t = tools
     out = call(t["expand_neighbours"], node="tuberculosis", relation="indication")
     assert sorted(n["name"] for n in out["neighbours"]) == ["isoniazid", "rifampin"]
-    assert all(n["direction"] == "in" for n in out["neighbours"])
+    assert all(n["relations"] == [{"relation": "indication", "direction": "in"}] for n in out["neighbours"])
     assert call(t["expand_neighbours"], node="tuberculosis", type="drug")["neighbours"]
 
 
@@ -43,3 +43,27 @@ def test_unknown_nodes_and_bad_arguments_come_back_as_errors(tools):
     bad = call(t["find_paths"], source="fever", target="malaria", max_hops=50)
     assert bad["error"].startswith("invalid arguments: max_hops")
     assert "invalid arguments" in call(t["lookup_entity"], name="")["error"]
+
+
+def test_tools_report_every_fact_of_an_edge(loaded):
+    from graphs.primekg import read_primekg
+    from tests.conftest import FIXTURES
+
+    kg = read_primekg(FIXTURES / "primekg_slice.csv")
+    box = KGToolbox(kg, loaded.index)
+    t = {tool.name: tool for tool in box.tools()}
+    assert call(t["find_paths"], source="hypertension", target="NOS3", max_hops=2)["paths"] == [
+        "hypertension —associated with→ NOS3",
+    ]
+    out = call(t["find_paths"], source="CYP3A4", target="NOS3")
+    assert out["paths"] == ["CYP3A4 ←enzyme— Levamlodipine —target, enzyme→ NOS3"]
+    (amph,) = call(t["expand_neighbours"], node="SLC6A3")["neighbours"]
+    assert amph["name"] == "Dextroamphetamine"
+    assert amph["relations"] == [{"relation": "transporter", "direction": "in"}, {"relation": "target", "direction": "in"}]
+
+
+def test_a_search_cut_short_says_so(loaded):
+    box = KGToolbox(loaded.kg, loaded.index, max_work=0)
+    t = {tool.name: tool for tool in box.tools()}
+    out = call(t["find_paths"], source="hemoptysis", target="rifampin")
+    assert out["paths"] == [] and "work bound" in out["note"]
