@@ -143,7 +143,7 @@ def main() -> None:
         print(f"now: {now}", file=sys.stderr)
 
         small_now = EntityIndex.build(graph_of(sample), embedder, Path(tmp) / "now-sample")
-        today = TodayIndex(embedder, sample, Path(tmp) / "today")
+        today = TodayIndex(Embedder(), sample, Path(tmp) / "today")  # its own query cache
         sample_exact = sample[: min(args.ranked_queries, len(sample))]
         on_sample = {
             "now_altered": timed_lookups(lambda t, k: small_now.search(t, k=k), changed, changed_from, 5),
