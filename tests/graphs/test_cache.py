@@ -111,3 +111,20 @@ def test_a_broken_index_on_read_only_storage_is_a_clear_error(read_only_copy, kg
     vectors.write_bytes(vectors.read_bytes()[:100])
     with pytest.raises(CacheError, match=r"read-only.*rebuild its entity index \(the entity index .* truncated"):
         open_kg(read_only_copy, embedder, Silent())
+
+
+def test_the_cli_on_a_read_only_kg_reads_it_or_says_why_it_cannot(read_only_copy, kg_copy):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    info = [sys.executable, str(root / "run_agent.py"), "kg", "info", "--json", "--kg-dir", str(read_only_copy)]
+    sound = subprocess.run(info, cwd=root, capture_output=True, text=True)
+    assert sound.returncode == 0, sound.stderr
+    assert json.loads(sound.stdout)["nodes"] == 43
+    (kg_copy / "index" / "encoder.npz").write_bytes(b"PK\x03\x04 truncated")
+    broken = subprocess.run(info, cwd=root, capture_output=True, text=True)
+    assert broken.returncode == 2
+    assert "read-only" in broken.stderr and "truncated or corrupt" in broken.stderr
+    assert "Traceback" not in broken.stderr
