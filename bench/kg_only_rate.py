@@ -1,6 +1,6 @@
 """KG-only samples per minute on the HPO graph, first 200 MedQA questions, and where the time goes.
 
-One command, about 1-3 minutes once the HPO graph is in the cache (the first run builds it,
+One command, 2-7 minutes once the HPO graph is in the cache (the first run builds it,
 about 30 s more). Runs the agent as `run_agent.py run` does (checkpoints, results file) at
 concurrency 1 over ../shared/data/medqa/medqa_test.jsonl (skips with a message when absent),
 and reports samples per minute (target ≥ 1,000; the issue measured 97 with
