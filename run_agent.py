@@ -16,7 +16,6 @@ from rich.table import Table
 from agent.config import Settings, default_kg_dir, default_primekg_dir
 from agent.console import RichProgress, err
 from agent.records import InputError
-from agent.runner import RunOptions
 from graphs.cache import CacheError
 from graphs.kg_dir import SOURCES, LoadedKG, Source, build_kg, open_kg
 
@@ -228,7 +227,7 @@ def run(
 
     from agent.console import RunProgress
     from agent.records import FieldMap
-    from agent.runner import claim_run_dir, execute, plan_run, read_jobs
+    from agent.runner import RunOptions, claim_run_dir, execute, plan_run, read_jobs
 
     settings = _settings(kg_dir=kg_dir, offline=offline or None, model=model, base_url=base_url)
     if concurrency < 1 or offset < 0 or (limit is not None and limit < 0) or cop_base not in (None, 0, 1):

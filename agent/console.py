@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable
 
 from rich.console import Console
@@ -36,35 +38,70 @@ class RichProgress:
 
 
 class RunProgress:
-    """The live bar of a dataset run: done / total, accepted / rejected / error, rate, ETA."""
+    """The progress of a dataset run: done / total, accepted / rejected / error, rate, ETA.
 
-    def __init__(self, total: int, done: dict[str, int] | None = None, console: Console = err) -> None:
+    On a terminal it is a live bar. When stderr is not a terminal (nohup, CI, a cluster
+    job's log) a bar is never drawn, so a plain line is printed every ``interval`` seconds
+    instead, and once at the end.
+    """
+
+    def __init__(self, total: int, done: dict[str, int] | None = None, console: Console = err,
+                 interval: float = 30.0) -> None:
         from rich.progress import TaskProgressColumn
 
+        self.console, self.total, self.interval = console, total, interval
         self.counts = {s: (done or {}).get(s, 0) for s in ("accepted", "rejected", "error")}
         self.bar = Progress(
             TextColumn("Samples"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
             TextColumn("[green]✓ {task.fields[accepted]}[/] [yellow]✗ {task.fields[rejected]}[/] [red]! {task.fields[error]}[/]"),
             TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
             console=console, transient=False,
-        )
-        self.task = self.bar.add_task("run", total=total, completed=sum(self.counts.values()), rate="", **self.counts)
+        ) if console.is_terminal else None
+        self.task = self.bar.add_task("run", total=total, completed=sum(self.counts.values()), rate="", **self.counts) if self.bar else None
         self._started, self._new = None, 0
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
 
     def __enter__(self) -> RunProgress:
-        import time
-
         self._started = time.monotonic()
-        self.bar.start()
+        if self.bar:
+            self.bar.start()
+        else:
+            self._ticker = threading.Thread(target=self._tick, name="progress", daemon=True)
+            self._ticker.start()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.bar.stop()
+        if self.bar:
+            self.bar.stop()
+            return
+        self._stop.set()
+        if self._ticker:
+            self._ticker.join()
+        self.console.print(self.line(), highlight=False, markup=False)
 
     def __call__(self, row: dict) -> None:
-        import time
-
         self.counts[row["status"]] = self.counts.get(row["status"], 0) + 1
         self._new += 1
-        minutes = max(time.monotonic() - (self._started or time.monotonic()), 1e-6) / 60
-        self.bar.update(self.task, advance=1, rate=f"{self._new / minutes:,.1f}/min", **self.counts)
+        if self.bar:
+            self.bar.update(self.task, advance=1, rate=f"{self._rate():,.1f}/min", **self.counts)
+
+    def _rate(self) -> float:
+        """Samples per minute finished in this session."""
+        return self._new / (max(time.monotonic() - (self._started or time.monotonic()), 1e-6) / 60)
+
+    def _tick(self) -> None:
+        while not self._stop.wait(self.interval):
+            self.console.print(self.line(), highlight=False, markup=False)
+
+    def line(self) -> str:
+        """One plain progress line: done, accepted, rejected, errors, rate and ETA."""
+        done = sum(self.counts.values())
+        rate = self._rate()
+        left = self.total - done
+        seconds = round(60 * left / rate) if rate > 0 else None
+        eta = f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds is not None else "unknown"
+        share = f" ({100 * done / self.total:.0f}%)" if self.total else ""
+        return (f"Samples {done}/{self.total}{share}: {self.counts['accepted']} accepted, "
+                f"{self.counts['rejected']} rejected, {self.counts['error']} errors; "
+                f"{rate:,.1f}/min, ETA {eta}")

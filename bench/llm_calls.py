@@ -32,7 +32,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-MEDQA = ROOT.parent / "shared" / "data" / "medqa" / "medqa_test.jsonl"
+from shared_data import shared_file  # noqa: E402
+MEDQA = shared_file("medqa", "medqa_test.jsonl")
 
 # Runs one code tree's agent over the records: argv = records, out root, server url, runs as JSON.
 DRIVER = """

@@ -33,7 +33,9 @@ from pathlib import Path
 import platformdirs
 
 ROOT = Path(__file__).resolve().parents[1]
-MEDQA = ROOT.parent / "shared" / "data" / "medqa" / "medqa_test.jsonl"
+sys.path.insert(0, str(ROOT))
+from shared_data import shared_file  # noqa: E402
+MEDQA = shared_file("medqa", "medqa_test.jsonl")
 BASELINE = "36fe28b"  # main when issue 12 was filed: hub-penalised path counts, similarity pruning
 
 

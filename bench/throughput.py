@@ -1,16 +1,25 @@
-"""Dataset-run throughput and durability against the fake OpenAI-compatible server.
+"""Dataset-run throughput and per-sample overhead, this checkout beside main's code.
 
-On the fixture KG (tests/fixtures/medical_kg.tsv, built like `kg build --source triples`):
+One command, about 5-8 minutes on a loaded 2-core machine:
 
-1. per-sample overhead with an instant fake LLM (latency 0), concurrency 1: median seconds
-   between consecutive finished samples;
-2. throughput at concurrency 1, 4 and 16 with 200 ms simulated LLM latency, side by side
-   (target: ≥ 10× sequential at 16), checking every record is written once;
+1. per-sample overhead with an instant fake LLM (latency 0), concurrency 1, on the fixture KG,
+   the HPO graph and a PrimeKG-scale graph (the 59k real triples of
+   ../shared/data/primekg_sample plus all 129k real node names, so the index has PrimeKG's
+   size): the median wall time between finished samples, and the agent process's CPU time per
+   sample (the fake server runs in its own process, so this is the agent's own cost)
+   (target ≤ 15 ms median at both scales);
+2. throughput at concurrency 1, 4, 16 and 64 with 200 ms simulated LLM latency on the fixture
+   KG, side by side (target: ≥ 14× sequential at 16, ≥ 45× at 64), checking every record is
+   written once;
 3. a CLI run of 200 records under 10% injected 429/500 faults, SIGKILLed once some results
    are written, then resumed: every record present exactly once, and the LLM requests spent.
 
-Records: MedQA from ../shared/data/medqa/medqa_test.jsonl when present, else generated from
-the fixture KG's facts. Last line: one JSON object.
+Phases 1 (fixture) and 2 also run with the code of --baseline-root (default: the main
+checkout, ../main or ../../main), in a subprocess, so today's method is measured in the same
+run. HPO and PrimeKG-scale overhead is measured for this checkout only: today's index takes
+4-13 minutes to build at those scales. Timings on a shared machine are inflated; compare the
+two columns. Records: MedQA from ../shared/data/medqa/medqa_test.jsonl when present, else
+generated from the fixture KG's facts. Last line: one JSON object.
 """
 
 from __future__ import annotations
@@ -31,9 +40,14 @@ from itertools import islice
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+if "--code-root" in sys.argv:  # measure another checkout's code (today's method)
+    ROOT = Path(sys.argv[sys.argv.index("--code-root") + 1]).resolve()
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
-MEDQA = ROOT.parent / "shared" / "data" / "medqa" / "medqa_test.jsonl"
+from shared_data import shared_file  # noqa: E402
+MEDQA = shared_file("medqa", "medqa_test.jsonl")
 FIXTURE_KG = ROOT / "tests" / "fixtures" / "medical_kg.tsv"
+PRIMEKG_SAMPLE = shared_file("primekg_sample")
 
 
 def generated_records(n: int) -> list[dict]:
@@ -88,14 +102,14 @@ def timed_run(loaded, server_url: str, records: list[dict], tmp: Path, name: str
     finished: list[float] = []
     options = RunOptions(concurrency=concurrency, on_result=lambda row: finished.append(time.perf_counter()))
     path = write_records(tmp / f"{name}.jsonl", records)
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     summary = asyncio.run(run_dataset(path, tmp / name, ctx, options))
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
     ids = [json.loads(line)["id"] for line in open(tmp / name / "results.jsonl")]
     assert sorted(ids) == sorted(r["id"] for r in records), f"{name}: records missing or repeated"
     gaps = [b - a for a, b in zip([started] + finished, finished)]
     return {"elapsed": elapsed, "per_sample": statistics.median(gaps), "summary": summary,
-            "rate": len(records) / elapsed}
+            "rate": len(records) / elapsed, "cpu_per_sample": cpu / len(records)}
 
 
 def fixture_vocabulary() -> list[str]:
@@ -107,11 +121,13 @@ class ServerProcess:
     """The fake OpenAI-compatible server in its own process, as a real endpoint would be, so
     that its request handling does not compete with the agent for this process's GIL."""
 
-    def __init__(self, latency: float) -> None:
-        self.latency = latency
+    def __init__(self, latency: float, vocabulary: Path | None = None) -> None:
+        self.latency, self.vocabulary = latency, vocabulary
 
     def __enter__(self) -> ServerProcess:
-        self.proc = subprocess.Popen([sys.executable, __file__, "--serve", str(self.latency)], cwd=ROOT,
+        vocabulary = ["--vocabulary", str(self.vocabulary)] if self.vocabulary else []
+        self.proc = subprocess.Popen([sys.executable, __file__, "--serve", str(self.latency), "--code-root", str(ROOT),
+                                      *vocabulary], cwd=ROOT,
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         self.url = self.proc.stdout.readline().strip()
         return self
@@ -121,10 +137,11 @@ class ServerProcess:
         self.proc.wait(timeout=30)
 
 
-def serve(latency: float) -> None:
+def serve(latency: float, vocabulary: Path | None) -> None:
     from tests.fake_llm import FakeBrain, FakeOpenAIServer
 
-    with FakeOpenAIServer(FakeBrain(fixture_vocabulary()), latency=latency) as server:
+    names = vocabulary.read_text().splitlines() if vocabulary else fixture_vocabulary()
+    with FakeOpenAIServer(FakeBrain(names), latency=latency) as server:
         print(server.url, flush=True)
         sys.stdin.read()  # until the parent closes our stdin
 
@@ -166,6 +183,81 @@ def kill_and_resume(kg_dir: Path, brain, records: list[dict], tmp: Path, concurr
         }
 
 
+def measure(args, tmp: Path) -> dict:
+    """Overhead (instant LLM) and throughput (200 ms LLM) on the fixture KG, with ROOT's code."""
+    from graphs.embedding import Embedder
+    from graphs.kg_dir import Source, build_kg
+    from graphs.progress import Silent
+
+    loaded = build_kg(tmp / "kg", Source("triples", FIXTURE_KG), Embedder(), Silent())
+    n = 64 * args.per_worker
+    records, source = (generated_records(n), "generated from the fixture KG") if args.records == "generated" else load_records(n)
+    with ServerProcess(0.0) as server:
+        timed_run(loaded, server.url, records[:3], tmp, "warmup", 1)
+        instant = timed_run(loaded, server.url, records[:20], tmp, "instant", 1)
+    runs = {}
+    with ServerProcess(args.latency) as server:
+        for concurrency in (1, 4, 16, 64):
+            runs[concurrency] = timed_run(loaded, server.url, records[: concurrency * args.per_worker], tmp,
+                                          f"c{concurrency}", concurrency)
+    sequential = runs[1]["rate"]
+    return {
+        "records": source,
+        "overhead_instant_llm_median_ms": round(1000 * instant["per_sample"], 1),
+        "cpu_ms_per_sample_instant_llm": round(1000 * instant["cpu_per_sample"], 1),
+        "llm_calls_per_sample_instant_run": round(instant["summary"]["usage"]["llm_calls"] / 20, 2),
+        "samples_per_s": {str(c): round(r["rate"], 3) for c, r in runs.items()},
+        "speedup_vs_sequential": {str(c): round(r["rate"] / sequential, 2) for c, r in runs.items()},
+    }
+
+
+def scale_kg(kind: str, tmp: Path):
+    """The HPO graph (the default cache, built if needed) or a PrimeKG-scale one, and the
+    names the fake LLM extracts from questions."""
+    from graphs.embedding import Embedder
+    from graphs.kg_dir import LoadedKG, Source, _build_index, open_kg
+    from graphs.progress import Silent
+
+    if kind == "hpo":
+        from agent.config import default_kg_dir
+
+        return open_kg(default_kg_dir(), Embedder(), Silent(), default_source=Source("hpo"))
+    from graphs.cache import SourceInfo, save_graph
+    from graphs.triples import read_triples
+
+    triples = PRIMEKG_SAMPLE / "triples.tsv"
+    kg = read_triples(triples)
+    known = {kg.name(n) for n in kg.graph}
+    names = PRIMEKG_SAMPLE / "entity_names.txt"
+    for i, name in enumerate(names.read_text(encoding="utf-8").splitlines()):
+        if name.strip() and name not in known:
+            kg.add_node(f"name:{i}", name, "entity")
+    kg_dir = tmp / "primekg"
+    manifest = save_graph(kg, kg_dir, SourceInfo.of("triples", [triples]))
+    embedder = Embedder()
+    return LoadedKG(kg, _build_index(kg, kg_dir, manifest, embedder, Silent(), None), manifest, kg_dir)
+
+
+def scale_overhead(kind: str, tmp: Path, records: list[dict]) -> dict:
+    started = time.perf_counter()
+    loaded = scale_kg(kind, tmp)
+    ready = time.perf_counter() - started
+    vocabulary = tmp / f"{kind}-names.txt"
+    vocabulary.write_text("\n".join(n for n in (loaded.kg.name(i) for i in loaded.kg.graph) if len(n) > 3))
+    with ServerProcess(0.0, vocabulary) as server:
+        timed_run(loaded, server.url, records[:3], tmp, f"{kind}-warmup", 1)
+        instant = timed_run(loaded, server.url, records[3:23], tmp, f"{kind}-instant", 1)
+    return {"nodes": len(loaded.kg), "index_entries": len(loaded.index), "kg_ready_s": round(ready, 1),
+            "overhead_instant_llm_median_ms": round(1000 * instant["per_sample"], 1),
+            "cpu_ms_per_sample_instant_llm": round(1000 * instant["cpu_per_sample"], 1)}
+
+
+def baseline_root(given: Path | None) -> Path | None:
+    here = Path(__file__).resolve().parents[1]
+    candidates = [given] if given else [here.parent / "main", here.parent.parent / "main"]
+    return next((p for p in candidates if p and (p / "agent" / "runner.py").exists() and p.resolve() != here), None)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--latency", type=float, default=0.2)
@@ -173,52 +265,65 @@ def main() -> None:
     parser.add_argument("--fault-records", type=int, default=200)
     parser.add_argument("--records", choices=("auto", "medqa", "generated"), default="auto",
                         help="auto: MedQA when ../shared has it, else generated from the fixture KG")
+    parser.add_argument("--baseline-root", type=Path, default=None, help="checkout with today's code (default: main)")
+    parser.add_argument("--code-root", type=Path, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve", type=float, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--vocabulary", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve is not None:
-        serve(args.serve)
+        serve(args.serve, args.vocabulary)
         return
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    if args.measure:
+        with tempfile.TemporaryDirectory() as tmp:
+            print(json.dumps(measure(args, Path(tmp))))
+        return
+    if args.records == "medqa" and not MEDQA.exists():
+        print(json.dumps({"skipped": f"{MEDQA} not found (needs ../shared/data/medqa)"}))
+        return
+
+    def child(root: Path) -> dict:
+        done = subprocess.run([sys.executable, __file__, "--measure", "--code-root", str(root), "--latency", str(args.latency),
+                               "--per-worker", str(args.per_worker), "--records", args.records],
+                              capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(f"measuring {root} failed:\n{done.stderr[-3000:]}")
+        return json.loads(done.stdout.strip().splitlines()[-1])
 
     from graphs.embedding import Embedder
     from graphs.kg_dir import Source, build_kg
     from graphs.progress import Silent
     from tests.fake_llm import FakeBrain
 
+    now = child(ROOT)
+    print(f"this checkout: {now}", file=sys.stderr)
+    today_root = baseline_root(args.baseline_root)
+    today = child(today_root) if today_root else {"skipped": "no baseline checkout found (pass --baseline-root)"}
+    print(f"today ({today_root}): {today}", file=sys.stderr)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
+        records, _ = load_records(23)
+        scales = {"hpo": scale_overhead("hpo", tmp, records)}
+        print(f"hpo: {scales['hpo']}", file=sys.stderr)
+        if PRIMEKG_SAMPLE.exists():
+            scales["primekg_scale"] = scale_overhead("primekg", tmp, records)
+        else:
+            scales["primekg_scale"] = {"skipped": f"{PRIMEKG_SAMPLE} not found"}
+        print(f"primekg: {scales['primekg_scale']}", file=sys.stderr)
         loaded = build_kg(tmp / "kg", Source("triples", FIXTURE_KG), Embedder(), Silent())
         brain = FakeBrain([loaded.kg.name(n) for n in loaded.kg.graph])
-        n = max(16 * args.per_worker, args.fault_records)
-        records, source = (generated_records(n), "generated from the fixture KG") if args.records == "generated" else load_records(n)
-        if args.records == "medqa" and source != "medqa":
-            print(json.dumps({"skipped": f"{MEDQA} not found (needs ../shared/data/medqa)"}))
-            return
+        fault_records, _ = load_records(args.fault_records)
+        faults = kill_and_resume(tmp / "kg", brain, fault_records, tmp, concurrency=8)
 
-        with ServerProcess(0.0) as server:
-            timed_run(loaded, server.url, records[:3], tmp, "warmup", 1)
-            instant = timed_run(loaded, server.url, records[:20], tmp, "instant", 1)
-            instant_calls = instant["summary"]["usage"]["llm_calls"] / 20
-
-        runs = {}
-        with ServerProcess(args.latency) as server:
-            for concurrency in (1, 4, 16):
-                runs[concurrency] = timed_run(loaded, server.url, records[: concurrency * args.per_worker], tmp,
-                                              f"c{concurrency}", concurrency)
-        faults = kill_and_resume(tmp / "kg", brain, records[: args.fault_records], tmp, concurrency=8)
-
-    sequential = runs[1]["rate"]
     print(json.dumps({
-        "kg": "fixture (tests/fixtures/medical_kg.tsv)",
-        "records": source,
-        "overhead_instant_llm_median_s": round(instant["per_sample"], 4),
-        "llm_calls_per_sample_instant_run": round(instant_calls, 2),
+        "kg": "fixture (tests/fixtures/medical_kg.tsv) unless named",
         "llm_latency_s": args.latency,
-        "samples_per_s": {str(c): round(r["rate"], 3) for c, r in runs.items()},
-        "speedup_vs_sequential": {str(c): round(r["rate"] / sequential, 2) for c, r in runs.items()},
-        "target_speedup_at_16": 10,
-        "llm_calls_per_sample": {str(c): round(r["summary"]["usage"]["llm_calls"] / r["summary"]["records"], 2) for c, r in runs.items()},
+        "now": now, "today": today, "today_code": str(today_root),
+        "overhead_at_scale": scales,
+        "targets": {"overhead_median_ms": 15, "speedup_at_16": 14, "speedup_at_64": 45},
         "fault_kill_resume": faults,
+        "load_average_1min": round(os.getloadavg()[0], 2),
     }))
 
 

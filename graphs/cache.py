@@ -5,7 +5,7 @@ Layout of a KG directory::
     manifest.json   written last; without it the directory holds no valid graph
     nodes.jsonl     [id, name, type, source, synonyms] per line
     facts.npz       head, tail (node row numbers) and relation columns
-    index/          the Chroma entity index (graphs.entity_index)
+    index/          the entity index: label vectors and their encoder (graphs.entity_index)
 
 The manifest records who wrote it, the format version, the source and its fingerprint,
 counts, the embedding model of the index and a SHA-256 of every file, so a stale, foreign
@@ -27,7 +27,7 @@ import numpy as np
 
 from graphs.store import KnowledgeGraph, gc_paused
 
-FORMAT_VERSION = 2  # 2: relations keyed by (name, display label); manifest counts per pair
+FORMAT_VERSION = 3  # 2: relations keyed by (name, display label); 3: the entity index became vector files (was Chroma)
 TOOL = "medreason-agent"
 MANIFEST = "manifest.json"
 NODES = "nodes.jsonl"

@@ -7,13 +7,14 @@ is known, and reported as an error otherwise; it is never silently used.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from graphs.cache import INDEX_DIR, CacheError, Manifest, SourceInfo, load_graph, save_graph
 from graphs.embedding import Embedder
-from graphs.entity_index import EntityIndex
+from graphs.entity_index import EntityIndex, IndexFileError, publish_to_chroma
 from graphs.progress import Progress
 from graphs.store import KnowledgeGraph
 
@@ -64,6 +65,7 @@ def _reader(source: Source) -> tuple[Callable[[Progress], KnowledgeGraph], list[
 def build_kg(
     kg_dir: Path, source: Source, embedder: Embedder, progress: Progress, chroma_url: str | None = None
 ) -> LoadedKG:
+    _require_writable(kg_dir, "build a graph in it")
     read, paths = _reader(source)
     progress.note(f"Building the {source} knowledge graph in {kg_dir}")
     kg = read(progress)
@@ -80,7 +82,11 @@ def open_kg(
     chroma_url: str | None = None,
     default_source: Source | None = None,
 ) -> LoadedKG:
-    """Load ``kg_dir``; build it from ``default_source`` (or the manifest's source) if needed."""
+    """Load ``kg_dir``; build it from ``default_source`` (or the manifest's source) if needed.
+
+    Opening a sound KG directory only reads it, so it may be on read-only storage; what
+    would need a rebuild there is reported as a CacheError saying so.
+    """
     try:
         kg, manifest = load_graph(kg_dir)
         if manifest.source.is_stale():
@@ -89,14 +95,35 @@ def open_kg(
         source = _known_source(kg_dir) or default_source
         if source is None:
             raise CacheError(f"{exc}; build it with: kg build --source ... --kg-dir {kg_dir}") from exc
+        _require_writable(kg_dir, f"rebuild it ({exc})")
         if (kg_dir / "manifest.json").exists():
             progress.note(f"{exc}: rebuilding")
         return build_kg(kg_dir, source, embedder, progress, chroma_url)
-    index = _open_index(kg_dir, manifest, embedder, chroma_url)
-    if manifest.embedding_model != embedder.model_name or len(index) != manifest.index_entries:
-        progress.note("The entity index is missing or was built with another model: rebuilding it")
+    problem = None
+    if not manifest.embedding_model:
+        problem = "the entity index is missing (its build did not finish)"
+    elif manifest.embedding_model != embedder.model_name:
+        problem = f"the entity index was built with {manifest.embedding_model!r}, not {embedder.model_name!r}"
+    else:
+        try:
+            index = EntityIndex.open(kg, embedder, kg_dir / INDEX_DIR, manifest.index_entries)
+        except IndexFileError as exc:
+            problem = str(exc)
+    if problem:
+        _require_writable(kg_dir, f"rebuild its entity index ({problem})")
+        progress.note(f"{problem}: rebuilding the entity index")
         index = _build_index(kg, kg_dir, manifest, embedder, progress, chroma_url)
     return LoadedKG(kg, index, manifest, kg_dir)
+
+
+def _require_writable(kg_dir: Path, purpose: str) -> None:
+    """Refuse early, with the reason, where a KG directory cannot be written."""
+    existing = next((p for p in (kg_dir, *kg_dir.parents) if p.exists()), None)
+    if existing is not None and not os.access(existing, os.W_OK):
+        raise CacheError(
+            f"{existing} is read-only, so this command cannot {purpose}; build the graph where it "
+            f"can be written (kg build --source ... --kg-dir DIR) and pass --kg-dir DIR"
+        )
 
 
 def _known_source(kg_dir: Path) -> Source | None:
@@ -112,18 +139,12 @@ def _known_source(kg_dir: Path) -> Source | None:
     return None
 
 
-def _open_index(kg_dir: Path, manifest: Manifest, embedder: Embedder, chroma_url: str | None) -> EntityIndex:
-    # On a shared Chroma server each graph gets its own collection, named by its content.
-    collection = f"kg-{manifest.files['nodes.jsonl'][:16]}" if chroma_url else "entities"
-    return EntityIndex(embedder, path=kg_dir / INDEX_DIR, url=chroma_url, collection=collection)
-
-
 def _build_index(kg, kg_dir, manifest, embedder, progress, chroma_url) -> EntityIndex:
-    index = _open_index(kg_dir, manifest, embedder, chroma_url)
-    index.clear()
-    total = sum(len(kg.labels(n)) for n in kg.graph)
-    update = progress.task("Embedding node names", total)
-    index.build(kg, lambda done, _total: update(done))
+    update = progress.task("Embedding node names", sum(len(kg.labels(n)) for n in kg.graph))
+    index = EntityIndex.build(kg, embedder, kg_dir / INDEX_DIR, lambda done, _total: update(done))
+    if chroma_url:
+        # On a shared Chroma server each graph gets its own collection, named by its content.
+        publish_to_chroma(index, chroma_url, f"kg-{manifest.files['nodes.jsonl'][:16]}")
     manifest.embedding_model = embedder.model_name
     manifest.index_entries = len(index)
     manifest.write(kg_dir)

@@ -69,3 +69,62 @@ def test_a_missing_index_is_rebuilt(kg_copy, embedder):
     loaded = open_kg(kg_copy, embedder, progress)
     assert len(loaded.index) == len(loaded.kg)
     assert any("entity index" in n for n in progress.notes)
+
+
+def test_a_truncated_index_is_rebuilt_with_a_message(kg_copy, embedder):
+    vectors = kg_copy / "index" / "vectors.npy"
+    vectors.write_bytes(vectors.read_bytes()[: vectors.stat().st_size // 2])
+    progress = Silent()
+    loaded = open_kg(kg_copy, embedder, progress)
+    assert any("truncated or corrupt" in n and "rebuilding" in n for n in progress.notes)
+    assert loaded.index.search(["tuberculosis"], k=1)[0][0].node_id == "disease:tuberculosis"
+
+
+@pytest.fixture
+def read_only_copy(kg_copy, tmp_path):
+    """kg_copy seen through a read-only bind mount (root ignores chmod, so mount it)."""
+    import subprocess
+
+    target = tmp_path / "ro"
+    target.mkdir()
+    mounted = subprocess.run(["mount", "--bind", "-o", "ro", str(kg_copy), str(target)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot make a read-only bind mount here: {mounted.stderr.decode().strip()}")
+    yield target
+    subprocess.run(["umount", str(target)], check=True)
+
+
+def _snapshot(directory):
+    return {p: (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(directory.rglob("*")) if p.is_file()}
+
+
+def test_a_kg_on_read_only_storage_opens_without_writing(read_only_copy, kg_copy, embedder):
+    before = _snapshot(kg_copy)
+    loaded = open_kg(read_only_copy, embedder, Silent())
+    assert loaded.index.search(["tuberculosis"], k=1)[0][0].node_id == "disease:tuberculosis"
+    assert loaded.index.search(["a cough with blood"], k=3)[0]  # meaning lookup works too
+    assert _snapshot(kg_copy) == before
+
+
+def test_a_broken_index_on_read_only_storage_is_a_clear_error(read_only_copy, kg_copy, embedder):
+    vectors = kg_copy / "index" / "vectors.npy"  # the same file, through the writable path
+    vectors.write_bytes(vectors.read_bytes()[:100])
+    with pytest.raises(CacheError, match=r"read-only.*rebuild its entity index \(the entity index .* truncated"):
+        open_kg(read_only_copy, embedder, Silent())
+
+
+def test_the_cli_on_a_read_only_kg_reads_it_or_says_why_it_cannot(read_only_copy, kg_copy):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    info = [sys.executable, str(root / "run_agent.py"), "kg", "info", "--json", "--kg-dir", str(read_only_copy)]
+    sound = subprocess.run(info, cwd=root, capture_output=True, text=True)
+    assert sound.returncode == 0, sound.stderr
+    assert json.loads(sound.stdout)["nodes"] == 43
+    (kg_copy / "index" / "encoder.npz").write_bytes(b"PK\x03\x04 truncated")
+    broken = subprocess.run(info, cwd=root, capture_output=True, text=True)
+    assert broken.returncode == 2
+    assert "read-only" in broken.stderr and "truncated or corrupt" in broken.stderr
+    assert "Traceback" not in broken.stderr
