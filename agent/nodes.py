@@ -79,6 +79,10 @@ def precheck(state: SampleState) -> Verification | None:
         return failed(UNMAPPED[0], "no mention in the question matched a node")
     if "answer" not in roles:
         return failed(UNMAPPED[1], f"nothing in {record['answer']!r} matched a node")
+    if not state.get("pruned") and search["exclude_used"] and state.get("used_paths"):
+        # A widened search finds at least the earlier paths; reasoning over them again would
+        # only repeat the verdict, so the sample ends here rather than paying for it.
+        return failed("no new path", f"the widened search found only the {len(state['used_paths'])} paths already reasoned over")
     if not state.get("pruned"):
         return failed("no path", f"no path of at most {search['max_hops']} hops from question to answer")
     return None

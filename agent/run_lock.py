@@ -51,8 +51,25 @@ def run_dir_lock(run_dir: Path) -> Iterator[None]:
 
 
 def _holder(fd: int) -> str:
+    """Who holds the lock. The holder writes its record just after locking, and the file may
+    still hold a killed run's record until then, so wait briefly for a record of a live
+    process (on this host; another host's pid cannot be checked)."""
+    for _ in range(50):
+        try:
+            holder = json.loads(os.pread(fd, 4096, 0) or b"{}")
+            if holder["host"] != socket.gethostname() or _alive(holder["pid"]):
+                return f"pid {holder['pid']} on host {holder['host']}, since {holder['started']}"
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        time.sleep(0.02)
+    return "holder unknown"
+
+
+def _alive(pid: int) -> bool:
     try:
-        holder = json.loads(os.pread(fd, 4096, 0) or b"{}")
-        return f"pid {holder['pid']} on host {holder['host']}, since {holder['started']}"
-    except (OSError, ValueError, KeyError, TypeError):
-        return "holder unknown"
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
