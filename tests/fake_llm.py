@@ -416,6 +416,9 @@ class FakeOpenAIServer:
         self.random = random.Random(seed)
         self.hits = 0
         self.authorization: set[str] = set()
+        # While set, every request gets a 401 whose body echoes the request's key and
+        # Authorization header, as some proxies and self-hosted servers do.
+        self.reject_echoing_key = False
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -428,6 +431,14 @@ class FakeOpenAIServer:
                 delay = server.latency(body) if callable(server.latency) else server.latency
                 if delay:
                     time.sleep(delay)
+                if server.reject_echoing_key:
+                    auth = self.headers.get("Authorization", "")
+                    key = auth.removeprefix("Bearer ")
+                    self._send(401, {"error": {
+                        "message": f"Incorrect API key provided: {key}. "
+                                   f"Request headers: Authorization: {auth}; api_key={key}",
+                        "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}})
+                    return
                 if fault:
                     status = server.random.choice([429, 500])
                     self._send(status, {"error": {"message": "injected fault", "type": "server_error"}},

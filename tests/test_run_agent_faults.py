@@ -7,9 +7,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from threading import Thread
 
 import pytest
 
@@ -38,45 +36,6 @@ def brain(loaded):
 
 
 # -- the key never reaches disk or screen ----------------------------------------------------
-class EchoingEndpoint:
-    """An OpenAI-compatible endpoint behind a careless proxy: while ``reject`` is set it answers
-    401 with the request's Authorization header and key in the body (as some proxies and
-    self-hosted servers do); otherwise the fake brain answers."""
-
-    def __init__(self, brain: FakeBrain) -> None:
-        self.reject = True
-        endpoint = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):  # noqa: N802
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                auth = self.headers.get("Authorization", "")
-                if endpoint.reject:
-                    status, payload = 401, {"error": {
-                        "message": f"Incorrect API key provided: {auth.removeprefix('Bearer ')}. "
-                                   f"Request headers: Authorization: {auth}; api_key={auth.removeprefix('Bearer ')}",
-                        "type": "invalid_request_error", "code": "invalid_api_key"}}
-                else:
-                    status, payload = 200, brain.respond(body)
-                data = json.dumps(payload).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 def assert_no_key(where: str, data: bytes | str) -> None:
     data = data.encode() if isinstance(data, str) else data
     for secret in (KEY, KEY[:12], KEY[-16:]):
@@ -93,8 +52,9 @@ def assert_no_key_in_dir(directory: Path) -> None:
 def test_an_endpoint_echoing_the_key_never_gets_it_written_or_shown(tmp_path, fixture_kg_dir, brain):
     records = write_records(tmp_path / "in.jsonl", RECORDS[:2])
     run_dir, store = tmp_path / "run", tmp_path / "chat"
-    endpoint = EchoingEndpoint(brain)
-    try:
+    endpoint = FakeOpenAIServer(brain)
+    endpoint.reject_echoing_key = True
+    with endpoint:
         llm = ["--kg-dir", fixture_kg_dir, "--model", "fake", "--base-url", endpoint.url]
         outputs = []
         failed = cli("run", records, "--out", run_dir, *llm, OPENAI_API_KEY=KEY)
@@ -105,7 +65,7 @@ def test_an_endpoint_echoing_the_key_never_gets_it_written_or_shown(tmp_path, fi
         assert "HTTP 401" in rows[0]["error"] and "[REDACTED]" in rows[0]["error"]  # the cause is still told
         assert_no_key_in_dir(run_dir)
 
-        endpoint.reject = False
+        endpoint.reject_echoing_key = False
         retried = cli("run", records, "--out", run_dir, *llm, "--resume", "--retry-errors", OPENAI_API_KEY=KEY)
         outputs.append(retried)
         assert retried.returncode == 0, retried.stderr
@@ -116,14 +76,12 @@ def test_an_endpoint_echoing_the_key_never_gets_it_written_or_shown(tmp_path, fi
         outputs += [cli("replay", run_dir), cli("replay", run_dir, "--sample", "malaria"),
                     cli("replay", run_dir, "--sample", "malaria", "--step", "1", "--json")]
 
-        endpoint.reject = True
+        endpoint.reject_echoing_key = True
         chat = cli("chat", *llm, "--store", store, input=RECORDS[0]["question"] + "\n/paths\n/quit\n", OPENAI_API_KEY=KEY)
         outputs.append(chat)
         assert chat.returncode == 0, chat.stderr
         assert "The turn failed" in chat.stdout and "HTTP 401" in chat.stdout and "[REDACTED]" in chat.stdout
         assert "No turn yet" in chat.stdout  # the session went on after the failed turn
-    finally:
-        endpoint.close()
     assert_no_key_in_dir(run_dir)
     assert_no_key_in_dir(store)
     for result in outputs:

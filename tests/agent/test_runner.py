@@ -71,25 +71,29 @@ def test_llm_failures_are_retried_from_their_checkpoint_with_retry_errors(tmp_pa
     assert fixed["counts"] == {"accepted": 2, "rejected": 0, "error": 0}
     assert sorted(r["id"] for r in rows_of(run_dir)) == ["case-0", "case-1"]
 
+def cancel_after_first_result(path, run_dir, ctx) -> None:
+    """Run ``path`` two at a time and cancel the run as soon as one sample has finished."""
+
+    async def run_and_cancel():
+        options = RunOptions(concurrency=2)
+        first = asyncio.Event()
+        options.on_result = lambda row: first.set()
+        with claim_run_dir(run_dir, resume=False):
+            task = asyncio.create_task(execute(plan_run(path, run_dir, options), run_dir, ctx, options))
+            await first.wait()
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+
+    asyncio.run(run_and_cancel())
+
 
 def test_an_interrupted_run_writes_its_summary_and_resumes_without_redoing_work(tmp_path, brain, llm_ctx):
     path = write(tmp_path / "in.jsonl", [case(i) for i in range(6)])
     run_dir = tmp_path / "run"
     with FakeOpenAIServer(brain, latency=0.05) as server:
         ctx = llm_ctx(server)
-
-        async def interrupt():
-            options = RunOptions(concurrency=2)
-            first = asyncio.Event()
-            options.on_result = lambda row: first.set()
-            with claim_run_dir(run_dir, resume=False):
-                task = asyncio.create_task(execute(plan_run(path, run_dir, options), run_dir, ctx, options))
-                await first.wait()
-                task.cancel()
-                with pytest.raises(asyncio.CancelledError):
-                    await task
-
-        asyncio.run(interrupt())
+        cancel_after_first_result(path, run_dir, ctx)
         summary = json.loads((run_dir / "summary.json").read_text())
         assert summary["interrupted"] is True and 1 <= summary["records"] < 6
         assert summary["unfinished"] == 6 - summary["records"]
@@ -176,19 +180,7 @@ def test_a_cancelled_run_leaves_the_checkpoint_database_unlocked(tmp_path, brain
         ctx = llm_ctx(server)
         for trial in range(16):
             run_dir = tmp_path / f"run{trial}"
-
-            async def cancel_after_first_result():
-                options = RunOptions(concurrency=2)
-                first = asyncio.Event()
-                options.on_result = lambda row: first.set()
-                with claim_run_dir(run_dir, resume=False):
-                    task = asyncio.create_task(execute(plan_run(path, run_dir, options), run_dir, ctx, options))
-                    await first.wait()
-                    task.cancel()
-                    with pytest.raises(asyncio.CancelledError):
-                        await task
-
-            asyncio.run(cancel_after_first_result())
+            cancel_after_first_result(path, run_dir, ctx)
             db = sqlite3.connect(run_dir / "checkpoints.sqlite", timeout=0)
             db.execute("BEGIN IMMEDIATE")  # raises "database is locked" if a write was left open
             db.rollback()
