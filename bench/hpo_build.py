@@ -120,6 +120,8 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--baseline-sample", type=int, default=2000, help="labels today's method is timed on")
     args = parser.parse_args()
+    if args.workdir:
+        args.workdir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.workdir) as tmp:
         cache = Path(tmp) / "cache"
         first = first_run(cache, Path(tmp) / "run1")
