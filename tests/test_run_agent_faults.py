@@ -4,6 +4,7 @@ per command, an endpoint that echoes the key, two runs on one directory, damaged
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -119,17 +120,21 @@ def test_two_runs_on_one_run_dir_one_is_refused_and_every_id_is_written_once(tmp
     assert hits == sum(r["usage"]["llm_calls"] for r in rows)  # nobody paid twice
 
 
-def test_a_killed_runs_lock_does_not_block_resume(tmp_path, fixture_kg_dir, brain):
-    import signal
+def kill_after_results(args, run_dir: Path, lines: int) -> subprocess.Popen:
+    """Start ``run`` with ``args`` and SIGKILL it once ``lines`` results are written."""
+    proc = start(*args)
+    wait_for_lines(run_dir / "results.jsonl", lines, proc)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    return proc
 
+
+def test_a_killed_runs_lock_does_not_block_resume(tmp_path, fixture_kg_dir, brain):
     records = many(tmp_path / "in.jsonl", 12)
     run_dir = tmp_path / "run"
     with FakeOpenAIServer(brain, latency=0.1) as server:
         args = ["run", records, "--out", run_dir, "--kg-dir", fixture_kg_dir, "--model", "fake", "--base-url", server.url]
-        proc = start(*args)
-        wait_for_lines(run_dir / "results.jsonl", 2, proc)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+        proc = kill_after_results(args, run_dir, 2)
         assert str(proc.pid) in (run_dir / "run.lock").read_text()  # the stale holder is still named there
         resumed = cli(*args, "--resume")
     assert resumed.returncode == 0, resumed.stderr
@@ -199,10 +204,7 @@ def test_a_damaged_checkpoint_database_is_refused_before_any_llm_call(tmp_path, 
     run_dir = tmp_path / "run"
     with FakeOpenAIServer(brain, latency=0.1) as server:
         args = ["run", records, "--out", run_dir, "--kg-dir", fixture_kg_dir, "--model", "fake", "--base-url", server.url]
-        proc = start(*args)
-        wait_for_lines(run_dir / "results.jsonl", 3, proc)
-        proc.send_signal(signal.SIGKILL)  # a crash
-        proc.wait()
+        kill_after_results(args, run_dir, 3)  # a crash
         database = run_dir / "checkpoints.sqlite"
         with sqlite3.connect(database) as db:  # everything into the database file, the -wal emptied
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
