@@ -198,8 +198,6 @@ def test_export_onto_a_directory_or_an_unwritable_place_is_a_clear_error(finishe
 # -- damaged checkpoints: refused before anything is spent ------------------------------------
 @pytest.mark.parametrize("with_wal", [False, True])
 def test_a_damaged_checkpoint_database_is_refused_before_any_llm_call(tmp_path, fixture_kg_dir, brain, with_wal):
-    import signal
-
     records = many(tmp_path / "in.jsonl", 10)
     run_dir = tmp_path / "run"
     with FakeOpenAIServer(brain, latency=0.1) as server:
