@@ -127,7 +127,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=50)
     parser.add_argument("--medqa", type=Path, default=MEDQA, help="MedQA records (JSONL)")
-    parser.add_argument("--baseline", default="main", help="git ref whose code is measured side by side ('' for none)")
+    parser.add_argument("--baseline", default="36fe28b", help="git ref whose code is measured side by side ('' for none)")
     args = parser.parse_args()
     if not args.medqa.exists():
         print(json.dumps({"skipped": f"{args.medqa} not found (needs ../shared/data/medqa, or --medqa)"}))

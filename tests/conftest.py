@@ -40,6 +40,14 @@ def loaded(fixture_kg_dir, embedder) -> LoadedKG:
 
 
 @pytest.fixture
+def brain(loaded):
+    """The fake model, knowing the fixture graph's names as a model knows medical terms."""
+    from tests.fake_llm import FakeBrain
+
+    return FakeBrain([loaded.kg.name(n) for n in loaded.kg.graph])
+
+
+@pytest.fixture
 def make_context(loaded):
     def make(**settings) -> AgentContext:
         return AgentContext(loaded.kg, loaded.index, loaded.index.embedder, Settings(kg_dir=loaded.path, **settings))

@@ -86,7 +86,7 @@ import os  # noqa: E402
 import signal  # noqa: E402
 import time  # noqa: E402
 
-from tests.fake_llm import FakeBrain, FakeOpenAIServer  # noqa: E402
+from tests.fake_llm import FakeOpenAIServer  # noqa: E402
 
 
 def many_records(path, n):
@@ -113,11 +113,6 @@ def wait_for_lines(path, n, proc, timeout=120):
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.05)
     raise AssertionError("no results in time")
-
-
-@pytest.fixture
-def brain(loaded):
-    return FakeBrain([loaded.kg.name(n) for n in loaded.kg.graph])
 
 
 def test_sigkill_mid_run_then_resume_gives_every_record_once_and_a_finished_run_costs_nothing(tmp_path, fixture_kg_dir, brain):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fake_llm import FakeBrain, FakeOpenAIServer
+from tests.fake_llm import FakeOpenAIServer
 from tests.agent.test_runner import rows_of
 from tests.agent.test_runner import write as write_records
 from tests.test_run_agent import RECORDS, wait_for_lines
@@ -29,11 +29,6 @@ def env(**extra):
 def cli(*args, input=None, **extra_env):
     return subprocess.run([sys.executable, str(ROOT / "run_agent.py"), *map(str, args)], capture_output=True, text=True,
                           cwd=ROOT, env=env(**extra_env), input=input, timeout=300)
-
-
-@pytest.fixture
-def brain(loaded):
-    return FakeBrain([loaded.kg.name(n) for n in loaded.kg.graph])
 
 
 # -- the key never reaches disk or screen ----------------------------------------------------

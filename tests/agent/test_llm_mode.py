@@ -30,11 +30,6 @@ def make_llm(max_retries=0, **kw) -> LLM:
 
 
 @pytest.fixture
-def brain(loaded):
-    return FakeBrain([loaded.kg.name(n) for n in loaded.kg.graph])
-
-
-@pytest.fixture
 def llm_context(make_context):
     def make(**settings):
         ctx = make_context(model="m", **settings)

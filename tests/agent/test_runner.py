@@ -10,7 +10,7 @@ from agent.llm import make_llm
 from agent.records import FieldMap
 from agent.runner import RunDirError, RunOptions, claim_run_dir, execute, plan_run, run_dataset
 from tests.conftest import MALARIA
-from tests.fake_llm import FakeBrain, FakeOpenAIServer
+from tests.fake_llm import FakeOpenAIServer
 
 
 def case(n: int) -> dict:
@@ -24,11 +24,6 @@ def write(path, rows):
 
 def rows_of(run_dir):
     return [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
-
-
-@pytest.fixture
-def brain(loaded):
-    return FakeBrain([loaded.kg.name(n) for n in loaded.kg.graph])
 
 
 @pytest.fixture
