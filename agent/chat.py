@@ -34,7 +34,7 @@ from rich.table import Table
 from agent import nodes, replay
 from agent.context import AgentContext
 from agent.graph import RECURSION_LIMIT
-from agent.llm import LLMError
+from agent.llm import failure_message
 from agent.results import result_row
 from agent.runner import SAMPLE_FAILURES
 from agent.search import connect, evidence, nodes_for, option_evidence, settings_for_attempt
@@ -210,7 +210,7 @@ class ChatSession:
                 self.console.print(f"[yellow]Interrupted.[/] The turn stopped; its finished steps are in thread {thread}.")
             except SAMPLE_FAILURES as exc:  # the LLM failed for good: this turn ends, the session goes on
                 thread = f"chat-{self.session}-{self.turns}"
-                message = str(exc) if isinstance(exc, LLMError) else f"{type(exc).__name__}: {exc}"
+                message = failure_message(exc)
                 self.console.print(f"[red]The turn failed[/]: {escape(message)}. Its finished steps are in thread "
                                    f"{thread}; ask again, or /quit.", highlight=False)
         if self.store:

@@ -126,8 +126,9 @@ def prune(state: SampleState, ctx: AgentContext) -> SampleState:
     paths = state.get("paths", [])
     if not paths:
         return {"pruned": []}
-    ranked = rank_paths(ctx.kg, paths, ctx.settings.prune_per_group, ctx.settings.max_pruned_paths)
-    heaviest_first = sorted(paths, key=lambda p: -path_weight(ctx.kg, p["nodes"]))
+    weights = {id(p): path_weight(ctx.kg, p["nodes"]) for p in paths}
+    ranked = rank_paths(ctx.kg, paths, ctx.settings.prune_per_group, ctx.settings.max_pruned_paths, weights=weights)
+    heaviest_first = sorted(paths, key=lambda p: -weights[id(p)])
     return kept(ctx, ranked, heaviest_first)
 
 

@@ -23,7 +23,7 @@ from pydantic import BaseModel, ValidationError
 import prompts
 from agent.config import Settings
 from agent.redaction import redact
-from agent.state import Usage
+from agent.state import Usage, add_usage as add
 
 T = TypeVar("T", bound=BaseModel)
 StructuredMode = Literal["tools", "text"]
@@ -32,6 +32,12 @@ StructuredMode = Literal["tools", "text"]
 _THINKING = re.compile(r"<(think|thinking)>.*?</\1>", re.DOTALL | re.IGNORECASE)
 _THINKING_END = re.compile(r"</think(?:ing)?>", re.IGNORECASE)
 _THINKING_START = re.compile(r"<think(?:ing)?>", re.IGNORECASE)
+
+
+def failure_message(exc: BaseException) -> str:
+    """What a failed sample or chat turn reports: an ``LLMError``'s own message (it names the
+    node and is redacted), any other failure with its type."""
+    return str(exc) if isinstance(exc, LLMError) else f"{type(exc).__name__}: {exc}"
 
 
 class LLMError(RuntimeError):
@@ -51,10 +57,6 @@ ONE_REPAIR = Usage(llm_calls=0, input_tokens=0, output_tokens=0, repairs=1)
 def usage_of(message: AIMessage) -> Usage:
     meta = message.usage_metadata or {}
     return Usage(llm_calls=1, input_tokens=meta.get("input_tokens", 0), output_tokens=meta.get("output_tokens", 0), repairs=0)
-
-
-def add(a: Usage, b: Usage) -> Usage:
-    return Usage(**{k: a.get(k, 0) + b.get(k, 0) for k in NO_USAGE})  # type: ignore[misc]
 
 
 def strip_thinking(text: str) -> str:

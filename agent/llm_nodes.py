@@ -16,11 +16,12 @@ from langchain_core.messages import BaseMessage, HumanMessage, ToolMessage
 import prompts
 from agent import kg_nodes
 from agent.context import AgentContext
-from agent.llm import NO_USAGE, LLMError, add, content_of, json_problem
+from agent.llm import NO_USAGE, LLMError, content_of, json_problem
 from agent.schemas import (
     EntityChoices, ExtractedEntities, Judgement, PathSelection, ReasonedAnswer, answer_schema, match_option,
 )
 from agent.state import Candidate, Mapping, Mention, Record, SampleState, Usage, Verification
+from agent.state import add_usage as add
 from agent.verbalise import PROMPT_CONTEXT_CHARS, answer_text, question_text, strip_conclusion
 from graphs.paths import PathRecord, path_key
 from tools.kg_tools import KGToolbox

@@ -194,10 +194,11 @@ def parse_record(raw: RawRecord, fields: FieldMap = DEFAULT_FIELDS) -> Record:
         raise RecordError(f"{raw.where}: a record must be a JSON object, found {type(data).__name__}")
     schema = detect_schema(data, fields)
     parse = {"medqa": _medqa, "custom": _custom, "medmcqa": _medmcqa, "pubmedqa": _pubmedqa, "huatuogpt-o1": _huatuo}[schema]
-    if fields.id and own_id(raw, fields) is None:
+    record_id = own_id(raw, fields)
+    if fields.id and record_id is None:
         raise RecordError(f"{raw.where}: field {fields.id!r} (--id-field) is missing or empty")
     record = parse(raw.where, data, fields)
-    record["id"] = own_id(raw, fields) or raw.default_id
+    record["id"] = record_id or raw.default_id
     record["dataset"] = schema
     record["position"] = raw.position
     return record
@@ -332,7 +333,10 @@ def _options(where: str, name: str, options: Any, allow_list: bool = False) -> d
     return normalised
 
 
-_LABEL = re.compile(r"^(?:op(?:t(?:ion)?)?|choice)?[\s_-]*\(?([A-Za-z]{1,2}|\d{1,3})[).:]?$", re.I)
+# An option label: a letter, two letters (60-option exports) or a number; the verifier reads
+# replies with the same grammar (agent.schemas).
+OPTION_LABEL = r"[A-Za-z]{1,2}|\d{1,3}"
+_LABEL = re.compile(rf"^(?:op(?:t(?:ion)?)?|choice)?[\s_-]*\(?({OPTION_LABEL})[).:]?$", re.I)
 
 
 def _list_label(index: int) -> str:

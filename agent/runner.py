@@ -36,7 +36,7 @@ from langgraph.errors import GraphRecursionError
 
 from agent.context import AgentContext
 from agent.graph import RECURSION_LIMIT, build_graph
-from agent.llm import LLMError
+from agent.llm import LLMError, failure_message
 from agent.records import (
     DEFAULT_FIELDS, FieldMap, InputError, RawRecord, RecordError, detect_cop_base, own_id, parse_record, read_raw,
 )
@@ -167,10 +167,10 @@ def plan_run(input_path: Path, run_dir: Path, options: RunOptions, jobs: list[Jo
     jobs = read_jobs(input_path, options) if jobs is None else jobs
     rows = read_rows(run_dir / RESULTS) if (run_dir / RESULTS).exists() else []
     rows, duplicates = _one_row_per_id(rows)
-    if options.retry_errors:
-        rows = [r for r in rows if not (r["status"] == "error" and r.get("thread_id"))]
-    if duplicates or options.retry_errors:
-        rewrite_rows(run_dir, rows)
+    kept = [r for r in rows if not (r["status"] == "error" and r.get("thread_id"))] if options.retry_errors else rows
+    if duplicates or len(kept) != len(rows):
+        rewrite_rows(run_dir, kept)
+    rows = kept
     done = {r["id"] for r in rows}
     pending = [j for j in jobs if j.id not in done]
     set_aside = None
@@ -328,7 +328,7 @@ async def _process(app, ctx: AgentContext, job: Job) -> dict:
     except SAMPLE_FAILURES as exc:
         # The sample's finished steps stay checkpointed; --resume --retry-errors continues there.
         partial = (await app.aget_state(config)).values or {"record": record}
-        message = str(exc) if isinstance(exc, LLMError) else f"{type(exc).__name__}: {exc}"
+        message = failure_message(exc)
         # The failed node's requests are in no checkpoint; the error carries them.
         partial = {**partial, "usage": add_usage(partial.get("usage"), exc.usage if isinstance(exc, LLMError) else None)}
         return result_row(record["id"], record["id"], partial, error=message)

@@ -16,6 +16,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
+from agent.results import RESULTS, SUMMARY
+from agent.run_lock import LOCK
+
 
 class OutputError(Exception):
     """The output cannot or may not be written; the message says why and what to do."""
@@ -24,7 +27,7 @@ class OutputError(Exception):
 def is_run_file(path: Path) -> bool:
     """Files a run directory lives on: its results, summary, lock and checkpoint databases."""
     name = path.name
-    return name in ("results.jsonl", "summary.json", "run.lock") or name.startswith("checkpoints")
+    return name in (RESULTS, SUMMARY, LOCK) or name.startswith("checkpoints")
 
 
 def check_target(out: Path, sources: list[Path], force: bool, directory: bool = False) -> None:

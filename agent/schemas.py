@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import BaseModel, Field, create_model, field_validator
 
 from agent.llm import strip_thinking
+from agent.records import OPTION_LABEL
 
 
 # PrimeKG's ten node types (HPO graphs use three of them), as the extract prompt lists them.
@@ -91,11 +92,9 @@ def answer_schema(options: dict[str, str]) -> type[BaseModel]:
 
 
 _PUNCTUATION = str.maketrans({c: " " for c in string.punctuation})
-# Option labels as records normalise them: a letter, two letters (60-option exports) or a number.
-_LABEL = r"[A-Za-z]{1,2}|\d{1,3}"
-_NAMED_LETTER = re.compile(rf"\b(?:answer|option|choice)\s*(?:is|:|would be)?\s*(?:option\s*)?\(?({_LABEL})\)?(?![\w-])",
+_NAMED_LETTER = re.compile(rf"\b(?:answer|option|choice)\s*(?:is|:|would be)?\s*(?:option\s*)?\(?({OPTION_LABEL})\)?(?![\w-])",
                            re.IGNORECASE)
-_LEADING_LETTER = re.compile(rf"^(?:\(({_LABEL})\)|({_LABEL})(?:[.):]|$)|([A-Z]{{1,2}}|\d{{1,3}})\s)")
+_LEADING_LETTER = re.compile(rf"^(?:\(({OPTION_LABEL})\)|({OPTION_LABEL})(?:[.):]|$)|([A-Z]{{1,2}}|\d{{1,3}})\s)")
 
 
 def normalised(text: str) -> str:

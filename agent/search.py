@@ -17,6 +17,7 @@ from collections import Counter
 
 from agent.config import Settings
 from agent.state import Mapping, SearchSettings
+from graphs.hpo import DISEASE, IS_A
 from graphs.neighbours import neighbours
 from graphs.paths import find_paths
 from graphs.store import KnowledgeGraph
@@ -178,8 +179,6 @@ RELATION_WEIGHT = {
 }  # fmt: skip
 DEFAULT_RELATION_WEIGHT = 0.5
 GENERIC = 0.5  # information content below which a term is too general to carry many paths
-IS_A = "phenotype_phenotype"
-DISEASE = "disease"
 
 
 def path_weight(kg: KnowledgeGraph, path: tuple[str, ...] | list[str]) -> float:
@@ -233,7 +232,9 @@ def evidence(kg: KnowledgeGraph, paths: list[tuple[str, ...]]) -> float:
     return round(sum(best.values()), 4)
 
 
-def rank_paths(kg: KnowledgeGraph, paths: list, per_group: int, limit: int, hub_repeats: int = 2) -> list:
+def rank_paths(
+    kg: KnowledgeGraph, paths: list, per_group: int, limit: int, hub_repeats: int = 2, weights: dict | None = None
+) -> list:
     """The paths a reader should see, most telling first (path records or node tuples).
 
     The clinically direct first (fewest diseases or genes passed through: an annotation or
@@ -243,13 +244,14 @@ def rank_paths(kg: KnowledgeGraph, paths: list, per_group: int, limit: int, hub_
     strongly (twice the weight): it would only restate it.
     A generic term (information content under ``GENERIC``, such as "Pain") may carry at
     most ``hub_repeats`` of the chosen paths, so chains that only repeat a hub are dropped.
-    Worthless paths are kept only when nothing else is.
+    Worthless paths are kept only when nothing else is. ``weights`` (``id(path)`` →
+    ``path_weight``) spares a caller that has weighed the paths already.
     """
     def nodes(p) -> tuple[str, ...]:
         return tuple(p["nodes"] if isinstance(p, dict) else p)
 
     specificity = kg.specificity
-    weights = {id(p): path_weight(kg, nodes(p)) for p in paths}
+    weights = weights or {id(p): path_weight(kg, nodes(p)) for p in paths}
     def mediators(route: tuple[str, ...]) -> int:
         return sum(1 for n in route[1:-1] if not specificity.is_phenotype(n))
 

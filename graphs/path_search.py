@@ -117,7 +117,7 @@ def search_paths(
     cost = node_cost or degree_cost(graph)
     found: list[tuple[str, ...]] = []
     try:
-        for path in _all_paths(adj, src, dst, max_hops, extra_hops, limit, cost, hop_cost, _Budget(max_work)):
+        for path in _all_paths(adj, src, dst, max_hops, extra_hops, cost, hop_cost, _Budget(max_work)):
             found.append(path)
             if len(found) == limit:
                 break
@@ -134,7 +134,7 @@ def _present(adj: dict, nodes: Iterable[str]) -> set[str]:
 
 
 def _all_paths(
-    adj: dict, src: set, dst: set, max_hops: int, extra_hops: int, limit: int | None,
+    adj: dict, src: set, dst: set, max_hops: int, extra_hops: int,
     node_cost: NodeCost, hop_cost: HopCost, budget: _Budget,
 ) -> Iterator[tuple[str, ...]]:
     """Shortest paths best first, then the longer ones ``extra_hops`` allows, best first."""

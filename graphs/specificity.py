@@ -19,11 +19,11 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable
 
+# IS_A: head is the child term, tail its parent (HPO and PrimeKG alike)
+from graphs.hpo import DISEASE_PHENOTYPE_POSITIVE as ANNOTATION
+from graphs.hpo import IS_A, PHENOTYPE
 from graphs.store import KnowledgeGraph
 
-IS_A = "phenotype_phenotype"  # head is the child term, tail its parent (HPO and PrimeKG)
-PHENOTYPE = "effect/phenotype"
-ANNOTATION = "disease_phenotype_positive"
 
 
 class Specificity:

@@ -50,6 +50,10 @@ class Node:
     source: str = ""
 
 
+# Cached views computed from the facts (the name index depends on the nodes alone).
+FACT_VIEWS = ("specificity", "qualifiers")
+
+
 class Relation(NamedTuple):
     """A relation as its source names it (``drug_protein``) and as a fact reads (``enzyme``)."""
 
@@ -98,7 +102,7 @@ class KnowledgeGraph:
             if node_id not in self.graph:
                 raise KeyError(f"unknown node {node_id!r} in fact ({head}, {relation}, {tail})")
         rel = self._intern(Relation(relation, label or display(relation)))
-        self._forget_derived()
+        self._forget_derived(FACT_VIEWS)
         data = self.graph.get_edge_data(head, tail)
         if data is None:
             self.graph.add_edge(head, tail, facts=((rel, head),))
@@ -125,9 +129,12 @@ class KnowledgeGraph:
                     adj[v][u] = data
                 elif (local[r], u) not in data["facts"]:
                     data["facts"] = data["facts"] + ((local[r], u),)
+        self._forget_derived(FACT_VIEWS)
 
-    def _forget_derived(self) -> None:
-        for derived in ("name_index", "specificity", "qualifiers"):
+    def _forget_derived(self, derived_from: tuple[str, ...] = ("name_index", *FACT_VIEWS)) -> None:
+        """Drop cached views of the graph that a change invalidates (names: nodes; the
+        others: facts)."""
+        for derived in derived_from:
             self.__dict__.pop(derived, None)
 
     def _intern(self, relation: Relation) -> int:
