@@ -28,6 +28,10 @@ KgDir = Annotated[
     Optional[Path],
     typer.Option("--kg-dir", help="Knowledge graph directory (default: the HPO graph in your cache dir)."),
 ]
+BaseUrl = Annotated[
+    Optional[str],
+    typer.Option(help="OpenAI-compatible endpoint. [env: MEDREASON_BASE_URL or OPENAI_BASE_URL]"),
+]
 EXIT_CANNOT_START = 2
 
 
@@ -220,7 +224,7 @@ def run(
     options_field: Annotated[Optional[str], typer.Option("--options-field", help="Field holding the options ({letter: text} or a list).")] = None,
     cop_base: Annotated[Optional[int], typer.Option("--cop-base", help="MedMCQA: 0 or 1 if `cop` is 0- or 1-based (default: detected).")] = None,
     model: Annotated[Optional[str], typer.Option(help="LLM model name; without one the run is KG-only. [env: MEDREASON_MODEL]")] = None,
-    base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible endpoint. [env: OPENAI_BASE_URL]")] = None,
+    base_url: BaseUrl = None,
 ) -> None:
     """Turn every QA record of INPUT into verified, KG-grounded reasoning."""
     import sqlite3
@@ -409,7 +413,7 @@ def chat(
     kg_dir: KgDir = None,
     offline: Annotated[bool, typer.Option(help="Never call an LLM, even if one is configured.")] = False,
     model: Annotated[Optional[str], typer.Option(help="LLM model name; without one the chat is KG-only. [env: MEDREASON_MODEL]")] = None,
-    base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible endpoint. [env: OPENAI_BASE_URL]")] = None,
+    base_url: BaseUrl = None,
     store: Annotated[Optional[Path], typer.Option("--store", help="Directory of the chat checkpoints (default: chat/ in your cache dir).")] = None,
 ) -> None:
     """Ask questions interactively and watch each node's result, with the KG paths behind them."""
@@ -445,7 +449,7 @@ def replay_command(
     kg_dir: KgDir = None,
     offline: Annotated[bool, typer.Option(help="Never call an LLM when forking.")] = False,
     model: Annotated[Optional[str], typer.Option(help="LLM model for --fork. [env: MEDREASON_MODEL]")] = None,
-    base_url: Annotated[Optional[str], typer.Option(help="OpenAI-compatible endpoint. [env: OPENAI_BASE_URL]")] = None,
+    base_url: BaseUrl = None,
 ) -> None:
     """List a run's samples, show a sample's steps, or fork a sample from a past step."""
     from agent import replay
