@@ -23,16 +23,14 @@ import os
 import statistics
 import subprocess
 import sys
-import tarfile
 import tempfile
 from collections import Counter
-from io import BytesIO
 from itertools import islice
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from shared_data import shared_file  # noqa: E402
+from shared_data import BASELINE, code_at, shared_file  # noqa: E402
 MEDQA = shared_file("medqa", "medqa_test.jsonl")
 
 # Runs one code tree's agent over the records: argv = records, out root, server url, runs as JSON.
@@ -61,14 +59,6 @@ RUNS = {
     f"{mode}_{attempts}": {"structured_output": mode, **({"max_attempts": 1} if attempts == "first_attempt" else {})}
     for mode in ("tools", "text") for attempts in ("first_attempt", "with_retries")
 }
-
-
-def checkout(ref: str, into: Path) -> Path:
-    """The tree of ``ref`` (without touching any worktree), for running its code as it was."""
-    data = subprocess.run(["git", "-C", str(ROOT), "archive", ref], capture_output=True, check=True).stdout
-    with tarfile.open(fileobj=BytesIO(data)) as tar:
-        tar.extractall(into, filter="data")
-    return into
 
 
 def run_code(code: Path, records: Path, out: Path, brain, url: str) -> dict[str, dict]:
@@ -127,7 +117,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--records", type=int, default=50)
     parser.add_argument("--medqa", type=Path, default=MEDQA, help="MedQA records (JSONL)")
-    parser.add_argument("--baseline", default="36fe28b", help="git ref whose code is measured side by side ('' for none)")
+    parser.add_argument("--baseline", default=BASELINE, help="git ref whose code is measured side by side ('' for none)")
     args = parser.parse_args()
     if not args.medqa.exists():
         print(json.dumps({"skipped": f"{args.medqa} not found (needs ../shared/data/medqa, or --medqa)"}))
@@ -150,7 +140,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, FakeOpenAIServer(brain) as server:
         tmp = Path(tmp)
         if args.baseline:
-            codes[f"baseline ({args.baseline})"] = checkout(args.baseline, tmp / "baseline")
+            codes[f"baseline ({args.baseline})"] = code_at(args.baseline, tmp / "baseline")
         records = tmp / "medqa.jsonl"
         with open(args.medqa) as f:
             records.write_text("".join(islice(f, args.records)))

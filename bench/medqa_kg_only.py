@@ -22,11 +22,9 @@ import argparse
 import json
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from collections import Counter
-from io import BytesIO
 from itertools import islice
 from pathlib import Path
 
@@ -34,9 +32,8 @@ import platformdirs
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from shared_data import shared_file  # noqa: E402
+from shared_data import BASELINE, code_at, shared_file  # noqa: E402
 MEDQA = shared_file("medqa", "medqa_test.jsonl")
-BASELINE = "36fe28b"  # main when issue 12 was filed: hub-penalised path counts, similarity pruning
 
 
 def run_tree(tree: Path, records: Path, out: Path, kg_dir: Path | None) -> tuple[list[dict], float]:
@@ -71,13 +68,6 @@ def outcomes(rows: list[dict], seconds: float) -> dict:
     }
 
 
-def baseline_tree(ref: str, into: Path) -> Path:
-    archive = subprocess.run(["git", "archive", ref], cwd=ROOT, capture_output=True, check=True).stdout
-    with tarfile.open(fileobj=BytesIO(archive)) as tar:
-        tar.extractall(into, filter="data")
-    return into
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--records", type=int, default=200)
@@ -100,7 +90,7 @@ def main() -> None:
         rows, seconds = run_tree(ROOT, subset, Path(tmp) / "new", args.kg_dir)
         if args.baseline:
             base_kg = args.baseline_kg_dir or platformdirs.user_cache_path("medreason-agent") / "kg" / f"hpo-{args.baseline}"
-            base = baseline_tree(args.baseline, Path(tmp) / "baseline")
+            base = code_at(args.baseline, Path(tmp) / "baseline")
             base_rows, base_seconds = run_tree(base, subset, Path(tmp) / "old", base_kg)
     for r in [r for r in rows if r["status"] == "accepted"][: args.show]:
         print(f"--- {r['id']} (gold {r['answer_idx']}. {r['answer']}; scores {r['verification']['scores']})")

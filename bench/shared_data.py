@@ -1,4 +1,5 @@
-"""Where the real data for measuring lives: ``shared/data`` beside the checkout.
+"""What benches compare against: the real data in ``shared/data`` beside the checkout, and
+the code of an earlier commit (today's method, run side by side with this checkout's).
 
 A git worktree sits deeper than the main checkout (``/work/wt/NAME`` beside ``/work/main``),
 so every parent directory is tried; the first candidate is named when none exists.
@@ -6,7 +7,13 @@ so every parent directory is tried; the first candidate is named when none exist
 
 from __future__ import annotations
 
+import subprocess
+import tarfile
+from io import BytesIO
 from pathlib import Path
+
+# The code before the round that set the current targets: the default baseline of every bench.
+BASELINE = "36fe28b"
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -14,3 +21,11 @@ ROOT = Path(__file__).resolve().parents[1]
 def shared_file(*parts: str) -> Path:
     candidates = [base / "shared" / "data" / Path(*parts) for base in ROOT.parents]
     return next((path for path in candidates if path.exists()), candidates[0])
+
+
+def code_at(ref: str, into: Path) -> Path:
+    """The tree of ``ref`` written to ``into`` (no worktree touched), to run its code as it was."""
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], capture_output=True, check=True).stdout
+    with tarfile.open(fileobj=BytesIO(archive)) as tar:
+        tar.extractall(into, filter="data")
+    return into

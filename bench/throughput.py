@@ -14,8 +14,8 @@ One command, about 5-8 minutes on a loaded 2-core machine:
 3. a CLI run of 200 records under 10% injected 429/500 faults, SIGKILLed once some results
    are written, then resumed: every record present exactly once, and the LLM requests spent.
 
-Phases 1 (fixture) and 2 also run with the code of --baseline-root (default: the main
-checkout, ../main or ../../main), in a subprocess, so today's method is measured in the same
+Phases 1 (fixture) and 2 also run with today's code (--baseline-root, a checkout, or else the
+tree of --baseline, a git ref: by default the commit before this round), in a subprocess, so today's method is measured in the same
 run. HPO and PrimeKG-scale overhead is measured for this checkout only: today's index takes
 4-13 minutes to build at those scales. Timings on a shared machine are inflated; compare the
 two columns. Records: MedQA from ../shared/data/medqa/medqa_test.jsonl when present, else
@@ -44,7 +44,7 @@ if "--code-root" in sys.argv:  # measure another checkout's code (today's method
     ROOT = Path(sys.argv[sys.argv.index("--code-root") + 1]).resolve()
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
-from shared_data import shared_file  # noqa: E402
+from shared_data import BASELINE, code_at, shared_file  # noqa: E402
 MEDQA = shared_file("medqa", "medqa_test.jsonl")
 FIXTURE_KG = ROOT / "tests" / "fixtures" / "medical_kg.tsv"
 PRIMEKG_SAMPLE = shared_file("primekg_sample")
@@ -252,10 +252,9 @@ def scale_overhead(kind: str, tmp: Path, records: list[dict]) -> dict:
             "cpu_ms_per_sample_instant_llm": round(1000 * instant["cpu_per_sample"], 1)}
 
 
-def baseline_root(given: Path | None) -> Path | None:
-    here = Path(__file__).resolve().parents[1]
-    candidates = [given] if given else [here.parent / "main", here.parent.parent / "main"]
-    return next((p for p in candidates if p and (p / "agent" / "runner.py").exists() and p.resolve() != here), None)
+def baseline_root(given: Path | None, ref: str, into: Path) -> Path | None:
+    """Today's code: the checkout given, else the tree of ``ref`` ('' for none)."""
+    return given or (code_at(ref, into) if ref else None)
 
 
 def main() -> None:
@@ -265,7 +264,8 @@ def main() -> None:
     parser.add_argument("--fault-records", type=int, default=200)
     parser.add_argument("--records", choices=("auto", "medqa", "generated"), default="auto",
                         help="auto: MedQA when ../shared has it, else generated from the fixture KG")
-    parser.add_argument("--baseline-root", type=Path, default=None, help="checkout with today's code (default: main)")
+    parser.add_argument("--baseline-root", type=Path, default=None, help="checkout with today's code (default: --baseline)")
+    parser.add_argument("--baseline", default=BASELINE, help="git ref of today's code when no --baseline-root ('' for none)")
     parser.add_argument("--code-root", type=Path, default=None, help=argparse.SUPPRESS)
     parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--serve", type=float, default=None, help=argparse.SUPPRESS)
@@ -298,9 +298,10 @@ def main() -> None:
 
     now = child(ROOT)
     print(f"this checkout: {now}", file=sys.stderr)
-    today_root = baseline_root(args.baseline_root)
-    today = child(today_root) if today_root else {"skipped": "no baseline checkout found (pass --baseline-root)"}
-    print(f"today ({today_root}): {today}", file=sys.stderr)
+    with tempfile.TemporaryDirectory() as baseline_tmp:
+        today_root = baseline_root(args.baseline_root, args.baseline, Path(baseline_tmp) / "baseline")
+        today = child(today_root) if today_root else {"skipped": "no baseline (pass --baseline or --baseline-root)"}
+    print(f"today ({args.baseline_root or args.baseline}): {today}", file=sys.stderr)
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         records, _ = load_records(23)
@@ -319,7 +320,7 @@ def main() -> None:
     print(json.dumps({
         "kg": "fixture (tests/fixtures/medical_kg.tsv) unless named",
         "llm_latency_s": args.latency,
-        "now": now, "today": today, "today_code": str(today_root),
+        "now": now, "today": today, "today_code": str(args.baseline_root or args.baseline),
         "overhead_at_scale": scales,
         "targets": {"overhead_median_ms": 15, "speedup_at_16": 14, "speedup_at_64": 45},
         "fault_kill_resume": faults,
