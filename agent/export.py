@@ -159,15 +159,17 @@ def hf_item(row: dict, options: ExportOptions) -> dict:
 ITEMS = {"sft": sft_item, "medreason": medreason_item, "huatuo": huatuo_item, "hf": hf_item}
 
 
+def selected_rows(rows: list[dict], include_all: bool) -> list[dict]:
+    """The rows an export takes: accepted ones, or with ``include_all`` every row that has a
+    question (malformed input rows have none to export)."""
+    return [r for r in rows if r.get("question")] if include_all else [r for r in rows if r["status"] == "accepted"]
+
+
 def export_items(rows: list[dict], format: str, options: ExportOptions) -> list[dict]:
-    """The items of ``format`` for the rows an export takes (accepted unless include_all)."""
+    """The items of ``format`` for the ``selected_rows``."""
     item = ITEMS.get(format)
     if item is None:
         raise ExportError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
-    if options.include_all:
-        rows = [r for r in rows if r.get("question")]  # malformed input rows have no question to export
-    else:
-        rows = [r for r in rows if r["status"] == "accepted"]
     return [item(r, options) for r in rows]
 
 
@@ -175,6 +177,7 @@ def export_run(run_dir: Path, format: str, out: Path, options: ExportOptions = E
     """Write ``format`` to ``out``; returns the number of samples written."""
     check_target(out, [run_dir], force, directory=format == "hf")
     rows, summary = load_run(run_dir)
+    rows = selected_rows(rows, options.include_all)
     items = export_items(rows, format, options)
     if format == "hf":
         return _export_hf(items, rows, summary, out, options.include_all)
@@ -203,17 +206,14 @@ def _write_jsonl(path: Path, items) -> None:
 
 
 def _export_hf(items: list[dict], rows: list[dict], summary: dict, out: Path, include_all: bool) -> int:
-    if out.exists() and not out.is_dir():
-        raise ExportError(f"--out {out} must be a directory for --format hf")
+    """``rows``: the exported ones (``selected_rows``); ``out`` was checked to be a directory."""
     _write_jsonl(out / "data" / "train.jsonl", items)
-    exported = rows if include_all else [r for r in rows if r["status"] == "accepted"]
-    _write_text(out / "README.md", dataset_card(exported, summary, include_all, items))
+    _write_text(out / "README.md", dataset_card(rows, summary, include_all, items))
     return len(items)
 
 
 def dataset_card(rows: list[dict], summary: dict, include_all: bool, items: list[dict]) -> str:
     kg = summary.get("kg") or {}
-    rows = [r for r in rows if r.get("question")]
     statuses = Counter(r["status"] for r in rows)
     datasets = Counter(i["dataset_name"] for i in items)
     size = "n<1K" if len(rows) < 1000 else "1K<n<10K" if len(rows) < 10_000 else "10K<n<100K" if len(rows) < 100_000 else "n>100K"
