@@ -32,6 +32,11 @@ BaseUrl = Annotated[
     Optional[str],
     typer.Option(help="OpenAI-compatible endpoint. [env: MEDREASON_BASE_URL or OPENAI_BASE_URL]"),
 ]
+MinGrounding = Annotated[
+    Optional[float],
+    typer.Option("--min-grounding", min=0.0, max=1.0,
+                 help="Grounding score (0-1: share of reasoning steps the graph backs) a sample needs. [env: MEDREASON_MIN_GROUNDING]"),
+]
 EXIT_CANNOT_START = 2
 
 
@@ -225,6 +230,7 @@ def run(
     cop_base: Annotated[Optional[int], typer.Option("--cop-base", help="MedMCQA: 0 or 1 if `cop` is 0- or 1-based (default: detected).")] = None,
     model: Annotated[Optional[str], typer.Option(help="LLM model name; without one the run is KG-only. [env: MEDREASON_MODEL]")] = None,
     base_url: BaseUrl = None,
+    min_grounding: MinGrounding = None,
 ) -> None:
     """Turn every QA record of INPUT into verified, KG-grounded reasoning."""
     import sqlite3
@@ -233,7 +239,7 @@ def run(
     from agent.records import FieldMap
     from agent.runner import RunOptions, claim_run_dir, execute, plan_run, read_jobs
 
-    settings = _settings(kg_dir=kg_dir, offline=offline or None, model=model, base_url=base_url)
+    settings = _settings(kg_dir=kg_dir, offline=offline or None, model=model, base_url=base_url, min_grounding=min_grounding)
     if concurrency < 1 or offset < 0 or (limit is not None and limit < 0) or cop_base not in (None, 0, 1):
         raise fail("--concurrency must be ≥ 1, --offset and --limit ≥ 0, --cop-base 0 or 1")
     if (retry_errors or fresh_checkpoints) and not resume:
@@ -259,7 +265,8 @@ def run(
             err.print(f"Resuming {escape(str(out_dir))}: {sum(plan.done.values())} of {len(plan.jobs)} samples "
                       f"already done, {len(plan.pending)} to go", highlight=False)
         ctx = None
-        options.info = {"input": str(input), "shard": shard, **_previous_info(out_dir)}
+        options.info = {"input": str(input), "shard": shard, "min_grounding": settings.min_grounding,
+                        **_previous_info(out_dir)}
         if plan.pending:
             ctx, loaded = _context(settings)
             llm = ctx.llm
@@ -347,6 +354,7 @@ def _print_summary(summary: dict, out_dir: Path) -> None:
         ("mean attempts", f"{summary['mean_attempts']:.2f}"),
         ("LLM calls", f"{usage.get('llm_calls', 0):,}"),
         ("tokens in / out", f"{usage.get('input_tokens', 0):,} / {usage.get('output_tokens', 0):,}"),
+        *_grounding_rows(summary.get("grounding")),
         ("wall time", f"{summary['wall_time_s']:.1f} s"),
         ("samples per minute", f"{summary.get('samples_per_minute', 0):,.1f}"),
     ):
@@ -360,6 +368,17 @@ def _print_summary(summary: dict, out_dir: Path) -> None:
     if summary.get("error_kinds", {}).get("LLM error"):
         out.print("  (samples that failed on the LLM can be run again: --resume --retry-errors)")
     out.print(f"Results: {out_dir / 'results.jsonl'}\nSummary: {out_dir / 'summary.json'}", markup=False)
+
+
+def _grounding_rows(grounding: dict | None) -> list[tuple[str, str]]:
+    """The report's lines on grounding: mean score and adherence, then steps by label."""
+    if not grounding or not grounding["samples"]:
+        return []
+    mean = lambda x: "–" if x is None else f"{x:.2f}"  # noqa: E731
+    steps = " / ".join(str(n) for n in grounding["steps"].values())
+    return [("grounding (mean score)", mean(grounding["mean_score"])),
+            ("path adherence (mean)", mean(grounding["mean_adherence"])),
+            ("steps grounded / contradicted / unsupported / unlinked", steps)]
 
 
 @app.command("export")
@@ -388,6 +407,45 @@ def export(
     if format == "medreason" and "ours" not in str(out_path):
         err.print("Note: MedReason's SFT.py reads question/reasoning/answer only from a data path containing "
                   "'ours' (e.g. medreason_ours.jsonl).", highlight=False)
+
+
+@app.command("ground")
+def ground(
+    input: Annotated[Path, typer.Argument(help="Chain of thought to check: our results or exports, MedReason's (question, reasoning), HuatuoGPT-o1's (Question, Complex_CoT, Response) or TRL messages.")],
+    out_path: Annotated[Path, typer.Option("--out", help="Output JSON Lines: one line per record with its grounding (or error); the summary goes beside it as <out>.summary.json.")],
+    kg_dir: KgDir = None,
+    encoding: Annotated[Optional[str], typer.Option("--encoding", help="Text encoding of INPUT (default UTF-8).")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --out.")] = False,
+) -> None:
+    """Check every reasoning step of a chain-of-thought file against the knowledge graph.
+
+    Exit code: 0 when every record was graded, 1 when some could not be read (their lines
+    say why), 2 when nothing could start."""
+    from agent.ground_file import ground_file, summary_path
+    from agent.records import read_raw
+    from agent.safe_write import OutputError, check_target
+
+    try:  # everything that can refuse, before the graph loads
+        check_target(out_path, [input], force)
+        check_target(summary_path(out_path), [input], force)
+        raws = read_raw(input, encoding)
+    except (InputError, OutputError) as exc:
+        raise fail(str(exc)) from exc
+    kg = _open(_settings(kg_dir=kg_dir)).kg
+    try:
+        summary = ground_file(kg, raws, out_path)
+    except OutputError as exc:
+        raise fail(str(exc)) from exc
+    table = Table(title=f"{summary['records']} records grounded against the graph", title_justify="left", show_header=False)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for metric, value in (("graded", str(summary["graded"])), ("unreadable (error lines)", str(summary["errors"])),
+                          *_grounding_rows(summary)):
+        table.add_row(metric, value)
+    out.print(table)
+    out.print(f"Grounding: {out_path}\nSummary: {summary_path(out_path)}", markup=False, highlight=False)
+    if summary["errors"]:
+        raise typer.Exit(1)
 
 
 @app.command("merge")

@@ -65,6 +65,9 @@ class Settings(BaseSettings):
     prune_per_group: int = 3
     max_pruned_paths: int = 12
 
+    # a right answer whose reasoning scores below this (agent.grounding) fails as "ungrounded reasoning"
+    min_grounding: float | None = Field(None, ge=0.0, le=1.0)
+
     @property
     def llm_configured(self) -> bool:
         """An LLM is used only when a model is named, so a stray OPENAI_API_KEY in the

@@ -94,7 +94,7 @@ def _mapping(mention: Mention, candidates: list[Candidate], ctx: AgentContext, m
 def find_paths(state: SampleState, ctx: AgentContext) -> SampleState:
     """Paths from question nodes to answer nodes, searched as widely as this attempt allows."""
     attempt = state["search"]["attempt"] + 1 if "search" in state else 1
-    search = settings_for_attempt(ctx.settings, attempt)
+    search = settings_for_attempt(ctx.settings, attempt, (state.get("verification") or {}).get("reason"))
     mappings = state.get("mappings", [])
     cut_short: set[tuple[str, str]] = set()
     found = connect(

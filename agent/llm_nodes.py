@@ -16,6 +16,7 @@ from langchain_core.messages import BaseMessage, HumanMessage, ToolMessage
 import prompts
 from agent import kg_nodes
 from agent.context import AgentContext
+from agent.grounding import UNGROUNDED, unbacked
 from agent.llm import NO_USAGE, LLMError, content_of, json_problem
 from agent.schemas import (
     EntityChoices, ExtractedEntities, Judgement, PathSelection, ReasonedAnswer, answer_schema, match_option,
@@ -182,9 +183,17 @@ def generate(state: SampleState, ctx: AgentContext) -> SampleState:
     paths = "\n".join(f"{i}. {p['text']}" for i, p in enumerate(state.get("pruned", []), 1))
     reasoning, usage = ctx.llm.text("generate", prompts.render(
         "generate", paths=paths or "(none)", question=question_text(record, PROMPT_CONTEXT_CHARS),
-        options=options_text(record), answer=answer_text(record),
+        options=options_text(record), answer=answer_text(record), feedback=_grounding_feedback(state),
     ), check=_format_problem)
     return {"reasoning": reasoning.strip(), "usage": usage}
+
+
+def _grounding_feedback(state: SampleState) -> str:
+    """After reasoning the graph did not back, the steps that were not backed, and why."""
+    if (state.get("verification") or {}).get("reason") != UNGROUNDED:
+        return ""
+    steps = "\n".join(f"- {s['text']} ({s['label']}: {s['evidence']})" for s in unbacked(state["grounding"]))
+    return prompts.render("grounding_feedback", steps=steps or "- (no step related two of the facts' entities)")
 
 
 def _format_problem(text: str) -> str | None:

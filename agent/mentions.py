@@ -11,6 +11,7 @@ IL4).
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 from graphs.entity_index import Candidate, EntityIndex
 from graphs.names import symbol_form
@@ -40,28 +41,48 @@ _CLAUSE_END = re.compile(r"[.;:?!\n]")
 _CLAUSE_TURN = frozenset("but except however although".split())
 
 
+class Found(NamedTuple):
+    """One run of words naming a node: where it is, and whether a cue puts it outside the
+    patient (negated, or a relative's)."""
+
+    surface: str
+    start: int  # character offsets in the text
+    end: int
+    negated: bool
+
+
 def find_mentions(kg: KnowledgeGraph, text: str) -> list[str]:
     """Surface forms in ``text`` that name a node, in order of appearance, each once; findings
     that are negated or belong to a relative are left out."""
+    seen: set[str] = set()
+    ordered = []
+    for found in scan_mentions(kg, text):
+        key = found.surface.lower()
+        if not found.negated and key not in seen:
+            seen.add(key)
+            ordered.append(found.surface)
+    return ordered
+
+
+def scan_mentions(kg: KnowledgeGraph, text: str) -> list[Found]:
+    """Every longest run of words naming a node, in order of appearance (repeats included),
+    each marked when a negation or relative cue governs it."""
     words = [(m.group(), m.start(), m.end()) for m in _WORD.finditer(text)]
-    taken = [_not_the_patient(text, words, i) for i in range(len(words))]
-    found: list[tuple[int, str]] = []
+    negated = [_not_the_patient(text, words, i) for i in range(len(words))]
+    taken = [False] * len(words)
+    found: list[tuple[int, int]] = []
     for n in range(min(MAX_WORDS, len(words)), 0, -1):
         for i in range(len(words) - n + 1):
-            if any(taken[i : i + n]):
+            if any(taken[i : i + n]) or any(negated[i : i + n]) != negated[i]:
                 continue
             surface = text[words[i][1] : words[i + n - 1][2]]
             if _is_specific(kg, surface):
                 taken[i : i + n] = [True] * n
-                found.append((i, surface))
-    seen: set[str] = set()
-    ordered = []
-    for _, surface in sorted(found):
-        key = surface.lower()
-        if key not in seen:
-            seen.add(key)
-            ordered.append(surface)
-    return ordered
+                found.append((i, n))
+    return [
+        Found(text[words[i][1] : words[i + n - 1][2]], words[i][1], words[i + n - 1][2], negated[i])
+        for i, n in sorted(found)
+    ]
 
 
 def _not_the_patient(text: str, words: list[tuple[str, int, int]], i: int) -> bool:
@@ -86,15 +107,21 @@ def exact_or_nearest(kg: KnowledgeGraph, index: EntityIndex, texts: list[str], k
 
 
 def _is_specific(kg: KnowledgeGraph, surface: str) -> bool:
-    ids = [i for i in kg.nodes_named(surface) if i not in kg.qualifiers]
-    if not ids:
+    if not kg.nodes_named(surface):
         return False
     words = surface.lower().split()
     if all(w in STOPWORDS or w.isdigit() for w in _WORD.findall(surface.lower())):
         return False
     if len(words) == 1 and len(surface) < 3:
         return False
-    return any(_matches_case(kg, node_id, surface) for node_id in ids)
+    return bool(mention_nodes(kg, surface))
+
+
+def mention_nodes(kg: KnowledgeGraph, surface: str) -> tuple[str, ...]:
+    """The nodes a mention can stand for, most connected first: those named so, qualifiers
+    excepted, gene symbols only in their own capitalisation."""
+    ids = [i for i in kg.nodes_named(surface) if i not in kg.qualifiers and _matches_case(kg, i, surface)]
+    return tuple(sorted(ids, key=lambda i: -kg.degree(i)))
 
 
 def _matches_case(kg: KnowledgeGraph, node_id: str, surface: str) -> bool:

@@ -14,8 +14,9 @@ from langgraph.runtime import Runtime
 
 from agent import kg_nodes, llm_nodes
 from agent.context import AgentContext
+from agent.grounding import UNGROUNDED, below, ground_reasoning, path_evidence, unbacked
 from agent.kg_nodes import failed
-from agent.state import SampleState, Verification
+from agent.state import Grounding, SampleState, Verification
 
 
 # A retry widens the path search but keeps the mappings, so it cannot mend these: the sample
@@ -51,10 +52,15 @@ def generate(state: SampleState, runtime: Runtime[AgentContext]) -> SampleState:
 
 
 def verify(state: SampleState, runtime: Runtime[AgentContext]) -> SampleState:
-    """Does the reasoning reach the gold answer? Decides accept, retry or reject."""
+    """Does the reasoning reach the gold answer, on steps the graph backs? Decides accept,
+    retry or reject."""
     ctx = runtime.context
     verification = precheck(state)
     update = {"verification": verification} if verification else behaviours(ctx).verify(state, ctx)
+    grounding = ground_reasoning(ctx.kg, state.get("reasoning") or "", path_evidence(state.get("pruned", [])))
+    if update["verification"]["correct"] and below(grounding, ctx.settings.min_grounding):
+        update["verification"] = ungrounded(grounding, ctx.settings.min_grounding)
+    update["grounding"] = grounding
     verification = update["verification"]
     search = state["search"]
     if verification["correct"]:
@@ -86,6 +92,14 @@ def precheck(state: SampleState) -> Verification | None:
     if not state.get("pruned"):
         return failed("no path", f"no path of at most {search['max_hops']} hops from question to answer")
     return None
+
+
+def ungrounded(grounding: Grounding, minimum: float) -> Verification:
+    """The verdict on a right answer reached through steps the graph does not back enough."""
+    score = "no step relates two graph nodes" if grounding["score"] is None else f"score {grounding['score']:g}"
+    numbers = [str(i) for i, s in enumerate(grounding["steps"], 1) if s in unbacked(grounding)]
+    detail = f"{score} < {minimum:g}" + (f"; steps {', '.join(numbers)} not backed by the graph" if numbers else "")
+    return failed(UNGROUNDED, detail)
 
 
 def route_after_verify(state: SampleState) -> str:

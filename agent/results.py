@@ -12,6 +12,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from agent.grounding import distribution
 from agent.state import SampleState
 
 RESULTS = "results.jsonl"
@@ -35,6 +36,7 @@ def result_row(record_id: str, thread_id: str, state: SampleState | None, error:
         "entities": state.get("entities", []),
         "mappings": state.get("mappings", []),
         "verification": verification,
+        "grounding": state.get("grounding"),
         "attempts": state.get("attempts", []),
         "usage": state.get("usage") or {"llm_calls": 0, "input_tokens": 0, "output_tokens": 0},
         "error": error,
@@ -110,6 +112,7 @@ def summarise(rows: list[dict], mode: str, wall_time: float, processed: int | No
         "failure_reasons": dict((reasons + kinds).most_common()),
         "usage": dict(usage),
         "llm_calls_per_accepted": round(usage["llm_calls"] / accepted, 2) if accepted else 0.0,
+        "grounding": distribution(r.get("grounding") for r in rows),
         "wall_time_s": round(wall_time, 2),
         "samples_per_minute": round(60 * processed / wall_time, 1) if wall_time >= 0.01 else 0.0,
         **info,

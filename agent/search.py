@@ -16,6 +16,7 @@ import math
 from collections import Counter
 
 from agent.config import Settings
+from agent.grounding import UNGROUNDED
 from agent.state import Mapping, SearchSettings
 from graphs.hpo import DISEASE, IS_A
 from graphs.neighbours import neighbours
@@ -25,7 +26,9 @@ from graphs.store import KnowledgeGraph
 NEIGHBOURS_PER_ANSWER = 20
 
 
-def settings_for_attempt(settings: Settings, attempt: int) -> SearchSettings:
+def settings_for_attempt(settings: Settings, attempt: int, previous_reason: str | None = None) -> SearchSettings:
+    """``previous_reason``: why the last attempt failed. After reasoning the graph did not back
+    ("ungrounded reasoning") the paths were not at fault, so an LLM may reason over them again."""
     return SearchSettings(
         attempt=attempt,
         max_hops=settings.max_hops,
@@ -33,7 +36,7 @@ def settings_for_attempt(settings: Settings, attempt: int) -> SearchSettings:
         extra_hops=1 if attempt >= 3 else 0,
         alternative_mappings=attempt >= 2,
         expand_answer=attempt >= 3,
-        exclude_used=attempt >= 2 and settings.llm_configured,
+        exclude_used=attempt >= 2 and settings.llm_configured and previous_reason != UNGROUNDED,
     )
 
 

@@ -92,6 +92,30 @@ def add_usage(left: Usage | None, right: Usage | None) -> Usage:
     return {k: (left or {}).get(k, 0) + (right or {}).get(k, 0) for k in keys}  # type: ignore[return-value]
 
 
+Label = Literal["grounded", "contradicted", "unsupported", "unlinked"]
+
+
+class StepEntity(TypedDict):
+    text: str  # as the step writes it
+    node_id: str
+    name: str
+
+
+class GroundedStep(TypedDict):
+    text: str
+    label: Label
+    entities: list[StepEntity]
+    evidence: str | None  # the fact or path that backs (or denies) the step; why not, when unsupported
+
+
+class Grounding(TypedDict):
+    """Each reasoning step checked against the graph (agent.grounding)."""
+
+    score: float | None  # grounded / (grounded + contradicted + unsupported); None with no such step
+    adherence: float | None  # share of the pruned paths the reasoning follows in order; None without paths
+    steps: list[GroundedStep]
+
+
 class SampleState(TypedDict, total=False):
     record: Record
     entities: list[Mention]
@@ -103,6 +127,7 @@ class SampleState(TypedDict, total=False):
     reasoning: str
     explanation: str  # the model's closing message after exploring the KG with tools
     verification: Verification
+    grounding: Grounding
     attempts: Annotated[list[AttemptLog], operator.add]
     usage: Annotated[Usage, add_usage]
     errors: Annotated[list[str], operator.add]

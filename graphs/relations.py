@@ -99,3 +99,47 @@ def display(relation: str) -> str:
 def hop_cost(labels) -> float:
     """What a hop adds to a path's cost: nothing when any of its facts is clinical."""
     return GENERIC_HOP_COST if all(label in GENERIC_LABELS for label in labels) else 0.0
+
+
+# -- how reasoning words a relation ---------------------------------------------------------
+# One row per way of stating a relation in prose: the phrases (a regular expression, matched
+# on whole words, case-insensitive), the display labels of the facts that back the statement,
+# and those that deny it. A step grounds against this table (``agent.grounding``); a phrase
+# said under a negation ("does not present with") is backed by the denying labels and denied
+# by the backing ones. A row with no labels names no relation ("suggests", "points to"): any
+# fact, pruned path or two-hop chain joining the two entities backs it. Earlier rows win where
+# phrases overlap ("contraindicated" before "indicated").
+TREATS = frozenset({"indication", "off-label use"})
+PROTEIN_LINKS = frozenset({"ppi", "interacts with", "synergistic interaction", "target", "enzyme", "transporter", "carrier"})
+
+RELATION_WORDING: tuple[tuple[str, frozenset[str], frozenset[str]], ...] = (
+    # phrases                                                         backed by               denied by
+    (r"contraindicat\w*|should be avoided|must be avoided|avoided in",  frozenset({"contraindication"}), TREATS),
+    (r"(?:used )?off-label(?: use)?(?: for)?",                         frozenset({"off-label use"}), frozenset({"contraindication"})),
+    (r"indicated (?:for|in)|treat\w*|therap\w*|drug of choice|first-line|used (?:to treat|for|in)|"
+     r"manag\w*|cures?|prescribed|given (?:for|in|to)|effective (?:for|against|in)|relieves?",
+                                                                       TREATS, frozenset({"contraindication"})),
+    (r"side effects?|adverse (?:effects?|reactions?|events?)|toxicit\w*|(?:drug-)?induced?|can cause",
+                                                                       frozenset({"side effect"}), frozenset()),
+    (r"present\w* with|manifest\w* (?:as|with)|features? of|signs? of|symptoms? of|characteri[sz]\w*(?: by)?|"
+     r"typical of|hallmark of|seen in|found in|present in|occurs? in|common in|findings? (?:of|in)|"
+     r"presents? as|shows?|has|have",
+                                                                       frozenset({"phenotype present"}), frozenset({"phenotype absent"})),
+    (r"causes?|caused by|leads? to|results? in|produces?",             frozenset({"phenotype present", "side effect"}), frozenset({"phenotype absent"})),
+    (r"(?:kind|type|form|subtype|variant|subclass|category|example) of|more specific form of|classified as|is an? form",
+                                                                       frozenset({"parent-child"}), frozenset()),
+    (r"acts? on|targets?|inhibit\w*|blocks?|agonist\w*|antagonist\w*|binds?(?: to)?",
+                                                                       frozenset({"target"}), frozenset()),
+    (r"metaboli[sz]ed by|substrate of",                                frozenset({"enzyme"}), frozenset()),
+    (r"transported by",                                                frozenset({"transporter"}), frozenset()),
+    (r"carried by",                                                    frozenset({"carrier"}), frozenset()),
+    (r"expressed in|expression in",                                    frozenset({"expression present"}), frozenset({"expression absent"})),
+    (r"interacts? with|interaction",                                   PROTEIN_LINKS, frozenset()),
+    (r"associated with|association|linked to|links?|related to|suggest\w*|points? to|consistent with|"
+     r"compatible with|indicates|indicative of|explains?|supports?|due to|because of|in favou?r of|fits?|"
+     r"implicat\w*|raises?|mutations? (?:in|of)",                      frozenset(), frozenset()),
+)
+
+# Labels that state an absence or a harm: a positive wording that names no relation is
+# denied, not backed, by a fact carrying only these.
+DENYING_LABELS = frozenset({"phenotype absent", "expression absent", "contraindication"})

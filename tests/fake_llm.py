@@ -175,6 +175,10 @@ class Quirks:
     verbose_letters: float = 0.0  # "The answer is B.", "**B**", "(b)", "B. text", the option's text alone
     parallel_tools: float = 0.0  # several tool calls in one message while exploring
     wrong: float = 0.0  # the reasoning argues for another option than the one the paths support
+    # The reasoning restates the facts it was given, and with this probability adds three steps
+    # that are false on the graph (FALSE_STEPS), recorded in ``FakeBrain.false_steps``; told
+    # which steps were not backed, it complies as with a repair (``repair_factor``).
+    false_steps: float | None = None
     # A model told exactly what was wrong mostly complies: format quirks strike this much less
     # often on a repair request.
     repair_factor: float = 0.25
@@ -200,6 +204,7 @@ class FakeBrain:
         self.quirks = quirks
         self.requests: list[dict] = []
         self.violations: list[str] = []
+        self.false_steps: list[dict] = []  # {"text", "kind"} of every false step written
         self.lock = threading.Lock()
 
     # -- transports ------------------------------------------------------------------
@@ -297,8 +302,34 @@ class FakeBrain:
         else:
             last = re.findall(r"— ([^—\n]+)$", facts, re.M)
             claim = last[0].strip() if last else "the most likely diagnosis"
-        return (f"Finding reasoning paths:\n{facts}\n\nReasoning Process:\n1. The findings point along these "
-                f"chains to {claim}.\n2. The other options fit the findings less well.\n\nConclusion:\n{claim}.")
+        steps = [f"The findings point along these chains to {claim}."]
+        if turn.quirks.false_steps is not None:
+            steps += self.restated_and_false(facts, prompt, turn)
+        steps.append("The other options fit the findings less well.")
+        numbered = "\n".join(f"{i}. {step}" for i, step in enumerate(steps, 1))
+        return f"Finding reasoning paths:\n{facts}\n\nReasoning Process:\n{numbered}\n\nConclusion:\n{claim}."
+
+    def restated_and_false(self, facts: str, prompt: str, turn: _Turn) -> list[str]:
+        """One step per fact it was given, in its own words; and, when ``false_steps`` strikes
+        (less often when told which steps were not backed), a wrong relation, a contradiction
+        and an unrelated pair, recorded."""
+        hops = [hop for line in facts.splitlines() for hop in _hops(line)]
+        steps = [RESTATED.get(label, "{head} is associated with {tail}").format(head=h, tail=t) for h, label, t in hops]
+        told = "do not back" in prompt
+        if not hops or not turn.hit(turn.quirks.false_steps * (turn.quirks.repair_factor if told else 1)):
+            return steps
+        head, label, tail = hops[0]
+        unknown = sorted(name for name in self.known.values() if name.lower() not in prompt.lower())
+        false = [
+            ("wrong relation", WRONG_RELATION.get(label, "{head} is metabolised by the enzyme {tail}")),
+            ("contradicted", CONTRADICTED.get(label, "{head} is not related to {tail}")),
+        ]
+        false = [(kind, template.format(head=head, tail=tail)) for kind, template in false]
+        if unknown:
+            false.append(("unrelated pair", f"{turn.rng.choice(unknown)} is a more specific form of {head}"))
+        with self.lock:
+            self.false_steps += [{"text": text, "kind": kind} for kind, text in false]
+        return steps + [text for _, text in false]
 
     def explore(self, messages: list[dict], prompt: str, turn: _Turn, may_call: bool) -> dict:
         if messages[-1]["role"] == "tool" or not may_call:
@@ -310,6 +341,25 @@ class FakeBrain:
         calls = [("find_paths", {"source": s, "target": targets[0], "max_hops": 4})
                  for s in sources[: 3 if turn.rng.random() < turn.quirks.parallel_tools else 1]]
         return turn.tool_calls(calls)
+
+
+# How the fake restates a fact in its own words, and the false statements it makes about one.
+RESTATED = {"phenotype present": "{head} typically presents with {tail}", "indication": "{head} is used to treat {tail}",
+            "parent-child": "{head} is a type of {tail}", "side effect": "{head} can cause {tail}"}
+WRONG_RELATION = {"indication": "{head} can cause {tail}", "phenotype present": "{head} is a more specific form of {tail}"}
+CONTRADICTED = {"indication": "{head} should not be used for {tail}", "phenotype present": "{tail} is not a feature of {head}"}
+_HOP = re.compile(r"\s*(—([^→—]+)→|←([^—←]+)—)\s*")
+
+
+def _hops(path_line: str) -> list[tuple[str, str, str]]:
+    """(head, label, tail) of each fact of a path as the prompt lists it: ``1. a ←label— b —label→ c``."""
+    parts = _HOP.split(re.sub(r"^\d+\.\s*", "", path_line.strip()))
+    names, hops = parts[::4], []
+    for i, (forward, backward) in enumerate(zip(parts[2::4], parts[3::4])):
+        label = (forward or backward).split(",")[0].strip()
+        left, right = names[i].strip(), names[i + 1].strip()
+        hops.append((left, label, right) if forward else (right, label, left))
+    return hops
 
 
 class _Turn:
