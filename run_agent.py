@@ -391,6 +391,8 @@ def export(
     thinking_tags: Annotated[bool, typer.Option("--thinking-tags", help="sft: wrap the reasoning in <think>…</think> before the final answer.")] = False,
     system: Annotated[Optional[str], typer.Option("--system", help="sft: a system message to put first.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --out (never the run's own files).")] = False,
+    with_provenance: Annotated[bool, typer.Option("--provenance", help="Add a provenance object per item: mapped nodes, paths, grounding per step, KG, model, run fingerprint (hf always has it).")] = False,
+    min_grounding: Annotated[Optional[float], typer.Option("--min-grounding", min=0.0, max=1.0, help="Only samples whose grounding score reaches this.")] = None,
 ) -> None:
     """Write a run's samples as a fine-tuning or dataset file."""
     from agent.export import FORMATS, ExportError, ExportOptions, export_run
@@ -398,7 +400,8 @@ def export(
 
     if format not in FORMATS:
         raise fail(f"unknown --format {format!r}; choose one of {', '.join(FORMATS)}")
-    options = ExportOptions(dataset_name=dataset_name, thinking_tags=thinking_tags, system=system, include_all=all_rows)
+    options = ExportOptions(dataset_name=dataset_name, thinking_tags=thinking_tags, system=system, include_all=all_rows,
+                            provenance=with_provenance, min_grounding=min_grounding)
     try:
         written = export_run(run_dir, format, out_path, options, force=force)
     except (ExportError, OutputError) as exc:

@@ -27,6 +27,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from agent.fingerprint import read_fingerprint
+from agent.grounding import below, distribution
 from agent.results import RESULTS, SUMMARY, read_rows, summarise, write_summary
 from agent.safe_write import atomic_text, check_target
 from agent.verbalise import question_text
@@ -45,6 +47,33 @@ class ExportOptions:
     thinking_tags: bool = False  # sft: <think>reasoning</think> then the answer
     system: str | None = None  # sft: a system turn first
     include_all: bool = False  # also rejected and error rows (those with a question)
+    provenance: bool = False  # a provenance object per item (hf always has one)
+    min_grounding: float | None = None  # only samples whose grounding score reaches this
+
+
+@dataclass(frozen=True)
+class RunSource:
+    """What every row's provenance shares: the KG, the model and the run's fingerprint."""
+
+    kg: dict
+    model: str | None
+    fingerprint: dict | None
+
+
+def provenance(row: dict, source: RunSource) -> dict:
+    """Where a sample's reasoning comes from: the nodes its mentions were mapped to, the
+    paths it used (relation labels and node ids per hop), each step's grounding, the KG
+    (source and hash), the model and the run's fingerprint."""
+    return {
+        "nodes": [{"mention": m["mention"], "role": m["role"], "node_id": m["node_id"], "name": m["name"]}
+                  for m in row.get("mappings") or []],
+        "paths": [{"text": p["text"], "nodes": p["nodes"], "names": p["names"],
+                   "relations": [[f["label"] for f in hop] for hop in p["hops"]]} for p in row.get("paths") or []],
+        "grounding": row.get("grounding"),
+        "kg": {"source": source.kg.get("source"), "sha256": source.kg.get("sha256")},
+        "model": source.model,
+        "fingerprint": source.fingerprint,
+    }
 
 
 def load_run(run_dir: Path) -> tuple[list[dict], dict]:
@@ -137,7 +166,7 @@ def sft_item(row: dict, options: ExportOptions) -> dict:
                          {"role": "assistant", "content": assistant}]}
 
 
-def hf_item(row: dict, options: ExportOptions) -> dict:
+def hf_item(row: dict, options: ExportOptions, source: RunSource) -> dict:
     verification = row.get("verification") or {}
     extra = row.get("extra") or {}
     return {
@@ -153,23 +182,33 @@ def hf_item(row: dict, options: ExportOptions) -> dict:
         "context": extra.get("context") or "",
         "long_answer": extra.get("long_answer") or "",
         "messages": sft_item(row, options)["messages"],
+        "provenance": provenance(row, source),
     }
 
 
-ITEMS = {"sft": sft_item, "medreason": medreason_item, "huatuo": huatuo_item, "hf": hf_item}
+ITEMS = {"sft": sft_item, "medreason": medreason_item, "huatuo": huatuo_item}
 
 
-def selected_rows(rows: list[dict], include_all: bool) -> list[dict]:
+def selected_rows(rows: list[dict], include_all: bool, min_grounding: float | None = None) -> list[dict]:
     """The rows an export takes: accepted ones, or with ``include_all`` every row that has a
-    question (malformed input rows have none to export)."""
-    return [r for r in rows if r.get("question")] if include_all else [r for r in rows if r["status"] == "accepted"]
+    question (malformed input rows have none to export); with ``min_grounding``, only those
+    whose grounding score reaches it."""
+    chosen = [r for r in rows if r.get("question")] if include_all else [r for r in rows if r["status"] == "accepted"]
+    if min_grounding is not None:
+        chosen = [r for r in chosen if not below(r.get("grounding") or {"score": None}, min_grounding)]
+    return chosen
 
 
-def export_items(rows: list[dict], format: str, options: ExportOptions) -> list[dict]:
-    """The items of ``format`` for the ``selected_rows``."""
+def export_items(rows: list[dict], format: str, options: ExportOptions, source: RunSource) -> list[dict]:
+    """The items of ``format`` for the ``selected_rows``, each with its provenance when asked
+    (hf always has one)."""
+    if format == "hf":
+        return [hf_item(r, options, source) for r in rows]
     item = ITEMS.get(format)
     if item is None:
         raise ExportError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
+    if options.provenance:
+        return [{**item(r, options), "provenance": provenance(r, source)} for r in rows]
     return [item(r, options) for r in rows]
 
 
@@ -177,8 +216,9 @@ def export_run(run_dir: Path, format: str, out: Path, options: ExportOptions = E
     """Write ``format`` to ``out``; returns the number of samples written."""
     check_target(out, [run_dir], force, directory=format == "hf")
     rows, summary = load_run(run_dir)
-    rows = selected_rows(rows, options.include_all)
-    items = export_items(rows, format, options)
+    rows = selected_rows(rows, options.include_all, options.min_grounding)
+    source = RunSource(summary.get("kg") or {}, summary.get("model"), read_fingerprint(run_dir))
+    items = export_items(rows, format, options, source)
     if format == "hf":
         return _export_hf(items, rows, summary, out, options.include_all)
     write_items(out, items)
@@ -249,14 +289,25 @@ def dataset_card(rows: list[dict], summary: dict, include_all: bool, items: list
         f"- Mode: {summary.get('mode', 'unknown')}; model: {summary.get('model') or 'none (KG-only)'}",
         f"- Knowledge graph: {kg.get('source', 'unknown')} ({kg.get('nodes', '?')} nodes, {kg.get('edges', '?')} facts), "
         f"source sha256 `{kg.get('sha256') or 'unknown'}`, entity embeddings {kg.get('embedding_model') or 'unknown'}",
+        f"- Grounding (share of reasoning steps the graph backs): {_grounding_line(rows)}",
         "",
         "Columns: `dataset_name`, `id_in_dataset` (0-based position in the input file), `question`, `answer`, "
         "`reasoning`, `options` (as in UCSC-VLAA/MedReason), `id`, `answer_idx`, `status`, `paths` (the KG paths "
         "the reasoning used), `verification`, `attempts`, `llm_calls`, `context`, `long_answer`, `messages` "
-        "(chat format, as TRL's SFTTrainer reads it).",
+        "(chat format, as TRL's SFTTrainer reads it), `provenance` (the mapped nodes, the paths with their relation "
+        "labels and node ids, each reasoning step's grounding against the graph, the KG source and hash, the model "
+        "and the run's fingerprint).",
         "",
     ]
     return "\n".join(lines)
+
+
+def _grounding_line(rows: list[dict]) -> str:
+    grounding = distribution(r.get("grounding") for r in rows)
+    if grounding["mean_score"] is None:
+        return "not recorded"
+    steps = ", ".join(f"{label} {n:,}" for label, n in grounding["steps"].items())
+    return f"mean score {grounding['mean_score']:.2f} over {grounding['samples']:,} samples; steps {steps}"
 
 
 def merge_runs(run_dirs: list[Path], out: Path) -> dict:

@@ -112,9 +112,11 @@ def _is_specific(kg: KnowledgeGraph, surface: str) -> bool:
     words = surface.lower().split()
     if all(w in STOPWORDS or w.isdigit() for w in _WORD.findall(surface.lower())):
         return False
+    ids = mention_nodes(kg, surface)
     if len(words) == 1 and len(surface) < 3:
-        return False
-    return bool(mention_nodes(kg, surface))
+        # Two characters name a node only as a gene symbol with a digit, in its own case ("F8")
+        return any(c.isdigit() for c in surface) and any(kg.node(i).type == "gene/protein" for i in ids)
+    return bool(ids)
 
 
 def mention_nodes(kg: KnowledgeGraph, surface: str) -> tuple[str, ...]:

@@ -125,6 +125,8 @@ RELATION_WORDING: tuple[tuple[str, frozenset[str], frozenset[str]], ...] = (
      r"typical of|hallmark of|seen in|found in|present in|occurs? in|common in|findings? (?:of|in)|"
      r"presents? as|shows?|has|have",
                                                                        frozenset({"phenotype present"}), frozenset({"phenotype absent"})),
+    (r"(?:caused by |due to |results? from )?(?:mutations?|variants?|defects?) (?:in|of)|gene",
+                                                                       frozenset({"associated with"}), frozenset()),
     (r"causes?|caused by|leads? to|results? in|produces?",             frozenset({"phenotype present", "side effect"}), frozenset({"phenotype absent"})),
     (r"(?:kind|type|form|subtype|variant|subclass|category|example) of|more specific form of|classified as|is an? form",
                                                                        frozenset({"parent-child"}), frozenset()),
@@ -137,7 +139,7 @@ RELATION_WORDING: tuple[tuple[str, frozenset[str], frozenset[str]], ...] = (
     (r"interacts? with|interaction",                                   PROTEIN_LINKS, frozenset()),
     (r"associated with|association|linked to|links?|related to|suggest\w*|points? to|consistent with|"
      r"compatible with|indicates|indicative of|explains?|supports?|due to|because of|in favou?r of|fits?|"
-     r"implicat\w*|raises?|mutations? (?:in|of)",                      frozenset(), frozenset()),
+     r"implicat\w*|raises?",                                           frozenset(), frozenset()),
 )
 
 # Labels that state an absence or a harm: a positive wording that names no relation is

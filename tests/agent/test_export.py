@@ -215,3 +215,58 @@ def test_merge_combines_shards_and_refuses_duplicate_ids(run_dir, tmp_path):
         merge_runs([tmp_path / "s0", tmp_path / "s0"], tmp_path / "again")
     with pytest.raises(ExportError, match="not empty"):
         merge_runs([tmp_path / "s0"], tmp_path / "merged")
+
+
+@pytest.fixture
+def fingerprinted(run_dir, tmp_path):
+    """The run with a fingerprint, as runs write it (issue 17's contract)."""
+    import shutil
+
+    copy = tmp_path / "fingerprinted"
+    shutil.copytree(run_dir, copy)
+    (copy / "fingerprint.json").write_text(json.dumps({"run_id": "5e1f0a", "mode": "kg-only"}))
+    return copy
+
+
+def test_hf_rows_carry_provenance_that_datasets_reads(fingerprinted, tmp_path):
+    out = tmp_path / "hf"
+    export_run(fingerprinted, "hf", out, ExportOptions(include_all=True))
+    datasets = pytest.importorskip("datasets")
+    loaded = datasets.load_dataset(str(out), split="train", cache_dir=str(tmp_path / "hf-cache"))
+    malaria = next(r for r in loaded if r["id"] == "malaria")["provenance"]
+    assert malaria["kg"] == {"source": "triples", "sha256": "abc123"} and malaria["model"] is None
+    assert malaria["fingerprint"]["run_id"] == "5e1f0a"
+    assert {n["name"] for n in malaria["nodes"]} >= {"fever", "chloroquine"}
+    path = malaria["paths"][0]
+    assert len(path["relations"]) == len(path["nodes"]) - 1 and path["relations"][-1] == ["indication"]
+    assert malaria["grounding"]["score"] == 1.0
+    assert all(s["label"] == "grounded" and s["evidence"] for s in malaria["grounding"]["steps"])
+    assert "mean score 1.00" in (out / "README.md").read_text()
+
+
+def test_provenance_on_request_leaves_every_consumer_reading_its_own_fields(fingerprinted, tmp_path):
+    options = ExportOptions(include_all=True, provenance=True)
+    export_run(fingerprinted, "medreason", tmp_path / "medreason_ours.jsonl", options)
+    data, pairs = read_like_medreason_sft(tmp_path / "medreason_ours.jsonl")
+    assert len(pairs) == 4 and all(d["provenance"]["kg"]["sha256"] == "abc123" for d in data)
+    export_run(fingerprinted, "huatuo", tmp_path / "huatuo.json", options)
+    assert all(d["provenance"]["fingerprint"]["run_id"] == "5e1f0a" for d in json.load(open(tmp_path / "huatuo.json")))
+    read_like_medreason_sft(tmp_path / "huatuo.json")
+    export_run(fingerprinted, "sft", tmp_path / "sft.jsonl", options)
+    datasets = pytest.importorskip("datasets")
+    rows = datasets.load_dataset("json", data_files=str(tmp_path / "sft.jsonl"), split="train", cache_dir=str(tmp_path / "c"))
+    assert all(CHAT.render(messages=r["messages"]).count("<|end|>") == 2 for r in rows)
+    export_run(fingerprinted, "sft", tmp_path / "plain.jsonl")
+    assert all(list(json.loads(line)) == ["messages"] for line in (tmp_path / "plain.jsonl").read_text().splitlines())
+
+
+def test_min_grounding_exports_only_samples_that_reach_it(run_dir, tmp_path):
+    rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
+    graded = [r for r in rows if r.get("question") and r["grounding"] and r["grounding"]["score"] is not None]
+    assert export_run(run_dir, "huatuo", tmp_path / "all.jsonl", ExportOptions(include_all=True, min_grounding=0.0)) == len(graded)
+    lowered = tmp_path / "lowered"
+    lowered.mkdir()
+    graded[0]["grounding"]["score"] = 0.5  # as if one sample's reasoning were half backed
+    (lowered / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    n = export_run(lowered, "huatuo", tmp_path / "strict.jsonl", ExportOptions(include_all=True, min_grounding=0.9))
+    assert n == len(graded) - 1

@@ -1,4 +1,4 @@
-from agent.mentions import exact_or_nearest, find_mentions
+from agent.mentions import exact_or_nearest, find_mentions, scan_mentions
 from graphs.store import KnowledgeGraph
 
 
@@ -23,6 +23,18 @@ def test_gene_symbols_match_only_in_their_own_case():
     kg = kg_with(("G1", "CAT", "gene/protein"))
     assert find_mentions(kg, "The cat scratched him") == []
     assert find_mentions(kg, "A CAT variant") == ["CAT"]
+
+
+def test_a_two_character_gene_symbol_with_a_digit_is_the_gene_in_its_own_case_only():
+    kg = kg_with(("NCBIGene:2157", "F8", "gene/protein"), ("P1", "C3", "effect/phenotype"))
+    assert find_mentions(kg, "Hemophilia A: F8 variants, f8 and C3 aside") == ["F8"]
+
+
+def test_negated_mentions_are_found_and_marked_not_dropped():
+    kg = kg_with(("P1", "fever", "effect/phenotype"), ("P2", "cough", "effect/phenotype"))
+    found = scan_mentions(kg, "Cough but no fever; fever later.")
+    assert [(f.surface, f.negated) for f in found] == [("Cough", False), ("fever", True), ("fever", False)]
+    assert find_mentions(kg, "Cough but no fever.") == ["Cough"]
 
 
 def test_punctuation_inside_names_is_tolerated():

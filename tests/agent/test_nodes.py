@@ -90,6 +90,20 @@ def test_verify_scores_every_option_by_kg_evidence(make_context):
     assert v["scores"]["B"] == v["scores"]["C"] == 0
 
 
+def test_verify_grounds_the_reasoning_and_fails_a_right_answer_on_unbacked_steps(make_context):
+    ctx = make_context(min_grounding=0.9)
+    state = through({"record": MALARIA}, ctx, nodes.extract, nodes.map_entities, nodes.find_paths, nodes.prune, nodes.generate)
+    kg_only = run(nodes.verify, state, ctx)
+    assert kg_only["status"] == "accepted" and kg_only["grounding"]["score"] == 1.0
+    written = state["reasoning"].replace("Conclusion:", "2. Aspirin treats asthma.\n\nConclusion:")
+    out = run(nodes.verify, {**state, "reasoning": written}, ctx)
+    assert out["verification"]["reason"] == "ungrounded reasoning" and out["status"] == "retry"
+    last = len(out["grounding"]["steps"])  # the added step, numbered after the KG-only ones
+    assert out["verification"]["detail"].endswith(f"steps {last} not backed by the graph")
+    assert out["grounding"]["steps"][-1]["label"] == "contradicted"
+    assert run(nodes.verify, {**state, "reasoning": written}, make_context())["status"] == "accepted"  # no minimum
+
+
 def test_verify_rejects_when_the_graph_favours_another_option(make_context):
     ctx = make_context(max_attempts=1)
     wrong_gold = {**MALARIA, "answer": "metformin", "answer_idx": "B"}
