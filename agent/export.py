@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from agent.results import RESULTS, SUMMARY, read_rows, summarise, write_summary
+from agent.reviews import ReviewError, ReviewFilter, passes, read_reviews
 from agent.safe_write import atomic_text, check_target
 from agent.verbalise import question_text
 
@@ -45,6 +46,7 @@ class ExportOptions:
     thinking_tags: bool = False  # sft: <think>reasoning</think> then the answer
     system: str | None = None  # sft: a system turn first
     include_all: bool = False  # also rejected and error rows (those with a question)
+    reviewed: ReviewFilter = "any"  # of those, the ones reviewers did not reject, or accepted
 
 
 def load_run(run_dir: Path) -> tuple[list[dict], dict]:
@@ -165,6 +167,17 @@ def selected_rows(rows: list[dict], include_all: bool) -> list[dict]:
     return [r for r in rows if r.get("question")] if include_all else [r for r in rows if r["status"] == "accepted"]
 
 
+def reviewed_rows(run_dir: Path, rows: list[dict], wanted: ReviewFilter) -> list[dict]:
+    """The rows whose latest review in RUN_DIR/reviews.jsonl passes ``wanted``."""
+    try:
+        reviews = read_reviews(run_dir)
+    except ReviewError as exc:
+        raise ExportError(str(exc)) from exc
+    if not reviews:
+        raise ExportError(f"{run_dir} has no reviews yet; review samples with `view {run_dir}` first")
+    return [r for r in rows if passes(reviews.get(r["id"]), wanted)]
+
+
 def export_items(rows: list[dict], format: str, options: ExportOptions) -> list[dict]:
     """The items of ``format`` for the ``selected_rows``."""
     item = ITEMS.get(format)
@@ -178,6 +191,8 @@ def export_run(run_dir: Path, format: str, out: Path, options: ExportOptions = E
     check_target(out, [run_dir], force, directory=format == "hf")
     rows, summary = load_run(run_dir)
     rows = selected_rows(rows, options.include_all)
+    if options.reviewed != "any":
+        rows = reviewed_rows(run_dir, rows, options.reviewed)
     items = export_items(rows, format, options)
     if format == "hf":
         return _export_hf(items, rows, summary, out, options.include_all)
