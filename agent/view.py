@@ -295,7 +295,7 @@ class GraphEdge:
     path: str = field(default="")
 
 
-COLUMN_WIDTH, ROW_HEIGHT, MARGIN = 230, 70, 40
+COLUMN_WIDTH, ROW_HEIGHT, MARGIN = 230, 76, 40
 
 
 def path_graph(paths: list[dict]) -> dict:
