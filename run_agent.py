@@ -17,7 +17,7 @@ from agent.config import Settings, default_kg_dir, default_primekg_dir
 from agent.console import RichProgress, err
 from agent.records import InputError
 from graphs.cache import CacheError
-from graphs.kg_dir import SOURCES, LoadedKG, Source, build_kg, open_kg
+from graphs.kg_dir import SOURCES, LoadedKG, Source, build_kg
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 kg_app = typer.Typer(no_args_is_help=True, help="Build and inspect knowledge graphs.")
@@ -45,30 +45,13 @@ def _settings(**overrides) -> Settings:
 
 
 def _open(settings: Settings) -> LoadedKG:
-    from graphs.embedding import Embedder
+    """The KG of ``settings`` through the package's one loader, with progress shown."""
+    from agent import resources
 
-    is_default = settings.kg_dir == default_kg_dir()
-    if not is_default and not settings.kg_dir.exists():
-        raise fail(
-            f"--kg-dir {settings.kg_dir} does not exist; build a graph there with "
-            f"`kg build --source hpo --kg-dir {settings.kg_dir}`"
-        )
     try:
-        return open_kg(
-            settings.kg_dir, Embedder(settings.embedding_model), RichProgress(),
-            chroma_url=settings.chroma_url, default_source=Source("hpo") if is_default else None,
-        )
+        return resources.load_kg(settings, RichProgress())
     except CacheError as exc:
         raise fail(str(exc)) from exc
-
-
-def _context(settings: Settings):
-    """The graph, index and (when a model is named) LLM that the agent's nodes run with."""
-    from agent.context import AgentContext
-    from agent.llm import make_llm
-
-    loaded = _open(settings)
-    return AgentContext(loaded.kg, loaded.index, loaded.index.embedder, settings, make_llm(settings)), loaded
 
 
 @kg_app.command("build")
@@ -258,11 +241,10 @@ def run(
         if resume:
             err.print(f"Resuming {escape(str(out_dir))}: {sum(plan.done.values())} of {len(plan.jobs)} samples "
                       f"already done, {len(plan.pending)} to go", highlight=False)
-        ctx = None
         options.info = {"input": str(input), "shard": shard, **_previous_info(out_dir)}
         if plan.pending:
-            ctx, loaded = _context(settings)
-            llm = ctx.llm
+            loaded = _open(settings)
+            llm = settings.llm_configured
             if llm:
                 err.print(f"Mode: [bold]LLM[/] ({escape(settings.model)} at {escape(settings.base_url or 'the OpenAI API')})",
                           highlight=False)
@@ -277,7 +259,7 @@ def run(
         with RunProgress(len(plan.jobs), dict(plan.done)) as progress:
             options.on_result = progress
             try:
-                summary = asyncio.run(execute(plan, out_dir, ctx, options))
+                summary = asyncio.run(execute(plan, out_dir, settings, options))
             except KeyboardInterrupt:
                 summary = None
             except (OSError, sqlite3.Error) as exc:  # the environment failed, not a sample: stop, say so
@@ -426,7 +408,7 @@ def chat(
     import sys
     import time
 
-    from agent import replay
+    from agent import replay, resources
     from agent.chat import ChatSession, default_store, terminal_reader
 
     settings = _settings(kg_dir=kg_dir, offline=offline or None, model=model, base_url=base_url)
@@ -435,7 +417,8 @@ def chat(
         store.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise fail(f"--store {store}: {exc}") from exc
-    ctx, _ = _context(settings)
+    _open(settings)  # shows progress when the graph is built, and refuses one that cannot open
+    ctx = resources.load(settings)
     read = terminal_reader(store) if sys.stdin.isatty() else input
     (store / replay.CHECKPOINTS).touch()  # the chat store is a run directory that replay can open
     with replay.open_run(store) as graph:
@@ -544,9 +527,11 @@ def _outcome_table(rows, left: str, right: str) -> Table:
 def _replay_fork(graph, thread: str, step: int, sets: list[str], branch: int, settings: Settings, as_json: bool) -> None:
     from agent import replay
 
-    ctx, _ = _context(settings)
     before = len(replay.branch(graph, thread, branch))
-    original, forked, number = replay.fork(graph, thread, step, ctx, sets, branch)
+    try:
+        original, forked, number = replay.fork(graph, thread, step, settings, sets, branch)
+    except CacheError as exc:
+        raise fail(str(exc)) from exc
     after = len(replay.branch(graph, thread, branch))
     rows = replay.compare(original, forked)
     if as_json:

@@ -22,16 +22,15 @@ import json
 import re
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from langgraph.runtime import Runtime
 from rich.console import Console
 from rich.markup import escape
 from rich.panel import Panel
 from rich.table import Table
 
-from agent import nodes, replay
+from agent import kg_nodes, replay
 from agent.console import timeline_table
 from agent.context import AgentContext
 from agent.graph import RECURSION_LIMIT
@@ -130,12 +129,10 @@ class Probe:
 
 def probe(ctx: AgentContext, question: Question) -> Probe:
     """Map the question (KG-only, whatever the LLM setting) and score candidate answers."""
-    kg_ctx = replace(ctx, llm=None)
-    runtime = Runtime(context=kg_ctx)
     record = Record(id="probe", question=question.question, options=question.options, answer="", answer_idx=None)
     state: dict = {"record": record}
-    state["entities"] = [m for m in nodes.extract(state, runtime)["entities"] if m["text"].strip()]
-    mappings = nodes.map_entities(state, runtime)["mappings"] if state["entities"] else []
+    state["entities"] = [m for m in kg_nodes.extract(state, ctx)["entities"] if m["text"].strip()]
+    mappings = kg_nodes.map_entities(state, ctx)["mappings"] if state["entities"] else []
     for attempt in (1, 3):  # the first attempt's search, then the widest one
         search = settings_for_attempt(ctx.settings, attempt)
         sources = nodes_for(mappings, "question", search, ctx.settings)
@@ -187,7 +184,7 @@ class ChatSession:
 
     # loop
     def run(self) -> None:
-        mode = "LLM" if self.ctx.llm else "KG-only"
+        mode = "LLM" if self.ctx.settings.llm_configured else "KG-only"
         self.console.print(f"[bold]MedReason chat[/] ({mode}). Type a question, /help for commands, /quit to leave.")
         while True:
             try:
@@ -241,7 +238,7 @@ class ChatSession:
         record = Record(id=thread, question=question.question, options=question.options,
                         answer=question.answer, answer_idx=question.answer_idx)
         config = {"configurable": {"thread_id": thread}, "recursion_limit": RECURSION_LIMIT}
-        for update in self.app.stream({"record": record}, config, context=self.ctx, stream_mode="updates"):
+        for update in self.app.stream({"record": record}, config, context=self.ctx.settings, stream_mode="updates"):
             for node, delta in update.items():
                 self.show(node, delta or {}, chosen_here=chosen is not None)
         state = self.app.get_state(config).values

@@ -70,3 +70,7 @@ class Settings(BaseSettings):
         """An LLM is used only when a model is named, so a stray OPENAI_API_KEY in the
         environment never turns a KG-only run into a paid one."""
         return not self.offline and bool(self.model)
+
+    @property
+    def mode(self) -> Literal["llm", "kg-only"]:
+        return "llm" if self.llm_configured else "kg-only"

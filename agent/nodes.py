@@ -4,15 +4,19 @@ Every node has two behaviours with one signature, ``(state, ctx) -> partial stat
 KG-only one in ``agent.kg_nodes`` and the LLM one in ``agent.llm_nodes``. ``behaviours``
 is the one place that chooses between them; the steps both share (nothing to reason over,
 the checks that need no verifier, the accept/retry/reject decision) live here, once.
+LangGraph hands each node the run's plain ``Settings``; ``opened`` turns them into the
+``AgentContext`` the behaviours use (the ``MEDREASON_*`` environment when a run gives none).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from types import ModuleType
 
 from langgraph.runtime import Runtime
 
-from agent import kg_nodes, llm_nodes
+from agent import kg_nodes, llm_nodes, resources
+from agent.config import Settings
 from agent.context import AgentContext
 from agent.kg_nodes import failed
 from agent.state import SampleState, Verification
@@ -25,34 +29,42 @@ UNMAPPED = ("no question entity mapped", "no answer entity mapped")
 
 def behaviours(ctx: AgentContext) -> ModuleType:
     """The module holding every node's behaviour for this run: LLM when one is configured."""
-    return llm_nodes if ctx.llm else kg_nodes
+    return llm_nodes if ctx.settings.llm_configured else kg_nodes
 
 
-def extract(state: SampleState, runtime: Runtime[AgentContext]) -> SampleState:
-    return behaviours(runtime.context).extract(state, runtime.context)
+def opened(runtime: Runtime[Settings]) -> AgentContext:
+    """The run's settings opened through the loader. A library caller that brings its own
+    opened context (a chat model with its own HTTP client, say) passes it whole instead."""
+    context = runtime.context
+    return context if isinstance(context, AgentContext) else resources.load(context)
 
 
-def map_entities(state: SampleState, runtime: Runtime[AgentContext]) -> SampleState:
-    return behaviours(runtime.context).map_entities(state, runtime.context)
+def _delegated(name: str) -> Callable[[SampleState, Runtime[Settings]], SampleState]:
+    """The node that runs this run's behaviour of ``name`` and nothing else."""
+    def node(state: SampleState, runtime: Runtime[Settings]) -> SampleState:
+        ctx = opened(runtime)
+        return getattr(behaviours(ctx), name)(state, ctx)
+
+    node.__name__ = node.__qualname__ = name
+    return node
 
 
-def find_paths(state: SampleState, runtime: Runtime[AgentContext]) -> SampleState:
-    return behaviours(runtime.context).find_paths(state, runtime.context)
+extract = _delegated("extract")
+map_entities = _delegated("map_entities")
+find_paths = _delegated("find_paths")
+prune = _delegated("prune")
 
 
-def prune(state: SampleState, runtime: Runtime[AgentContext]) -> SampleState:
-    return behaviours(runtime.context).prune(state, runtime.context)
-
-
-def generate(state: SampleState, runtime: Runtime[AgentContext]) -> SampleState:
+def generate(state: SampleState, runtime: Runtime[Settings]) -> SampleState:
     if not state.get("pruned"):
         return {"reasoning": ""}  # nothing to reason over; verify's precheck says why
-    return behaviours(runtime.context).generate(state, runtime.context)
+    ctx = opened(runtime)
+    return behaviours(ctx).generate(state, ctx)
 
 
-def verify(state: SampleState, runtime: Runtime[AgentContext]) -> SampleState:
+def verify(state: SampleState, runtime: Runtime[Settings]) -> SampleState:
     """Does the reasoning reach the gold answer? Decides accept, retry or reject."""
-    ctx = runtime.context
+    ctx = opened(runtime)
     verification = precheck(state)
     update = {"verification": verification} if verification else behaviours(ctx).verify(state, ctx)
     verification = update["verification"]

@@ -20,7 +20,7 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,9 @@ from langgraph.channels.binop import BinaryOperatorAggregate
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Overwrite, StateSnapshot
 
+from agent import resources
 from agent.config import Settings
-from agent.context import AgentContext
-from agent.graph import RECURSION_LIMIT, build_graph
+from agent.graph import RECURSION_LIMIT, compile_graph
 from agent.results import RESULTS
 
 CHECKPOINTS = "checkpoints.sqlite"
@@ -60,7 +60,7 @@ def open_run(run_dir: Path) -> Iterator[Any]:
         raise ReplayError(f"{run_dir} holds no {CHECKPOINTS}; pass a run directory (run --out) or the chat store")
     conn = sqlite3.connect(str(path), check_same_thread=False)
     try:
-        yield build_graph().compile(checkpointer=SqliteSaver(conn))
+        yield compile_graph(SqliteSaver(conn))
     finally:
         conn.close()
 
@@ -326,20 +326,23 @@ def fork_refusal(snapshot: StateSnapshot, step: int) -> str | None:
     return None
 
 
-def fork(app, thread: str, step: int, ctx: AgentContext, sets: list[str], from_branch: int = 0) -> tuple[dict, dict, int]:
+def fork(app, thread: str, step: int, settings: Settings, sets: list[str], from_branch: int = 0) -> tuple[dict, dict, int]:
     """Re-run a sample from checkpoint ``step`` of a branch with changed state and/or
-    settings, as a new branch. Returns (original final state, fork final state, branch number)."""
+    settings, as a new branch. Returns (original final state, fork final state, branch number).
+    The fork runs with what its settings open: another ``model``, ``kg_dir``, ``offline`` or
+    ``embedding_model`` is the one it uses. ``resources`` opens them before the fork is
+    written, so a graph that cannot be opened leaves no half-made branch."""
     state_changes, setting_changes = parse_sets(sets)
     chain = branch(app, thread, from_branch)
     past = at_step(chain, step)
     refusal = fork_refusal(past, step)
     if refusal:
         raise ReplayError(refusal)
-    if setting_changes:
-        ctx = replace(ctx, settings=changed_settings(ctx.settings, setting_changes))
+    settings = changed_settings(settings, setting_changes)
+    resources.load(settings)
     update = state_update(app, past.values, state_changes)
     config = app.update_state(past.config, update, as_node=_writer(chain, chain.index(past)))
-    final = app.invoke(None, {**config, "recursion_limit": RECURSION_LIMIT}, context=ctx)
+    final = app.invoke(None, {**config, "recursion_limit": RECURSION_LIMIT}, context=settings)
     number = len(branches(app, thread)) - 1
     return chain[-1].values, final, number
 

@@ -34,8 +34,8 @@ from typing import Any
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.errors import GraphRecursionError
 
-from agent.context import AgentContext
-from agent.graph import RECURSION_LIMIT, build_graph
+from agent.config import Settings
+from agent.graph import RECURSION_LIMIT, compile_graph
 from agent.llm import LLMError, failure_message
 from agent.records import (
     DEFAULT_FIELDS, FieldMap, InputError, RawRecord, RecordError, detect_cop_base, own_id, parse_record, read_raw,
@@ -234,16 +234,16 @@ def _set_checkpoints_aside(run_dir: Path) -> Path | None:
     return aside
 
 
-async def run_dataset(input_path: Path, run_dir: Path, ctx: AgentContext, options: RunOptions) -> dict:
+async def run_dataset(input_path: Path, run_dir: Path, settings: Settings, options: RunOptions) -> dict:
     """Process the records and return the run's summary (also written to summary.json)."""
     jobs = read_jobs(input_path, options)
     with claim_run_dir(run_dir, options.resume):
-        return await execute(plan_run(input_path, run_dir, options, jobs), run_dir, ctx, options)
+        return await execute(plan_run(input_path, run_dir, options, jobs), run_dir, settings, options)
 
 
-async def execute(plan: Plan, run_dir: Path, ctx: AgentContext | None, options: RunOptions) -> dict:
-    """Run the pending jobs, ``options.concurrency`` at a time; ``ctx`` may be None when
-    nothing is pending. On cancellation, or when a worker fails (a full disk, a broken
+async def execute(plan: Plan, run_dir: Path, settings: Settings, options: RunOptions) -> dict:
+    """Run the pending jobs, ``options.concurrency`` at a time, with the graph, index and model
+    that ``settings`` open (``agent.resources``). On cancellation, or when a worker fails (a full disk, a broken
     database), the other samples are cancelled and the summary is written before the error
     goes on."""
     started = time.monotonic()
@@ -258,13 +258,13 @@ async def execute(plan: Plan, run_dir: Path, ctx: AgentContext | None, options: 
             executor = ThreadPoolExecutor(max_workers=options.concurrency + 2, thread_name_prefix="node")
             asyncio.get_running_loop().set_default_executor(executor)
             async with AsyncSqliteSaver.from_conn_string(str(run_dir / CHECKPOINTS)) as saver:
-                app = build_graph().compile(checkpointer=saver)
+                app = compile_graph(saver)
                 queue = iter(plan.pending)
 
                 async def worker() -> None:
                     nonlocal processed
                     for job in queue:  # one shared iterator: each job goes to one worker (ids are unique)
-                        row = await _process(app, ctx, job)
+                        row = await _process(app, settings, job)
                         results.append(row)
                         processed += 1
                         options.on_result(row)
@@ -285,18 +285,18 @@ async def execute(plan: Plan, run_dir: Path, ctx: AgentContext | None, options: 
         results.close()
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
-        summary = _summary(run_dir, plan, ctx, options, time.monotonic() - started, processed, interrupted)
+        summary = _summary(run_dir, plan, settings, options, time.monotonic() - started, processed, interrupted)
     return summary
 
 
-def _summary(run_dir: Path, plan: Plan, ctx, options: RunOptions, wall: float, processed: int, interrupted: bool) -> dict:
+def _summary(run_dir: Path, plan: Plan, settings: Settings, options: RunOptions, wall: float, processed: int, interrupted: bool) -> dict:
     rows = read_rows(run_dir / RESULTS)
     ids = {r["id"] for r in rows}
     try:  # wall time and rate add up over the sessions of a resumed run
         earlier = json.loads((run_dir / SUMMARY).read_text()).get("wall_time_s", 0.0) if options.resume else 0.0
     except (OSError, ValueError):
         earlier = 0.0
-    mode = options.info.get("mode") or ("llm" if ctx is not None and ctx.llm is not None else "kg-only")
+    mode = options.info.get("mode") or settings.mode
     info = {k: v for k, v in options.info.items() if k != "mode"}
     summary = summarise(
         rows, mode, earlier + wall, len(rows), interrupted=interrupted, processed_this_session=processed,
@@ -310,7 +310,7 @@ def _summary(run_dir: Path, plan: Plan, ctx, options: RunOptions, wall: float, p
     return summary
 
 
-async def _process(app, ctx: AgentContext, job: Job) -> dict:
+async def _process(app, settings: Settings, job: Job) -> dict:
     if job.record is None:
         return result_row(job.id, "", None, error=job.error)
     record = job.record
@@ -322,9 +322,9 @@ async def _process(app, ctx: AgentContext, job: Job) -> dict:
         if snapshot.values and not snapshot.tasks:
             state = snapshot.values  # finished before a crash, but its line was never written
         elif snapshot.values:
-            state = await _invoke(app, None, config, ctx)  # from the last checkpoint
+            state = await _invoke(app, None, config, settings)  # from the last checkpoint
         else:
-            state = await _invoke(app, {"record": record}, config, ctx)
+            state = await _invoke(app, {"record": record}, config, settings)
     except SAMPLE_FAILURES as exc:
         # The sample's finished steps stay checkpointed; --resume --retry-errors continues there.
         partial = (await app.aget_state(config)).values or {"record": record}
@@ -349,9 +349,9 @@ async def _end_cancelled_write(saver: AsyncSqliteSaver) -> None:
             await saver.conn.rollback()
 
 
-async def _invoke(app, graph_input, config: dict, ctx: AgentContext) -> dict:
+async def _invoke(app, graph_input, config: dict, settings: Settings) -> dict:
     try:
-        return await app.ainvoke(graph_input, config, context=ctx)
+        return await app.ainvoke(graph_input, config, context=settings)
     except asyncio.CancelledError as exc:
         # LangGraph saves a cancelled step's writes in a task it hands over in the error's
         # args. Wait for it: if the saver closed first, its half-done write transaction would

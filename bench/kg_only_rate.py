@@ -29,7 +29,7 @@ if "--code-root" in sys.argv:
     ROOT = Path(sys.argv[sys.argv.index("--code-root") + 1]).resolve()
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
-from shared_data import shared_file  # noqa: E402
+from shared_data import run_context, shared_file  # noqa: E402
 
 MEDQA = shared_file("medqa", "medqa_test.jsonl")
 NODES = ("extract", "map_entities", "find_paths", "prune", "generate", "verify")
@@ -71,15 +71,9 @@ def measure(records: int) -> dict:
     from itertools import islice
 
     from agent.config import Settings
-    from agent.context import AgentContext
     from agent.runner import RunOptions, run_dataset
-    from graphs.embedding import Embedder
-    from graphs.kg_dir import Source, open_kg
-    from graphs.progress import Silent
 
-    settings = Settings()
-    loaded = open_kg(settings.kg_dir, Embedder(), Silent(), default_source=Source("hpo"))
-    ctx = AgentContext(loaded.kg, loaded.index, loaded.index.embedder, settings)
+    ctx = run_context(Settings())
     with tempfile.TemporaryDirectory() as tmp:
         subset = Path(tmp) / "medqa.jsonl"
         with open(MEDQA) as f:

@@ -38,20 +38,14 @@ DRIVER = """
 import asyncio, json, sys
 from pathlib import Path
 from agent.config import Settings
-from agent.context import AgentContext
-from agent.llm import make_llm
 from agent.runner import RunOptions, run_dataset
-from graphs.embedding import Embedder
-from graphs.kg_dir import Source, open_kg
-from graphs.progress import Silent
+from shared_data import run_context
 
 records, out, url, runs = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4])
-loaded = open_kg(Settings().kg_dir, Embedder(), Silent(), default_source=Source("hpo"))
 for name, settings in runs.items():
     input()  # the bench notes the server's counters before each run
-    config = Settings(kg_dir=loaded.path, model="fake", base_url=url, api_key="k", llm_max_retries=0, **settings)
-    ctx = AgentContext(loaded.kg, loaded.index, loaded.index.embedder, config, make_llm(config))
-    asyncio.run(run_dataset(records, out / name, ctx, RunOptions(concurrency=4)))
+    config = Settings(model="fake", base_url=url, api_key="k", llm_max_retries=0, **settings)
+    asyncio.run(run_dataset(records, out / name, run_context(config), RunOptions(concurrency=4)))
     print(f"@finished {name}", flush=True)
 """
 
@@ -63,7 +57,7 @@ RUNS = {
 
 def run_code(code: Path, records: Path, out: Path, brain, url: str) -> dict[str, dict]:
     """Every run of ``RUNS`` with the agent in ``code``; what the server saw in each."""
-    env = {**os.environ, "PYTHONPATH": str(code), "HF_HUB_OFFLINE": "1"}
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join((str(code), str(ROOT / "bench"))), "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen([sys.executable, "-c", DRIVER, str(records), str(out), url, json.dumps(RUNS)],
                             cwd=code, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     seen = {}

@@ -29,3 +29,23 @@ def code_at(ref: str, into: Path) -> Path:
     with tarfile.open(fileobj=BytesIO(archive)) as tar:
         tar.extractall(into, filter="data")
     return into
+
+
+def run_context(settings):
+    """What ``run_dataset`` is given in the code being measured: the settings themselves, which
+    ``agent.resources`` opens, or, in code from before that loader (a --baseline), the graph,
+    index and model built by hand as that code's CLI did."""
+    try:
+        from agent import resources  # noqa: F401
+    except ImportError:
+        from agent.config import default_kg_dir
+        from agent.context import AgentContext
+        from agent.llm import make_llm
+        from graphs.embedding import Embedder
+        from graphs.kg_dir import Source, open_kg
+        from graphs.progress import Silent
+
+        default = Source("hpo") if settings.kg_dir == default_kg_dir() else None
+        loaded = open_kg(settings.kg_dir, Embedder(settings.embedding_model), Silent(), default_source=default)
+        return AgentContext(loaded.kg, loaded.index, loaded.index.embedder, settings, make_llm(settings))
+    return settings

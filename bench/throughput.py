@@ -44,7 +44,7 @@ if "--code-root" in sys.argv:  # measure another checkout's code (today's method
     ROOT = Path(sys.argv[sys.argv.index("--code-root") + 1]).resolve()
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
-from shared_data import BASELINE, code_at, shared_file  # noqa: E402
+from shared_data import BASELINE, code_at, run_context, shared_file  # noqa: E402
 MEDQA = shared_file("medqa", "medqa_test.jsonl")
 FIXTURE_KG = ROOT / "tests" / "fixtures" / "medical_kg.tsv"
 PRIMEKG_SAMPLE = shared_file("primekg_sample")
@@ -93,12 +93,9 @@ def write_records(path: Path, records: list[dict]) -> Path:
 
 def timed_run(loaded, server_url: str, records: list[dict], tmp: Path, name: str, concurrency: int) -> dict:
     from agent.config import Settings
-    from agent.context import AgentContext
-    from agent.llm import make_llm
     from agent.runner import RunOptions, run_dataset
 
-    settings = Settings(kg_dir=loaded.path, model="fake", base_url=server_url, api_key="k")
-    ctx = AgentContext(loaded.kg, loaded.index, loaded.index.embedder, settings, make_llm(settings))
+    ctx = run_context(Settings(kg_dir=loaded.path, model="fake", base_url=server_url, api_key="k"))
     finished: list[float] = []
     options = RunOptions(concurrency=concurrency, on_result=lambda row: finished.append(time.perf_counter()))
     path = write_records(tmp / f"{name}.jsonl", records)

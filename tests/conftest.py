@@ -10,9 +10,10 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
+from agent import resources  # noqa: E402
 from agent.config import Settings  # noqa: E402
 from agent.context import AgentContext  # noqa: E402
-from graphs.embedding import Embedder  # noqa: E402
+from graphs.embedding import DEFAULT_MODEL, Embedder  # noqa: E402
 from graphs.kg_dir import LoadedKG, Source, build_kg  # noqa: E402
 from graphs.progress import Silent  # noqa: E402
 
@@ -22,7 +23,7 @@ MEDICAL_KG = FIXTURES / "medical_kg.tsv"
 
 @pytest.fixture(scope="session")
 def embedder() -> Embedder:
-    return Embedder()
+    return resources.embedder(DEFAULT_MODEL)
 
 
 @pytest.fixture(scope="session")
@@ -33,10 +34,8 @@ def fixture_kg_dir(tmp_path_factory, embedder) -> Path:
 
 
 @pytest.fixture(scope="session")
-def loaded(fixture_kg_dir, embedder) -> LoadedKG:
-    from graphs.kg_dir import open_kg
-
-    return open_kg(fixture_kg_dir, embedder, Silent())
+def loaded(fixture_kg_dir) -> LoadedKG:
+    return resources.load_kg(Settings(kg_dir=fixture_kg_dir))
 
 
 @pytest.fixture
@@ -48,9 +47,19 @@ def brain(loaded):
 
 
 @pytest.fixture
-def make_context(loaded):
+def make_settings(fixture_kg_dir):
+    """Settings over the fixture graph: what a run, a fork or the graph itself is given."""
+    def make(**settings) -> Settings:
+        return Settings(kg_dir=fixture_kg_dir, **settings)
+
+    return make
+
+
+@pytest.fixture
+def make_context(make_settings):
+    """What the nodes work with, opened from those settings by the package's loader."""
     def make(**settings) -> AgentContext:
-        return AgentContext(loaded.kg, loaded.index, loaded.index.embedder, Settings(kg_dir=loaded.path, **settings))
+        return resources.load(make_settings(**settings))
 
     return make
 

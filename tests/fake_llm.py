@@ -410,9 +410,10 @@ class FakeOpenAIServer:
     """The brain behind a real HTTP server on 127.0.0.1, with optional latency and faults."""
 
     def __init__(self, brain: FakeBrain, latency: float | Callable[[dict], float] = 0.0, fault_rate: float = 0.0,
-                 seed: int = 0) -> None:
-        """``latency``: seconds per request, or a function of the request body giving them."""
-        self.brain, self.latency, self.fault_rate = brain, latency, fault_rate
+                 seed: int = 0, override: Callable[[dict], tuple[int, dict, dict] | None] | None = None) -> None:
+        """``latency``: seconds per request, or a function of the request body giving them.
+        ``override``: a test's own (status, body, headers) for a request, or None to let the brain answer."""
+        self.brain, self.latency, self.fault_rate, self.override = brain, latency, fault_rate, override
         self.random = random.Random(seed)
         self.hits = 0
         self.authorization: set[str] = set()
@@ -444,7 +445,8 @@ class FakeOpenAIServer:
                     self._send(status, {"error": {"message": "injected fault", "type": "server_error"}},
                                {"retry-after-ms": "1"})
                     return
-                self._send(*server.brain.reply(body))
+                overridden = server.override(body) if server.override else None
+                self._send(*(overridden or server.brain.reply(body)))
 
             def _send(self, status, payload, headers=None):
                 data = json.dumps(payload).encode()

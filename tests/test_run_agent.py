@@ -166,14 +166,14 @@ def test_ctrl_c_flushes_writes_the_summary_and_says_resume(tmp_path, fixture_kg_
     assert len({json.loads(line)["id"] for line in lines}) == len(lines)
 
 
-def test_shards_merge_and_export_from_the_command_line(tmp_path, make_context):
+def test_shards_merge_and_export_from_the_command_line(tmp_path, make_settings):
     import asyncio
 
     from agent.runner import RunOptions, run_dataset
 
     ids = many_records(tmp_path / "in.jsonl", 6)
     for i in range(2):
-        asyncio.run(run_dataset(tmp_path / "in.jsonl", tmp_path / f"s{i}", make_context(), RunOptions(shard=(i, 2))))
+        asyncio.run(run_dataset(tmp_path / "in.jsonl", tmp_path / f"s{i}", make_settings(), RunOptions(shard=(i, 2))))
     merged = CliRunner().invoke(app, ["merge", str(tmp_path / "s0"), str(tmp_path / "s1"), "--out", str(tmp_path / "all")])
     assert merged.exit_code == 0, merged.output
     rows = [json.loads(line) for line in (tmp_path / "all" / "results.jsonl").read_text().splitlines()]

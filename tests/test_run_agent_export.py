@@ -20,10 +20,10 @@ def export(*args):
     return CliRunner().invoke(app, ["export", *map(str, args)])
 
 
-def test_every_format_and_flag_after_a_sharded_run(tmp_path, make_context):
+def test_every_format_and_flag_after_a_sharded_run(tmp_path, make_settings):
     (tmp_path / "in.jsonl").write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
     for i in range(2):
-        asyncio.run(run_dataset(tmp_path / "in.jsonl", tmp_path / f"s{i}", make_context(), RunOptions(shard=(i, 2))))
+        asyncio.run(run_dataset(tmp_path / "in.jsonl", tmp_path / f"s{i}", make_settings(), RunOptions(shard=(i, 2))))
     assert CliRunner().invoke(app, ["merge", str(tmp_path / "s0"), str(tmp_path / "s1"), "--out", str(tmp_path / "all")]).exit_code == 0
     run = tmp_path / "all"
 

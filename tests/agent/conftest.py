@@ -2,14 +2,15 @@ import shutil
 
 import pytest
 
-from tests.agent.view_run import context_for, make_view_run
+from agent.config import Settings
+from tests.agent.view_run import make_view_run
 
 
 @pytest.fixture(scope="session")
-def view_run(tmp_path_factory, loaded):
+def view_run(tmp_path_factory, fixture_kg_dir):
     """The viewer's fixture run (tests/agent/view_run.py), made once; tests that write
     reviews copy it first."""
-    return make_view_run(tmp_path_factory.mktemp("view"), context_for(loaded))
+    return make_view_run(tmp_path_factory.mktemp("view"), Settings(kg_dir=fixture_kg_dir))
 
 
 @pytest.fixture

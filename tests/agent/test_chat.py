@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from agent import nodes, replay
 from agent.chat import DISCLAIMER, ChatSession, parse_question
-from agent.graph import build_graph
+from agent.graph import compile_graph
 from run_agent import app as cli
 
 QUESTION = "A traveller returns with fever, splenomegaly and anemia. Which drug? A) chloroquine B) metformin"
@@ -30,7 +30,7 @@ def scripted(lines):
 def chat(ctx, tmp_path, lines):
     conn = sqlite3.connect(str(tmp_path / replay.CHECKPOINTS), check_same_thread=False)
     console = Console(record=True, width=120)
-    session = ChatSession(ctx, build_graph().compile(checkpointer=SqliteSaver(conn)), scripted(lines), console, "t", tmp_path)
+    session = ChatSession(ctx, compile_graph(SqliteSaver(conn)), scripted(lines), console, "t", tmp_path)
     session.run()
     conn.close()
     return session, " ".join(console.export_text().split())

@@ -35,13 +35,11 @@ CUSTOM = [{"qid": "c1", "prompt": "Hemoptysis and night sweats: which drug treat
 
 def run(tmp, name, records, loaded, fields=FieldMap(), broken=False):
     from agent.config import Settings
-    from agent.context import AgentContext
 
     path = tmp / f"{name}.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in records) + ("{broken\n" if broken else ""))
-    ctx = AgentContext(loaded.kg, loaded.index, loaded.index.embedder, Settings(kg_dir=loaded.path))
     info = {"kg": {"source": "triples", "sha256": "abc123", "nodes": 43, "edges": 1, "embedding_model": "minilm"}}
-    asyncio.run(run_dataset(path, tmp / name, ctx, RunOptions(info=info, fields=fields)))
+    asyncio.run(run_dataset(path, tmp / name, Settings(kg_dir=loaded.path), RunOptions(info=info, fields=fields)))
     return tmp / name
 
 

@@ -4,6 +4,7 @@ through the fake's copy of OpenAI's rules, which answers a violation with HTTP 4
 
 import asyncio
 import json
+from dataclasses import replace
 
 import httpx
 import pytest
@@ -11,12 +12,12 @@ import respx
 from langchain_openai import ChatOpenAI
 from langgraph.checkpoint.memory import InMemorySaver
 
-from agent.graph import build_graph
+from agent.graph import compile_graph
 from agent.llm import LLM, NO_USAGE, LLMError
 from agent.runner import RunOptions, run_dataset
 from agent.schemas import ExtractedEntities, answer_schema
 from tests.conftest import MALARIA, record
-from tests.fake_llm import FakeBrain, Quirks, completion, openai_violation
+from tests.fake_llm import FakeBrain, FakeOpenAIServer, Quirks, completion, openai_violation
 
 BASE = "http://llm.test/v1"
 URL = f"{BASE}/chat/completions"
@@ -32,9 +33,7 @@ def make_llm(max_retries=0, **kw) -> LLM:
 @pytest.fixture
 def llm_context(make_context):
     def make(**settings):
-        ctx = make_context(model="m", **settings)
-        ctx.llm = make_llm()
-        return ctx
+        return replace(make_context(model="m", **settings), llm=make_llm())
     return make
 
 
@@ -51,7 +50,7 @@ def scripted(*replies):
 
 
 def run_graph(ctx, rec):
-    app = build_graph().compile(checkpointer=InMemorySaver())
+    app = compile_graph(InMemorySaver())
     return app.invoke({"record": rec}, {"configurable": {"thread_id": "t"}, "recursion_limit": 60}, context=ctx)
 
 
@@ -222,21 +221,19 @@ def test_timeouts_fail_the_node_with_a_reason():
             make_llm().text("generate", "go")
 
 
-def test_500s_until_retries_run_out_make_that_sample_an_error_and_the_run_goes_on(tmp_path, llm_context, brain):
-    ctx = llm_context()
-    ctx.llm = make_llm(max_retries=1)
+def test_500s_until_retries_run_out_make_that_sample_an_error_and_the_run_goes_on(tmp_path, make_settings, brain):
     path = tmp_path / "in.jsonl"
     broken = record("Hemoptysis and night sweats. Diagnosis?", "tuberculosis", {"A": "asthma", "B": "tuberculosis"}, "B", id="broken")
     path.write_text("\n".join(json.dumps(r) for r in [broken, {**MALARIA, "id": "fine"}]) + "\n")
 
-    def handler(request):
-        if "Hemoptysis and night sweats" in request.content.decode():
-            return httpx.Response(500, json={"error": {"message": "boom"}}, headers={"retry-after-ms": "1"})
-        return brain.handler(request)
+    def failing_on_broken(body):
+        if "Hemoptysis and night sweats" in json.dumps(body):
+            return 500, {"error": {"message": "boom"}}, {"retry-after-ms": "1"}
+        return None
 
-    with respx.mock() as mock:
-        mock.post(URL).mock(side_effect=handler)
-        summary = asyncio.run(run_dataset(path, tmp_path / "run", ctx, RunOptions()))
+    with FakeOpenAIServer(brain, override=failing_on_broken) as server:
+        settings = make_settings(model="m", base_url=server.url, api_key="k", llm_max_retries=1)
+        summary = asyncio.run(run_dataset(path, tmp_path / "run", settings, RunOptions()))
     rows = {r["id"]: r for r in map(json.loads, (tmp_path / "run" / "results.jsonl").read_text().splitlines())}
     assert rows["broken"]["status"] == "error"
     assert rows["broken"]["error"].startswith("extract: ") and "HTTP 500" in rows["broken"]["error"]
@@ -291,7 +288,7 @@ QUIRKS = {
 def test_answers_shaped_as_real_models_shape_them_are_read(llm_context, loaded, mode, quirk):
     brain = FakeBrain([loaded.kg.name(n) for n in loaded.kg.graph], Quirks(**QUIRKS[quirk]))
     ctx = llm_context(max_attempts=1)
-    ctx.llm = LLM(ctx.llm.chat, structured=mode)
+    ctx = replace(ctx, llm=LLM(ctx.llm.chat, structured=mode))
     with respx.mock() as mock:
         route = mock.post(URL).mock(side_effect=brain.handler)
         state = run_graph(ctx, MALARIA)
@@ -306,7 +303,7 @@ def test_thinking_with_braces_and_a_conclusion_is_stripped_before_every_check(ll
     think = "<think>{\"answer\": \"B\"} Conclusion: B. Option B, metformin.</think>\n"
     reasoning = "Finding reasoning paths:\n1. fever -> malaria -> chloroquine\n\nReasoning Process:\n1. chloroquine.\n\nConclusion:\nchloroquine."
     ctx = llm_context()
-    ctx.llm = LLM(ctx.llm.chat, structured="text")
+    ctx = replace(ctx, llm=LLM(ctx.llm.chat, structured="text"))
     with respx.mock() as mock:
         mock.post(URL).mock(side_effect=scripted(completion(think + reasoning), completion(think + '{"answer": "A"}')))
         text, usage = ctx.llm.text("generate", "write", check=lambda t: None if t.startswith("Finding") else "format")
@@ -318,7 +315,7 @@ def test_thinking_with_braces_and_a_conclusion_is_stripped_before_every_check(ll
 @pytest.mark.parametrize("mode", ["tools", "text"])
 def test_schema_misses_are_repaired_with_the_exact_error_and_counted(llm_context, brain, mode):
     ctx = llm_context(max_attempts=1)
-    ctx.llm = LLM(ctx.llm.chat, structured=mode)
+    ctx = replace(ctx, llm=LLM(ctx.llm.chat, structured=mode))
     missing = {"answer_entities": [{"name": "chloroquine"}]}  # question_entities left out
     body = lambda d: completion(tool_calls=[("ExtractedEntities", d)]) if mode == "tools" else completion(json.dumps(d))  # noqa: E731
 
@@ -435,25 +432,22 @@ def test_the_explore_cap_counts_tool_calls_and_keeps_the_closing_message(llm_con
     assert state["attempts"][1]["correct"] is True
 
 
-def test_a_failing_node_still_counts_its_requests_in_the_error_row(tmp_path, llm_context, brain):
-    ctx = llm_context()
+def test_a_failing_node_still_counts_its_requests_in_the_error_row(tmp_path, make_settings, brain):
     path = tmp_path / "in.jsonl"
     path.write_text(json.dumps({**MALARIA, "id": "m"}) + "\n")
     bad = json.dumps({"answer": "zebra"})
 
-    def handler(request):  # the verifier names no option, twice: the node fails after a repair
-        if tool_names(json.loads(request.content)) == ["ReasonedAnswer"]:
-            body = json.loads(request.content)
-            return httpx.Response(200, json=completion(tool_calls=[("ReasonedAnswer", bad)], prompt_tokens=7)) \
-                if not openai_violation(body) else httpx.Response(400, json=openai_violation(body).body())
-        return brain.handler(request)
+    def verifier_naming_no_option(body):  # twice: the node fails after a repair
+        if tool_names(body) == ["ReasonedAnswer"] and not openai_violation(body):
+            return 200, completion(tool_calls=[("ReasonedAnswer", bad)], prompt_tokens=7), {}
+        return None
 
-    with respx.mock() as mock:
-        route = mock.post(URL).mock(side_effect=handler)
-        summary = asyncio.run(run_dataset(path, tmp_path / "run", ctx, RunOptions()))
+    with FakeOpenAIServer(brain, override=verifier_naming_no_option) as server:
+        settings = make_settings(model="m", base_url=server.url, api_key="k", llm_max_retries=0)
+        summary = asyncio.run(run_dataset(path, tmp_path / "run", settings, RunOptions()))
     (row,) = map(json.loads, (tmp_path / "run" / "results.jsonl").read_text().splitlines())
     assert row["status"] == "error" and row["error"].startswith("verify: malformed answer")
-    assert row["usage"]["llm_calls"] == route.call_count == 4  # extract, generate, verify and its repair
+    assert row["usage"]["llm_calls"] == server.hits == 4  # extract, generate, verify and its repair
     assert row["usage"]["repairs"] == 1 and summary["usage"]["llm_calls"] == 4
 
 
@@ -479,7 +473,7 @@ def test_the_extracted_type_is_read_in_the_graphs_spelling(llm_context, loaded):
 
 def test_strict_schemas_are_closed_with_every_property_required(llm_context, brain):
     ctx = llm_context(max_attempts=1)
-    ctx.llm = LLM(ctx.llm.chat, strict=True)
+    ctx = replace(ctx, llm=LLM(ctx.llm.chat, strict=True))
     with respx.mock() as mock:
         route = mock.post(URL).mock(side_effect=brain.handler)
         state = run_graph(ctx, MALARIA)

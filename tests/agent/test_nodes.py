@@ -10,7 +10,7 @@ from tests.conftest import MALARIA, record
 
 
 def run(node, state, ctx):
-    return node(state, Runtime(context=ctx))
+    return node(state, Runtime(context=ctx.settings))
 
 
 def through(state, ctx, *steps):
@@ -103,8 +103,8 @@ def test_verify_rejects_when_the_graph_favours_another_option(make_context):
 @pytest.fixture(scope="module")
 def two_vitamins(tmp_path_factory, embedder):
     """A tiny graph where one name is a node of two types, as in PrimeKG."""
+    from agent import resources
     from agent.config import Settings
-    from agent.context import AgentContext
     from graphs.kg_dir import Source, build_kg
     from graphs.progress import Silent
 
@@ -114,8 +114,8 @@ def two_vitamins(tmp_path_factory, embedder):
                    "vitamin d\texposure_disease\trickets\texposure\tdisease\n"
                    "vitamin d\texposure_disease\tosteomalacia\texposure\tdisease\n")
     kg_dir = tmp_path_factory.mktemp("kg2")
-    loaded = build_kg(kg_dir, Source("triples", tsv), embedder, Silent())
-    return AgentContext(loaded.kg, loaded.index, embedder, Settings(kg_dir=kg_dir))
+    build_kg(kg_dir, Source("triples", tsv), embedder, Silent())
+    return resources.load(Settings(kg_dir=kg_dir))
 
 
 @pytest.mark.parametrize("type_, node", [("drug", "drug:vitamin d"), ("exposure", "exposure:vitamin d"),

@@ -10,7 +10,7 @@ from tests.conftest import MALARIA
 
 def through(state, ctx, *steps):
     for step in steps:
-        state = {**state, **step(state, Runtime(context=ctx))}
+        state = {**state, **step(state, Runtime(context=ctx.settings))}
     return state
 
 

@@ -2,13 +2,14 @@
 cut to a bounded length."""
 
 import json
+from dataclasses import replace
 
 import httpx
 import respx
 from langchain_openai import ChatOpenAI
 from langgraph.checkpoint.memory import InMemorySaver
 
-from agent.graph import build_graph
+from agent.graph import compile_graph
 from agent.llm import LLM
 from agent.verbalise import PROMPT_CONTEXT_CHARS, question_text
 from tests.fake_llm import FakeBrain
@@ -35,13 +36,12 @@ def test_the_context_comes_first_and_is_cut_at_a_word_boundary():
 
 
 def test_generate_and_verify_are_sent_the_bounded_context(make_context, loaded):
-    ctx = make_context(model="m")
-    ctx.llm = LLM(ChatOpenAI(model="m", base_url=BASE, api_key="sk-test", timeout=5, max_retries=0, temperature=0,
-                             use_responses_api=False, http_client=httpx.Client(), http_async_client=httpx.AsyncClient()))
+    ctx = replace(make_context(model="m"), llm=LLM(ChatOpenAI(model="m", base_url=BASE, api_key="sk-test", timeout=5, max_retries=0, temperature=0,
+                             use_responses_api=False, http_client=httpx.Client(), http_async_client=httpx.AsyncClient())))
     brain = FakeBrain([loaded.kg.name(n) for n in loaded.kg.graph])
     with respx.mock() as mock:
         route = mock.post(f"{BASE}/chat/completions").mock(side_effect=brain.handler)
-        app = build_graph().compile(checkpointer=InMemorySaver())
+        app = compile_graph(InMemorySaver())
         app.invoke({"record": PUBMEDQA}, {"configurable": {"thread_id": "t"}, "recursion_limit": 60}, context=ctx)
     prompts = [json.loads(call.request.content)["messages"][0]["content"] for call in route.calls]
     generate = [p for p in prompts if "Finding reasoning paths:" in p and "Medical facts:" in p]

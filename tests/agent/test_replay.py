@@ -19,11 +19,11 @@ RECORDS = [
 
 
 @pytest.fixture
-def run_dir(tmp_path, make_context):
+def run_dir(tmp_path, make_settings):
     source = tmp_path / "in.jsonl"
     source.write_text("\n".join(json.dumps(r) for r in RECORDS) + "\n")
     out = tmp_path / "run"
-    asyncio.run(run_dataset(source, out, make_context(), RunOptions()))
+    asyncio.run(run_dataset(source, out, make_settings(), RunOptions()))
     return out
 
 
@@ -63,11 +63,11 @@ def test_cli_list_timeline_and_step_json(run_dir):
     assert missing.exit_code == 2 and "no sample 'nope'" in missing.output
 
 
-def test_fork_with_changed_settings_and_diff(run_dir, make_context, loaded):
+def test_fork_with_changed_settings_and_diff(run_dir, make_settings, loaded):
     with replay.open_run(run_dir) as graph:
         original = replay.branch(graph, "malaria")
         before = [replay._id(s) for s in original]
-        old, new, number = replay.fork(graph, "malaria", 2, make_context(), ["settings.max_hops=1"])
+        old, new, number = replay.fork(graph, "malaria", 2, make_settings(), ["settings.max_hops=1"])
         assert number == 1
         # At one hop, fever→malaria→chloroquine is out of reach until attempt 3 reaches the
         # answer through its neighbour malaria.
@@ -121,3 +121,29 @@ def test_parse_sets_and_state_update(run_dir):
         assert type(update["attempts"]).__name__ == "Overwrite"
         with pytest.raises(replay.ReplayError, match="unknown state field"):
             replay.state_update(graph, values, {"nonsense": 1})
+
+
+def test_a_fork_with_another_model_calls_that_model(tmp_path, make_settings, brain):
+    from tests.fake_llm import FakeOpenAIServer
+
+    source = tmp_path / "in.jsonl"
+    source.write_text(json.dumps(RECORDS[0]) + "\n")
+    with FakeOpenAIServer(brain) as server:
+        settings = make_settings(model="model-a", base_url=server.url, api_key="k")
+        asyncio.run(run_dataset(source, tmp_path / "run", settings, RunOptions()))
+        ran = len(brain.requests)
+        with replay.open_run(tmp_path / "run") as graph:
+            _, forked, _ = replay.fork(graph, "malaria", 2, settings, ["settings.model=model-b"])
+    assert forked["status"] == "accepted"
+    assert {body["model"] for body in brain.requests[:ran]} == {"model-a"}
+    assert {body["model"] for body in brain.requests[ran:]} == {"model-b"}  # every call after the fork
+    assert len(brain.requests) > ran
+
+
+def test_a_fork_onto_a_missing_graph_is_refused_before_any_branch_is_made(run_dir, make_settings, tmp_path):
+    from graphs.cache import CacheError
+
+    with replay.open_run(run_dir) as graph:
+        with pytest.raises(CacheError, match="does not exist"):
+            replay.fork(graph, "malaria", 2, make_settings(), [f"settings.kg_dir={tmp_path / 'nowhere'}"])
+        assert len(replay.branches(graph, "malaria")) == 1

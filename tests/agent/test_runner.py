@@ -6,7 +6,6 @@ import re
 
 import pytest
 
-from agent.llm import make_llm
 from agent.records import FieldMap
 from agent.runner import RunDirError, RunOptions, claim_run_dir, execute, plan_run, run_dataset
 from tests.conftest import MALARIA
@@ -27,21 +26,19 @@ def rows_of(run_dir):
 
 
 @pytest.fixture
-def llm_ctx(make_context):
+def llm_settings(make_settings):
     def make(server, **settings):
-        ctx = make_context(model="fake", base_url=server.url, api_key="k", **settings)
-        ctx.llm = make_llm(ctx.settings)
-        return ctx
+        return make_settings(model="fake", base_url=server.url, api_key="k", **settings)
     return make
 
 
-def test_samples_finishing_out_of_order_are_each_written_once(tmp_path, brain, llm_ctx):
+def test_samples_finishing_out_of_order_are_each_written_once(tmp_path, brain, llm_settings):
     n = 8
     def latency(body):  # later cases answer faster, so they finish first
         return 0.03 * (n - int(re.search(r"Case (\d+):", json.dumps(body)).group(1)))
     path = write(tmp_path / "in.jsonl", [case(i) for i in range(n)])
     with FakeOpenAIServer(brain, latency=latency) as server:
-        summary = asyncio.run(run_dataset(path, tmp_path / "run", llm_ctx(server), RunOptions(concurrency=n)))
+        summary = asyncio.run(run_dataset(path, tmp_path / "run", llm_settings(server), RunOptions(concurrency=n)))
     ids = [r["id"] for r in rows_of(tmp_path / "run")]
     assert sorted(ids) == sorted(f"case-{i}" for i in range(n)) and len(set(ids)) == n
     assert ids != [f"case-{i}" for i in range(n)]  # written as they finished
@@ -51,22 +48,22 @@ def test_samples_finishing_out_of_order_are_each_written_once(tmp_path, brain, l
     assert summary["samples_per_minute"] > 0 and summary["processed_this_session"] == n
 
 
-def test_llm_failures_are_retried_from_their_checkpoint_with_retry_errors(tmp_path, brain, llm_ctx):
+def test_llm_failures_are_retried_from_their_checkpoint_with_retry_errors(tmp_path, brain, llm_settings):
     path = write(tmp_path / "in.jsonl", [case(0), case(1)])
     run_dir = tmp_path / "run"
     with FakeOpenAIServer(brain, fault_rate=1.0) as server:
-        ctx = llm_ctx(server, llm_max_retries=0)
-        first = asyncio.run(run_dataset(path, run_dir, ctx, RunOptions()))
+        settings = llm_settings(server, llm_max_retries=0)
+        first = asyncio.run(run_dataset(path, run_dir, settings, RunOptions()))
         assert first["counts"]["error"] == 2 and first["error_kinds"] == {"LLM error": 2}
         assert first["failure_reasons"] == {"LLM error": 2}
-        again = asyncio.run(run_dataset(path, run_dir, ctx, RunOptions(resume=True)))
+        again = asyncio.run(run_dataset(path, run_dir, settings, RunOptions(resume=True)))
         assert again["counts"]["error"] == 2 and server.hits == 2  # plain --resume: errors stay done
         server.fault_rate = 0.0
-        fixed = asyncio.run(run_dataset(path, run_dir, ctx, RunOptions(resume=True, retry_errors=True)))
+        fixed = asyncio.run(run_dataset(path, run_dir, settings, RunOptions(resume=True, retry_errors=True)))
     assert fixed["counts"] == {"accepted": 2, "rejected": 0, "error": 0}
     assert sorted(r["id"] for r in rows_of(run_dir)) == ["case-0", "case-1"]
 
-def cancel_after_first_result(path, run_dir, ctx) -> None:
+def cancel_after_first_result(path, run_dir, settings) -> None:
     """Run ``path`` two at a time and cancel the run as soon as one sample has finished."""
 
     async def run_and_cancel():
@@ -74,7 +71,7 @@ def cancel_after_first_result(path, run_dir, ctx) -> None:
         first = asyncio.Event()
         options.on_result = lambda row: first.set()
         with claim_run_dir(run_dir, resume=False):
-            task = asyncio.create_task(execute(plan_run(path, run_dir, options), run_dir, ctx, options))
+            task = asyncio.create_task(execute(plan_run(path, run_dir, options), run_dir, settings, options))
             await first.wait()
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
@@ -83,24 +80,24 @@ def cancel_after_first_result(path, run_dir, ctx) -> None:
     asyncio.run(run_and_cancel())
 
 
-def test_an_interrupted_run_writes_its_summary_and_resumes_without_redoing_work(tmp_path, brain, llm_ctx):
+def test_an_interrupted_run_writes_its_summary_and_resumes_without_redoing_work(tmp_path, brain, llm_settings):
     path = write(tmp_path / "in.jsonl", [case(i) for i in range(6)])
     run_dir = tmp_path / "run"
     with FakeOpenAIServer(brain, latency=0.05) as server:
-        ctx = llm_ctx(server)
-        cancel_after_first_result(path, run_dir, ctx)
+        settings = llm_settings(server)
+        cancel_after_first_result(path, run_dir, settings)
         summary = json.loads((run_dir / "summary.json").read_text())
         assert summary["interrupted"] is True and 1 <= summary["records"] < 6
         assert summary["unfinished"] == 6 - summary["records"]
         hits = server.hits
-        done = asyncio.run(run_dataset(path, run_dir, ctx, RunOptions(resume=True, concurrency=2)))
+        done = asyncio.run(run_dataset(path, run_dir, settings, RunOptions(resume=True, concurrency=2)))
         assert done["records"] == 6 and done["interrupted"] is False and done["unfinished"] == 0
         assert server.hits - hits < 6 * 3  # the interrupted samples went on from their checkpoints
         hits = server.hits
         with claim_run_dir(run_dir, resume=True):
             plan = plan_run(path, run_dir, RunOptions(resume=True))
             assert plan.pending == [] and sum(plan.done.values()) == 6
-            asyncio.run(execute(plan, run_dir, None, RunOptions(resume=True)))  # no KG, no LLM needed
+            asyncio.run(execute(plan, run_dir, settings, RunOptions(resume=True)))  # nothing pending: nothing opened
         assert server.hits == hits
     ids = [r["id"] for r in rows_of(run_dir)]
     assert sorted(ids) == [f"case-{i}" for i in range(6)]
@@ -146,25 +143,25 @@ def test_field_map_reaches_the_records(tmp_path):
     assert job.record["id"] == "z1" and job.record["answer"] == "fever"
 
 
-def test_a_crash_after_a_nodes_writes_were_saved_resumes_from_there(tmp_path, make_context):
+def test_a_crash_after_a_nodes_writes_were_saved_resumes_from_there(tmp_path, make_settings):
     """SIGKILL between a node's saved writes and the next checkpoint: ``next`` is then empty
     although the graph has not finished, and the sample must go on, not count as done."""
     import sqlite3
 
     path = write(tmp_path / "in.jsonl", [MALARIA])
     run_dir = tmp_path / "run"
-    asyncio.run(run_dataset(path, run_dir, make_context(), RunOptions()))
+    asyncio.run(run_dataset(path, run_dir, make_settings(), RunOptions()))
     with sqlite3.connect(run_dir / "checkpoints.sqlite") as db:
         newest = [r[0] for r in db.execute("SELECT checkpoint_id FROM checkpoints ORDER BY checkpoint_id DESC LIMIT 2")]
         db.executemany("DELETE FROM checkpoints WHERE checkpoint_id = ?", [(c,) for c in newest])
         db.executemany("DELETE FROM writes WHERE checkpoint_id = ?", [(newest[0],)])  # verify's writes
     (run_dir / "results.jsonl").write_text("")  # its line was never written
-    summary = asyncio.run(run_dataset(path, run_dir, make_context(), RunOptions(resume=True)))
+    summary = asyncio.run(run_dataset(path, run_dir, make_settings(), RunOptions(resume=True)))
     (row,) = rows_of(run_dir)
     assert row["status"] == "accepted" and len(row["attempts"]) == 1 and summary["counts"]["accepted"] == 1
 
 
-def test_a_cancelled_run_leaves_the_checkpoint_database_unlocked(tmp_path, brain, llm_ctx):
+def test_a_cancelled_run_leaves_the_checkpoint_database_unlocked(tmp_path, brain, llm_settings):
     """Cancellation can cut a checkpoint write between its INSERT and its COMMIT; the run must
     end that transaction before its saver closes, or a resume in the same process finds the
     database locked. The cut falls at a random point, so several runs are cancelled."""
@@ -172,10 +169,10 @@ def test_a_cancelled_run_leaves_the_checkpoint_database_unlocked(tmp_path, brain
 
     path = write(tmp_path / "in.jsonl", [case(i) for i in range(4)])
     with FakeOpenAIServer(brain, latency=0.02) as server:
-        ctx = llm_ctx(server)
+        settings = llm_settings(server)
         for trial in range(16):
             run_dir = tmp_path / f"run{trial}"
-            cancel_after_first_result(path, run_dir, ctx)
+            cancel_after_first_result(path, run_dir, settings)
             db = sqlite3.connect(run_dir / "checkpoints.sqlite", timeout=0)
             db.execute("BEGIN IMMEDIATE")  # raises "database is locked" if a write was left open
             db.rollback()

@@ -11,7 +11,6 @@ import shutil
 from pathlib import Path
 
 from agent.config import Settings
-from agent.context import AgentContext
 from agent.runner import RunOptions, run_dataset
 
 HOSTILE_QUESTION = "<script>alert('x')</script> Fever & splenomegaly for < 2 weeks after travel. Which drug treats it?"
@@ -37,12 +36,12 @@ FINGERPRINT = {"run_id": "3f9a1c2e", "mode": "kg-only", "kg": {"source": "triple
                "prompt_set": "e5f6", "tool_version": "0.1.0"}
 
 
-def make_view_run(root: Path, ctx: AgentContext) -> Path:
+def make_view_run(root: Path, settings: Settings) -> Path:
     """The run directory, and a copy of its checkpoints alone as a chat store (``root/chat``)."""
     source = root / "in.jsonl"
     source.write_text("\n".join(json.dumps(r) for r in RECORDS) + "\n")
     run_dir = root / "run"
-    asyncio.run(run_dataset(source, run_dir, ctx, RunOptions()))
+    asyncio.run(run_dataset(source, run_dir, settings, RunOptions()))
     results = run_dir / "results.jsonl"
     rows = [json.loads(line) for line in results.read_text().splitlines()]
     for row in rows:
@@ -54,7 +53,3 @@ def make_view_run(root: Path, ctx: AgentContext) -> Path:
     chat.mkdir()
     shutil.copy(run_dir / "checkpoints.sqlite", chat / "checkpoints.sqlite")
     return run_dir
-
-
-def context_for(loaded) -> AgentContext:
-    return AgentContext(loaded.kg, loaded.index, loaded.index.embedder, Settings(kg_dir=loaded.path))
