@@ -373,6 +373,8 @@ def export(
     thinking_tags: Annotated[bool, typer.Option("--thinking-tags", help="sft: wrap the reasoning in <think>…</think> before the final answer.")] = False,
     system: Annotated[Optional[str], typer.Option("--system", help="sft: a system message to put first.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --out (never the run's own files).")] = False,
+    reviewed: Annotated[bool, typer.Option("--reviewed", help="Leave out the samples a reviewer rejected (reviews.jsonl, written by `view`).")] = False,
+    only_reviewed: Annotated[bool, typer.Option("--only-reviewed", help="Only the samples a reviewer accepted.")] = False,
     with_provenance: Annotated[bool, typer.Option("--provenance", help="Add a provenance object per item: mapped nodes, paths, grounding per step, KG, model, run fingerprint (hf always has it).")] = False,
     min_grounding: Annotated[Optional[float], typer.Option("--min-grounding", min=0.0, max=1.0, help="Only samples whose grounding score reaches this.")] = None,
 ) -> None:
@@ -382,8 +384,12 @@ def export(
 
     if format not in FORMATS:
         raise fail(f"unknown --format {format!r}; choose one of {', '.join(FORMATS)}")
-    options = ExportOptions(dataset_name=dataset_name, thinking_tags=thinking_tags, system=system, include_all=all_rows,
-                            provenance=with_provenance, min_grounding=min_grounding)
+    if reviewed and only_reviewed:
+        raise fail("--reviewed and --only-reviewed exclude each other: pass one")
+    review_filter = "accepted" if only_reviewed else "not-rejected" if reviewed else "any"
+    options = ExportOptions(dataset_name=dataset_name, thinking_tags=thinking_tags, system=system,
+                            include_all=all_rows, reviewed=review_filter, provenance=with_provenance,
+                            min_grounding=min_grounding)
     try:
         written = export_run(run_dir, format, out_path, options, force=force)
     except (ExportError, OutputError) as exc:
@@ -480,6 +486,22 @@ def chat(
         ChatSession(ctx, graph, read, out, time.strftime("%Y%m%d-%H%M%S"), store).run()
 
 
+@app.command("view")
+def view(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory (run --out) or the chat store.")],
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 8765,
+    host: Annotated[str, typer.Option("--host", help="Address to bind; other machines can reach any but 127.0.0.1.")] = "127.0.0.1",
+) -> None:
+    """See a run in the browser: overview, samples, KG paths as graphs, checkpoints, and review."""
+    from agent.view import ViewError, serve
+
+    err.print(f"Viewing {escape(str(run_dir))} at http://{escape(host)}:{port}/ (Ctrl-C to stop)", highlight=False)
+    try:
+        serve(run_dir, host=host, port=port)
+    except ViewError as exc:
+        raise fail(str(exc)) from exc
+
+
 @app.command("replay")
 def replay_command(
     run_dir: Annotated[Path, typer.Argument(help="A run directory (run --out) or the chat store.")],
@@ -497,6 +519,7 @@ def replay_command(
 ) -> None:
     """List a run's samples, show a sample's steps, or fork a sample from a past step."""
     from agent import replay
+    from agent.console import timeline_table
 
     try:
         with replay.open_run(run_dir) as graph:
@@ -535,7 +558,7 @@ def replay_command(
                         {"step": s.step, "node": s.node, "changes": s.changes, "created_at": s.created_at, "next": list(s.next)}
                         for s in steps]}))
                     return
-                out.print(replay.timeline_table(steps, f"{escape(sample)}: branch {branch} of {count} (0 = original)"))
+                out.print(timeline_table(steps, f"{escape(sample)}: branch {branch} of {count} (0 = original)"))
     except replay.ReplayError as exc:
         raise fail(str(exc)) from exc
 

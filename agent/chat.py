@@ -31,6 +31,7 @@ from rich.panel import Panel
 from rich.table import Table
 
 from agent import kg_nodes, replay
+from agent.console import timeline_table
 from agent.context import AgentContext
 from agent.graph import RECURSION_LIMIT
 from agent.llm import failure_message
@@ -422,7 +423,7 @@ class ChatSession:
         if not self._need_turn():
             return
         thread = self.last["thread_id"]
-        table = replay.timeline_table(replay.timeline(replay.branch(self.app, thread, 0)), f"Thread {thread}")
+        table = timeline_table(replay.timeline(replay.branch(self.app, thread, 0)), f"Thread {thread}")
         self.console.print(table)
 
     def _save(self, arg: str) -> None:

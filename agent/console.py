@@ -5,9 +5,15 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.table import Table
+
+if TYPE_CHECKING:  # the replay module loads LangGraph: not for every command's start
+    from agent.replay import Step
 
 err = Console(stderr=True, soft_wrap=True, emoji=False)
 
@@ -105,3 +111,13 @@ class RunProgress:
         return (f"Samples {done}/{self.total}{share}: {self.counts['accepted']} accepted, "
                 f"{self.counts['rejected']} rejected, {self.counts['error']} errors; "
                 f"{rate:,.1f}/min, ETA {eta}")
+
+
+def timeline_table(steps: list[Step], title: str) -> Table:
+    """A branch's checkpoints as a table (shared by chat's /trace and ``replay --sample``)."""
+    table = Table(title=title, title_justify="left")
+    for column in ("step", "node", "changed", "time"):
+        table.add_column(column)
+    for s in steps:
+        table.add_row(str(s.step), s.node, escape("; ".join(s.changes)) or "—", s.created_at[11:23])
+    return table

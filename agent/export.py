@@ -30,6 +30,7 @@ from pathlib import Path
 from agent.fingerprint import read_fingerprint
 from agent.grounding import below, distribution
 from agent.results import RESULTS, SUMMARY, read_rows, summarise, write_summary
+from agent.reviews import ReviewError, ReviewFilter, passes, read_reviews
 from agent.safe_write import atomic_text, check_target
 from agent.verbalise import question_text
 
@@ -47,6 +48,7 @@ class ExportOptions:
     thinking_tags: bool = False  # sft: <think>reasoning</think> then the answer
     system: str | None = None  # sft: a system turn first
     include_all: bool = False  # also rejected and error rows (those with a question)
+    reviewed: ReviewFilter = "any"  # of those, the ones reviewers did not reject, or accepted
     provenance: bool = False  # a provenance object per item (hf always has one)
     min_grounding: float | None = None  # only samples whose grounding score reaches this
 
@@ -199,6 +201,17 @@ def selected_rows(rows: list[dict], include_all: bool, min_grounding: float | No
     return chosen
 
 
+def reviewed_rows(run_dir: Path, rows: list[dict], wanted: ReviewFilter) -> list[dict]:
+    """The rows whose latest review in RUN_DIR/reviews.jsonl passes ``wanted``."""
+    try:
+        reviews = read_reviews(run_dir)
+    except ReviewError as exc:
+        raise ExportError(str(exc)) from exc
+    if not reviews:
+        raise ExportError(f"{run_dir} has no reviews yet; review samples with `view {run_dir}` first")
+    return [r for r in rows if passes(reviews.get(r["id"]), wanted)]
+
+
 def export_items(rows: list[dict], format: str, options: ExportOptions, source: RunSource) -> list[dict]:
     """The items of ``format`` for the ``selected_rows``, each with its provenance when asked
     (hf always has one)."""
@@ -217,6 +230,8 @@ def export_run(run_dir: Path, format: str, out: Path, options: ExportOptions = E
     check_target(out, [run_dir], force, directory=format == "hf")
     rows, summary = load_run(run_dir)
     rows = selected_rows(rows, options.include_all, options.min_grounding)
+    if options.reviewed != "any":
+        rows = reviewed_rows(run_dir, rows, options.reviewed)
     source = RunSource(summary.get("kg") or {}, summary.get("model"), read_fingerprint(run_dir))
     items = export_items(rows, format, options, source)
     if format == "hf":

@@ -1,5 +1,8 @@
 """Looking inside a finished (or interrupted) run: samples, checkpoint timelines, forks.
 
+The one reading of checkpoints that both ``replay`` (terminal) and ``view`` (browser) show;
+it returns data, never renders it (the CLI and ``agent.view`` do).
+
 A run directory (or the chat store) holds ``checkpoints.sqlite``: one LangGraph thread per
 sample, one checkpoint per step. A thread can hold several *branches*: the original run and
 every fork made from one of its past checkpoints (``update_state`` on a past checkpoint
@@ -24,8 +27,6 @@ from typing import Any
 from langgraph.channels.binop import BinaryOperatorAggregate
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Overwrite, StateSnapshot
-from rich.markup import escape
-from rich.table import Table
 
 from agent import resources
 from agent.config import Settings
@@ -82,14 +83,17 @@ def list_samples(run_dir: Path, app) -> list[dict]:
     if results.is_file():
         rows = [json.loads(line) for line in results.read_text(encoding="utf-8").splitlines() if line.strip()]
         return [_summary_of(r["id"], r.get("thread_id") or r["id"], r) for r in rows]
-    samples = []
+    return [_summary_of(values.get("record", {}).get("id", thread), thread, {
+        "status": values.get("status", "running"), "attempts": values.get("attempts", []),
+        "verification": values.get("verification"),
+    }) for thread, values in latest_states(app)]
+
+
+def latest_states(app) -> Iterator[tuple[str, dict]]:
+    """(thread, latest state) of every thread: the samples of a store without results.jsonl
+    (the chat store, where each turn is a thread)."""
     for thread in thread_ids(app):
-        values = app.get_state(_config(thread)).values
-        samples.append(_summary_of(values.get("record", {}).get("id", thread), thread, {
-            "status": values.get("status", "running"), "attempts": values.get("attempts", []),
-            "verification": values.get("verification"),
-        }))
-    return samples
+        yield thread, app.get_state(_config(thread)).values
 
 
 def _summary_of(sample_id: str, thread: str, row: dict) -> dict:
@@ -233,16 +237,6 @@ def _condense(key: str, old: Any, new: Any, existed: bool) -> str:
     return f"{key}: {_short(new)}"
 
 
-def timeline_table(steps: list[Step], title: str) -> Table:
-    """A branch's checkpoints as a table (shared by /trace and ``replay --sample``)."""
-    table = Table(title=title, title_justify="left")
-    for column in ("step", "node", "changed", "time"):
-        table.add_column(column)
-    for s in steps:
-        table.add_row(str(s.step), s.node, escape("; ".join(s.changes)) or "—", s.created_at[11:23])
-    return table
-
-
 def step_json(thread: str, snapshot: StateSnapshot, node: str) -> dict:
     return {
         "thread_id": thread, "step": snapshot.metadata.get("step"), "node": node,
@@ -323,6 +317,15 @@ def _set_path(container: Any, path: list[str], value: Any, dotted: str) -> Any:
     return container
 
 
+def fork_refusal(snapshot: StateSnapshot, step: int) -> str | None:
+    """Why the checkpoint at ``step`` cannot be forked, or None when it can."""
+    if not snapshot.next:
+        return f"step {step} is the end of the run: nothing left to re-run; fork an earlier step"
+    if snapshot.metadata.get("source") == "input":
+        return f"step {step} holds only the input; fork step {step + 1} or later"
+    return None
+
+
 def fork(app, thread: str, step: int, settings: Settings, sets: list[str], from_branch: int = 0) -> tuple[dict, dict, int]:
     """Re-run a sample from checkpoint ``step`` of a branch with changed state and/or
     settings, as a new branch. Returns (original final state, fork final state, branch number).
@@ -332,10 +335,9 @@ def fork(app, thread: str, step: int, settings: Settings, sets: list[str], from_
     state_changes, setting_changes = parse_sets(sets)
     chain = branch(app, thread, from_branch)
     past = at_step(chain, step)
-    if not past.next:
-        raise ReplayError(f"step {step} is the end of the run: nothing left to re-run; fork an earlier step")
-    if past.metadata.get("source") == "input":
-        raise ReplayError(f"step {step} holds only the input; fork step {step + 1} or later")
+    refusal = fork_refusal(past, step)
+    if refusal:
+        raise ReplayError(refusal)
     settings = changed_settings(settings, setting_changes)
     resources.load(settings)
     update = state_update(app, past.values, state_changes)
