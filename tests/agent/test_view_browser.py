@@ -78,6 +78,19 @@ def browser(tmp_path):
         driver.quit()
 
 
+def navigate(browser, action) -> None:
+    """Run ``action`` (a click or submit that loads a page) and wait until the new page has
+    replaced the old one, so nothing is read from the page being left."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    old = browser.find_element(By.TAG_NAME, "html")
+    action()
+    WebDriverWait(browser, 10).until(expected_conditions.staleness_of(old))
+    WebDriverWait(browser, 10).until(lambda b: b.execute_script("return document.readyState") == "complete")
+
+
 def shown_ids(browser) -> list[str]:
     from selenium.webdriver.common.by import By
 
@@ -91,16 +104,16 @@ def test_list_filters(browser, viewer):
     browser.get(viewer + "/samples")
     assert sorted(shown_ids(browser)) == sorted(["malaria", "scurvy", "hostile/<b>id</b>", "broken"])
     Select(browser.find_element(By.NAME, "status")).select_by_value("rejected")
-    browser.find_element(By.CSS_SELECTOR, ".filters button[type=submit]").click()
+    navigate(browser, browser.find_element(By.CSS_SELECTOR, ".filters button[type=submit]").click)
     assert shown_ids(browser) == ["scurvy"]
     assert browser.find_element(By.ID, "matching").text.startswith("1 of 4")
 
     browser.get(viewer + "/samples")
     search = browser.find_element(By.NAME, "q")
     search.send_keys("splenomegaly")
-    search.submit()
+    navigate(browser, search.submit)
     assert shown_ids(browser) == ["malaria", "hostile/<b>id</b>"]
-    browser.find_element(By.LINK_TEXT, "malaria").click()  # the list's filters go along: next is the other match
+    navigate(browser, browser.find_element(By.LINK_TEXT, "malaria").click)  # the list's filters go along: next is the other match
     assert browser.find_element(By.ID, "next").get_attribute("href").endswith(
         "/sample/" + quote("hostile/<b>id</b>", safe="") + "?q=splenomegaly")
 
@@ -144,7 +157,7 @@ def test_review_is_saved_and_changes_the_export(browser, viewer, reviewable_run,
 
     before = export_ids(reviewable_run, tmp_path)
     browser.get(viewer + "/samples?status=accepted")
-    browser.find_element(By.LINK_TEXT, "malaria").click()
+    navigate(browser, browser.find_element(By.LINK_TEXT, "malaria").click)
     browser.find_element(By.ID, "review-note").send_keys("anemia is not evidence", Keys.TAB)  # leave the field
     browser.find_element(By.TAG_NAME, "body").send_keys("r")  # the reject shortcut
     WebDriverWait(browser, 10).until(lambda b: b.find_element(By.ID, "sample-id").text != "malaria")  # on to the next
@@ -163,6 +176,7 @@ def test_forged_review_from_another_page_is_refused(browser, viewer, reviewable_
     """A page of another origin in the same browser posts a review form to the viewer: it
     cannot read the session's token, so the viewer refuses it and writes nothing."""
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
 
     (tmp_path / "attacker").mkdir()
     (tmp_path / "attacker" / "index.html").write_text(
@@ -173,7 +187,8 @@ def test_forged_review_from_another_page_is_refused(browser, viewer, reviewable_
     attacker = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=attacker.serve_forever, daemon=True).start()
     try:
-        browser.get(f"http://127.0.0.1:{attacker.server_address[1]}/index.html")
+        browser.get(f"http://127.0.0.1:{attacker.server_address[1]}/index.html")  # the page posts itself
+        WebDriverWait(browser, 10).until(lambda b: b.current_url.startswith(viewer))
         assert "refused" in browser.find_element(By.TAG_NAME, "body").text
     finally:
         attacker.shutdown()
@@ -186,7 +201,7 @@ def test_a_question_holding_script_is_shown_as_text(browser, viewer):
 
     browser.get(viewer + "/samples?q=" + quote("<script>"))
     assert shown_ids(browser) == ["hostile/<b>id</b>"]
-    browser.find_element(By.CSS_SELECTOR, "#sample-list a.sample-link").click()
+    navigate(browser, browser.find_element(By.CSS_SELECTOR, "#sample-list a.sample-link").click)
     assert browser.find_element(By.ID, "question").text == HOSTILE_QUESTION
     assert browser.find_element(By.ID, "sample-id").text == "hostile/<b>id</b>"
     assert browser.find_elements(By.CSS_SELECTOR, "main script, main b#id") == []
