@@ -274,6 +274,8 @@ def run(
                 summary = None
             except (OSError, sqlite3.Error) as exc:  # the environment failed, not a sample: stop, say so
                 stopped = exc
+            except Exception as exc:  # a bug: a few lines here, the traceback in RUN_DIR/crash.log
+                stopped = exc
         if stopped is not None:
             _stopped(stopped, out_dir, len(plan.jobs))
     if summary is None:
@@ -289,17 +291,30 @@ EXIT_STOPPED = 1
 
 
 def _stopped(exc: Exception, out_dir: Path, total: int) -> None:
-    """A run stopped by its environment (a full disk, a broken database): what is kept, what to do."""
+    """A run stopped by its environment (a full disk, a broken database) or by a bug: what
+    is kept and what to do, in a few lines; a bug's traceback goes to RUN_DIR/crash.log."""
+    import sqlite3
+
     from agent.results import RESULTS, read_rows
+    from agent.runner import write_crash_log
 
     try:
         saved = len(read_rows(out_dir / RESULTS))
     except (OSError, ValueError):
         saved = 0
-    cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-    err.print(f"[bold red]The run stopped[/]: {escape(cause)} ({type(exc).__name__}). {saved} of {total} samples are "
-              f"saved in {escape(str(out_dir / RESULTS))}; fix the cause (e.g. free space), then continue with the "
-              "same command plus --resume.", highlight=False)
+    kept = f"{saved} of {total} samples are saved in {escape(str(out_dir / RESULTS))}"
+    if isinstance(exc, (OSError, sqlite3.Error)):
+        cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        err.print(f"[bold red]The run stopped[/]: {escape(cause)} ({type(exc).__name__}). {kept}; fix the cause "
+                  "(e.g. free space), then continue with the same command plus --resume.", highlight=False)
+        raise typer.Exit(EXIT_STOPPED)
+    try:
+        log = f"the full traceback is in {escape(str(write_crash_log(out_dir, exc)))}"
+    except OSError as write_error:
+        log = f"its traceback could not be written ({escape(str(write_error))})"
+    err.print(f"[bold red]The run stopped on a bug[/]: {type(exc).__name__}: {escape(str(exc)[:300])}\n"
+              f"{kept}; {log} (please report it).\nFinished work is kept: continue with the same command plus "
+              "--resume.", highlight=False)
     raise typer.Exit(EXIT_STOPPED)
 
 

@@ -23,6 +23,7 @@ import json
 import os
 import sqlite3
 import time
+import traceback
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +40,7 @@ from agent.config import Settings
 from agent.fingerprint import PLAIN_THREADS, read_fingerprint, thread_id, write_fingerprint
 from agent.graph import RECURSION_LIMIT, compile_graph
 from agent.llm import LLMError, failure_message
+from agent.redaction import redact
 from agent.records import (
     DEFAULT_FIELDS, FieldMap, InputError, RawRecord, RecordError, detect_cop_base, own_id, parse_record, read_raw,
 )
@@ -47,6 +49,7 @@ from agent.run_lock import LOCK, RunDirBusy, run_dir_lock
 from agent.state import Record, add_usage
 
 CHECKPOINTS = "checkpoints.sqlite"
+CRASH_LOG = "crash.log"
 # Below this much free space a run is refused before anything loads: one sample's checkpoints
 # take tens of KB (hundreds with an LLM), and SQLite needs room for its journal on top.
 MIN_FREE_BYTES = 1 << 20
@@ -366,6 +369,16 @@ async def _process(app, settings: Settings, job: Job, thread: str) -> dict:
         return result_row(record["id"], thread, state,
                           error=f"the sample ended without a verdict (status {state.get('status')!r})")
     return result_row(record["id"], thread, state)
+
+
+def write_crash_log(run_dir: Path, exc: BaseException) -> Path:
+    """Append the traceback of the bug that stopped a run to RUN_DIR/crash.log, for a report;
+    the user is shown a few lines instead."""
+    path = run_dir / CRASH_LOG
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(f"--- {time.strftime('%Y-%m-%dT%H:%M:%S%z')} medreason-agent {fingerprints.tool_version()}\n")
+        f.write(redact("".join(traceback.format_exception(exc))))
+    return path
 
 
 async def _end_cancelled_write(saver: AsyncSqliteSaver) -> None:

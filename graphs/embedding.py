@@ -29,6 +29,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -148,19 +149,39 @@ class Embedder:
         return out
 
 
+class TokenTable(NamedTuple):
+    """Which row of ``vectors`` holds each token (``rows[token]``, -1: not distilled yet).
+    Never changed once published: growing it makes a new table (see StaticEncoder)."""
+
+    rows: np.ndarray
+    vectors: np.ndarray
+
+
 class StaticEncoder:
     """Text vectors as sqrt-IDF-weighted means of distilled token vectors (see module doc).
 
-    ``rows[token]`` is the token's row in ``vectors`` (-1: not distilled yet) and
-    ``weights[token]`` its weight. Unseen tokens are distilled on first use, under a lock.
+    ``weights[token]`` is the token's weight; ``table`` maps tokens to their vectors. Unseen
+    tokens are distilled on first use, under a lock, into a new table that replaces the old
+    one in one assignment. A text is pooled against the one table it read, so samples
+    encoding on worker threads while another grows the table never see rows and vectors of
+    different sizes (reading ``vectors`` twice across a growth was a crash at --concurrency 16).
     """
 
     def __init__(
         self, embedder: Embedder, rows: np.ndarray, vectors: np.ndarray, weights: np.ndarray, centre: np.ndarray
     ) -> None:
         self.embedder = embedder
-        self.rows, self.vectors, self.weights, self.centre = rows, vectors, weights, centre
+        self.table = TokenTable(rows, vectors)
+        self.weights, self.centre = weights, centre
         self._lock = threading.Lock()
+
+    @property
+    def rows(self) -> np.ndarray:
+        return self.table.rows
+
+    @property
+    def vectors(self) -> np.ndarray:
+        return self.table.vectors
 
     @classmethod
     def distill(cls, embedder: Embedder, corpus: list[str]) -> tuple[StaticEncoder, np.ndarray]:
@@ -176,33 +197,39 @@ class StaticEncoder:
         rows[used] = np.arange(len(used), dtype=np.int32)
         vectors = embedder.token_vectors(used)
         encoder = cls(embedder, rows, vectors, weights, np.zeros(vectors.shape[1], np.float32))
-        encoder.centre = encoder._pool(tokenized, normalise=False).mean(axis=0)
-        return encoder, encoder._pool(tokenized)
+        encoder.centre = encoder._pool(tokenized, encoder.table, normalise=False).mean(axis=0)
+        return encoder, encoder._pool(tokenized, encoder.table)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         tokenized = _token_ids(self.embedder, texts)
+        table = self.table
         unseen = np.unique(np.concatenate(tokenized)) if tokenized else np.zeros(0, np.int64)
-        unseen = unseen[self.rows[unseen] < 0]
-        if len(unseen):
-            with self._lock:
-                unseen = unseen[self.rows[unseen] < 0]  # another thread may have added them
-                if len(unseen):
-                    first = len(self.vectors)
-                    # vectors grow before rows point at them, so readers never see a dangling row
-                    self.vectors = np.concatenate([self.vectors, self.embedder.token_vectors(unseen)])
-                    self.rows[unseen] = np.arange(first, first + len(unseen))
-        return self._pool(tokenized)
+        if (table.rows[unseen] < 0).any():
+            table = self._grown(unseen)
+        return self._pool(tokenized, table)
 
-    def _pool(self, tokenized: list[np.ndarray], normalise: bool = True) -> np.ndarray:
+    def _grown(self, tokens: np.ndarray) -> TokenTable:
+        """The table with every one of ``tokens`` distilled: the current one when another
+        thread already added them, else a new one, published for all."""
+        with self._lock:
+            table = self.table
+            unseen = tokens[table.rows[tokens] < 0]
+            if len(unseen):
+                rows = table.rows.copy()
+                rows[unseen] = np.arange(len(table.vectors), len(table.vectors) + len(unseen))
+                table = self.table = TokenTable(rows, np.concatenate([table.vectors, self.embedder.token_vectors(unseen)]))
+            return table
+
+    def _pool(self, tokenized: list[np.ndarray], table: TokenTable, normalise: bool = True) -> np.ndarray:
         """Weighted mean token vector of each text, as one sparse (texts × tokens) product."""
         from scipy.sparse import csr_matrix
 
         lengths = np.array([len(ids) for ids in tokenized], dtype=np.int64)
         flat = np.concatenate(tokenized) if len(tokenized) else np.zeros(0, np.int64)
         indptr = np.concatenate([[0], np.cumsum(lengths)])
-        weights = csr_matrix((self.weights[flat], self.rows[flat], indptr), shape=(len(tokenized), len(self.vectors)))
+        weights = csr_matrix((self.weights[flat], table.rows[flat], indptr), shape=(len(tokenized), len(table.vectors)))
         totals = np.asarray(weights.sum(axis=1)).ravel()
-        out = np.asarray(weights @ self.vectors, dtype=np.float32)
+        out = np.asarray(weights @ table.vectors, dtype=np.float32)
         nonempty = totals > 0
         out[nonempty] /= totals[nonempty, None]
         if not normalise:

