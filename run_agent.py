@@ -202,6 +202,7 @@ def run(
     offset: Annotated[int, typer.Option(help="Skip the first N records.")] = 0,
     shard: Annotated[Optional[str], typer.Option(help="I/N: only records whose position modulo N is I (0-based); one RUN_DIR per shard.")] = None,
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
+    allow_changed: Annotated[bool, typer.Option("--allow-changed", help="With --resume: go on although the model, graph, prompts, settings or input changed (recorded in fingerprint.json with the rows made before).")] = False,
     retry_errors: Annotated[bool, typer.Option("--retry-errors", help="With --resume: run samples that failed on the LLM again, from their last checkpoint.")] = False,
     fresh_checkpoints: Annotated[bool, typer.Option("--fresh-checkpoints", help="With --resume: set the checkpoint database aside (kept, renamed) and redo unfinished samples from scratch.")] = False,
     concurrency: Annotated[int, typer.Option(help="Samples in flight at once.")] = 1,
@@ -221,21 +222,20 @@ def run(
     from agent.console import RunProgress
     from agent.fingerprint import kg_identity
     from agent.records import FieldMap
-    from agent.runner import RunOptions, claim_run_dir, execute, identify, plan_run, read_jobs
+    from agent.runner import RunOptions, execute, identify, prepare
 
     settings = _settings(kg_dir=kg_dir, offline=offline or None, model=model, base_url=base_url, min_grounding=min_grounding)
     if concurrency < 1 or offset < 0 or (limit is not None and limit < 0) or cop_base not in (None, 0, 1):
         raise fail("--concurrency must be ≥ 1, --offset and --limit ≥ 0, --cop-base 0 or 1")
-    if (retry_errors or fresh_checkpoints) and not resume:
-        raise fail("--retry-errors and --fresh-checkpoints continue a run: pass --resume too")
+    if (retry_errors or fresh_checkpoints or allow_changed) and not resume:
+        raise fail("--retry-errors, --fresh-checkpoints and --allow-changed continue a run: pass --resume too")
     fields = FieldMap(id_field, question_field, answer_field, options_field, cop_base)
     options = RunOptions(limit, resume, concurrency, offset=offset, shard=_shard(shard), fields=fields,
-                         retry_errors=retry_errors, fresh_checkpoints=fresh_checkpoints, encoding=encoding)
+                         retry_errors=retry_errors, fresh_checkpoints=fresh_checkpoints, encoding=encoding,
+                         allow_changed=allow_changed)
     with ExitStack() as held:
         try:  # everything that can refuse the run, before the KG loads or an LLM call is paid for
-            jobs = read_jobs(input, options)
-            held.enter_context(claim_run_dir(out_dir, resume))  # held until the run ends
-            plan = plan_run(input, out_dir, options, jobs)
+            plan = prepare(input, out_dir, options, held)
         except InputError as exc:
             raise fail(str(exc)) from exc
         if plan.duplicates:
@@ -264,6 +264,8 @@ def run(
                 err.print("Mode: [bold]KG-only[/] (" + ("--offline" if settings.offline else "no LLM configured: pass --model") + ")")
             options.info.update(mode="llm" if llm else "kg-only", model=settings.model if llm else None,
                                 base_url=settings.base_url if llm else None, run_id=fingerprint["run_id"],
+                                changes=[{"at": c["at"], "changed": c["changed"], "rows_before": len(c["rows_before"])}
+                                         for c in fingerprint.get("changes", [])],
                                 kg=kg_identity(loaded.manifest, settings.kg_dir))
         stopped = None
         with RunProgress(len(plan.jobs), dict(plan.done)) as progress:

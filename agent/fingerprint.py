@@ -139,6 +139,35 @@ def thread_id(fingerprint: dict | None, sample_id: str) -> str:
     return f"{fingerprint['run_id']}:{sample_id}"
 
 
+def with_change(stored: dict, new: dict, changed: list[str], made_before: list[str]) -> dict:
+    """``stored`` going on with ``new``'s compared values, the change recorded in ``changes``
+    with the values it replaced and the ids of the rows made before it."""
+    sections = dict.fromkeys(section for section, _ in COMPARED)
+    change = {"at": new["created"], "changed": changed, "before": {k: stored.get(k) for k in sections},
+              "rows_before": made_before}
+    return {**stored, **{k: new.get(k) for k in sections}, "changes": [*stored.get("changes", []), change]}
+
+
+def identity_of_rows(fingerprint: dict, ids: list[str]) -> dict[str, dict]:
+    """Each row's ``identity`` (KG, mode, model, run id): the run's, or for rows made before a
+    recorded change (``--allow-changed``), the one in force when they were made."""
+    current = identity(fingerprint)
+    found = {}
+    for change in fingerprint.get("changes", []):
+        before = identity({**fingerprint, **change["before"]})
+        for row_id in change["rows_before"]:
+            found.setdefault(row_id, before)
+    return {row_id: found.get(row_id, current) for row_id in ids}
+
+
+def identity(fingerprint: dict) -> dict:
+    """What rows from different runs must share to be merged without --allow-mixed, and the
+    run they come from."""
+    kg = fingerprint.get("kg") or {}
+    return {"run_id": fingerprint.get("run_id"), "mode": fingerprint.get("mode"), "model": fingerprint.get("model"),
+            "kg": {k: kg.get(k) for k in ("source", "sha256", "nodes", "edges", "embedding_model")}}
+
+
 def _value(fingerprint: dict, section: str, key: str | None) -> Any:
     value = fingerprint.get(section)
     return value.get(key) if key is not None and isinstance(value, dict) else value

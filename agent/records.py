@@ -74,10 +74,12 @@ PUBMEDQA_OPTIONS = {"A": "yes", "B": "no", "C": "maybe"}
 MEDMCQA_OPTIONS = ("opa", "opb", "opc", "opd")
 
 
-def read_raw(path: Path, encoding: str | None = None) -> list[RawRecord]:
+def read_raw(path: Path, encoding: str | None = None, stem: str | None = None) -> list[RawRecord]:
     """Every record of the file, in order; raises InputError when there is nothing to run.
     The file is decoded strictly (UTF-8 unless ``encoding`` names another codec): a byte that
-    does not decode is refused with its line, never replaced with U+FFFD."""
+    does not decode is refused with its line, never replaced with U+FFFD. Records without an
+    id of their own are named ``<stem>-<line or number>``, the stem the file's unless given
+    (a resumed run's recorded one, so a renamed file keeps its ids)."""
     if not path.exists():
         raise InputError(f"input file {path} does not exist")
     if path.is_dir():
@@ -86,12 +88,13 @@ def read_raw(path: Path, encoding: str | None = None) -> list[RawRecord]:
     if not text.strip():
         raise InputError(f"input file {path} is empty")
     suffix = path.suffix.lower()
+    stem = stem or path.stem
     if suffix == ".json":
-        raws = list(_json_document(path, text))
+        raws = list(_json_document(path, text, stem))
     elif suffix in (".csv", ".tsv"):
-        raws = list(_csv_rows(path, text, "\t" if suffix == ".tsv" else ","))
+        raws = list(_csv_rows(path, text, "\t" if suffix == ".tsv" else ",", stem))
     else:
-        raws = list(_json_lines(path, text))
+        raws = list(_json_lines(path, text, stem))
     if not raws:
         raise InputError(f"input file {path} holds no records")
     return raws
@@ -115,20 +118,20 @@ def _decoded(path: Path, encoding: str | None) -> str:
                          f"(byte 0x{data[exc.start]:02x} at column {column}){hint}") from None
 
 
-def _json_lines(path: Path, text: str) -> Iterator[RawRecord]:
+def _json_lines(path: Path, text: str, stem: str) -> Iterator[RawRecord]:
     position = 0
     for line_no, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         where = f"{path.name}:{line_no}"
         try:
-            yield RawRecord(where, f"{path.stem}-{line_no}", json.loads(line), position=position)
+            yield RawRecord(where, f"{stem}-{line_no}", json.loads(line), position=position)
         except json.JSONDecodeError as exc:
-            yield RawRecord(where, f"{path.stem}-{line_no}", error=f"{where}: not valid JSON ({exc.msg}, column {exc.colno})", position=position)
+            yield RawRecord(where, f"{stem}-{line_no}", error=f"{where}: not valid JSON ({exc.msg}, column {exc.colno})", position=position)
         position += 1
 
 
-def _json_document(path: Path, text: str) -> Iterator[RawRecord]:
+def _json_document(path: Path, text: str, stem: str) -> Iterator[RawRecord]:
     try:
         items = json.loads(text)
     except json.JSONDecodeError as exc:
@@ -141,10 +144,10 @@ def _json_document(path: Path, text: str) -> Iterator[RawRecord]:
     if not isinstance(items, list):
         raise InputError(f"{path}: expected a JSON array of records, found {type(items).__name__}")
     for n, item in enumerate(items, start=1):
-        yield RawRecord(f"{path.name}[{n}]", f"{path.stem}-{n}", item, position=n - 1)
+        yield RawRecord(f"{path.name}[{n}]", f"{stem}-{n}", item, position=n - 1)
 
 
-def _csv_rows(path: Path, text: str, delimiter: str) -> Iterator[RawRecord]:
+def _csv_rows(path: Path, text: str, delimiter: str, stem: str) -> Iterator[RawRecord]:
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))
     with io.StringIO(text, newline="") as f:
         reader = csv.DictReader(f, delimiter=delimiter)
@@ -155,9 +158,9 @@ def _csv_rows(path: Path, text: str, delimiter: str) -> Iterator[RawRecord]:
             where = f"{path.name}:{line_no}"
             line_no = reader.line_num + 1
             if None in row:  # more cells than header columns
-                yield RawRecord(where, f"{path.stem}-{position + 1}", error=f"{where}: more cells than header columns", position=position)
+                yield RawRecord(where, f"{stem}-{position + 1}", error=f"{where}: more cells than header columns", position=position)
             else:
-                yield RawRecord(where, f"{path.stem}-{position + 1}", {k: v for k, v in row.items() if v not in (None, "")}, position=position)
+                yield RawRecord(where, f"{stem}-{position + 1}", {k: v for k, v in row.items() if v not in (None, "")}, position=position)
             position += 1
 
 

@@ -73,6 +73,7 @@ class RunOptions:
     retry_errors: bool = False  # with resume: run samples that failed on the LLM again
     fresh_checkpoints: bool = False  # with resume: set the checkpoint database aside, redo unfinished samples
     encoding: str | None = None  # of the input file; None: UTF-8, refused with the line number if it is not
+    allow_changed: bool = False  # with resume: go on with changed settings, recording the change
     info: dict[str, Any] = field(default_factory=dict)  # recorded in summary.json (kg, model, input)
 
 
@@ -148,9 +149,10 @@ def select(raws: list[RawRecord], options: RunOptions) -> list[RawRecord]:
     return chosen
 
 
-def read_jobs(input_path: Path, options: RunOptions) -> list[Job]:
-    """The selected records of the input, parsed; raises InputError when there is nothing to run."""
-    raws = list(read_raw(input_path, options.encoding))
+def read_jobs(input_path: Path, options: RunOptions, stem: str | None = None) -> list[Job]:
+    """The selected records of the input, parsed; raises InputError when there is nothing to run.
+    ``stem`` names records without an id (``recorded_stem``)."""
+    raws = list(read_raw(input_path, options.encoding, stem))
     fields = options.fields
     if fields.cop_base is None:
         fields = replace(fields, cop_base=detect_cop_base(raws))
@@ -189,25 +191,56 @@ def plan_run(input_path: Path, run_dir: Path, options: RunOptions, jobs: list[Jo
 
 
 def identify(plan: Plan, run_dir: Path, settings: Settings, options: RunOptions) -> dict:
-    """The run's fingerprint (``agent.fingerprint``): the one RUN_DIR holds, or a new one
-    written now, when the run first starts. A run from before fingerprints existed, resumed,
-    keeps its checkpoint threads under plain sample ids. Opens the KG (once per process)."""
+    """The run's fingerprint (``agent.fingerprint``), written when the run first starts.
+
+    On resume the stored one is compared with what this session would record: a change
+    (another model, graph, prompt set, result-changing setting or input) is refused with a
+    RunDirError naming it, unless ``options.allow_changed``: then it is recorded, with the ids
+    of the rows made before it, so that no row is relabelled. A run from before fingerprints
+    existed keeps its checkpoint threads under plain sample ids. Opens the KG (once per process)."""
     from agent import resources
 
+    loaded = resources.load_kg(settings)
+    new = fingerprints.make(
+        settings, fingerprints.kg_identity(loaded.manifest, settings.kg_dir), plan.input_path,
+        reading={"fields": asdict(options.fields), "encoding": options.encoding},
+        selection={"offset": options.offset, "limit": options.limit,
+                   "shard": list(options.shard) if options.shard else None},
+    )
     stored = read_fingerprint(run_dir)
     if stored is None:
-        loaded = resources.load_kg(settings)
-        stored = fingerprints.make(
-            settings, fingerprints.kg_identity(loaded.manifest, settings.kg_dir), plan.input_path,
-            reading={"fields": asdict(options.fields), "encoding": options.encoding},
-            selection={"offset": options.offset, "limit": options.limit,
-                       "shard": list(options.shard) if options.shard else None},
-        )
         if options.resume and ((run_dir / RESULTS).exists() or (run_dir / CHECKPOINTS).exists()):
-            stored[PLAIN_THREADS] = True
+            new[PLAIN_THREADS] = True
+        write_fingerprint(run_dir, new)
+        plan.fingerprint = new
+        return new
+    changed = fingerprints.differences(stored, new)
+    if changed:
+        made = [r["id"] for r in read_rows(run_dir / RESULTS)] if (run_dir / RESULTS).exists() else []
+        if not options.allow_changed:
+            raise RunDirError(
+                f"{run_dir} was started with other settings than this --resume, so its {len(made)} finished "
+                "row(s) and the rest would not be made alike. Changed:\n  " + "\n  ".join(changed) + "\n"
+                "Resume with the run's own settings, choose a new --out directory for the new ones, or pass "
+                "--allow-changed to go on in this run (the change is recorded in fingerprint.json with the rows "
+                "made before it)."
+            )
+        stored = fingerprints.with_change(stored, new, changed, made)
         write_fingerprint(run_dir, stored)
     plan.fingerprint = stored
     return stored
+
+
+def recorded_stem(input_path: Path, run_dir: Path) -> str | None:
+    """The file stem a resumed run's ids were made from, when INPUT holds the same records
+    under another name: ids like ``questions-4`` then survive a rename."""
+    stored = read_fingerprint(run_dir)
+    if stored is None or not input_path.is_file():
+        return None
+    recorded = stored.get("input") or {}
+    if recorded.get("sha256") != fingerprints.file_sha256(input_path):
+        return None
+    return Path(recorded.get("name", input_path.name)).stem
 
 
 def _one_row_per_id(rows: list[dict]) -> tuple[list[dict], list[str]]:
@@ -265,12 +298,20 @@ def _set_checkpoints_aside(run_dir: Path) -> Path | None:
 
 async def run_dataset(input_path: Path, run_dir: Path, settings: Settings, options: RunOptions) -> dict:
     """Process the records and return the run's summary (also written to summary.json)."""
-    jobs = read_jobs(input_path, options)
-    with claim_run_dir(run_dir, options.resume):
-        plan = plan_run(input_path, run_dir, options, jobs)
+    with ExitStack() as held:
+        plan = prepare(input_path, run_dir, options, held)
         if plan.pending:
             identify(plan, run_dir, settings, options)
         return await execute(plan, run_dir, settings, options)
+
+
+def prepare(input_path: Path, run_dir: Path, options: RunOptions, held: ExitStack) -> Plan:
+    """Everything that can refuse a run before the KG loads or an LLM call is paid for: read
+    the input, claim RUN_DIR (held by ``held`` until the run ends), plan what is left."""
+    stem = recorded_stem(input_path, run_dir) if options.resume else None
+    jobs = read_jobs(input_path, options, stem)
+    held.enter_context(claim_run_dir(run_dir, options.resume))
+    return plan_run(input_path, run_dir, options, jobs)
 
 
 async def execute(plan: Plan, run_dir: Path, settings: Settings, options: RunOptions) -> dict:
