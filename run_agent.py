@@ -222,7 +222,7 @@ def run(
     from agent.console import RunProgress
     from agent.fingerprint import kg_identity
     from agent.records import FieldMap
-    from agent.runner import RunOptions, execute, identify, prepare
+    from agent.runner import RunOptions, Terminated, execute, identify, prepare
 
     settings = _settings(kg_dir=kg_dir, offline=offline or None, model=model, base_url=base_url, min_grounding=min_grounding)
     if concurrency < 1 or offset < 0 or (limit is not None and limit < 0) or cop_base not in (None, 0, 1):
@@ -273,7 +273,9 @@ def run(
             try:
                 summary = asyncio.run(execute(plan, out_dir, settings, options))
             except KeyboardInterrupt:
-                summary = None
+                summary, exit_code = None, 130
+            except Terminated:
+                summary, exit_code = None, 143  # 128 + SIGTERM, as a shell reports it
             except (OSError, sqlite3.Error) as exc:  # the environment failed, not a sample: stop, say so
                 stopped = exc
             except Exception as exc:  # a bug: a few lines here, the traceback in RUN_DIR/crash.log
@@ -282,10 +284,11 @@ def run(
             _stopped(stopped, out_dir, len(plan.jobs))
     if summary is None:
         done = json.loads((out_dir / "summary.json").read_text())
-        err.print(f"[bold yellow]Interrupted[/]: {done['records']} of {len(plan.jobs)} samples have results "
-                  f"(kept in {escape(str(out_dir / 'results.jsonl'))}). Continue with the same command plus --resume.",
-                  highlight=False)
-        raise typer.Exit(130)
+        how = "Interrupted" if exit_code == 130 else "Terminated (SIGTERM)"
+        err.print(f"[bold yellow]{how}[/]: {done['records']} of {len(plan.jobs)} samples have results "
+                  f"(kept in {escape(str(out_dir / 'results.jsonl'))}; summary in {escape(str(out_dir / 'summary.json'))}). "
+                  "Continue with the same command plus --resume.", highlight=False)
+        raise typer.Exit(exit_code)
     _print_summary(summary, out_dir)
 
 
@@ -463,13 +466,14 @@ def ground(
 def merge(
     run_dirs: Annotated[list[Path], typer.Argument(help="Run directories to combine (e.g. one per --shard).")],
     out_dir: Annotated[Path, typer.Option("--out", help="New directory for the merged results.jsonl and summary.json.")],
+    allow_mixed: Annotated[bool, typer.Option("--allow-mixed", help="Merge runs made on different graphs, in different modes or with different models; each row keeps its own.")] = False,
 ) -> None:
     """Combine the results of several runs, refusing duplicate ids, and recompute the summary."""
     from agent.export import ExportError, merge_runs
     from agent.safe_write import OutputError
 
     try:
-        summary = merge_runs(run_dirs, out_dir)
+        summary = merge_runs(run_dirs, out_dir, allow_mixed)
     except (ExportError, OutputError) as exc:
         raise fail(str(exc)) from exc
     except OSError as exc:

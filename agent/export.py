@@ -27,7 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from agent.fingerprint import read_fingerprint
+from agent.fingerprint import identity, identity_of_rows, read_fingerprint
 from agent.grounding import below, distribution
 from agent.results import RESULTS, SUMMARY, read_rows, summarise, write_summary
 from agent.reviews import ReviewError, ReviewFilter, passes, read_reviews
@@ -35,7 +35,6 @@ from agent.safe_write import atomic_text, check_target
 from agent.verbalise import question_text
 
 FORMATS = ("sft", "medreason", "huatuo", "hf")
-MERGED_KEYS = ("mode", "model", "base_url", "kg")
 
 
 class ExportError(Exception):
@@ -65,15 +64,18 @@ class RunSource:
 def provenance(row: dict, source: RunSource) -> dict:
     """Where a sample's reasoning comes from: the nodes its mentions were mapped to, the
     paths it used (relation labels and node ids per hop), each step's grounding, the KG
-    (source and hash), the model and the run's fingerprint."""
+    (source and hash), the model and the run's fingerprint. A row's own ``run`` (a merge of
+    runs made differently, a run resumed with --allow-changed) comes before the run's."""
+    run = row.get("run")
+    run_kg = (run or {}).get("kg") or source.kg
     return {
         "nodes": [{"mention": m["mention"], "role": m["role"], "node_id": m["node_id"], "name": m["name"]}
                   for m in row.get("mappings") or []],
         "paths": [{"text": p["text"], "nodes": p["nodes"], "names": p["names"],
                    "relations": [[f["label"] for f in hop] for hop in p["hops"]]} for p in row.get("paths") or []],
         "grounding": row.get("grounding"),
-        "kg": {"source": source.kg.get("source"), "sha256": source.kg.get("sha256")},
-        "model": source.model,
+        "kg": {"source": run_kg.get("source"), "sha256": run_kg.get("sha256")},
+        "model": run["model"] if run else source.model,
         "fingerprint": source.fingerprint,
     }
 
@@ -232,6 +234,8 @@ def export_run(run_dir: Path, format: str, out: Path, options: ExportOptions = E
     rows = selected_rows(rows, options.include_all, options.min_grounding)
     if options.reviewed != "any":
         rows = reviewed_rows(run_dir, rows, options.reviewed)
+    identities = run_identities(run_dir, rows, summary)
+    rows = [{**r, "run": identities[r["id"]]} for r in rows]
     source = RunSource(summary.get("kg") or {}, summary.get("model"), read_fingerprint(run_dir))
     items = export_items(rows, format, options, source)
     if format == "hf":
@@ -267,8 +271,25 @@ def _export_hf(items: list[dict], rows: list[dict], summary: dict, out: Path, in
     return len(items)
 
 
+def _made_with(rows: list[dict], summary: dict) -> list[str]:
+    """The card's lines on mode, model and graph: one of each when every row shares them,
+    else each (KG, mode, model) with its number of samples."""
+    sources = _sources(rows) if rows and all(r.get("run") for r in rows) else [
+        {"kg": summary.get("kg") or {}, "mode": summary.get("mode", "unknown"), "model": summary.get("model"), "rows": len(rows)}]
+
+    def graph(kg: dict) -> str:
+        return (f"{kg.get('source') or 'unknown'} ({kg.get('nodes', '?')} nodes, {kg.get('edges', '?')} facts), source "
+                f"sha256 `{kg.get('sha256') or 'unknown'}`, entity embeddings {kg.get('embedding_model') or 'unknown'}")
+
+    if len(sources) == 1:
+        [one] = sources
+        return [f"- Mode: {one['mode']}; model: {one['model'] or 'none (KG-only)'}", f"- Knowledge graph: {graph(one['kg'])}"]
+    return ["- Made in different ways (each sample's `provenance` says how):",
+            *(f"  - {s['rows']:,} samples: mode {s['mode']}, model {s['model'] or 'none (KG-only)'}, knowledge graph "
+              f"{graph(s['kg'])}" for s in sources)]
+
+
 def dataset_card(rows: list[dict], summary: dict, include_all: bool, items: list[dict]) -> str:
-    kg = summary.get("kg") or {}
     statuses = Counter(r["status"] for r in rows)
     datasets = Counter(i["dataset_name"] for i in items)
     size = "n<1K" if len(rows) < 1000 else "1K<n<10K" if len(rows) < 10_000 else "10K<n<100K" if len(rows) < 100_000 else "n>100K"
@@ -301,9 +322,7 @@ def dataset_card(rows: list[dict], summary: dict, include_all: bool, items: list
         f"- Source datasets: {', '.join(f'{d} {n:,}' for d, n in datasets.most_common())}",
         f"- Run: {summary.get('records', len(rows)):,} records; accepted {counts.get('accepted', 0):,}, "
         f"rejected {counts.get('rejected', 0):,}, error {counts.get('error', 0):,}",
-        f"- Mode: {summary.get('mode', 'unknown')}; model: {summary.get('model') or 'none (KG-only)'}",
-        f"- Knowledge graph: {kg.get('source', 'unknown')} ({kg.get('nodes', '?')} nodes, {kg.get('edges', '?')} facts), "
-        f"source sha256 `{kg.get('sha256') or 'unknown'}`, entity embeddings {kg.get('embedding_model') or 'unknown'}",
+        *_made_with(rows, summary),
         f"- Grounding (share of reasoning steps the graph backs): {_grounding_line(rows)}",
         "",
         "Columns: `dataset_name`, `id_in_dataset` (0-based position in the input file), `question`, `answer`, "
@@ -325,29 +344,78 @@ def _grounding_line(rows: list[dict]) -> str:
     return f"mean score {grounding['mean_score']:.2f} over {grounding['samples']:,} samples; steps {steps}"
 
 
-def merge_runs(run_dirs: list[Path], out: Path) -> dict:
-    """One results.jsonl and a recomputed summary.json in ``out`` from several runs."""
+def run_identities(run_dir: Path, rows: list[dict], summary: dict) -> dict[str, dict]:
+    """Each row's identity (KG, mode, model, run id) from the run's fingerprint, or, for a run
+    from before fingerprints, from its summary; rows that a merge already labelled keep theirs."""
+    recorded = {"run_id": None, **{k: summary.get(k) for k in ("mode", "model", "kg")}}
+    fingerprint = {**recorded, **(read_fingerprint(run_dir) or {})}
+    made = identity_of_rows(fingerprint, [r["id"] for r in rows])
+    return {r["id"]: r.get("run") or made[r["id"]] for r in rows}
+
+
+def _kind(run: dict) -> str:
+    kg = run.get("kg") or {}
+    return json.dumps([kg.get("source"), kg.get("sha256"), run.get("mode"), run.get("model")])
+
+
+def _described(run: dict) -> str:
+    kg = run.get("kg") or {}
+    sha = (kg.get("sha256") or "?")[:12]
+    return f"KG {kg.get('source')} ({kg.get('nodes', '?')} nodes, sha256 {sha}…), mode {run.get('mode')}, model {run.get('model') or 'none'}"
+
+
+def _sources(rows: list[dict]) -> list[dict]:
+    """The distinct (KG, mode, model) of the rows, with how many rows each made."""
+    counts = Counter(_kind(r["run"]) for r in rows)
+    first = {}
+    for r in rows:
+        first.setdefault(_kind(r["run"]), r["run"])
+    return [{"kg": first[k]["kg"], "mode": first[k]["mode"], "model": first[k]["model"], "rows": n}
+            for k, n in counts.items()]
+
+
+def merge_runs(run_dirs: list[Path], out: Path, allow_mixed: bool = False) -> dict:
+    """One results.jsonl and a recomputed summary.json in ``out`` from several runs. Runs made
+    on different graphs, in different modes or with different models are refused unless
+    ``allow_mixed``; every merged row carries its own run's identity (``run``), and the
+    summary counts the rows of each (``sources``) instead of naming one for all."""
     if out.exists() and any(out.iterdir()):
         raise ExportError(f"--out {out} is not empty; choose a new directory")
-    rows, owner, duplicates, infos = [], {}, [], []
+    rows, owner, duplicates = [], {}, []
     wall = 0.0
+    kinds: dict[str, list[str]] = {}
     for run_dir in run_dirs:
         run_rows, summary = load_run(run_dir)
-        infos.append({k: summary.get(k) for k in MERGED_KEYS if k in summary})
+        identities = run_identities(run_dir, run_rows, summary)
         wall += summary.get("wall_time_s", 0.0)
         for row in run_rows:
             if row["id"] in owner:
                 duplicates.append(f"{row['id']!r} in {owner[row['id']]} and {run_dir}")
             owner.setdefault(row["id"], run_dir)
+            row = {**row, "run": identities[row["id"]]}
+            kinds.setdefault(_kind(row["run"]), []).append(str(run_dir))
             rows.append(row)
     if duplicates:
         shown = "; ".join(duplicates[:5]) + (f" (and {len(duplicates) - 5} more)" if len(duplicates) > 5 else "")
         raise ExportError(f"{len(duplicates)} duplicate id(s): {shown}")
-    info = next((i for i in infos if i), {})
-    conflicts = [k for k in MERGED_KEYS if len({json.dumps(i.get(k), sort_keys=True) for i in infos if k in i}) > 1]
+    sources = Counter(_kind(r["run"]) for r in rows)
+    if len(sources) > 1 and not allow_mixed:
+        described = {_kind(r["run"]): _described(r["run"]) for r in rows}
+        lines = "\n  ".join(f"{', '.join(dict.fromkeys(kinds[k]))}: {described[k]} ({n} rows)" for k, n in sources.items())
+        raise ExportError(
+            f"the runs were made differently, so one label would be wrong for some rows:\n  {lines}\n"
+            "Merge runs of one graph, mode and model, or pass --allow-mixed to merge them anyway: each row then "
+            "keeps its own run's graph, mode and model (`run` in results.jsonl, `sources` in the summary)."
+        )
     out.mkdir(parents=True, exist_ok=True)
     _write_jsonl(out / RESULTS, rows)
-    summary = summarise(rows, info.pop("mode", "unknown"), wall, len(rows), **info,
-                        merged_from=[str(d) for d in run_dirs], conflicting=conflicts)
+    first = rows[0]["run"] if rows else {}
+    mixed = len(sources) > 1
+    summary = summarise(
+        rows, "mixed" if mixed else first.get("mode", "unknown"), wall, len(rows),
+        model=None if mixed else first.get("model"), kg=None if mixed else first.get("kg"),
+        sources=_sources(rows),
+        merged_from=[str(d) for d in run_dirs],
+    )
     write_summary(out, summary)
     return summary

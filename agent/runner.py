@@ -21,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import sqlite3
+import threading
 import time
 import traceback
 from collections import Counter
@@ -318,12 +320,14 @@ async def execute(plan: Plan, run_dir: Path, settings: Settings, options: RunOpt
     """Run the pending jobs, ``options.concurrency`` at a time, with the graph, index and model
     that ``settings`` open (``agent.resources``). On cancellation, or when a worker fails (a full disk, a broken
     database), the other samples are cancelled and the summary is written before the error
-    goes on."""
+    goes on. SIGTERM (what Slurm, Kubernetes, systemd and ``timeout`` send) is Ctrl-C's twin:
+    the samples in flight are cancelled, the summary written, then ``Terminated`` is raised."""
     started = time.monotonic()
     results = ResultsFile(run_dir)
     processed = 0
     interrupted = False
     executor = None
+    terminated = _cancel_on_sigterm()
     try:
         if plan.pending:
             fingerprint = plan.fingerprint or identify(plan, run_dir, settings, options)
@@ -354,13 +358,45 @@ async def execute(plan: Plan, run_dir: Path, settings: Settings, options: RunOpt
                     await _end_cancelled_write(saver)
     except asyncio.CancelledError:
         interrupted = True
+        if terminated.is_set():
+            raise Terminated(signal.SIGTERM) from None
         raise
     finally:
+        if terminated.handled:
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
         results.close()
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
         summary = _summary(run_dir, plan, settings, options, time.monotonic() - started, processed, interrupted)
     return summary
+
+
+class Terminated(Exception):
+    """The run was stopped by a signal (SIGTERM) after writing its summary."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name}")
+        self.signum = signum
+
+
+class _SigtermSeen(threading.Event):
+    handled = False  # whether this run installed the handler (only the main thread can)
+
+
+def _cancel_on_sigterm() -> _SigtermSeen:
+    """Cancel the running task on SIGTERM, as asyncio does on Ctrl-C."""
+    seen = _SigtermSeen()
+    if threading.current_thread() is not threading.main_thread():
+        return seen
+    task = asyncio.current_task()
+
+    def cancel() -> None:
+        seen.set()
+        task.cancel()
+
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, cancel)
+    seen.handled = True
+    return seen
 
 
 def _summary(run_dir: Path, plan: Plan, settings: Settings, options: RunOptions, wall: float, processed: int, interrupted: bool) -> dict:

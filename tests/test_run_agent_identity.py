@@ -83,3 +83,40 @@ def test_resume_of_a_renamed_input_keeps_the_ids_made_from_its_name(tmp_path, fi
     assert resumed.returncode == 0, resumed.stderr
     assert "2 of 4 samples already done, 2 to go" in said(resumed)
     assert [r["id"] for r in lines(run_dir / "results.jsonl")] == [f"questions-{n}" for n in range(1, 5)]
+
+
+def test_merge_of_runs_on_two_graphs_is_refused_until_allowed_then_each_row_keeps_its_graph(tmp_path, fixture_kg_dir, embedder):
+    from graphs.kg_dir import Source, build_kg
+    from graphs.progress import Silent
+    from tests.conftest import MEDICAL_KG
+
+    other_kg = tmp_path / "kg2"
+    triples = tmp_path / "more.tsv"
+    triples.write_text(MEDICAL_KG.read_text() + "lyme disease\tdisease_phenotype_positive\terythema migrans\tdisease\teffect/phenotype\n")
+    build_kg(other_kg, Source("triples", triples), embedder, Silent())
+    records = four_records(tmp_path / "in.jsonl")
+    for shard, kg in ((0, fixture_kg_dir), (1, other_kg)):
+        done = cli("run", records, "--out", tmp_path / f"s{shard}", "--kg-dir", kg, "--shard", f"{shard}/2")
+        assert done.returncode == 0, done.stderr
+    runs = [tmp_path / "s0", tmp_path / "s1"]
+    refused = cli("merge", *runs, "--out", tmp_path / "all")
+    assert refused.returncode == 2 and "--allow-mixed" in said(refused)
+    assert "43 nodes" in said(refused) and "45 nodes" in said(refused) and not (tmp_path / "all").exists()
+
+    merged = cli("merge", *runs, "--out", tmp_path / "all", "--allow-mixed")
+    assert merged.returncode == 0, merged.stderr
+    rows = lines(tmp_path / "all" / "results.jsonl")
+    run_ids = [json.loads((run / "fingerprint.json").read_text())["run_id"] for run in runs]
+    assert {r["id"]: (r["run"]["kg"]["nodes"], r["run"]["run_id"]) for r in rows} == {
+        "r0": (43, run_ids[0]), "r2": (43, run_ids[0]), "r1": (45, run_ids[1]), "r3": (45, run_ids[1])}
+    summary = json.loads((tmp_path / "all" / "summary.json").read_text())
+    assert summary["kg"] is None and sorted((s["kg"]["nodes"], s["rows"]) for s in summary["sources"]) == [(43, 2), (45, 2)]
+
+    exported = cli("export", tmp_path / "all", "--format", "hf", "--out", tmp_path / "hf", "--all")
+    assert exported.returncode == 0, exported.stderr
+    card = (tmp_path / "hf" / "README.md").read_text()
+    assert "- Knowledge graph:" not in card and "2 samples: mode kg-only" in card
+    assert "(43 nodes" in card and "(45 nodes" in card
+    items = lines(tmp_path / "hf" / "data" / "train.jsonl")
+    assert {i["id"]: i["provenance"]["kg"]["sha256"] for i in items} == {
+        r["id"]: r["run"]["kg"]["sha256"] for r in rows if r["id"] in {i["id"] for i in items}}

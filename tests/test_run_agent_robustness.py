@@ -63,3 +63,23 @@ def test_a_bug_that_stops_a_run_says_what_is_kept_in_a_few_lines_and_logs_the_tr
     resumed = cli(*args, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert sorted(r["id"] for r in lines(run_dir / "results.jsonl")) == [f"r{i}" for i in range(5)]
+
+
+def test_sigterm_is_handled_like_ctrl_c_summary_written_exit_143(tmp_path, fixture_kg_dir, brain):
+    records = tmp_path / "in.jsonl"
+    records.write_text("".join(json.dumps({**RECORDS[i % 2], "id": f"r{i}"}) + "\n" for i in range(30)))
+    run_dir = tmp_path / "run"
+    with FakeOpenAIServer(brain, latency=0.1) as server:
+        proc = start("run", str(records), "--out", str(run_dir), "--kg-dir", str(fixture_kg_dir),
+                     "--model", "fake", "--base-url", server.url, "--concurrency", "2")
+        wait_for_lines(run_dir / "results.jsonl", 2, proc)
+        proc.send_signal(signal.SIGTERM)
+        _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 143, stderr
+    message = " ".join(stderr.split())
+    assert "Terminated (SIGTERM)" in message and "--resume" in message and "summary.json" in message
+    summary = json.loads((run_dir / "summary.json").read_text())
+    rows = lines(run_dir / "results.jsonl")
+    assert summary["interrupted"] is True and summary["records"] == len(rows) < 30
+    assert f"{len(rows)} of 30 samples have results" in message
+    assert len({r["id"] for r in rows}) == len(rows)

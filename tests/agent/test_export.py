@@ -12,6 +12,8 @@ import asyncio
 import json
 
 import pytest
+
+from agent.fingerprint import read_fingerprint
 from jinja2 import Template
 
 from agent.export import ExportError, ExportOptions, export_run, merge_runs
@@ -176,7 +178,8 @@ def test_hf_directory_has_data_and_a_card_and_loads_with_datasets(run_dir, tmp_p
     n = export_run(run_dir, "hf", out, ExportOptions(include_all=True))
     card = (out / "README.md").read_text()
     assert card.startswith("---\nconfigs:") and "path: data/train.jsonl" in card
-    assert "sha256 `abc123`" in card and "triples" in card and "model: none (KG-only)" in card
+    sha = read_fingerprint(run_dir)["kg"]["sha256"]  # what the run recorded when it started, over the summary's
+    assert f"sha256 `{sha}`" in card and "triples" in card and "model: none (KG-only)" in card
     datasets = pytest.importorskip("datasets")
     loaded = datasets.load_dataset(str(out), split="train", cache_dir=str(tmp_path / "hf-cache"))
     assert loaded.num_rows == n == 4
