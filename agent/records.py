@@ -195,6 +195,9 @@ def parse_record(raw: RawRecord, fields: FieldMap = DEFAULT_FIELDS) -> Record:
     data = raw.data
     if not isinstance(data, dict):
         raise RecordError(f"{raw.where}: a record must be a JSON object, found {type(data).__name__}")
+    problem = lone_surrogate(data)
+    if problem:
+        raise RecordError(f"{raw.where}: {problem}")
     schema = detect_schema(data, fields)
     parse = {"medqa": _medqa, "custom": _custom, "medmcqa": _medmcqa, "pubmedqa": _pubmedqa, "huatuogpt-o1": _huatuo}[schema]
     record_id = own_id(raw, fields)
@@ -207,6 +210,29 @@ def parse_record(raw: RawRecord, fields: FieldMap = DEFAULT_FIELDS) -> Record:
     return record
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def lone_surrogate(value: Any, field: str = "") -> str | None:
+    """Where ``value`` holds a lone surrogate (JSON's ``"\\ud800"``, which Python's json
+    accepts): such text cannot be written as UTF-8 or tokenized, and is never silently
+    replaced. None when there is none."""
+    if isinstance(value, str):
+        found = _SURROGATE.search(value)
+        if found:
+            return (f"field {field or 'value'!r} holds a lone surrogate (U+{ord(found.group()):04X}) at character "
+                    f"{found.start() + 1}, which is not text; fix the record's escape sequence")
+        return None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        name = f"{field}.{key}" if field else str(key)
+        problem = lone_surrogate(key, name) if isinstance(key, str) else None
+        problem = problem or lone_surrogate(item, name)
+        if problem:
+            return problem
+    return None
+
+
 def own_id(raw: RawRecord, fields: FieldMap = DEFAULT_FIELDS) -> str | None:
     """The id the record carries itself (also for a malformed record, so that its error row
     keeps it), or None."""
@@ -215,7 +241,9 @@ def own_id(raw: RawRecord, fields: FieldMap = DEFAULT_FIELDS) -> str | None:
         return None
     id_field = fields.id or ("pubid" if detect_schema(data, fields) == "pubmedqa" else "id")
     value = data.get(id_field, data.get("id"))
-    return str(value) if value not in (None, "") and not isinstance(value, (dict, list)) else None
+    if value in (None, "") or isinstance(value, (dict, list)) or lone_surrogate(value):
+        return None
+    return str(value)
 
 
 def _new(question: str, options: dict[str, str], answer: str, answer_idx: str | None, **extra) -> Record:

@@ -2,7 +2,6 @@
 ids that survive a renamed input, and merge across graphs and modes."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path

@@ -2,7 +2,6 @@
 SIGTERM, and input that must never crash it. Each case through the command a user runs."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -83,3 +82,27 @@ def test_sigterm_is_handled_like_ctrl_c_summary_written_exit_143(tmp_path, fixtu
     assert summary["interrupted"] is True and summary["records"] == len(rows) < 30
     assert f"{len(rows)} of 30 samples have results" in message
     assert len({r["id"] for r in rows}) == len(rows)
+
+
+def test_a_lone_surrogate_makes_its_record_an_error_row_and_its_neighbours_run(tmp_path, fixture_kg_dir):
+    records = tmp_path / "in.jsonl"
+    malaria, tb = RECORDS[0], RECORDS[1]
+    in_question = json.dumps({**tb, "id": "bad-question"}).replace("night sweats", "night \\ud800 sweats")
+    in_option = json.dumps({**tb, "id": "bad-option"}).replace('"asthma"', '"asth\\udc00ma"')
+    assert json.loads(in_question)["question"] != tb["question"]  # Python's json accepts it
+    records.write_text("\n".join([json.dumps(malaria), in_question, json.dumps({**tb, "id": "tb"}), in_option]) + "\n")
+    run_dir = tmp_path / "run"
+    args = ["run", str(records), "--out", str(run_dir), "--kg-dir", str(fixture_kg_dir)]
+    done = cli(*args)
+    assert done.returncode == 0, done.stderr
+    rows = {r["id"]: r for r in lines(run_dir / "results.jsonl")}
+    assert {i: r["status"] for i, r in rows.items()} == {
+        "malaria": "accepted", "bad-question": "error", "tb": "accepted", "bad-option": "error"}
+    assert rows["bad-question"]["error"] == ("in.jsonl:2: field 'question' holds a lone surrogate (U+D800) at character 32, "
+                                            "which is not text; fix the record's escape sequence")
+    assert "field 'options.A' holds a lone surrogate (U+DC00) at character 5" in rows["bad-option"]["error"]
+    for _ in range(2):  # resumed twice: nothing redone, nothing silently replaced
+        assert cli(*args, "--resume").returncode == 0
+    text = (run_dir / "results.jsonl").read_text()
+    assert len(lines(run_dir / "results.jsonl")) == 4
+    assert not any(replaced in text for replaced in ("night ? sweats", "asth?ma", "\ufffd", "night  sweats"))
