@@ -148,8 +148,8 @@ def _connect(ray, address: str | None) -> None:
     # A run never reports usage statistics to Ray's servers unless the user asked for it.
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     try:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False,
-                 configure_logging=False)
+        # "local" starts a new instance even where `ray start` left one this run was not pointed at.
+        ray.init(address=address or "local", include_dashboard=False, log_to_driver=False)
     except ConnectionError as exc:
         raise ExecutorError(f"--ray-address {address}: no Ray cluster reachable there ({exc})") from None
 
