@@ -90,6 +90,13 @@ def descendants(pid: int) -> dict[int, str]:
     return found
 
 
+def alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -186,17 +193,19 @@ def test_a_killed_driver_resumes_with_resume_and_its_local_ray_goes_with_it(tmp_
         assert any(command.startswith("ray::SampleActor") for command in started.values()), started
         driver.send_signal(signal.SIGKILL)
         driver.wait()
+        killed = time.monotonic()
         killed_at = len(rows(tmp_path / "run"))
-        deadline = time.monotonic() + 60
-        while (left := [pid for pid in started if Path(f"/proc/{pid}").exists()]) and time.monotonic() < deadline:
-            time.sleep(0.5)
-        for pid in left:  # cleanup only: the assertion below reports them
-            os.kill(pid, signal.SIGKILL)
-        assert not left, f"the local Ray outlived its run: {[started[p] for p in left]}"
 
-        resumed = cli(args + ["--resume"])
-        assert f"{killed_at} of 12 samples already done" in " ".join(resumed.stderr.split())
-        cli(run_args(path, tmp_path / "local", fixture_kg_dir, *llm[:6]))
+        try:
+            resumed = cli(args + ["--resume"])
+            assert f"{killed_at} of 12 samples already done" in " ".join(resumed.stderr.split())
+            cli(run_args(path, tmp_path / "local", fixture_kg_dir, *llm[:6]))
+        finally:  # Ray's processes notice that their driver is gone and end (its node agents poll for a minute)
+            while (left := [pid for pid in started if alive(pid)]) and time.monotonic() < killed + 180:
+                time.sleep(1)
+            for pid in left:  # cleanup only: the assertion below reports them
+                os.kill(pid, signal.SIGKILL)
+    assert not left, f"the local Ray outlived its run: {[started[p] for p in left]}"
     assert killed_at < len(ids)
     found = by_id(tmp_path / "run")
     assert sorted(found) == sorted(ids) and found == by_id(tmp_path / "local")
