@@ -84,8 +84,8 @@ class SampleActor:
         await self._processor()
         return os.getpid()
 
-    async def process(self, job: Job) -> dict:
-        return await (await self._processor())(job)
+    async def process(self, job: Job, thread: str) -> dict:
+        return await (await self._processor())(job, thread)
 
     async def close(self) -> None:
         await self.opened.aclose()
@@ -130,8 +130,8 @@ class RayExecutor:
 
 
 def _remote_processor(actor) -> SampleProcessor:
-    async def process(job: Job) -> dict:
-        return await actor.process.remote(job)
+    async def process(job: Job, thread: str) -> dict:
+        return await actor.process.remote(job, thread)
 
     return process
 

@@ -27,13 +27,15 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from agent import executors
+from agent import fingerprint as fingerprints
 from agent.config import Settings
 from agent.executors import ExecutorName
+from agent.fingerprint import PLAIN_THREADS, read_fingerprint, thread_id, write_fingerprint
 from agent.records import (
     DEFAULT_FIELDS, FieldMap, InputError, RawRecord, RecordError, detect_cop_base, own_id, parse_record, read_raw,
 )
@@ -76,6 +78,8 @@ class Plan:
     done: Counter  # statuses of the result lines already written
     duplicates: list[str] = field(default_factory=list)  # ids that results.jsonl held more than once
     set_aside: Path | None = None  # where --fresh-checkpoints moved the old checkpoint database
+    input_path: Path | None = None
+    fingerprint: dict | None = None  # the run's, once ``identify`` has read or written it
 
 
 @contextmanager
@@ -168,7 +172,29 @@ def plan_run(input_path: Path, run_dir: Path, options: RunOptions, jobs: list[Jo
         set_aside = _set_checkpoints_aside(run_dir)
     elif pending:
         _check_checkpoints(run_dir, [j.id for j in pending])
-    return Plan(jobs, pending, Counter(r["status"] for r in rows), duplicates, set_aside)
+    return Plan(jobs, pending, Counter(r["status"] for r in rows), duplicates, set_aside, input_path)
+
+
+def identify(plan: Plan, run_dir: Path, settings: Settings, options: RunOptions) -> dict:
+    """The run's fingerprint (``agent.fingerprint``): the one RUN_DIR holds, or a new one
+    written now, when the run first starts. A run from before fingerprints existed, resumed,
+    keeps its checkpoint threads under plain sample ids. Opens the KG (once per process)."""
+    from agent import resources
+
+    stored = read_fingerprint(run_dir)
+    if stored is None:
+        loaded = resources.load_kg(settings)
+        stored = fingerprints.make(
+            settings, fingerprints.kg_identity(loaded.manifest, settings.kg_dir), plan.input_path,
+            reading={"fields": asdict(options.fields), "encoding": options.encoding},
+            selection={"offset": options.offset, "limit": options.limit,
+                       "shard": list(options.shard) if options.shard else None},
+        )
+        if options.resume and ((run_dir / RESULTS).exists() or (run_dir / CHECKPOINTS).exists()):
+            stored[PLAIN_THREADS] = True
+        write_fingerprint(run_dir, stored)
+    plan.fingerprint = stored
+    return stored
 
 
 def _one_row_per_id(rows: list[dict]) -> tuple[list[dict], list[str]]:
@@ -228,7 +254,10 @@ async def run_dataset(input_path: Path, run_dir: Path, settings: Settings, optio
     """Process the records and return the run's summary (also written to summary.json)."""
     jobs = read_jobs(input_path, options)
     with claim_run_dir(run_dir, options.resume):
-        return await execute(plan_run(input_path, run_dir, options, jobs), run_dir, settings, options)
+        plan = plan_run(input_path, run_dir, options, jobs)
+        if plan.pending:
+            identify(plan, run_dir, settings, options)
+        return await execute(plan, run_dir, settings, options)
 
 
 async def execute(plan: Plan, run_dir: Path, settings: Settings, options: RunOptions) -> dict:
@@ -243,6 +272,7 @@ async def execute(plan: Plan, run_dir: Path, settings: Settings, options: RunOpt
     interrupted = False
     try:
         if plan.pending:
+            fingerprint = plan.fingerprint or identify(plan, run_dir, settings, options)
             executor = executors.for_run(options.executor, settings, str(run_dir / CHECKPOINTS), options.concurrency,
                                          options.ray_address, options.actors)
             async with executor.slots() as slots:
@@ -251,7 +281,7 @@ async def execute(plan: Plan, run_dir: Path, settings: Settings, options: RunOpt
                 async def worker(process: SampleProcessor) -> None:
                     nonlocal processed
                     for job in queue:  # one shared iterator: each job goes to one worker (ids are unique)
-                        row = await process(job)
+                        row = await process(job, thread_id(fingerprint, job.id))
                         results.append(row)
                         processed += 1
                         options.on_result(row)

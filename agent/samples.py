@@ -41,7 +41,8 @@ class Job:
     error: str | None = None
 
 
-SampleProcessor = Callable[[Job], Awaitable[dict]]
+# (job, its checkpoint thread id) → its result row
+SampleProcessor = Callable[[Job, str], Awaitable[dict]]
 
 
 @asynccontextmanager
@@ -63,17 +64,17 @@ async def open_samples(settings: Settings, checkpoints: str) -> AsyncIterator[Sa
     async with open_checkpointer(checkpoints) as saver:
         app = compile_graph(saver)
 
-        async def process(job: Job) -> dict:
-            return await _process(app, settings, job)
+        async def process(job: Job, thread: str) -> dict:
+            return await _process(app, settings, job, thread)
 
         yield process
 
 
-async def _process(app, settings: Settings, job: Job) -> dict:
+async def _process(app, settings: Settings, job: Job, thread: str) -> dict:
     if job.record is None:
         return result_row(job.id, "", None, error=job.error)
     record = job.record
-    config = {"configurable": {"thread_id": record["id"]}, "recursion_limit": RECURSION_LIMIT}
+    config = {"configurable": {"thread_id": thread}, "recursion_limit": RECURSION_LIMIT}
     snapshot = await app.aget_state(config)
     try:
         # ``next`` leaves out tasks whose writes were saved before a crash, so only an empty
@@ -90,11 +91,11 @@ async def _process(app, settings: Settings, job: Job) -> dict:
         message = failure_message(exc)
         # The failed node's requests are in no checkpoint; the error carries them.
         partial = {**partial, "usage": add_usage(partial.get("usage"), exc.usage if isinstance(exc, LLMError) else None)}
-        return result_row(record["id"], record["id"], partial, error=message)
+        return result_row(record["id"], thread, partial, error=message)
     if state.get("status") not in ("accepted", "rejected"):
-        return result_row(record["id"], record["id"], state,
+        return result_row(record["id"], thread, state,
                           error=f"the sample ended without a verdict (status {state.get('status')!r})")
-    return result_row(record["id"], record["id"], state)
+    return result_row(record["id"], thread, state)
 
 
 async def _end_cancelled_write(saver: AsyncSqliteSaver) -> None:
