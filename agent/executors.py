@@ -20,7 +20,7 @@ import asyncio
 import os
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Literal, Protocol
 
@@ -46,7 +46,7 @@ class ExecutorError(InputError):
 
 
 class Executor(Protocol):
-    def slots(self) -> AsyncIterator[list[SampleProcessor]]:
+    def slots(self) -> AbstractAsyncContextManager[list[SampleProcessor]]:
         """Open what the samples need; yield one processor per sample that may be in flight."""
 
 
