@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from agent.fingerprint import read_fingerprint
 from tests.fake_llm import FakeOpenAIServer
 from tests.test_run_agent import RECORDS
 
@@ -52,10 +53,14 @@ def rows(run_dir: Path) -> list[dict]:
 
 
 def by_id(run_dir: Path) -> dict[str, dict]:
+    """The rows by id, each id once, without the thread id (scoped by the run's own id), which
+    is checked here instead."""
     found = rows(run_dir)
     ids = [r["id"] for r in found]
     assert len(ids) == len(set(ids)), f"ids written more than once: {sorted(i for i in ids if ids.count(i) > 1)}"
-    return {r["id"]: r for r in found}
+    run_id = read_fingerprint(run_dir)["run_id"]
+    assert all(r["thread_id"] == f"{run_id}:{r['id']}" for r in found)
+    return {r["id"]: {k: v for k, v in r.items() if k != "thread_id"} for r in found}
 
 
 def wait_for_rows(run_dir: Path, n: int, proc: subprocess.Popen, timeout: float = 300) -> None:
