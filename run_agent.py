@@ -429,7 +429,10 @@ def export(
         written = export_run(run_dir, format, out_path, options, force=force)
     except (ExportError, OutputError) as exc:
         raise fail(str(exc)) from exc
-    err.print(f"Wrote {written:,} samples to {escape(str(out_path))}", highlight=False)
+    err.print(f"Wrote {written.written:,} samples to {escape(str(out_path))}", highlight=False)
+    if written.without_reasoning:
+        err.print(f"Left out {written.without_reasoning:,} samples without reasoning (they never reached generation): "
+                  "a training file never holds an empty chain of thought.", highlight=False)
     if format == "medreason" and "ours" not in str(out_path):
         err.print("Note: MedReason's SFT.py reads question/reasoning/answer only from a data path containing "
                   "'ours' (e.g. medreason_ours.jsonl).", highlight=False)

@@ -25,6 +25,7 @@ import json
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NamedTuple
 from pathlib import Path
 
 from agent.fingerprint import identity, identity_of_rows, read_fingerprint
@@ -227,21 +228,34 @@ def export_items(rows: list[dict], format: str, options: ExportOptions, source: 
     return [item(r, options) for r in rows]
 
 
-def export_run(run_dir: Path, format: str, out: Path, options: ExportOptions = ExportOptions(), force: bool = False) -> int:
-    """Write ``format`` to ``out``; returns the number of samples written."""
+class Exported(NamedTuple):
+    written: int  # samples written
+    without_reasoning: int  # left out of a training format: their chain of thought is empty
+
+
+TRAINING_FORMATS = ("sft", "medreason", "huatuo")
+
+
+def export_run(run_dir: Path, format: str, out: Path, options: ExportOptions = ExportOptions(), force: bool = False) -> Exported:
+    """Write ``format`` to ``out``. A training format never holds an empty chain of thought:
+    rows without one (with --all, samples that never reached generation) are left out and counted."""
     check_target(out, [run_dir], force, directory=format == "hf")
     rows, summary = load_run(run_dir)
     rows = selected_rows(rows, options.include_all, options.min_grounding)
     if options.reviewed != "any":
         rows = reviewed_rows(run_dir, rows, options.reviewed)
+    without_reasoning = 0
+    if format in TRAINING_FORMATS:
+        kept = [r for r in rows if (r.get("reasoning") or "").strip()]
+        without_reasoning, rows = len(rows) - len(kept), kept
     identities = run_identities(run_dir, rows, summary)
     rows = [{**r, "run": identities[r["id"]]} for r in rows]
     source = RunSource(summary.get("kg") or {}, summary.get("model"), read_fingerprint(run_dir))
     items = export_items(rows, format, options, source)
     if format == "hf":
-        return _export_hf(items, rows, summary, out, options.include_all)
+        return Exported(_export_hf(items, rows, summary, out, options.include_all), 0)
     write_items(out, items)
-    return len(items)
+    return Exported(len(items), without_reasoning)
 
 
 def write_items(path: Path, items: Iterable[dict]) -> None:

@@ -57,7 +57,7 @@ def _holder(fd: int) -> str:
     for _ in range(50):
         try:
             holder = json.loads(os.pread(fd, 4096, 0) or b"{}")
-            if holder["host"] != socket.gethostname() or _alive(holder["pid"]):
+            if holder["host"] != socket.gethostname() or process_alive(holder["pid"]):
                 return f"pid {holder['pid']} on host {holder['host']}, since {holder['started']}"
         except (OSError, ValueError, KeyError, TypeError):
             pass
@@ -65,7 +65,8 @@ def _holder(fd: int) -> str:
     return "holder unknown"
 
 
-def _alive(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
+    """Whether a process of this host has ``pid`` (one we may not signal counts as alive)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

@@ -9,6 +9,7 @@ replaces the target with ``os.replace`` (atomic on POSIX), or is deleted on any 
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 from collections.abc import Iterator
@@ -17,17 +18,26 @@ from pathlib import Path
 from typing import TextIO
 
 from agent.results import RESULTS, SUMMARY
-from agent.run_lock import LOCK
+from agent.fingerprint import FINGERPRINT
+from agent.reviews import REVIEWS
+from agent.run_lock import LOCK, process_alive
 
 
 class OutputError(Exception):
     """The output cannot or may not be written; the message says why and what to do."""
 
 
+# Every name a run owns or may create, present or not: results, summary, lock, fingerprint,
+# reviews, crash log, the temporaries they are written through, and the checkpoint databases
+# with their -wal and -shm (which SQLite creates, and a resume would replace).
+RUN_FILES = frozenset({RESULTS, SUMMARY, LOCK, FINGERPRINT, REVIEWS, "crash.log"})
+
+
 def is_run_file(path: Path) -> bool:
-    """Files a run directory lives on: its results, summary, lock and checkpoint databases."""
-    name = path.name
-    return name in (RESULTS, SUMMARY, LOCK) or name.startswith("checkpoints")
+    """Whether ``path``'s name is one a run directory lives on (``RUN_FILES``, their ``.tmp``
+    and every ``checkpoints*`` file)."""
+    name = path.name.removesuffix(".tmp")
+    return name in RUN_FILES or name.startswith("checkpoints")
 
 
 def check_target(out: Path, sources: list[Path], force: bool, directory: bool = False) -> None:
@@ -36,6 +46,9 @@ def check_target(out: Path, sources: list[Path], force: bool, directory: bool = 
     for run_dir in sources:
         if directory and _same(out, run_dir):
             raise OutputError(f"--out {out} is the run directory {run_dir} itself; choose another directory")
+        if _same(out.parent, run_dir) and is_run_file(out):
+            raise OutputError(f"--out {out} is a name the run {run_dir} owns ({out.name}); writing there would "
+                              "destroy the run or be destroyed by it. Choose a path outside it")
         for existing in (run_dir.iterdir() if run_dir.is_dir() else []):
             if is_run_file(existing) and _same(out, existing):
                 raise OutputError(f"--out {out} is {existing.name} of the run {run_dir}; writing there would "
@@ -59,12 +72,20 @@ def _same(a: Path, b: Path) -> bool:
         return False
 
 
+PARTIAL = ".partial-"  # in a temporary's name: .<target>.partial-<pid>-<random>.tmp
+
+
 @contextmanager
 def atomic_text(path: Path) -> Iterator[TextIO]:
-    """A text file that appears at ``path`` complete, or not at all."""
+    """A text file that appears at ``path`` complete, or not at all, with the permissions a
+    newly created file gets (0666 less the umask). A temporary left by an export that was
+    killed (SIGKILL leaves no chance to clean up) is removed by the next write of the same
+    target; one of a live process is left alone."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        _remove_stale_partials(path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}{PARTIAL}{os.getpid()}-", suffix=".tmp")
+        os.fchmod(fd, 0o666 & ~_umask())
     except OSError as exc:
         raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
@@ -79,3 +100,22 @@ def atomic_text(path: Path) -> Iterator[TextIO]:
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def _remove_stale_partials(path: Path) -> None:
+    for partial in path.parent.glob(f".{glob.escape(path.name)}{PARTIAL}*.tmp"):
+        pid = partial.name.removeprefix(f".{path.name}{PARTIAL}").split("-", 1)[0]
+        if not pid.isdigit() or not process_alive(int(pid)):
+            partial.unlink(missing_ok=True)
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it (os.umask can only set it, and a set-and-
+    restore would race with other threads creating files)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    return 0o022

@@ -166,7 +166,7 @@ def test_sft_messages_are_what_trl_reads_for_every_schema(run_dir, custom_dir, t
 
 
 def test_accepted_only_by_default_and_no_system_turn_unless_asked(run_dir, tmp_path):
-    n = export_run(run_dir, "sft", tmp_path / "sft.jsonl")
+    n = export_run(run_dir, "sft", tmp_path / "sft.jsonl").written
     items = [json.loads(line) for line in (tmp_path / "sft.jsonl").read_text().splitlines()]
     statuses = [json.loads(line)["status"] for line in (run_dir / "results.jsonl").read_text().splitlines()]
     assert n == len(items) == statuses.count("accepted") >= 1
@@ -175,7 +175,7 @@ def test_accepted_only_by_default_and_no_system_turn_unless_asked(run_dir, tmp_p
 
 def test_hf_directory_has_data_and_a_card_and_loads_with_datasets(run_dir, tmp_path):
     out = tmp_path / "hf"
-    n = export_run(run_dir, "hf", out, ExportOptions(include_all=True))
+    n = export_run(run_dir, "hf", out, ExportOptions(include_all=True)).written
     card = (out / "README.md").read_text()
     assert card.startswith("---\nconfigs:") and "path: data/train.jsonl" in card
     sha = read_fingerprint(run_dir)["kg"]["sha256"]  # what the run recorded when it started, over the summary's
@@ -264,10 +264,10 @@ def test_provenance_on_request_leaves_every_consumer_reading_its_own_fields(fing
 def test_min_grounding_exports_only_samples_that_reach_it(run_dir, tmp_path):
     rows = [json.loads(line) for line in (run_dir / "results.jsonl").read_text().splitlines()]
     graded = [r for r in rows if r.get("question") and r["grounding"] and r["grounding"]["score"] is not None]
-    assert export_run(run_dir, "huatuo", tmp_path / "all.jsonl", ExportOptions(include_all=True, min_grounding=0.0)) == len(graded)
+    assert export_run(run_dir, "huatuo", tmp_path / "all.jsonl", ExportOptions(include_all=True, min_grounding=0.0)).written == len(graded)
     lowered = tmp_path / "lowered"
     lowered.mkdir()
     graded[0]["grounding"]["score"] = 0.5  # as if one sample's reasoning were half backed
     (lowered / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    n = export_run(lowered, "huatuo", tmp_path / "strict.jsonl", ExportOptions(include_all=True, min_grounding=0.9))
+    n = export_run(lowered, "huatuo", tmp_path / "strict.jsonl", ExportOptions(include_all=True, min_grounding=0.9)).written
     assert n == len(graded) - 1
