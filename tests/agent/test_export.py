@@ -42,6 +42,13 @@ def run(tmp, name, records, loaded, fields=FieldMap(), broken=False):
     path.write_text("".join(json.dumps(r) + "\n" for r in records) + ("{broken\n" if broken else ""))
     info = {"kg": {"source": "triples", "sha256": "abc123", "nodes": 43, "edges": 1, "embedding_model": "minilm"}}
     asyncio.run(run_dataset(path, tmp / name, Settings(kg_dir=loaded.path), RunOptions(info=info, fields=fields)))
+    # Rejected samples with reasoning, as an LLM run writes them (KG-only ones that found no path
+    # have none, and training formats leave those out: test_run_agent_export_safety), so that
+    # every schema reaches every format here.
+    rows = [json.loads(line) for line in (tmp / name / "results.jsonl").read_text().splitlines()]
+    (tmp / name / "results.jsonl").write_text("".join(
+        json.dumps({**r, "reasoning": r["reasoning"] or (f"Reasoning about {r['id']}." if r.get("question") else "")}) + "\n"
+        for r in rows))
     return tmp / name
 
 
