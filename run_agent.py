@@ -214,10 +214,10 @@ def run(
     model: Annotated[Optional[str], typer.Option(help="LLM model name; without one the run is KG-only. [env: MEDREASON_MODEL]")] = None,
     base_url: BaseUrl = None,
     min_grounding: MinGrounding = None,
+    checkpoints: Annotated[Optional[str], typer.Option("--checkpoints", help="A PostgreSQL database for the checkpoints, postgresql://USER@HOST:PORT/DB (password: PGPASSWORD or ~/.pgpass; default: RUN_DIR/checkpoints.sqlite). --resume, replay and view find it recorded with the run.")] = None,
 ) -> None:
     """Turn every QA record of INPUT into verified, KG-grounded reasoning."""
-    import sqlite3
-
+    from agent.checkpoints import database_errors
     from agent.console import RunProgress
     from agent.records import FieldMap
     from agent.runner import RunOptions, claim_run_dir, execute, plan_run, read_jobs
@@ -229,7 +229,8 @@ def run(
         raise fail("--retry-errors and --fresh-checkpoints continue a run: pass --resume too")
     fields = FieldMap(id_field, question_field, answer_field, options_field, cop_base)
     options = RunOptions(limit, resume, concurrency, offset=offset, shard=_shard(shard), fields=fields,
-                         retry_errors=retry_errors, fresh_checkpoints=fresh_checkpoints, encoding=encoding)
+                         retry_errors=retry_errors, fresh_checkpoints=fresh_checkpoints, encoding=encoding,
+                         checkpoints=checkpoints)
     with ExitStack() as held:
         try:  # everything that can refuse the run, before the KG loads or an LLM call is paid for
             jobs = read_jobs(input, options)
@@ -269,7 +270,7 @@ def run(
                 summary = asyncio.run(execute(plan, out_dir, settings, options))
             except KeyboardInterrupt:
                 summary = None
-            except (OSError, sqlite3.Error) as exc:  # the environment failed, not a sample: stop, say so
+            except (OSError, *database_errors()) as exc:  # the environment failed, not a sample: stop, say so
                 stopped = exc
         if stopped is not None:
             _stopped(stopped, out_dir, len(plan.jobs))

@@ -34,6 +34,7 @@ from typing import Any
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.errors import GraphRecursionError
 
+from agent.checkpoints import CHECKPOINTS, CheckpointStore, CheckpointStoreError, run_store
 from agent.config import Settings
 from agent.graph import RECURSION_LIMIT, compile_graph
 from agent.llm import LLMError, failure_message
@@ -44,7 +45,6 @@ from agent.results import RESULTS, SUMMARY, ResultsFile, read_rows, result_row, 
 from agent.run_lock import LOCK, RunDirBusy, run_dir_lock
 from agent.state import Record, add_usage
 
-CHECKPOINTS = "checkpoints.sqlite"
 # Below this much free space a run is refused before anything loads: one sample's checkpoints
 # take tens of KB (hundreds with an LLM), and SQLite needs room for its journal on top.
 MIN_FREE_BYTES = 1 << 20
@@ -69,6 +69,7 @@ class RunOptions:
     fresh_checkpoints: bool = False  # with resume: set the checkpoint database aside, redo unfinished samples
     encoding: str | None = None  # of the input file; None: UTF-8, refused with the line number if it is not
     info: dict[str, Any] = field(default_factory=dict)  # recorded in summary.json (kg, model, input)
+    checkpoints: str | None = None  # a PostgreSQL URL (--checkpoints); None: the run's own store
 
 
 @dataclass
@@ -86,6 +87,7 @@ class Plan:
     done: Counter  # statuses of the result lines already written
     duplicates: list[str] = field(default_factory=list)  # ids that results.jsonl held more than once
     set_aside: Path | None = None  # where --fresh-checkpoints moved the old checkpoint database
+    store: CheckpointStore | None = None  # where the samples' steps are checkpointed
 
 
 @contextmanager
@@ -173,12 +175,17 @@ def plan_run(input_path: Path, run_dir: Path, options: RunOptions, jobs: list[Jo
     rows = kept
     done = {r["id"] for r in rows}
     pending = [j for j in jobs if j.id not in done]
-    set_aside = None
-    if options.fresh_checkpoints:
-        set_aside = _set_checkpoints_aside(run_dir)
-    elif pending:
-        _check_checkpoints(run_dir, [j.id for j in pending])
-    return Plan(jobs, pending, Counter(r["status"] for r in rows), duplicates, set_aside)
+    try:
+        store = run_store(run_dir, options.checkpoints)
+        set_aside = None
+        if options.fresh_checkpoints:
+            set_aside = _set_checkpoints_aside(store)
+        elif pending:
+            store.check()
+            _check_checkpoints(store, [j.id for j in pending])
+    except CheckpointStoreError as exc:
+        raise RunDirError(str(exc)) from None
+    return Plan(jobs, pending, Counter(r["status"] for r in rows), duplicates, set_aside, store)
 
 
 def _one_row_per_id(rows: list[dict]) -> tuple[list[dict], list[str]]:
@@ -197,12 +204,12 @@ def _one_row_per_id(rows: list[dict]) -> tuple[list[dict], list[str]]:
     return list(kept.values()), list(dict.fromkeys(repeated))
 
 
-def _check_checkpoints(run_dir: Path, pending: list[str]) -> None:
+def _check_checkpoints(store: CheckpointStore, pending: list[str]) -> None:
     """Refuse, before anything is loaded or paid for, a checkpoint database SQLite cannot read
     (a half-written copy, a truncated file, a mismatched -wal): the pending samples would
-    otherwise fail one by one after their LLM calls."""
-    path = run_dir / CHECKPOINTS
-    if not path.exists():
+    otherwise fail one by one after their LLM calls. (PostgreSQL keeps its own integrity.)"""
+    path = store.path
+    if path is None or not path.exists():
         return
     try:
         with sqlite3.connect(path) as db:
@@ -220,10 +227,15 @@ def _check_checkpoints(run_dir: Path, pending: list[str]) -> None:
     )
 
 
-def _set_checkpoints_aside(run_dir: Path) -> Path | None:
+def _set_checkpoints_aside(store: CheckpointStore) -> Path | None:
     """Rename checkpoints.sqlite (with its -wal and -shm, so the set stays openable) to
     checkpoints.<time>.sqlite; unfinished samples then start from scratch."""
-    path = run_dir / CHECKPOINTS
+    if store.is_postgres:
+        raise CheckpointStoreError(
+            f"--fresh-checkpoints sets a damaged SQLite file aside; this run's checkpoints are in {store}, "
+            "which PostgreSQL keeps consistent itself: resume without it"
+        )
+    path, run_dir = store.path, store.path.parent
     if not path.exists():
         return None
     aside = run_dir / f"checkpoints.{time.strftime('%Y%m%d-%H%M%S')}.sqlite"
@@ -257,7 +269,7 @@ async def execute(plan: Plan, run_dir: Path, settings: Settings, options: RunOpt
             # size it so that N samples can wait on their LLM calls at once.
             executor = ThreadPoolExecutor(max_workers=options.concurrency + 2, thread_name_prefix="node")
             asyncio.get_running_loop().set_default_executor(executor)
-            async with AsyncSqliteSaver.from_conn_string(str(run_dir / CHECKPOINTS)) as saver:
+            async with (plan.store or CheckpointStore.of(run_dir)).open_async() as saver:
                 app = compile_graph(saver)
                 queue = iter(plan.pending)
 
@@ -298,6 +310,8 @@ def _summary(run_dir: Path, plan: Plan, settings: Settings, options: RunOptions,
         earlier = 0.0
     mode = options.info.get("mode") or settings.mode
     info = {k: v for k, v in options.info.items() if k != "mode"}
+    if plan.store is not None and plan.store.is_postgres:
+        info["checkpoints"] = str(plan.store)  # never with its password
     summary = summarise(
         rows, mode, earlier + wall, len(rows), interrupted=interrupted, processed_this_session=processed,
         session_wall_time_s=round(wall, 2),
@@ -338,12 +352,15 @@ async def _process(app, settings: Settings, job: Job) -> dict:
     return result_row(record["id"], record["id"], state)
 
 
-async def _end_cancelled_write(saver: AsyncSqliteSaver) -> None:
-    """Roll back a checkpoint write that cancellation cut between its INSERT and its COMMIT.
+async def _end_cancelled_write(saver) -> None:
+    """Roll back a SQLite checkpoint write that cancellation cut between its INSERT and its COMMIT.
     Closed with that transaction open and the write's cursor never closed, the connection
     lingers (SQLite keeps it as a "zombie" until the cursor is garbage-collected) and holds the
     database's write lock, so the next run on RUN_DIR — a --resume in the same process — fails
-    with "database is locked". The cut write's step is simply run again on resume."""
+    with "database is locked". The cut write's step is simply run again on resume. (A
+    PostgreSQL connection rolls back the transaction it is closed in.)"""
+    if not isinstance(saver, AsyncSqliteSaver):
+        return
     async with saver.lock:
         if saver.conn.in_transaction:
             await saver.conn.rollback()
