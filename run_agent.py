@@ -227,8 +227,9 @@ def run(
     """Turn every QA record of INPUT into verified, KG-grounded reasoning."""
     from agent.checkpoints import database_errors
     from agent.console import RunProgress
+    from agent.fingerprint import kg_identity
     from agent.records import FieldMap
-    from agent.runner import RunOptions, claim_run_dir, execute, plan_run, read_jobs
+    from agent.runner import RunOptions, claim_run_dir, execute, identify, plan_run, read_jobs
 
     settings = _settings(kg_dir=kg_dir, chroma_url=chroma_url, offline=offline or None, model=model, base_url=base_url,
                          min_grounding=min_grounding)
@@ -261,17 +262,19 @@ def run(
                         **_previous_info(out_dir)}
         if plan.pending:
             loaded = _open(settings)
+            try:
+                fingerprint = identify(plan, out_dir, settings, options)
+            except InputError as exc:
+                raise fail(str(exc)) from exc
             llm = settings.llm_configured
             if llm:
                 err.print(f"Mode: [bold]LLM[/] ({escape(settings.model)} at {escape(settings.base_url or 'the OpenAI API')})",
                           highlight=False)
             else:
                 err.print("Mode: [bold]KG-only[/] (" + ("--offline" if settings.offline else "no LLM configured: pass --model") + ")")
-            m = loaded.manifest
             options.info.update(mode="llm" if llm else "kg-only", model=settings.model if llm else None,
-                                base_url=settings.base_url if llm else None,
-                                kg={"dir": str(settings.kg_dir), "source": m.source.kind, "sha256": m.source.sha256,
-                                    "nodes": m.nodes, "edges": m.edges, "embedding_model": m.embedding_model})
+                                base_url=settings.base_url if llm else None, run_id=fingerprint["run_id"],
+                                kg=kg_identity(loaded.manifest, settings.kg_dir))
         stopped = None
         with RunProgress(len(plan.jobs), dict(plan.done)) as progress:
             options.on_result = progress
@@ -328,7 +331,7 @@ def _previous_info(out_dir: Path) -> dict:
         previous = json.loads((out_dir / "summary.json").read_text())
     except (OSError, ValueError):
         return {}
-    return {k: previous[k] for k in ("mode", "model", "base_url", "kg") if k in previous}
+    return {k: previous[k] for k in ("mode", "model", "base_url", "kg", "run_id") if k in previous}
 
 
 def _print_summary(summary: dict, out_dir: Path) -> None:

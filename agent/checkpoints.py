@@ -141,8 +141,8 @@ def database_errors() -> tuple[type[Exception], ...]:
     try:
         import psycopg
     except ImportError:  # the postgres extra is not installed: only SQLite can be in use
-        return (sqlite3.Error,)
-    return (sqlite3.Error, psycopg.Error)
+        return (sqlite3.Error, CheckpointStoreError)
+    return (sqlite3.Error, CheckpointStoreError, psycopg.Error)
 
 
 def run_store(run_dir: Path, given: str | None = None) -> CheckpointStore:

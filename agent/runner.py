@@ -27,15 +27,17 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.errors import GraphRecursionError
 
+from agent import fingerprint as fingerprints
 from agent.checkpoints import CHECKPOINTS, CheckpointStore, CheckpointStoreError, run_store
 from agent.config import Settings
+from agent.fingerprint import PLAIN_THREADS, read_fingerprint, thread_id, write_fingerprint
 from agent.graph import RECURSION_LIMIT, compile_graph
 from agent.llm import LLMError, failure_message
 from agent.records import (
@@ -87,7 +89,9 @@ class Plan:
     done: Counter  # statuses of the result lines already written
     duplicates: list[str] = field(default_factory=list)  # ids that results.jsonl held more than once
     set_aside: Path | None = None  # where --fresh-checkpoints moved the old checkpoint database
+    input_path: Path | None = None
     store: CheckpointStore | None = None  # where the samples' steps are checkpointed
+    fingerprint: dict | None = None  # the run's, once ``identify`` has read or written it
 
 
 @contextmanager
@@ -185,7 +189,33 @@ def plan_run(input_path: Path, run_dir: Path, options: RunOptions, jobs: list[Jo
             _check_checkpoints(store, [j.id for j in pending])
     except CheckpointStoreError as exc:
         raise RunDirError(str(exc)) from None
-    return Plan(jobs, pending, Counter(r["status"] for r in rows), duplicates, set_aside, store)
+    return Plan(jobs, pending, Counter(r["status"] for r in rows), duplicates, set_aside, input_path, store)
+
+
+def identify(plan: Plan, run_dir: Path, settings: Settings, options: RunOptions) -> dict:
+    """The run's fingerprint (``agent.fingerprint``): the one RUN_DIR holds, or a new one
+    written now, when the run first starts. A run from before fingerprints existed, resumed,
+    keeps its checkpoint threads under plain sample ids. Opens the KG (once per process).
+    It records where the checkpoints are (a PostgreSQL URL without its password, or None
+    for RUN_DIR's SQLite file), which ``--resume``, ``replay`` and ``view`` then open."""
+    from agent import resources
+
+    stored = read_fingerprint(run_dir)
+    if stored is None:
+        loaded = resources.load_kg(settings)
+        stored = fingerprints.make(
+            settings, fingerprints.kg_identity(loaded.manifest, settings.kg_dir), plan.input_path,
+            reading={"fields": asdict(options.fields), "encoding": options.encoding},
+            selection={"offset": options.offset, "limit": options.limit,
+                       "shard": list(options.shard) if options.shard else None},
+        )
+        store = plan.store or CheckpointStore.of(run_dir)
+        stored["checkpoints"] = str(store) if store.is_postgres else None
+        if options.resume and ((run_dir / RESULTS).exists() or (run_dir / CHECKPOINTS).exists()):
+            stored[PLAIN_THREADS] = True
+        write_fingerprint(run_dir, stored)
+    plan.fingerprint = stored
+    return stored
 
 
 def _one_row_per_id(rows: list[dict]) -> tuple[list[dict], list[str]]:
@@ -250,7 +280,10 @@ async def run_dataset(input_path: Path, run_dir: Path, settings: Settings, optio
     """Process the records and return the run's summary (also written to summary.json)."""
     jobs = read_jobs(input_path, options)
     with claim_run_dir(run_dir, options.resume):
-        return await execute(plan_run(input_path, run_dir, options, jobs), run_dir, settings, options)
+        plan = plan_run(input_path, run_dir, options, jobs)
+        if plan.pending:
+            identify(plan, run_dir, settings, options)
+        return await execute(plan, run_dir, settings, options)
 
 
 async def execute(plan: Plan, run_dir: Path, settings: Settings, options: RunOptions) -> dict:
@@ -265,6 +298,7 @@ async def execute(plan: Plan, run_dir: Path, settings: Settings, options: RunOpt
     executor = None
     try:
         if plan.pending:
+            fingerprint = plan.fingerprint or identify(plan, run_dir, settings, options)
             # Sync nodes (KG work, LLM calls) run in the loop's default executor, off the loop:
             # size it so that N samples can wait on their LLM calls at once.
             executor = ThreadPoolExecutor(max_workers=options.concurrency + 2, thread_name_prefix="node")
@@ -276,7 +310,7 @@ async def execute(plan: Plan, run_dir: Path, settings: Settings, options: RunOpt
                 async def worker() -> None:
                     nonlocal processed
                     for job in queue:  # one shared iterator: each job goes to one worker (ids are unique)
-                        row = await _process(app, settings, job)
+                        row = await _process(app, settings, job, thread_id(fingerprint, job.id))
                         results.append(row)
                         processed += 1
                         options.on_result(row)
@@ -324,11 +358,11 @@ def _summary(run_dir: Path, plan: Plan, settings: Settings, options: RunOptions,
     return summary
 
 
-async def _process(app, settings: Settings, job: Job) -> dict:
+async def _process(app, settings: Settings, job: Job, thread: str) -> dict:
     if job.record is None:
         return result_row(job.id, "", None, error=job.error)
     record = job.record
-    config = {"configurable": {"thread_id": record["id"]}, "recursion_limit": RECURSION_LIMIT}
+    config = {"configurable": {"thread_id": thread}, "recursion_limit": RECURSION_LIMIT}
     snapshot = await app.aget_state(config)
     try:
         # ``next`` leaves out tasks whose writes were saved before a crash, so only an empty
@@ -345,11 +379,11 @@ async def _process(app, settings: Settings, job: Job) -> dict:
         message = failure_message(exc)
         # The failed node's requests are in no checkpoint; the error carries them.
         partial = {**partial, "usage": add_usage(partial.get("usage"), exc.usage if isinstance(exc, LLMError) else None)}
-        return result_row(record["id"], record["id"], partial, error=message)
+        return result_row(record["id"], thread, partial, error=message)
     if state.get("status") not in ("accepted", "rejected"):
-        return result_row(record["id"], record["id"], state,
+        return result_row(record["id"], thread, state,
                           error=f"the sample ended without a verdict (status {state.get('status')!r})")
-    return result_row(record["id"], record["id"], state)
+    return result_row(record["id"], thread, state)
 
 
 async def _end_cancelled_write(saver) -> None:
