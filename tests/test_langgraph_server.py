@@ -75,7 +75,7 @@ def test_langgraph_dev_serves_the_agent_and_runs_it_over_http(tmp_path, fixture_
     env.update(PYTHONPATH=str(ROOT), HF_HUB_OFFLINE="1", LANGGRAPH_CLI_NO_ANALYTICS="1", LANGSMITH_TRACING="false")
     log = open(tmp_path / "server.log", "w")
     server = subprocess.Popen([command, "dev", "--no-browser", "--no-reload", "--host", "127.0.0.1", "--port", str(port),
-                               "--config", str(ROOT / "langgraph.json")], cwd=tmp_path, env=env, stdout=log,
+                               "--config", str(ROOT / "langgraph.json")], cwd=ROOT, env=env, stdout=log,
                               stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
