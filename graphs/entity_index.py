@@ -274,7 +274,7 @@ class EntityIndex:
 def _write(client, name: str, model: str, vectors: np.ndarray, report: Callable[[int, int], None]):
     """Collection ``name`` made anew with ``vectors`` (ids: label entry numbers), marked
     complete last, so an interrupted write is never taken for an index. (``add`` to a new
-    collection: ``upsert`` looks every id up first, and took 10× longer at PrimeKG scale.)"""
+    collection: ``upsert`` looks every id up first.)"""
     if name in {c.name for c in client.list_collections()}:
         client.delete_collection(name)
     collection = client.create_collection(name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}},
