@@ -39,7 +39,7 @@ def assert_no_password(run_dir, *outputs):
         assert PG_PASSWORD not in output.stdout + output.stderr
 
 
-def test_a_run_killed_mid_way_resumes_from_its_postgres_checkpoints(tmp_path, postgres, fixture_kg_dir, brain):
+def test_a_run_killed_mid_way_resumes_from_its_postgres_checkpoints(tmp_path, postgres, fixture_kg_dir, brain, monkeypatch):
     url = postgres.create_database("killed")
     records = many(tmp_path / "in.jsonl", 16)
     run_dir = tmp_path / "run"
@@ -78,6 +78,14 @@ def test_a_run_killed_mid_way_resumes_from_its_postgres_checkpoints(tmp_path, po
     assert timeline.returncode == 0, timeline.stderr
     assert [s["node"] for s in json.loads(timeline.stdout)["steps"]][-1] == "verify"
     assert_no_password(run_dir, resumed, listed, timeline)
+
+    from starlette.testclient import TestClient
+
+    from agent.view import create_app
+
+    monkeypatch.setenv("PGPASSWORD", PG_PASSWORD)
+    page = TestClient(create_app(run_dir), base_url="http://127.0.0.1").get("/sample/r5").text
+    assert "Branch 0 (the original run)" in page and "fork-command" in page  # the viewer reads the same database
 
 
 def test_two_runs_share_one_database_without_meeting(tmp_path, postgres, fixture_kg_dir, brain):
