@@ -101,10 +101,11 @@ class ChromaStore:
     def __str__(self) -> str:
         return f"the Chroma server at {self.url}" if self.url else f"the embedded Chroma store in {self.directory}"
 
-    def client(self, writable: bool):
-        """A chromadb client. ``writable``: the embedded store itself (building it);
-        otherwise a private copy of its catalogue (see the module doc). A server that cannot
-        be reached is an error saying so, never a quiet switch to the local store."""
+    def client(self, new: bool):
+        """A chromadb client: of the server, or, embedded, of a new store (``new``: being
+        built) or of a private copy of the built store's catalogue (see the module doc). A
+        server that cannot be reached is an error saying so, never a quiet switch to the
+        local store."""
         import chromadb
         from chromadb.config import Settings
         from chromadb.errors import ChromaError
@@ -120,8 +121,7 @@ class ChromaStore:
                 raise IndexStoreError(f"cannot reach the Chroma server at {self.url} ({exc}); start it (chroma run "
                                       "--host 127.0.0.1 --port PORT --path DIR) or leave out --chroma-url") from None
             return client
-        if writable:
-            shutil.rmtree(self.directory, ignore_errors=True)
+        if new:
             self.directory.mkdir(parents=True)
             return chromadb.PersistentClient(path=str(self.directory), settings=settings)
         if not (self.directory / CATALOGUE).is_file():
@@ -167,7 +167,7 @@ class EntityIndex:
         encoder, vectors = StaticEncoder.distill(embedder, labels)
         shutil.rmtree(directory, ignore_errors=True)  # also an older format's files
         directory.mkdir(parents=True)
-        client = ChromaStore(directory, url).client(writable=True)
+        client = ChromaStore(directory, url).client(new=True)
         _write(client, name, embedder.model_name, vectors, report)
         client.close()  # its files complete, and no handle left on them should they be rebuilt
         with open(directory / ENCODER, "wb") as out:
@@ -193,7 +193,7 @@ class EntityIndex:
         from chromadb.errors import NotFoundError
 
         store = ChromaStore(directory, url)
-        client = store.client(writable=False)
+        client = store.client(new=False)
         if url and _unwritten(client, name):
             _, labels = labels_of(kg)
             collection = _write(client, name, embedder.model_name, encoder.encode(labels), progress or (lambda d, t: None))
