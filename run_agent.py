@@ -212,7 +212,10 @@ def run(
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
     retry_errors: Annotated[bool, typer.Option("--retry-errors", help="With --resume: run samples that failed on the LLM again, from their last checkpoint.")] = False,
     fresh_checkpoints: Annotated[bool, typer.Option("--fresh-checkpoints", help="With --resume: set the checkpoint database aside (kept, renamed) and redo unfinished samples from scratch.")] = False,
-    concurrency: Annotated[int, typer.Option(help="Samples in flight at once.")] = 1,
+    concurrency: Annotated[int, typer.Option(help="Samples in flight at once (with --executor ray: in each actor).")] = 1,
+    executor: Annotated[str, typer.Option("--executor", help="Where samples run: local (this process) or ray (Ray actors; pip install 'medreason-agent[ray]').")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="With --executor ray: a running Ray cluster (e.g. 10.0.0.5:6379); default: a local Ray started and stopped for the run.")] = None,
+    actors: Annotated[Optional[int], typer.Option("--actors", help="With --executor ray: how many actors (default: one per CPU of the cluster).")] = None,
     encoding: Annotated[Optional[str], typer.Option("--encoding", help="Text encoding of INPUT (default UTF-8; e.g. latin-1, cp1252).")] = None,
     id_field: Annotated[Optional[str], typer.Option("--id-field", help="Field holding the record id.")] = None,
     question_field: Annotated[Optional[str], typer.Option("--question-field", help="Field holding the question.")] = None,
@@ -227,6 +230,7 @@ def run(
     """Turn every QA record of INPUT into verified, KG-grounded reasoning."""
     from agent.checkpoints import database_errors
     from agent.console import RunProgress
+    from agent.executors import EXECUTORS, ExecutorError
     from agent.fingerprint import kg_identity
     from agent.records import FieldMap
     from agent.runner import RunOptions, claim_run_dir, execute, identify, plan_run, read_jobs
@@ -237,10 +241,16 @@ def run(
         raise fail("--concurrency must be ≥ 1, --offset and --limit ≥ 0, --cop-base 0 or 1")
     if (retry_errors or fresh_checkpoints) and not resume:
         raise fail("--retry-errors and --fresh-checkpoints continue a run: pass --resume too")
+    if executor not in EXECUTORS:
+        raise fail(f"unknown --executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
+    if (ray_address is not None or actors is not None) and executor != "ray":
+        raise fail("--ray-address and --actors place samples on Ray actors: pass --executor ray too")
+    if actors is not None and actors < 1:
+        raise fail("--actors must be ≥ 1")
     fields = FieldMap(id_field, question_field, answer_field, options_field, cop_base)
     options = RunOptions(limit, resume, concurrency, offset=offset, shard=_shard(shard), fields=fields,
                          retry_errors=retry_errors, fresh_checkpoints=fresh_checkpoints, encoding=encoding,
-                         checkpoints=checkpoints)
+                         checkpoints=checkpoints, executor=executor, ray_address=ray_address, actors=actors)
     with ExitStack() as held:
         try:  # everything that can refuse the run, before the KG loads or an LLM call is paid for
             jobs = read_jobs(input, options)
@@ -282,6 +292,8 @@ def run(
                 summary = asyncio.run(execute(plan, out_dir, settings, options))
             except KeyboardInterrupt:
                 summary = None
+            except ExecutorError as exc:
+                raise fail(str(exc)) from exc
             except (OSError, *database_errors()) as exc:  # the environment failed, not a sample: stop, say so
                 stopped = exc
         if stopped is not None:

@@ -11,16 +11,20 @@ open the same store; the password comes from the environment (``PGPASSWORD``) or
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from agent.redaction import redact
 
 CHECKPOINTS = "checkpoints.sqlite"
+# Several processes (the actors of a local Ray) write one SQLite file: a writer waits this long
+# for another's transaction before SQLite reports "database is locked".
+SQLITE_BUSY_TIMEOUT_S = 60.0
 POSTGRES_SCHEMES = ("postgresql", "postgres")
 # Two runs starting on a fresh database would both create the tables: the first to take this
 # advisory lock does, the other then finds them.
@@ -56,6 +60,24 @@ class CheckpointStore:
             ) from None
         return cls(url=url)
 
+    @classmethod
+    def at(cls, location: str) -> CheckpointStore:
+        """The store at ``location`` (``.location``, a plain string a Ray actor is sent)."""
+        return cls(url=location) if urlsplit(location).scheme in POSTGRES_SCHEMES else cls(path=Path(location))
+
+    @property
+    def location(self) -> str:
+        """Where the store is, for another process (a Ray actor, sent it as it is sent the
+        settings and their key): the SQLite file, or the URL with the password this process
+        has from PGPASSWORD, which the other's environment may lack."""
+        if self.url is None:
+            return str(self.path)
+        parts = urlsplit(self.url)
+        if parts.password is not None or not os.environ.get("PGPASSWORD") or not parts.username:
+            return self.url
+        netloc = f"{parts.username}:{quote(os.environ['PGPASSWORD'], safe='')}@{parts.netloc.rsplit('@', 1)[-1]}"
+        return urlunsplit(parts._replace(netloc=netloc))
+
     @property
     def is_postgres(self) -> bool:
         return self.url is not None
@@ -77,12 +99,18 @@ class CheckpointStore:
 
     @asynccontextmanager
     async def open_async(self) -> AsyncIterator:
-        """The async saver a run writes through."""
+        """The async saver a run writes through. A SQLite write that cancellation cut is
+        rolled back before the file closes (``_end_cancelled_write``)."""
         if not self.is_postgres:
+            import aiosqlite
             from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-            async with AsyncSqliteSaver.from_conn_string(str(self.path)) as saver:
-                yield saver
+            async with aiosqlite.connect(str(self.path), timeout=SQLITE_BUSY_TIMEOUT_S) as conn:
+                saver = AsyncSqliteSaver(conn)
+                try:
+                    yield saver
+                finally:
+                    await _end_cancelled_write(saver)
             return
         import psycopg
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
@@ -133,6 +161,18 @@ class CheckpointStore:
                 raise
         else:
             opened.__exit__(None, None, None)
+
+
+async def _end_cancelled_write(saver) -> None:
+    """Roll back a SQLite checkpoint write that cancellation cut between its INSERT and its
+    COMMIT. Closed with that transaction open and the write's cursor never closed, the
+    connection lingers (SQLite keeps it as a "zombie" until the cursor is garbage-collected)
+    and holds the database's write lock, so the next run on RUN_DIR — a --resume in the same
+    process — fails with "database is locked". The cut write's step is simply run again on
+    resume. (A PostgreSQL connection rolls back the transaction it is closed in.)"""
+    async with saver.lock:
+        if saver.conn.in_transaction:
+            await saver.conn.rollback()
 
 
 def database_errors() -> tuple[type[Exception], ...]:
