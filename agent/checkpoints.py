@@ -11,6 +11,7 @@ open the same store; the password comes from the environment (``PGPASSWORD``) or
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
@@ -121,7 +122,12 @@ class CheckpointStore:
         except psycopg.Error as exc:
             raise CheckpointStoreError(f"cannot reach the checkpoint database {self}: {_reason(exc, self.url)}") from None
         try:
-            await saver.conn.execute("SELECT pg_advisory_lock(%s)", (_SETUP_LOCK,))
+            # try, sleep, try again: a session waiting inside pg_advisory_lock holds a snapshot that
+            # the migrations' CREATE INDEX CONCURRENTLY waits for, a deadlock PostgreSQL then breaks
+            # by failing one run
+            while not (await (await saver.conn.execute("SELECT pg_try_advisory_lock(%s) AS got",
+                                                       (_SETUP_LOCK,))).fetchone())["got"]:
+                await asyncio.sleep(0.1)
             try:
                 await saver.setup()
             finally:
