@@ -32,6 +32,10 @@ BaseUrl = Annotated[
     Optional[str],
     typer.Option(help="OpenAI-compatible endpoint. [env: MEDREASON_BASE_URL or OPENAI_BASE_URL]"),
 ]
+ChromaUrl = Annotated[
+    Optional[str],
+    typer.Option("--chroma-url", help="Search the entity index on this Chroma server, e.g. http://127.0.0.1:8000 (default: the embedded store in KG_DIR/index). [env: MEDREASON_CHROMA_URL]"),
+]
 MinGrounding = Annotated[
     Optional[float],
     typer.Option("--min-grounding", min=0.0, max=1.0,
@@ -64,18 +68,19 @@ def kg_build(
     source: Annotated[str, typer.Option(help=f"One of: {', '.join(SOURCES)}.")] = "hpo",
     input: Annotated[Optional[Path], typer.Option("--input", help="Source file (PrimeKG kg.csv, triples TSV/CSV).")] = None,
     kg_dir: KgDir = None,
+    chroma_url: ChromaUrl = None,
 ) -> None:
     """Build a knowledge graph and its entity index into a KG directory."""
     from graphs.embedding import Embedder
     from graphs.triples import TriplesFormatError
 
-    settings = _settings(kg_dir=kg_dir)
+    settings = _settings(kg_dir=kg_dir, chroma_url=chroma_url)
     if source not in SOURCES:
         raise fail(f"unknown --source {source!r}; choose one of {', '.join(SOURCES)}")
     try:
         loaded = build_kg(settings.kg_dir, Source(source, input), Embedder(settings.embedding_model),
                           RichProgress(), chroma_url=settings.chroma_url)
-    except (FileNotFoundError, ValueError, TriplesFormatError) as exc:
+    except (FileNotFoundError, ValueError, TriplesFormatError, CacheError) as exc:
         raise fail(str(exc)) from exc
     err.print(f"Built {loaded.manifest.nodes:,} nodes and {loaded.manifest.edges:,} facts in {settings.kg_dir}", markup=False)
 
@@ -113,21 +118,23 @@ def kg_download(
     try:
         loaded = build_kg(settings.kg_dir, Source("primekg", target), Embedder(settings.embedding_model),
                           progress, chroma_url=settings.chroma_url)
-    except (FileNotFoundError, ValueError) as exc:
+    except (FileNotFoundError, ValueError, CacheError) as exc:
         raise fail(str(exc)) from exc
     err.print(f"Built {loaded.manifest.nodes:,} nodes and {loaded.manifest.edges:,} facts in {settings.kg_dir}", markup=False)
     err.print(f"Use it with --kg-dir {settings.kg_dir}", markup=False)
 
 
 @kg_app.command("info")
-def kg_info(kg_dir: KgDir = None, as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+def kg_info(kg_dir: KgDir = None, as_json: Annotated[bool, typer.Option("--json")] = False,
+            chroma_url: ChromaUrl = None) -> None:
     """Counts of the graph: nodes, facts, node types, relations with their display labels."""
-    settings = _settings(kg_dir=kg_dir)
+    settings = _settings(kg_dir=kg_dir, chroma_url=chroma_url)
     m = _open(settings).manifest
     info = {
         "kg_dir": str(settings.kg_dir), "source": m.source.kind, "nodes": m.nodes, "edges": m.edges,
         "node_types": m.node_types, "relations": m.relations,
-        "embedding_model": m.embedding_model, "index_entries": m.index_entries, "created": m.created,
+        "embedding_model": m.embedding_model, "index_entries": m.index_entries, "index_collection": m.index_collection,
+        "created": m.created,
     }
     if as_json:
         print(json.dumps(info))
@@ -197,6 +204,7 @@ def run(
     input: Annotated[Path, typer.Argument(help="Records: JSONL, a JSON array or CSV (MedQA, MedMCQA, PubMedQA, HuatuoGPT-o1 detected).")],
     out_dir: Annotated[Path, typer.Option("--out", help="Run directory for results, summary and checkpoints.")],
     kg_dir: KgDir = None,
+    chroma_url: ChromaUrl = None,
     offline: Annotated[bool, typer.Option(help="Never call an LLM, even if one is configured.")] = False,
     limit: Annotated[Optional[int], typer.Option(help="Process at most N records (after --offset).")] = None,
     offset: Annotated[int, typer.Option(help="Skip the first N records.")] = 0,
@@ -218,17 +226,18 @@ def run(
     model: Annotated[Optional[str], typer.Option(help="LLM model name; without one the run is KG-only. [env: MEDREASON_MODEL]")] = None,
     base_url: BaseUrl = None,
     min_grounding: MinGrounding = None,
+    checkpoints: Annotated[Optional[str], typer.Option("--checkpoints", help="A PostgreSQL database for the checkpoints, postgresql://USER@HOST:PORT/DB (password: PGPASSWORD or ~/.pgpass; default: RUN_DIR/checkpoints.sqlite). --resume, replay and view find it recorded with the run.")] = None,
 ) -> None:
     """Turn every QA record of INPUT into verified, KG-grounded reasoning."""
-    import sqlite3
-
+    from agent.checkpoints import database_errors
     from agent.console import RunProgress
     from agent.executors import EXECUTORS, ExecutorError
     from agent.fingerprint import kg_identity
     from agent.records import FieldMap
     from agent.runner import RunOptions, Terminated, execute, identify, prepare
 
-    settings = _settings(kg_dir=kg_dir, offline=offline or None, model=model, base_url=base_url, min_grounding=min_grounding)
+    settings = _settings(kg_dir=kg_dir, chroma_url=chroma_url, offline=offline or None, model=model, base_url=base_url,
+                         min_grounding=min_grounding)
     if concurrency < 1 or offset < 0 or (limit is not None and limit < 0) or cop_base not in (None, 0, 1):
         raise fail("--concurrency must be ≥ 1, --offset and --limit ≥ 0, --cop-base 0 or 1")
     if (retry_errors or fresh_checkpoints or allow_changed) and not resume:
@@ -242,7 +251,8 @@ def run(
     fields = FieldMap(id_field, question_field, answer_field, options_field, cop_base)
     options = RunOptions(limit, resume, concurrency, offset=offset, shard=_shard(shard), fields=fields,
                          retry_errors=retry_errors, fresh_checkpoints=fresh_checkpoints, encoding=encoding,
-                         executor=executor, ray_address=ray_address, actors=actors, allow_changed=allow_changed)
+                         checkpoints=checkpoints, executor=executor, ray_address=ray_address, actors=actors,
+                         allow_changed=allow_changed)
     with ExitStack() as held:
         try:  # everything that can refuse the run, before the KG loads or an LLM call is paid for
             plan = prepare(input, out_dir, options, held)
@@ -288,7 +298,7 @@ def run(
                 summary, exit_code = None, 143  # 128 + SIGTERM, as a shell reports it
             except ExecutorError as exc:
                 raise fail(str(exc)) from exc
-            except (OSError, sqlite3.Error) as exc:  # the environment failed, not a sample: stop, say so
+            except (OSError, *database_errors()) as exc:  # the environment failed, not a sample: stop, say so
                 stopped = exc
             except Exception as exc:  # a bug: a few lines here, the traceback in RUN_DIR/crash.log
                 stopped = exc

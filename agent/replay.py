@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import copy
 import json
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,15 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from langgraph.channels.binop import BinaryOperatorAggregate
-from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.types import Overwrite, StateSnapshot
 
 from agent import resources
+from agent.checkpoints import CHECKPOINTS, CheckpointStoreError, run_store
+from agent.checkpoints import thread_ids as store_thread_ids
 from agent.config import Settings
 from agent.graph import RECURSION_LIMIT, compile_graph
 from agent.results import RESULTS
-
-CHECKPOINTS = "checkpoints.sqlite"
 
 
 class ReplayError(Exception):
@@ -53,26 +51,25 @@ class Step:
 
 
 @contextmanager
-def open_run(run_dir: Path) -> Iterator[Any]:
-    """The run's compiled graph over its checkpoints (sync SqliteSaver)."""
-    path = run_dir / CHECKPOINTS
-    if not path.is_file():
-        raise ReplayError(f"{run_dir} holds no {CHECKPOINTS}; pass a run directory (run --out) or the chat store")
-    conn = sqlite3.connect(str(path), check_same_thread=False)
+def open_run(run_dir: Path, checkpoints: str | None = None) -> Iterator[Any]:
+    """The run's compiled graph over its checkpoints: the store the run recorded (its SQLite
+    file, or a PostgreSQL database), or the ``checkpoints`` URL given."""
     try:
-        yield compile_graph(SqliteSaver(conn))
-    finally:
-        conn.close()
+        store = run_store(run_dir, checkpoints)
+    except CheckpointStoreError as exc:
+        raise ReplayError(str(exc)) from None
+    if not store.is_postgres and not store.path.is_file():
+        raise ReplayError(f"{run_dir} holds no {CHECKPOINTS}; pass a run directory (run --out) or the chat store")
+    try:
+        with store.open_sync() as saver:
+            yield compile_graph(saver)
+    except CheckpointStoreError as exc:
+        raise ReplayError(str(exc)) from None
 
 
 def thread_ids(app) -> list[str]:
     """Every thread in the store, in the order they were first written."""
-    conn = app.checkpointer.conn
-    try:
-        rows = conn.execute("SELECT thread_id, MIN(rowid) FROM checkpoints GROUP BY thread_id ORDER BY 2").fetchall()
-    except sqlite3.OperationalError:  # an empty store: the table was never created
-        return []
-    return [r[0] for r in rows]
+    return store_thread_ids(app.checkpointer)
 
 
 # -- listing ---------------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from typing import Any
 
 from agent import executors
 from agent import fingerprint as fingerprints
+from agent.checkpoints import CHECKPOINTS, CheckpointStore, CheckpointStoreError, run_store
 from agent.config import Settings
 from agent.executors import ExecutorName
 from agent.fingerprint import PLAIN_THREADS, read_fingerprint, thread_id, write_fingerprint
@@ -47,7 +48,6 @@ from agent.results import RESULTS, SUMMARY, ResultsFile, read_rows, rewrite_rows
 from agent.run_lock import LOCK, RunDirBusy, run_dir_lock
 from agent.samples import Job, SampleProcessor
 
-CHECKPOINTS = "checkpoints.sqlite"
 CRASH_LOG = "crash.log"
 # Below this much free space a run is refused before anything loads: one sample's checkpoints
 # take tens of KB (hundreds with an LLM), and SQLite needs room for its journal on top.
@@ -75,6 +75,7 @@ class RunOptions:
     executor: ExecutorName = "local"  # where samples run (agent.executors); concurrency is per Ray actor
     ray_address: str | None = None  # an existing Ray cluster; None starts a local one for the run
     actors: int | None = None  # Ray actors; None: one per CPU of the cluster
+    checkpoints: str | None = None  # a PostgreSQL URL (--checkpoints); None: the run's own store
 
 
 @dataclass
@@ -85,6 +86,7 @@ class Plan:
     duplicates: list[str] = field(default_factory=list)  # ids that results.jsonl held more than once
     set_aside: Path | None = None  # where --fresh-checkpoints moved the old checkpoint database
     input_path: Path | None = None
+    store: CheckpointStore | None = None  # where the samples' steps are checkpointed
     fingerprint: dict | None = None  # the run's, once ``identify`` has read or written it
 
 
@@ -174,12 +176,17 @@ def plan_run(input_path: Path, run_dir: Path, options: RunOptions, jobs: list[Jo
     rows = kept
     done = {r["id"] for r in rows}
     pending = [j for j in jobs if j.id not in done]
-    set_aside = None
-    if options.fresh_checkpoints:
-        set_aside = _set_checkpoints_aside(run_dir)
-    elif pending:
-        _check_checkpoints(run_dir, [j.id for j in pending])
-    return Plan(jobs, pending, Counter(r["status"] for r in rows), duplicates, set_aside, input_path)
+    try:
+        store = run_store(run_dir, options.checkpoints)
+        set_aside = None
+        if options.fresh_checkpoints:
+            set_aside = _set_checkpoints_aside(store)
+        elif pending:
+            store.check()
+            _check_checkpoints(store, [j.id for j in pending])
+    except CheckpointStoreError as exc:
+        raise RunDirError(str(exc)) from None
+    return Plan(jobs, pending, Counter(r["status"] for r in rows), duplicates, set_aside, input_path, store)
 
 
 def identify(plan: Plan, run_dir: Path, settings: Settings, options: RunOptions) -> dict:
@@ -189,7 +196,9 @@ def identify(plan: Plan, run_dir: Path, settings: Settings, options: RunOptions)
     (another model, graph, prompt set, result-changing setting or input) is refused with a
     RunDirError naming it, unless ``options.allow_changed``: then it is recorded, with the ids
     of the rows made before it, so that no row is relabelled. A run from before fingerprints
-    existed keeps its checkpoint threads under plain sample ids. Opens the KG (once per process)."""
+    existed keeps its checkpoint threads under plain sample ids. Opens the KG (once per process).
+    It records where the checkpoints are (a PostgreSQL URL without its password, or None
+    for RUN_DIR's SQLite file), which ``--resume``, ``replay`` and ``view`` then open."""
     from agent import resources
 
     loaded = resources.load_kg(settings)
@@ -199,6 +208,8 @@ def identify(plan: Plan, run_dir: Path, settings: Settings, options: RunOptions)
         selection={"offset": options.offset, "limit": options.limit,
                    "shard": list(options.shard) if options.shard else None},
     )
+    store = plan.store or CheckpointStore.of(run_dir)
+    new["checkpoints"] = str(store) if store.is_postgres else None
     stored = read_fingerprint(run_dir)
     if stored is None:
         if options.resume and ((run_dir / RESULTS).exists() or (run_dir / CHECKPOINTS).exists()):
@@ -251,12 +262,12 @@ def _one_row_per_id(rows: list[dict]) -> tuple[list[dict], list[str]]:
     return list(kept.values()), list(dict.fromkeys(repeated))
 
 
-def _check_checkpoints(run_dir: Path, pending: list[str]) -> None:
+def _check_checkpoints(store: CheckpointStore, pending: list[str]) -> None:
     """Refuse, before anything is loaded or paid for, a checkpoint database SQLite cannot read
     (a half-written copy, a truncated file, a mismatched -wal): the pending samples would
-    otherwise fail one by one after their LLM calls."""
-    path = run_dir / CHECKPOINTS
-    if not path.exists():
+    otherwise fail one by one after their LLM calls. (PostgreSQL keeps its own integrity.)"""
+    path = store.path
+    if path is None or not path.exists():
         return
     try:
         with sqlite3.connect(path) as db:
@@ -274,10 +285,15 @@ def _check_checkpoints(run_dir: Path, pending: list[str]) -> None:
     )
 
 
-def _set_checkpoints_aside(run_dir: Path) -> Path | None:
+def _set_checkpoints_aside(store: CheckpointStore) -> Path | None:
     """Rename checkpoints.sqlite (with its -wal and -shm, so the set stays openable) to
     checkpoints.<time>.sqlite; unfinished samples then start from scratch."""
-    path = run_dir / CHECKPOINTS
+    if store.is_postgres:
+        raise CheckpointStoreError(
+            f"--fresh-checkpoints sets a damaged SQLite file aside; this run's checkpoints are in {store}, "
+            "which PostgreSQL keeps consistent itself: resume without it"
+        )
+    path, run_dir = store.path, store.path.parent
     if not path.exists():
         return None
     aside = run_dir / f"checkpoints.{time.strftime('%Y%m%d-%H%M%S')}.sqlite"
@@ -322,8 +338,8 @@ async def execute(plan: Plan, run_dir: Path, settings: Settings, options: RunOpt
     try:
         if plan.pending:
             fingerprint = plan.fingerprint or identify(plan, run_dir, settings, options)
-            executor = executors.for_run(options.executor, settings, str(run_dir / CHECKPOINTS), options.concurrency,
-                                         options.ray_address, options.actors)
+            executor = executors.for_run(options.executor, settings, (plan.store or CheckpointStore.of(run_dir)).location,
+                                         options.concurrency, options.ray_address, options.actors)
             async with executor.slots() as slots:
                 queue = iter(plan.pending)
 
@@ -392,6 +408,8 @@ def _summary(run_dir: Path, plan: Plan, settings: Settings, options: RunOptions,
         earlier = 0.0
     mode = options.info.get("mode") or settings.mode
     info = {k: v for k, v in options.info.items() if k != "mode"}
+    if plan.store is not None and plan.store.is_postgres:
+        info["checkpoints"] = str(plan.store)  # never with its password
     summary = summarise(
         rows, mode, earlier + wall, len(rows), interrupted=interrupted, processed_this_session=processed,
         session_wall_time_s=round(wall, 2),

@@ -15,10 +15,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-import aiosqlite
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.errors import GraphRecursionError
 
+from agent.checkpoints import CheckpointStore
 from agent.config import Settings
 from agent.graph import RECURSION_LIMIT, compile_graph
 from agent.llm import LLMError, failure_message
@@ -28,9 +27,6 @@ from agent.state import Record, add_usage
 
 # The failures that belong to one sample and become its error row; anything else stops the run.
 SAMPLE_FAILURES = (LLMError, GraphRecursionError)
-# Several processes (the actors of a local Ray) write one SQLite file: a writer waits this long
-# for another's transaction before SQLite reports "database is locked".
-SQLITE_BUSY_TIMEOUT_S = 60.0
 
 
 @dataclass
@@ -46,22 +42,10 @@ SampleProcessor = Callable[[Job, str], Awaitable[dict]]
 
 
 @asynccontextmanager
-async def open_checkpointer(location: str) -> AsyncIterator[AsyncSqliteSaver]:
-    """The checkpoint store at ``location`` (a SQLite file), opened in this process. Cancelled
-    writes are rolled back before it closes (``_end_cancelled_write``)."""
-    async with aiosqlite.connect(location, timeout=SQLITE_BUSY_TIMEOUT_S) as conn:
-        saver = AsyncSqliteSaver(conn)
-        try:
-            yield saver
-        finally:
-            await _end_cancelled_write(saver)
-
-
-@asynccontextmanager
 async def open_samples(settings: Settings, checkpoints: str) -> AsyncIterator[SampleProcessor]:
     """A function that runs one job through the graph (checkpointed at ``checkpoints``, with
     what ``settings`` open) and returns its result row; callable for many jobs at once."""
-    async with open_checkpointer(checkpoints) as saver:
+    async with CheckpointStore.at(checkpoints).open_async() as saver:
         app = compile_graph(saver)
 
         async def process(job: Job, thread: str) -> dict:
@@ -96,17 +80,6 @@ async def _process(app, settings: Settings, job: Job, thread: str) -> dict:
         return result_row(record["id"], thread, state,
                           error=f"the sample ended without a verdict (status {state.get('status')!r})")
     return result_row(record["id"], thread, state)
-
-
-async def _end_cancelled_write(saver: AsyncSqliteSaver) -> None:
-    """Roll back a checkpoint write that cancellation cut between its INSERT and its COMMIT.
-    Closed with that transaction open and the write's cursor never closed, the connection
-    lingers (SQLite keeps it as a "zombie" until the cursor is garbage-collected) and holds the
-    database's write lock, so the next run on RUN_DIR — a --resume in the same process — fails
-    with "database is locked". The cut write's step is simply run again on resume."""
-    async with saver.lock:
-        if saver.conn.in_transaction:
-            await saver.conn.rollback()
 
 
 async def _invoke(app, graph_input, config: dict, settings: Settings) -> dict:

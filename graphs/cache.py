@@ -5,10 +5,10 @@ Layout of a KG directory::
     manifest.json   written last; without it the directory holds no valid graph
     nodes.jsonl     [id, name, type, source, synonyms] per line
     facts.npz       head, tail (node row numbers) and relation columns
-    index/          the entity index: label vectors and their encoder (graphs.entity_index)
+    index/          the entity index: its encoder and the embedded Chroma store (graphs.entity_index)
 
 The manifest records who wrote it, the format version, the source and its fingerprint,
-counts, the embedding model of the index and a SHA-256 of every file, so a stale, foreign
+counts, the embedding model and Chroma collection of the index and a SHA-256 of every file, so a stale, foreign
 or corrupt cache is detected and rebuilt instead of silently used.
 """
 
@@ -27,7 +27,9 @@ import numpy as np
 
 from graphs.store import KnowledgeGraph, gc_paused
 
-FORMAT_VERSION = 3  # 2: relations keyed by (name, display label); 3: the entity index became vector files (was Chroma)
+# 2: relations keyed by (name, display label); 3: the entity index became vector files (was Chroma);
+# 4: the entity index is a Chroma collection of static vectors, named in the manifest
+FORMAT_VERSION = 4
 TOOL = "medreason-agent"
 MANIFEST = "manifest.json"
 NODES = "nodes.jsonl"
@@ -70,6 +72,7 @@ class Manifest:
     files: dict[str, str]
     embedding_model: str = ""
     index_entries: int = 0
+    index_collection: str = ""  # the Chroma collection of the label vectors (embedded, or on --chroma-url)
     format_version: int = FORMAT_VERSION
     tool: str = TOOL
     created: str = ""

@@ -1,30 +1,33 @@
-"""The entity index: every node name and synonym as a vector, searched by meaning.
+"""The entity index: every node name and synonym as a vector in a Chroma collection.
 
-The index lives in the KG directory as two files written at build time and only read
-afterwards (a KG directory may sit on read-only storage):
+Chroma is the store, in one of two places reached by the same code: embedded (chromadb's
+``PersistentClient`` in ``KG_DIR/index/chroma``), or a Chroma server (``--chroma-url``) that
+many machines share. Beside it, ``KG_DIR/index/encoder.npz`` holds the static token encoder
+(graphs.embedding.StaticEncoder) that made the vectors and encodes queries.
 
-    index/vectors.npy   one unit vector per label (float32), grouped by cluster
-    index/encoder.npz   the static token encoder (graphs.embedding.StaticEncoder) and
-                        the clusters: centroids, where each cluster's rows start, and
-                        which label each row is
+A query first takes the labels that equal it once normalised (score 1.0: no vector query is
+needed to know them), then the nearest labels by the static vectors (Chroma's HNSW index),
+of which the transformer ranks the ``RERANK`` nearest. Filtering by node type does not use
+Chroma's ``where=`` (a metadata-filtered query took 40 ms, twenty single queries' worth): the
+nearest labels are over-fetched and filtered here, fetching more only when a rare type needs it.
 
-A query first takes the labels that equal it once normalised (score 1.0: no vector is
-needed to know them), then the nearest labels by cosine in the clusters whose centroids
-are closest to it (an inverted-file search: 16 of ~√N clusters, about 5% of the rows at
-PrimeKG scale). The matrix is memory-mapped, so opening costs one read of the pages used.
-
-Chroma was the store until its writes alone (about 90 s for HPO's 59k labels on two
-cores) cost more than the whole first-run budget; with ``--chroma-url`` the vectors are
-also published to that Chroma server, as collection ``kg-<hash of the nodes>``, for
-clients that query Chroma directly.
+Opening a KG never writes to it (it may sit on read-only storage), but chromadb writes to its
+catalogue (``chroma.sqlite3``) whenever it opens one. So an embedded index is opened from a
+private copy of the catalogue in a temporary directory, its vector segments linked read-only
+from the KG directory. The collection is named by the graph's nodes and the embedding model
+(``collection_name``) and records both, with its size, in its metadata; the KG manifest
+records the name. A collection that does not match is refused with what to do, never used.
 """
 
 from __future__ import annotations
 
+import hashlib
 import shutil
+import tempfile
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -33,11 +36,12 @@ import numpy as np
 from graphs.embedding import Embedder, StaticEncoder
 from graphs.store import KnowledgeGraph
 
-VECTORS = "vectors.npy"
 ENCODER = "encoder.npz"
-PROBES = 16  # clusters searched per query
+EMBEDDED = "chroma"  # the embedded Chroma store, under KG_DIR/index/
+CATALOGUE = "chroma.sqlite3"
 RERANK = 12  # static neighbours the transformer ranks (10 and 30 gave the same recall@1)
-MIN_CLUSTERED = 4096  # below this many labels one cluster (an exact scan) is fastest
+OVERFETCH = 8  # a type-filtered query fetches this many times the labels it needs, then more if short
+WRITE_BATCH = 4096
 
 
 class IndexFileError(RuntimeError):
@@ -63,95 +67,174 @@ def labels_of(kg: KnowledgeGraph) -> tuple[list[str], list[str]]:
     return node_ids, labels
 
 
+@dataclass(frozen=True)
+class Candidate:
+    node_id: str
+    name: str
+    type: str
+    label: str  # the name or synonym that matched
+    score: float  # cosine similarity (1.0 for a normalised exact match)
+
+
+def labels_of(kg: KnowledgeGraph) -> tuple[list[str], list[str]]:
+    """(node id, label) of every name and synonym, in the graph's order."""
+    node_ids, labels = [], []
+    for node_id in kg.graph:
+        for label in kg.labels(node_id):
+            node_ids.append(node_id)
+            labels.append(label)
+    return node_ids, labels
+
+
+def collection_name(nodes_sha256: str, model: str) -> str:
+    """One collection per graph and embedding model, so graphs share a Chroma server safely."""
+    return f"kg-{nodes_sha256[:16]}-{hashlib.sha256(model.encode()).hexdigest()[:8]}"
+
+
+class ChromaStore:
+    """Where the collection lives: an embedded store in a directory, or a Chroma server."""
+
+    def __init__(self, directory: Path, url: str | None = None) -> None:
+        self.directory, self.url = directory / EMBEDDED, url
+        self._private: tempfile.TemporaryDirectory | None = None  # the catalogue copy, kept while open
+
+    def __str__(self) -> str:
+        return f"the Chroma server at {self.url}" if self.url else f"the embedded Chroma store in {self.directory}"
+
+    def client(self, new: bool):
+        """A chromadb client: of the server, or, embedded, of a new store (``new``: being
+        built) or of a private copy of the built store's catalogue (see the module doc). A
+        server that cannot be reached is an error saying so, never a quiet switch to the
+        local store."""
+        import chromadb
+        from chromadb.config import Settings
+        from chromadb.errors import ChromaError
+
+        settings = Settings(anonymized_telemetry=False)
+        if self.url:
+            parsed = urlparse(self.url)
+            try:
+                client = chromadb.HttpClient(host=parsed.hostname or "127.0.0.1", port=parsed.port or 8000,
+                                             ssl=parsed.scheme == "https", settings=settings)
+                client.heartbeat()
+            except (ValueError, ConnectionError, OSError) as exc:
+                raise IndexStoreError(f"cannot reach the Chroma server at {self.url} ({exc}); start it (chroma run "
+                                      "--host 127.0.0.1 --port PORT --path DIR) or leave out --chroma-url") from None
+            return client
+        if new:
+            self.directory.mkdir(parents=True)
+            return chromadb.PersistentClient(path=str(self.directory), settings=settings)
+        if not (self.directory / CATALOGUE).is_file():
+            raise IndexFileError(f"the entity index is missing ({EMBEDDED}/{CATALOGUE})")
+        self._private = tempfile.TemporaryDirectory(prefix="medreason-chroma-")
+        private = Path(self._private.name)
+        for part in self.directory.iterdir():
+            if part.name.startswith(CATALOGUE):  # the catalogue and any -wal: copied, chromadb writes them
+                shutil.copy2(part, private / part.name)
+            else:  # the vector segments: read, never written, by queries
+                (private / part.name).symlink_to(part.resolve())
+        try:
+            return chromadb.PersistentClient(path=str(private), settings=settings)
+        except ChromaError as exc:  # a damaged catalogue
+            raise IndexFileError(f"the entity index in {self.directory} is truncated or corrupt ({exc})") from exc
+
+
+class IndexStoreError(RuntimeError):
+    """The Chroma store cannot be used as it is (unreachable, or a collection that does not
+    fit the graph); the message says why and what to do."""
+
+
 class EntityIndex:
     """Nearest node labels to a text, with the node id and type of each."""
 
-    def __init__(
-        self,
-        kg: KnowledgeGraph,
-        embedder: Embedder,
-        encoder: StaticEncoder,
-        vectors: np.ndarray,
-        clusters: tuple[np.ndarray, np.ndarray, np.ndarray],
-    ) -> None:
-        self.kg, self.embedder, self.encoder, self.vectors = kg, embedder, encoder, vectors
-        self.centroids, self.starts, self.label_of_row = clusters
+    def __init__(self, kg: KnowledgeGraph, embedder: Embedder, encoder: StaticEncoder, collection, store: ChromaStore) -> None:
+        self.kg, self.embedder, self.encoder, self.collection, self.store = kg, embedder, encoder, collection, store
         self.node_ids, self.labels = labels_of(kg)
-        self._rows_of_type: dict[str, np.ndarray] = {}
 
     def __len__(self) -> int:
-        return len(self.vectors)
+        return len(self.labels)
 
     # -- building and opening -----------------------------------------------------------
     @classmethod
     def build(
-        cls, kg: KnowledgeGraph, embedder: Embedder, directory: Path,
+        cls, kg: KnowledgeGraph, embedder: Embedder, directory: Path, name: str, url: str | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> EntityIndex:
-        """Encode every label of ``kg`` and write the index files into ``directory``."""
+        """Encode every label of ``kg`` with static token vectors, write the encoder into
+        ``directory`` and the vectors into collection ``name`` (embedded, or at ``url``)."""
         report = progress or (lambda done, total: None)
         _, labels = labels_of(kg)
-        report(0, len(labels))
         encoder, vectors = StaticEncoder.distill(embedder, labels)
-        centroids, starts, order = _clusters(vectors)
-        vectors = np.ascontiguousarray(vectors[order])
-        shutil.rmtree(directory, ignore_errors=True)  # also an older format's Chroma files
+        shutil.rmtree(directory, ignore_errors=True)  # also an older format's files
         directory.mkdir(parents=True)
+        client = ChromaStore(directory, url).client(new=True)
+        _write(client, name, embedder.model_name, vectors, report)
+        client.close()  # its files complete, and no handle left on them should they be rebuilt
         with open(directory / ENCODER, "wb") as out:
-            np.savez(out, rows=encoder.rows, token_vectors=encoder.vectors, weights=encoder.weights, centre=encoder.centre,
-                     centroids=centroids, starts=starts, label_of_row=order)
-        np.save(directory / VECTORS, vectors)
-        report(len(labels), len(labels))
-        return cls(kg, embedder, encoder, vectors, (centroids, starts, order))
+            np.savez(out, rows=encoder.rows, token_vectors=encoder.vectors, weights=encoder.weights, centre=encoder.centre)
+        return cls.open(kg, embedder, directory, name, len(labels), url)  # searched as every later process does
 
     @classmethod
-    def open(cls, kg: KnowledgeGraph, embedder: Embedder, directory: Path, entries: int) -> EntityIndex:
-        """Read the index files (never writing); raises IndexFileError when they do not fit."""
+    def open(
+        cls, kg: KnowledgeGraph, embedder: Embedder, directory: Path, name: str, entries: int, url: str | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> EntityIndex:
+        """Open the index (never writing to ``directory``). Raises IndexFileError when the
+        local files are missing or do not fit (a rebuild mends them), IndexStoreError when the
+        Chroma store cannot be used. A server that lacks the collection is given it, written
+        from the encoder (``progress`` counts the labels written)."""
         try:
             with np.load(directory / ENCODER) as saved:
                 encoder = StaticEncoder(embedder, saved["rows"], saved["token_vectors"], saved["weights"], saved["centre"])
-                clusters = (saved["centroids"], saved["starts"], saved["label_of_row"])
-            vectors = np.load(directory / VECTORS, mmap_mode="r")
         except FileNotFoundError as exc:
             raise IndexFileError(f"the entity index is missing ({Path(exc.filename).name})") from exc
         except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
             raise IndexFileError(f"the entity index in {directory} is truncated or corrupt ({exc})") from exc
-        if vectors.ndim != 2 or len(vectors) != entries or len(clusters[2]) != entries:
-            raise IndexFileError(
-                f"the entity index in {directory} holds {len(vectors)} labels, the graph {entries}"
-            )
-        return cls(kg, embedder, encoder, vectors, clusters)
+        from chromadb.errors import NotFoundError
+
+        store = ChromaStore(directory, url)
+        client = store.client(new=False)
+        if url and _unwritten(client, name):
+            _, labels = labels_of(kg)
+            collection = _write(client, name, embedder.model_name, encoder.encode(labels), progress or (lambda d, t: None))
+        else:
+            try:
+                collection = client.get_collection(name)
+            except NotFoundError as exc:
+                raise IndexFileError(f"the entity index in {store.directory} has no collection {name}") from exc
+        _check(collection, store, embedder.model_name, entries)
+        return cls(kg, embedder, encoder, collection, store)
 
     # -- searching ----------------------------------------------------------------------
     def search(self, texts: list[str], k: int = 5, type: str | None = None) -> list[list[Candidate]]:
         """The ``k`` best distinct nodes for each text, best first: normalised exact
         matches (most connected first), then the nearest labels by meaning. For a text that
-        matches no label exactly, the static encoder preselects ``RERANK`` labels and the
+        matches no label exactly, the static vectors preselect ``RERANK`` labels and the
         transformer ranks and scores them (static vectors alone miss paraphrases such as
         "high temperature" → Fever); its vectors are cached across queries. The neighbours
         that follow an exact match keep their static scores: running the transformer there
         cost 13 encodes per lookup (200 ms on a loaded 2-core machine) for alternatives only.
+        Texts that need vectors are sent to Chroma in one query.
         """
-        if not texts:
-            return []
-        queries = self.encoder.encode(texts) if len(self) else None
-        results = []
-        for i, text in enumerate(texts):
-            best = {c.node_id: c for c in self._exact(text, type)}
-            if queries is not None and len(best) < k:
-                rows, scores = self._nearest(queries[i], max(2 * k, RERANK), type)
-                entries = [int(e) for e in self.label_of_row[rows]]
-                if not best:  # meaning decides the top result: the transformer ranks
-                    scores = self._rerank(text, entries)
-                    entries = [entries[j] for j in np.argsort(-scores, kind="stable")]
-                    scores = np.sort(scores)[::-1]
-                for entry, score in zip(entries, scores.tolist()):
-                    node_id = self.node_ids[entry]
-                    if node_id not in best:
-                        node = self.kg.node(node_id)
-                        best[node_id] = Candidate(node_id, node.name, node.type, self.labels[entry], max(0.0, score))
-            results.append(list(best.values())[:k])
-        return results
+        found = [{c.node_id: c for c in self._exact(text, type)} for text in texts]
+        wanted = [i for i, best in enumerate(found) if len(best) < k]
+        if not wanted or not len(self):
+            return [list(best.values())[:k] for best in found]
+        queries = self.encoder.encode([texts[i] for i in wanted])
+        for i, nearest in zip(wanted, self._nearest(queries, max(2 * k, RERANK), type)):
+            best = found[i]
+            entries = [e for e, _ in nearest]
+            scores = np.array([s for _, s in nearest], dtype=np.float32)
+            if not best and entries:  # meaning decides the top result: the transformer ranks
+                scores = self._rerank(texts[i], entries)
+                entries = [entries[j] for j in np.argsort(-scores, kind="stable")]
+                scores = np.sort(scores)[::-1]
+            for entry, score in zip(entries, scores.tolist()):
+                node_id = self.node_ids[entry]
+                if node_id not in best:
+                    node = self.kg.node(node_id)
+                    best[node_id] = Candidate(node_id, node.name, node.type, self.labels[entry], max(0.0, score))
+        return [list(best.values())[:k] for best in found]
 
     def _rerank(self, text: str, entries: list[int]) -> np.ndarray:
         vectors = self.embedder.encode([text] + [self.labels[e] for e in entries])
@@ -162,72 +245,66 @@ class EntityIndex:
         nodes = [self.kg.node(n) for n in ids]
         return [Candidate(n.id, n.name, n.type, text, 1.0) for n in nodes if type is None or n.type == type]
 
-    def _nearest(self, query: np.ndarray, n: int, type: str | None) -> tuple[np.ndarray, np.ndarray]:
-        """Rows and scores of the ``n`` labels nearest ``query``, best first."""
-        if type is not None:
-            rows = self._rows_of(type)
-            scores = self.vectors[rows] @ query
-        elif len(self.centroids) > 1:
-            # cluster by cluster, on views: gathering the rows first copies megabytes per query
-            spans = [(self.starts[c], self.starts[c + 1]) for c in np.argsort(-(self.centroids @ query))[:PROBES]]
-            rows = np.concatenate([np.arange(start, stop) for start, stop in spans])
-            scores = np.concatenate([self.vectors[start:stop] @ query for start, stop in spans])
-        else:
-            rows, scores = None, self.vectors @ query
-        top = np.argpartition(-scores, n)[:n] if len(scores) > n else np.arange(len(scores))
-        top = top[np.argsort(-scores[top], kind="stable")]
-        return (top if rows is None else rows[top]), scores[top]
+    def _nearest(self, queries: np.ndarray, n: int, type: str | None) -> list[list[tuple[int, float]]]:
+        """(label entry, cosine) of the ``n`` labels nearest each query (of ``type``), best first."""
+        fetch = n if type is None else n * OVERFETCH
+        available = len(self) if type is None else self._entries_of_type.get(type, 0)
+        while True:
+            fetch = min(fetch, len(self))
+            result = self.collection.query(query_embeddings=queries, n_results=fetch, include=["distances"])
+            nearest = [[(int(e), 1.0 - d) for e, d in zip(ids, distances)
+                        if type is None or self._types[int(e)] == type][:n]
+                       for ids, distances in zip(result["ids"], result["distances"])]
+            if fetch >= len(self) or all(len(found) >= min(n, available) for found in nearest):
+                return nearest
+            fetch *= OVERFETCH
 
-    def _rows_of(self, type: str) -> np.ndarray:
-        rows = self._rows_of_type.get(type)
-        if rows is None:
-            types = np.array([self.kg.node(self.node_ids[e]).type == type for e in self.label_of_row.tolist()])
-            rows = self._rows_of_type[type] = np.flatnonzero(types)
-        return rows
+    @cached_property
+    def _types(self) -> list[str]:
+        return [self.kg.node(node_id).type for node_id in self.node_ids]
 
-
-def _clusters(vectors: np.ndarray, iterations: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Spherical k-means into about √N clusters: (centroids, row starts, row order)."""
-    count = len(vectors)
-    k = int(np.sqrt(count)) if count >= MIN_CLUSTERED else 1
-    if k == 1:
-        return np.zeros((1, vectors.shape[1]), np.float32), np.array([0, count]), np.arange(count)
-    rng = np.random.default_rng(seed)
-    sample = vectors[rng.choice(count, min(count, 50 * k), replace=False)]
-    centroids = sample[rng.choice(len(sample), k, replace=False)].copy()
-    for _ in range(iterations):
-        assigned = np.argmax(sample @ centroids.T, axis=1)
-        sums = np.zeros_like(centroids)
-        np.add.at(sums, assigned, sample)
-        norms = np.linalg.norm(sums, axis=1, keepdims=True)
-        centroids = np.where(norms > 0, sums / np.maximum(norms, 1e-12), centroids)
-    assigned = np.concatenate(
-        [np.argmax(vectors[s : s + 16384] @ centroids.T, axis=1) for s in range(0, count, 16384)]
-    )
-    order = np.argsort(assigned, kind="stable")
-    starts = np.searchsorted(assigned[order], np.arange(k + 1))
-    return centroids.astype(np.float32), starts, order
+    @cached_property
+    def _entries_of_type(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for t in self._types:
+            counts[t] = counts.get(t, 0) + 1
+        return counts
 
 
-def publish_to_chroma(index: EntityIndex, url: str, collection: str) -> None:
-    """Copy the index into a Chroma server (``--chroma-url``), replacing that collection."""
-    import chromadb
-    from chromadb.config import Settings
+def _write(client, name: str, model: str, vectors: np.ndarray, report: Callable[[int, int], None]):
+    """Collection ``name`` made anew with ``vectors`` (ids: label entry numbers), marked
+    complete last, so an interrupted write is never taken for an index. (``add`` to a new
+    collection: ``upsert`` looks every id up first.)"""
+    if name in {c.name for c in client.list_collections()}:
+        client.delete_collection(name)
+    collection = client.create_collection(name, embedding_function=None, configuration={"hnsw": {"space": "cosine"}},
+                                          metadata={"embedding_model": model, "entries": -1})
+    batch = min(client.get_max_batch_size(), WRITE_BATCH)
+    for start in range(0, len(vectors), batch):
+        stop = min(start + batch, len(vectors))
+        collection.add(ids=[str(e) for e in range(start, stop)], embeddings=vectors[start:stop])
+        report(stop, len(vectors))
+    collection.modify(metadata={"embedding_model": model, "entries": len(vectors)})
+    return collection
 
-    parsed = urlparse(url)
-    client = chromadb.HttpClient(host=parsed.hostname or "127.0.0.1", port=parsed.port or 8000,
-                                 settings=Settings(anonymized_telemetry=False))
-    if collection in {c.name for c in client.list_collections()}:
-        client.delete_collection(collection)
-    target = client.create_collection(collection, embedding_function=None, configuration={"hnsw": {"space": "cosine"}})
-    batch = min(client.get_max_batch_size(), 4096)
-    for start in range(0, len(index), batch):
-        rows = range(start, min(start + batch, len(index)))
-        entries = [int(index.label_of_row[r]) for r in rows]
-        target.upsert(
-            ids=[f"{index.node_ids[e]}#{e}" for e in entries],
-            embeddings=np.asarray(index.vectors[start : rows.stop]),
-            documents=[index.labels[e] for e in entries],
-            metadatas=[{"node_id": index.node_ids[e], "type": index.kg.node(index.node_ids[e]).type,
-                        "name": index.kg.name(index.node_ids[e])} for e in entries],
-        )
+
+def _unwritten(client, name: str) -> bool:
+    """The server lacks the collection, or holds one whose write never finished (its process
+    died): write it anew, as a build would."""
+    if name not in {c.name for c in client.list_collections()}:
+        return True
+    return (client.get_collection(name).metadata or {}).get("entries", -1) < 0
+
+
+def _check(collection, store: ChromaStore, model: str, entries: int) -> None:
+    """Refuse a collection that does not fit the graph: another embedding model, another size,
+    or a write that never finished."""
+    meta = collection.metadata or {}
+    if meta.get("embedding_model") != model or meta.get("entries") != entries or collection.count() != entries:
+        problem = (f"collection {collection.name} in {store} holds {collection.count()} labels embedded with "
+                   f"{meta.get('embedding_model')!r} (complete: {meta.get('entries', -1) >= 0}), the graph {entries} "
+                   f"labels with {model!r}")
+        if store.url:
+            raise IndexStoreError(f"{problem}; delete that collection on the server, or rebuild the graph "
+                                  f"(kg build ... --chroma-url {store.url})")
+        raise IndexFileError(problem)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from graphs.cache import INDEX_DIR, CacheError, Manifest, SourceInfo, load_graph, save_graph
 from graphs.embedding import Embedder
-from graphs.entity_index import EntityIndex, IndexFileError, publish_to_chroma
+from graphs.entity_index import EntityIndex, IndexFileError, IndexStoreError, collection_name
 from graphs.progress import Progress
 from graphs.store import KnowledgeGraph
 
@@ -85,7 +85,9 @@ def open_kg(
     """Load ``kg_dir``; build it from ``default_source`` (or the manifest's source) if needed.
 
     Opening a sound KG directory only reads it, so it may be on read-only storage; what
-    would need a rebuild there is reported as a CacheError saying so.
+    would need a rebuild there is reported as a CacheError saying so. With ``chroma_url``
+    the label vectors are searched on that Chroma server (given them when it lacks them);
+    one that cannot be reached or holds another index under the name is a CacheError.
     """
     try:
         kg, manifest = load_graph(kg_dir)
@@ -106,9 +108,12 @@ def open_kg(
         problem = f"the entity index was built with {manifest.embedding_model!r}, not {embedder.model_name!r}"
     else:
         try:
-            index = EntityIndex.open(kg, embedder, kg_dir / INDEX_DIR, manifest.index_entries)
+            index = EntityIndex.open(kg, embedder, kg_dir / INDEX_DIR, manifest.index_collection, manifest.index_entries,
+                                     chroma_url, _writing(progress, chroma_url))
         except IndexFileError as exc:
             problem = str(exc)
+        except IndexStoreError as exc:
+            raise CacheError(str(exc)) from None
     if problem:
         _require_writable(kg_dir, f"rebuild its entity index ({problem})")
         progress.note(f"{problem}: rebuilding the entity index")
@@ -139,13 +144,27 @@ def _known_source(kg_dir: Path) -> Source | None:
     return None
 
 
+def _writing(progress: Progress, chroma_url: str | None):
+    """A progress bar for label vectors being written to Chroma, shown once writing starts."""
+    task = None
+
+    def update(done: int, total: int) -> None:
+        nonlocal task
+        task = task or progress.task(f"Writing node names to {'the Chroma server' if chroma_url else 'Chroma'}", total)
+        task(done)
+
+    return update
+
+
 def _build_index(kg, kg_dir, manifest, embedder, progress, chroma_url) -> EntityIndex:
-    update = progress.task("Embedding node names", sum(len(kg.labels(n)) for n in kg.graph))
-    index = EntityIndex.build(kg, embedder, kg_dir / INDEX_DIR, lambda done, _total: update(done))
-    if chroma_url:
-        # On a shared Chroma server each graph gets its own collection, named by its content.
-        publish_to_chroma(index, chroma_url, f"kg-{manifest.files['nodes.jsonl'][:16]}")
+    name = collection_name(manifest.files["nodes.jsonl"], embedder.model_name)
+    progress.note("Embedding node names")
+    try:
+        index = EntityIndex.build(kg, embedder, kg_dir / INDEX_DIR, name, chroma_url, _writing(progress, chroma_url))
+    except IndexStoreError as exc:
+        raise CacheError(str(exc)) from None
     manifest.embedding_model = embedder.model_name
     manifest.index_entries = len(index)
+    manifest.index_collection = name
     manifest.write(kg_dir)
     return index

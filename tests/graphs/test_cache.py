@@ -72,8 +72,8 @@ def test_a_missing_index_is_rebuilt(kg_copy, embedder):
 
 
 def test_a_truncated_index_is_rebuilt_with_a_message(kg_copy, embedder):
-    vectors = kg_copy / "index" / "vectors.npy"
-    vectors.write_bytes(vectors.read_bytes()[: vectors.stat().st_size // 2])
+    catalogue = kg_copy / "index" / "chroma" / "chroma.sqlite3"
+    catalogue.write_bytes(catalogue.read_bytes()[: catalogue.stat().st_size // 2])
     progress = Silent()
     loaded = open_kg(kg_copy, embedder, progress)
     assert any("truncated or corrupt" in n and "rebuilding" in n for n in progress.notes)
@@ -107,8 +107,8 @@ def test_a_kg_on_read_only_storage_opens_without_writing(read_only_copy, kg_copy
 
 
 def test_a_broken_index_on_read_only_storage_is_a_clear_error(read_only_copy, kg_copy, embedder):
-    vectors = kg_copy / "index" / "vectors.npy"  # the same file, through the writable path
-    vectors.write_bytes(vectors.read_bytes()[:100])
+    encoder = kg_copy / "index" / "encoder.npz"  # the same file, through the writable path
+    encoder.write_bytes(encoder.read_bytes()[:100])
     with pytest.raises(CacheError, match=r"read-only.*rebuild its entity index \(the entity index .* truncated"):
         open_kg(read_only_copy, embedder, Silent())
 

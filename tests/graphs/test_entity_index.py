@@ -19,47 +19,68 @@ def test_one_result_per_node_best_first(loaded):
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
 
 
+# -- the store: embedded, or a Chroma server, through the same code ------------------------
+QUERIES = ["tuberculosis", "high temperature", "a cough with blood", "anaemia", "sugar diabetes", "chloroquine",
+           "shortness of breath", "fever"]
+
+
 @pytest.fixture
-def chroma_server(tmp_path):
-    """A real Chroma server (chromadb's own `chroma run`) on a free local port."""
-    import shutil
-    import socket
-    import subprocess
-    import time
+def chroma_url(tmp_path):
+    from tests.services import chroma_server
 
-    import httpx
-
-    if shutil.which("chroma") is None:
-        pytest.skip("the chroma command of chromadb is not installed")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    proc = subprocess.Popen(["chroma", "run", "--path", str(tmp_path / "chroma"), "--host", "127.0.0.1", "--port", str(port)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(200):
-            try:
-                httpx.get(f"{url}/api/v2/heartbeat", timeout=0.5)
-                break
-            except httpx.TransportError:
-                time.sleep(0.1)
+    with chroma_server(tmp_path / "chroma") as url:
         yield url
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
-def test_with_a_chroma_url_the_index_is_published_to_that_server(chroma_server, tmp_path, embedder):
+def mappings(index, type=None):
+    return [[(h.node_id, round(h.score, 4)) for h in hits] for hits in index.search(QUERIES, k=5, type=type)]
+
+
+def test_lookups_through_a_chroma_server_map_as_the_embedded_store_does(chroma_url, loaded, fixture_kg_dir, embedder):
+    from graphs.kg_dir import open_kg
+    from graphs.progress import Silent
+    from tests.graphs.test_cache import _snapshot
+
+    before = _snapshot(fixture_kg_dir)
+    progress = Silent()
+    served = open_kg(fixture_kg_dir, embedder, progress, chroma_url=chroma_url)
+    assert served.index.store.url == chroma_url and loaded.index.store.url is None
+    assert mappings(served.index) == mappings(loaded.index)
+    assert mappings(served.index, "disease") == mappings(loaded.index, "disease")
+    assert all(h.type == "disease" for hits in served.index.search(QUERIES, k=5, type="disease") for h in hits)
+    assert _snapshot(fixture_kg_dir) == before  # the server was given the vectors; the KG was not written
+    again = open_kg(fixture_kg_dir, embedder, Silent(), chroma_url=chroma_url)  # now it holds them
+    assert mappings(again.index) == mappings(loaded.index)
+
+
+def test_a_chroma_server_that_is_down_is_an_error_never_a_local_fallback(tmp_path, fixture_kg_dir):
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from tests.services import free_port
+
+    root = Path(__file__).resolve().parents[2]
+    down = f"http://127.0.0.1:{free_port()}"
+    (tmp_path / "in.jsonl").write_text('{"id": "q1", "question": "Which drug treats tuberculosis?", "answer": "rifampin"}\n')
+    done = subprocess.run([sys.executable, str(root / "run_agent.py"), "run", str(tmp_path / "in.jsonl"), "--out",
+                           str(tmp_path / "run"), "--kg-dir", str(fixture_kg_dir), "--chroma-url", down],
+                          cwd=root, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert f"cannot reach the Chroma server at {down}" in " ".join(done.stderr.split())
+    assert "Traceback" not in done.stderr and not (tmp_path / "run" / "results.jsonl").exists()
+
+
+def test_a_collection_that_does_not_fit_the_graph_is_refused_with_what_to_do(chroma_url, fixture_kg_dir, embedder):
     import chromadb
 
-    from graphs.kg_dir import Source, build_kg
+    from graphs.cache import CacheError
+    from graphs.kg_dir import open_kg
     from graphs.progress import Silent
-    from tests.conftest import MEDICAL_KG
 
-    loaded = build_kg(tmp_path / "kg", Source("triples", MEDICAL_KG), embedder, Silent(), chroma_url=chroma_server)
-    client = chromadb.HttpClient(host="127.0.0.1", port=int(chroma_server.rsplit(":", 1)[1]))
-    collection = client.get_collection(f"kg-{loaded.manifest.files['nodes.jsonl'][:16]}")
-    assert collection.count() == len(loaded.index)
-    found = collection.query(query_embeddings=loaded.index.encoder.encode(["tuberculosis"]), n_results=1)
-    assert found["metadatas"][0][0]["node_id"] == "disease:tuberculosis"
+    served = open_kg(fixture_kg_dir, embedder, Silent(), chroma_url=chroma_url)
+    name = served.manifest.index_collection
+    client = chromadb.HttpClient(host="127.0.0.1", port=int(chroma_url.rsplit(":", 1)[1]))
+    client.get_collection(name).modify(metadata={"embedding_model": "another-model", "entries": len(served.index)})
+    with pytest.raises(CacheError, match=rf"collection {name} in the Chroma server .* 'another-model'.*delete that collection"):
+        open_kg(fixture_kg_dir, embedder, Silent(), chroma_url=chroma_url)
