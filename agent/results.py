@@ -39,6 +39,8 @@ def result_row(record_id: str, thread_id: str, state: SampleState | None, error:
         "grounding": state.get("grounding"),
         "attempts": state.get("attempts", []),
         "usage": state.get("usage") or {"llm_calls": 0, "input_tokens": 0, "output_tokens": 0},
+        "degraded": state.get("degraded", []),
+        "thinking": state.get("thinking", []),
         "error": error,
         "thread_id": thread_id,
         "dataset": record.get("dataset"),
