@@ -293,12 +293,12 @@ class LLM:
             if cut_off(raw):
                 problem = self._cut_off_problem(limit)
             messages += [_without_reasoning(raw), *_repair(problem, call_ids)]
-        raise UnusableAnswer(f"{node}: {problem}, still after one repair", usage)
+        raise UnusableAnswer(f"{node}: {_unusable(problem, limit)}", usage)
 
     @staticmethod
     def _cut_off_problem(limit: int | None) -> str:
-        return (f"it was cut off at the limit of {limit} tokens; reply much shorter, with only what the format "
-                "asks for and no explanation")
+        return (f"{CUT_OFF} of {limit} tokens; reply much shorter, with only what the format asks for and no "
+                "explanation")
 
     def _ask_tools(self, schema: type[BaseModel], messages: list[BaseMessage], limit: int | None) -> AIMessage:
         # One tool, forced by name: ``parallel_tool_calls`` is not needed, and some servers
@@ -310,7 +310,10 @@ class LLM:
         function = convert_to_openai_function(schema, strict=self.strict or None)
         response_format = {"type": "json_schema", "json_schema": {
             "name": function["name"], "schema": function["parameters"], "strict": self.strict}}
-        return self.chat.invoke(messages, response_format=response_format, **_limit(limit))
+        # Sent as a plain body field: given as ``response_format``, ChatOpenAI switches to the
+        # SDK's parse helper, which raises on a reply cut off at max_tokens instead of
+        # returning it, and drops ``reasoning_content``; this way every reply reads alike.
+        return self.chat.invoke(messages, extra_body={"response_format": response_format}, **_limit(limit))
 
     def _ask_text(self, schema: type[BaseModel], messages: list[BaseMessage], limit: int | None) -> AIMessage:
         return self.chat.invoke(messages, **_limit(limit))
@@ -362,7 +365,7 @@ class LLM:
             if problem is None:
                 return Answer(content, usage, _joined(thoughts))
             messages += [_without_reasoning(raw), HumanMessage(prompts.render("repair", problem=problem))]
-        raise UnusableAnswer(f"{node}: {problem}, still after one repair", usage)
+        raise UnusableAnswer(f"{node}: {_unusable(problem, limit)}", usage)
 
     def tool_round(
         self, node: str, messages: list[BaseMessage], tools: list, usage: Usage, allow_calls: bool = True
@@ -399,6 +402,16 @@ class LLM:
             raise LLMError(f"{node}: {type(exc).__name__}: {message[:240]}", ONE_FAILED_CALL, status) from None
 
 
+CUT_OFF = "it was cut off at the limit"
+
+
+def _unusable(problem: str, limit: int | None) -> str:
+    """Why a node's answer stayed unusable, for its error or degraded entry."""
+    if problem.startswith(CUT_OFF):
+        return f"the reply was cut off at max_tokens ({limit}), also after a repair asking for less"
+    return f"malformed answer after one repair attempt ({problem})"
+
+
 def _limit(max_tokens: int | None) -> dict[str, int]:
     return {"max_tokens": max_tokens} if max_tokens else {}
 
@@ -420,7 +433,7 @@ def _repair(problem: str, call_ids: dict[str, str]) -> list[BaseMessage]:
     if not call_ids:
         return [HumanMessage(prompts.render("repair", problem=problem))]
     # A cut-off reply's problem applies to every call; otherwise each call gets its own.
-    return [ToolMessage(prompts.render("repair", problem=problem if problem.startswith("it was cut off") else own),
+    return [ToolMessage(prompts.render("repair", problem=problem if problem.startswith(CUT_OFF) else own),
                         tool_call_id=call_id, status="error")
             for call_id, own in call_ids.items()]
 

@@ -240,7 +240,15 @@ def _format_problem(text: str) -> str | None:
     return f"the reply lacks the section(s) {', '.join(missing)}" if missing else None
 
 
-@falls_back_to(kg_nodes.verify)
+def verify_by_kg(state: SampleState, ctx: AgentContext) -> SampleState:
+    """The KG-only verifier, with the options mapped as KG-only mode maps them: it weighs each
+    option's evidence, and the model's extraction names no option."""
+    options = [m for m in kg_nodes.extract(state, ctx)["entities"] if m["role"].startswith("option:")]
+    mapped, _ = kg_nodes.settle_mentions(ctx, options, ctx.settings.min_score)
+    return kg_nodes.verify({**state, "mappings": state.get("mappings", []) + mapped}, ctx)
+
+
+@falls_back_to(verify_by_kg)
 def verify(state: SampleState, ctx: AgentContext) -> SampleState:
     """The model answers from the reasoning alone; letters are compared in code."""
     verification, usage, thinking = _verification(state, ctx)

@@ -34,6 +34,7 @@ from typing import Any
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.errors import GraphRecursionError
 
+from agent import resources
 from agent.config import Settings
 from agent.graph import RECURSION_LIMIT, compile_graph
 from agent.llm import LLMError, failure_message
@@ -298,6 +299,8 @@ def _summary(run_dir: Path, plan: Plan, settings: Settings, options: RunOptions,
         earlier = 0.0
     mode = options.info.get("mode") or settings.mode
     info = {k: v for k, v in options.info.items() if k != "mode"}
+    if settings.llm_configured:  # what structured output the run used, and what the endpoint was found to honour
+        info["structured_output"] = resources.load_llm(settings).report()
     summary = summarise(
         rows, mode, earlier + wall, len(rows), interrupted=interrupted, processed_this_session=processed,
         session_wall_time_s=round(wall, 2),
