@@ -423,6 +423,8 @@ def export(
         raise fail(f"unknown --format {format!r}; choose one of {', '.join(FORMATS)}")
     if reviewed and only_reviewed:
         raise fail("--reviewed and --only-reviewed exclude each other: pass one")
+    if include_thinking and format != "sft":
+        raise fail("--include-thinking puts the model's thinking in the sft format's <think> block: pass --format sft")
     review_filter = "accepted" if only_reviewed else "not-rejected" if reviewed else "any"
     options = ExportOptions(dataset_name=dataset_name, thinking_tags=thinking_tags, system=system,
                             include_all=all_rows, reviewed=review_filter, provenance=with_provenance,
