@@ -16,6 +16,7 @@ from typing import NamedTuple
 from graphs.entity_index import Candidate, EntityIndex
 from graphs.names import symbol_form
 from graphs.store import KnowledgeGraph
+from graphs.vocabulary import GENE
 
 MAX_WORDS = 8
 _WORD = re.compile(r"[A-Za-z0-9]+")
@@ -115,7 +116,7 @@ def _is_specific(kg: KnowledgeGraph, surface: str) -> bool:
     ids = mention_nodes(kg, surface)
     if len(words) == 1 and len(surface) < 3:
         # Two characters name a node only as a gene symbol with a digit, in its own case ("F8")
-        return any(c.isdigit() for c in surface) and any(kg.node(i).type == "gene/protein" for i in ids)
+        return any(c.isdigit() for c in surface) and any(kg.node(i).type == GENE for i in ids)
     return bool(ids)
 
 
@@ -128,6 +129,6 @@ def mention_nodes(kg: KnowledgeGraph, surface: str) -> tuple[str, ...]:
 
 def _matches_case(kg: KnowledgeGraph, node_id: str, surface: str) -> bool:
     """Gene symbols are only recognised in their own capitalisation."""
-    if kg.graph.nodes[node_id]["type"] != "gene/protein":
+    if kg.graph.nodes[node_id]["type"] != GENE:
         return True
     return symbol_form(surface) in {symbol_form(label) for label in kg.labels(node_id)}

@@ -18,7 +18,7 @@ from collections import Counter
 from agent.config import Settings
 from agent.grounding import UNGROUNDED
 from agent.state import Mapping, SearchSettings
-from graphs.hpo import DISEASE, IS_A
+from graphs.vocabulary import DISEASE, IS_A
 from graphs.neighbours import neighbours
 from graphs.paths import find_paths
 from graphs.store import KnowledgeGraph

@@ -29,26 +29,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from graphs.specificity import non_phenotypic
 from graphs.store import KnowledgeGraph
+from graphs.vocabulary import (  # noqa: F401 (the schema's names, re-exported for HPO's readers)
+    DISEASE,
+    DISEASE_PHENOTYPE_NEGATIVE,
+    DISEASE_PHENOTYPE_POSITIVE,
+    DISEASE_PROTEIN,
+    GENE,
+    HPO_ROOT,
+    IS_A,
+    PHENOTYPE,
+    PHENOTYPE_PROTEIN,
+    PHENOTYPIC_ABNORMALITY,
+)
 
 OBO_FILE = "hp.obo"
 HPOA_FILE = "phenotype.hpoa"
 GENES_FILE = "genes_to_phenotype.txt"
 
-PHENOTYPE = "effect/phenotype"
-DISEASE = "disease"
-GENE = "gene/protein"
-
-IS_A = "phenotype_phenotype"
-DISEASE_PHENOTYPE_POSITIVE = "disease_phenotype_positive"
-DISEASE_PHENOTYPE_NEGATIVE = "disease_phenotype_negative"
-PHENOTYPE_PROTEIN = "phenotype_protein"
-DISEASE_PROTEIN = "disease_protein"
-
-HPO_ROOT = "HP:0000001"
-PHENOTYPIC_ABNORMALITY = "HP:0000118"
-"""The root's child whose subtree HPOA aspect ``P`` annotations point into; its siblings
-head the inheritance, clinical-course, modifier, history, blood-group and frequency terms."""
 
 HPOA_COLUMNS = (
     "database_id", "disease_name", "qualifier", "hpo_id", "reference", "evidence",
@@ -254,43 +253,6 @@ def _read_lines(path: Path) -> Iterator[str]:
         yield from handle
 
 
-def _non_phenotypic(
-    children: dict[str, list[str]], root: str = HPO_ROOT, abnormality: str = PHENOTYPIC_ABNORMALITY
-) -> set[str]:
-    """The root and every term under its children other than Phenotypic abnormality."""
-    heads = [c for c in children.get(root, ()) if c != abnormality]
-    seen, stack = {root, *heads}, list(heads)
-    while stack:
-        for child in children.get(stack.pop(), ()):
-            if child not in seen:
-                seen.add(child)
-                stack.append(child)
-    return seen
-
-
-def qualifier_terms(kg: KnowledgeGraph) -> frozenset[str]:
-    """The terms that may qualify a finding but never stand for one.
-
-    HPO's root has Phenotypic abnormality beside the subontologies of clinical modifiers
-    (severity, laterality), clinical course (onset, pace), frequency, mode of inheritance
-    and past medical history: "Left" or "Recurrent" says how a finding presents, not what
-    the patient has. Found by HPO id, or by name where a graph carries HPO under its own
-    ids (PrimeKG); a graph without HPO's hierarchy has none.
-    """
-    abnormality = PHENOTYPIC_ABNORMALITY
-    if abnormality not in kg:
-        named = [n for n in kg.nodes_named("Phenotypic abnormality") if kg.node(n).type == PHENOTYPE]
-        if not named:
-            return frozenset()
-        abnormality = named[0]
-    hierarchy = kg.specificity
-    children = {parent: sorted(kids) for parent, kids in hierarchy.children.items()}
-    found: set[str] = set()
-    for root in hierarchy.parents.get(abnormality, ()):
-        found |= _non_phenotypic(children, root, abnormality)
-    return frozenset(found)
-
-
 def _add_phenotypes(kg: KnowledgeGraph, path: Path) -> dict[str, list[str]]:
     """Add the live terms and their ``is_a`` facts; returns parent → children."""
     terms = [t for t in parse_obo(_read_lines(path), path.name) if not t.obsolete]
@@ -381,7 +343,7 @@ def build_hpo_graph(
     report(f"phenotypes from {obo.name}", len(phenotypes))
     diseases, negated = _add_diseases(kg, hpoa, phenotypes)
     report(f"diseases from {hpoa.name}", len(diseases))
-    gene_phenotypes = phenotypes - _non_phenotypic(children)
+    gene_phenotypes = phenotypes - non_phenotypic(children)
     gene_ids = _add_genes(kg, genes, gene_phenotypes, diseases, negated)
     report(f"genes from {genes.name}", len(gene_ids))
     return kg

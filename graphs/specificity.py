@@ -18,11 +18,14 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 # IS_A: head is the child term, tail its parent (HPO and PrimeKG alike)
-from graphs.hpo import DISEASE_PHENOTYPE_POSITIVE as ANNOTATION
-from graphs.hpo import IS_A, PHENOTYPE
-from graphs.store import KnowledgeGraph
+from graphs.vocabulary import DISEASE_PHENOTYPE_POSITIVE as ANNOTATION
+from graphs.vocabulary import HPO_ROOT, IS_A, PHENOTYPE, PHENOTYPIC_ABNORMALITY
+
+if TYPE_CHECKING:  # the store opens a Specificity of itself; only its type is needed here
+    from graphs.store import KnowledgeGraph
 
 
 
@@ -101,3 +104,40 @@ class Specificity:
     def most_general(self, nodes: Iterable[str]) -> float:
         """The information of the least informative phenotype among ``nodes`` (1 if none)."""
         return min((self.information(n) for n in nodes if n in self._phenotypes), default=1.0)
+
+
+def non_phenotypic(
+    children: dict[str, list[str]], root: str = HPO_ROOT, abnormality: str = PHENOTYPIC_ABNORMALITY
+) -> set[str]:
+    """The root and every term under its children other than Phenotypic abnormality."""
+    heads = [c for c in children.get(root, ()) if c != abnormality]
+    seen, stack = {root, *heads}, list(heads)
+    while stack:
+        for child in children.get(stack.pop(), ()):
+            if child not in seen:
+                seen.add(child)
+                stack.append(child)
+    return seen
+
+
+def qualifier_terms(kg: KnowledgeGraph) -> frozenset[str]:
+    """The terms that may qualify a finding but never stand for one.
+
+    HPO's root has Phenotypic abnormality beside the subontologies of clinical modifiers
+    (severity, laterality), clinical course (onset, pace), frequency, mode of inheritance
+    and past medical history: "Left" or "Recurrent" says how a finding presents, not what
+    the patient has. Found by HPO id, or by name where a graph carries HPO under its own
+    ids (PrimeKG); a graph without HPO's hierarchy has none.
+    """
+    abnormality = PHENOTYPIC_ABNORMALITY
+    if abnormality not in kg:
+        named = [n for n in kg.nodes_named("Phenotypic abnormality") if kg.node(n).type == PHENOTYPE]
+        if not named:
+            return frozenset()
+        abnormality = named[0]
+    hierarchy = kg.specificity
+    children = {parent: sorted(kids) for parent, kids in hierarchy.children.items()}
+    found: set[str] = set()
+    for root in hierarchy.parents.get(abnormality, ()):
+        found |= non_phenotypic(children, root, abnormality)
+    return frozenset(found)

@@ -25,6 +25,7 @@ import networkx as nx
 
 from graphs.names import normalize  # the form names are matched in
 from graphs.relations import display
+from graphs.specificity import Specificity, qualifier_terms
 
 @contextmanager
 def gc_paused() -> Iterator[None]:
@@ -207,19 +208,15 @@ class KnowledgeGraph:
         return {key: tuple(ids) for key, ids in index.items()}
 
     @cached_property
-    def specificity(self):
+    def specificity(self) -> Specificity:
         """The phenotype hierarchy and each term's information content (graphs.specificity)."""
-        from graphs.specificity import Specificity
-
         return Specificity(self)
 
     @cached_property
     def qualifiers(self) -> frozenset[str]:
         """Nodes that may qualify a finding but never stand for one, so never start a path
         ("Left", "Acute", "Autosomal dominant inheritance"): HPO's terms outside Phenotypic
-        abnormality, in any graph that carries HPO (graphs.hpo.qualifier_terms)."""
-        from graphs.hpo import qualifier_terms
-
+        abnormality, in any graph that carries HPO (graphs.specificity.qualifier_terms)."""
         return qualifier_terms(self)
 
     def nodes_named(self, text: str) -> tuple[str, ...]:
