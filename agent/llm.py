@@ -256,9 +256,9 @@ class LLM:
         try:
             raw = self._request("probe", lambda: schema_ask(Probe, [HumanMessage(PROBE_PROMPT)], PROBE_MAX_TOKENS))
         except LLMError as exc:
-            self.probe_usage = add(self.probe_usage, exc.usage)
             if exc.status not in (400, 422):
-                raise
+                raise  # the endpoint is down or refuses the key: the sample that asked has its error
+            self.probe_usage = add(self.probe_usage, exc.usage)
             self.probes.append(f"{mode}: refused ({str(exc).split(': ', 1)[-1][:160]})")
             return False
         self.probe_usage = add(self.probe_usage, usage_of(raw))
