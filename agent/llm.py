@@ -227,20 +227,20 @@ class LLM:
         self._lock = threading.Lock()
 
     # -- what the endpoint honours -------------------------------------------------------------
-    def structured_output(self) -> StructuredMode:
+    def structured_output(self, node: str = "probe") -> StructuredMode:
         """The mechanism structured answers use; with ``auto``, the first that the endpoint
-        honours (asked once per LLM, so once per run). Raises LLMError when it cannot be
-        asked (down, refused key)."""
+        honours (asked once per LLM, so once per run). Raises LLMError, naming ``node``,
+        when it cannot be asked (down, refused key)."""
         with self._lock:
             if self._mode is None:
-                self._mode = next(m for m in PROBE_ORDER if m == "text" or self._honours(m))
+                self._mode = next(m for m in PROBE_ORDER if m == "text" or self._honours(m, node))
             return self._mode
 
-    def makes_tool_calls(self) -> bool:
+    def makes_tool_calls(self, node: str = "probe") -> bool:
         """Whether the endpoint makes tool calls (exploring the KG needs them)."""
         with self._lock:
             if self._tool_calls is None:
-                self._tool_calls = self._honours("tools")
+                self._tool_calls = self._honours("tools", node)
             return self._tool_calls
 
     def report(self) -> dict[str, Any]:
@@ -248,13 +248,13 @@ class LLM:
         return {"setting": self.setting, "mode": self._mode, "tool_calls": self._tool_calls,
                 "probes": list(self.probes), "probe_calls": self.probe_usage["llm_calls"]}
 
-    def _honours(self, mode: StructuredMode) -> bool:
+    def _honours(self, mode: StructuredMode, node: str) -> bool:
         """One small request by ``mode``; true when its answer validates. A server refusing
         the parameter (HTTP 400/422) or ignoring it (prose back) does not honour it."""
         schema_ask = self._ask_json_schema if mode == "json_schema" else self._ask_tools
         read = self._read_text if mode == "json_schema" else self._read_tool_calls
         try:
-            raw = self._request("probe", lambda: schema_ask(Probe, [HumanMessage(PROBE_PROMPT)], PROBE_MAX_TOKENS))
+            raw = self._request(node, lambda: schema_ask(Probe, [HumanMessage(PROBE_PROMPT)], PROBE_MAX_TOKENS))
         except LLMError as exc:
             if exc.status not in (400, 422):
                 raise  # the endpoint is down or refuses the key: the sample that asked has its error
@@ -272,7 +272,7 @@ class LLM:
         states the exact problem (or, for a reply cut off at ``max_tokens``, asks for less);
         every request counts in the usage, repairs also apart. Raises UnusableAnswer when
         the repaired answer is still unusable."""
-        mode = self.structured_output()
+        mode = self.structured_output(node)
         if mode == "tools":
             ask, read, first = self._ask_tools, self._read_tool_calls, prompt
         else:
