@@ -236,7 +236,10 @@ def run(
     resume: Annotated[bool, typer.Option(help="Continue an interrupted run in --out.")] = False,
     retry_errors: Annotated[bool, typer.Option("--retry-errors", help="With --resume: run samples that failed on the LLM again, from their last checkpoint.")] = False,
     fresh_checkpoints: Annotated[bool, typer.Option("--fresh-checkpoints", help="With --resume: set the checkpoint database aside (kept, renamed) and redo unfinished samples from scratch.")] = False,
-    concurrency: Annotated[int, typer.Option(help="Samples in flight at once.")] = 1,
+    concurrency: Annotated[int, typer.Option(help="Samples in flight at once (with --executor ray: in each actor).")] = 1,
+    executor: Annotated[str, typer.Option("--executor", help="Where samples run: local (this process) or ray (Ray actors; pip install 'medreason-agent[ray]').")] = "local",
+    ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="With --executor ray: a running Ray cluster (e.g. 10.0.0.5:6379); default: a local Ray started and stopped for the run.")] = None,
+    actors: Annotated[Optional[int], typer.Option("--actors", help="With --executor ray: how many actors (default: one per CPU of the cluster).")] = None,
     encoding: Annotated[Optional[str], typer.Option("--encoding", help="Text encoding of INPUT (default UTF-8; e.g. latin-1, cp1252).")] = None,
     id_field: Annotated[Optional[str], typer.Option("--id-field", help="Field holding the record id.")] = None,
     question_field: Annotated[Optional[str], typer.Option("--question-field", help="Field holding the question.")] = None,
@@ -252,8 +255,10 @@ def run(
     import sqlite3
 
     from agent.console import RunProgress
+    from agent.executors import EXECUTORS, ExecutorError
+    from agent.fingerprint import kg_identity
     from agent.records import FieldMap
-    from agent.runner import RunOptions, claim_run_dir, execute, plan_run, read_jobs
+    from agent.runner import RunOptions, claim_run_dir, execute, identify, plan_run, read_jobs
 
     settings = _llm_settings(kg_dir=kg_dir, offline=offline or None, model=model, base_url=base_url,
                              structured_output=structured_output, min_grounding=min_grounding)
@@ -261,9 +266,16 @@ def run(
         raise fail("--concurrency must be ≥ 1, --offset and --limit ≥ 0, --cop-base 0 or 1")
     if (retry_errors or fresh_checkpoints) and not resume:
         raise fail("--retry-errors and --fresh-checkpoints continue a run: pass --resume too")
+    if executor not in EXECUTORS:
+        raise fail(f"unknown --executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
+    if (ray_address is not None or actors is not None) and executor != "ray":
+        raise fail("--ray-address and --actors place samples on Ray actors: pass --executor ray too")
+    if actors is not None and actors < 1:
+        raise fail("--actors must be ≥ 1")
     fields = FieldMap(id_field, question_field, answer_field, options_field, cop_base)
     options = RunOptions(limit, resume, concurrency, offset=offset, shard=_shard(shard), fields=fields,
-                         retry_errors=retry_errors, fresh_checkpoints=fresh_checkpoints, encoding=encoding)
+                         retry_errors=retry_errors, fresh_checkpoints=fresh_checkpoints, encoding=encoding,
+                         executor=executor, ray_address=ray_address, actors=actors)
     with ExitStack() as held:
         try:  # everything that can refuse the run, before the KG loads or an LLM call is paid for
             jobs = read_jobs(input, options)
@@ -285,6 +297,10 @@ def run(
                         **_previous_info(out_dir)}
         if plan.pending:
             loaded = _open(settings)
+            try:
+                fingerprint = identify(plan, out_dir, settings, options)
+            except InputError as exc:
+                raise fail(str(exc)) from exc
             llm = settings.llm_configured
             if llm:
                 err.print(f"Mode: [bold]LLM[/] ({escape(settings.model)} at {escape(settings.base_url or 'the OpenAI API')})",
@@ -292,11 +308,9 @@ def run(
                 _print_structured_output(settings)
             else:
                 err.print("Mode: [bold]KG-only[/] (" + ("--offline" if settings.offline else "no LLM configured: pass --model") + ")")
-            m = loaded.manifest
             options.info.update(mode="llm" if llm else "kg-only", model=settings.model if llm else None,
-                                base_url=settings.base_url if llm else None,
-                                kg={"dir": str(settings.kg_dir), "source": m.source.kind, "sha256": m.source.sha256,
-                                    "nodes": m.nodes, "edges": m.edges, "embedding_model": m.embedding_model})
+                                base_url=settings.base_url if llm else None, run_id=fingerprint["run_id"],
+                                kg=kg_identity(loaded.manifest, settings.kg_dir))
         stopped = None
         with RunProgress(len(plan.jobs), dict(plan.done)) as progress:
             options.on_result = progress
@@ -304,6 +318,8 @@ def run(
                 summary = asyncio.run(execute(plan, out_dir, settings, options))
             except KeyboardInterrupt:
                 summary = None
+            except ExecutorError as exc:
+                raise fail(str(exc)) from exc
             except (OSError, sqlite3.Error) as exc:  # the environment failed, not a sample: stop, say so
                 stopped = exc
         if stopped is not None:
@@ -353,7 +369,7 @@ def _previous_info(out_dir: Path) -> dict:
         previous = json.loads((out_dir / "summary.json").read_text())
     except (OSError, ValueError):
         return {}
-    return {k: previous[k] for k in ("mode", "model", "base_url", "kg") if k in previous}
+    return {k: previous[k] for k in ("mode", "model", "base_url", "kg", "run_id") if k in previous}
 
 
 def _print_summary(summary: dict, out_dir: Path) -> None:

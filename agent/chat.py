@@ -36,7 +36,7 @@ from agent.context import AgentContext
 from agent.graph import RECURSION_LIMIT
 from agent.llm import failure_message
 from agent.results import result_row
-from agent.runner import SAMPLE_FAILURES
+from agent.samples import SAMPLE_FAILURES
 from agent.search import connect, evidence, nodes_for, option_evidence, settings_for_attempt
 from agent.state import Mapping, Record
 from graphs.neighbours import neighbours

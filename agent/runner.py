@@ -3,7 +3,8 @@
 Finished work is never lost: each sample's steps are checkpointed in
 RUN_DIR/checkpoints.sqlite and its result line is fsynced to results.jsonl as soon as it
 finishes. A run is planned first (``plan_run``: read, select and parse the records, read
-which are already done) and then executed (``execute``) by N workers on one event loop.
+which are already done) and then executed (``execute``): N samples at a time on this event
+loop, or N per actor over Ray actors (``agent.executors``), this process writing every row.
 ``resume`` skips samples that have a result line, without building any work for them, and
 continues unfinished ones from their last checkpoint: a finished step is never run again.
 An interrupted run (Ctrl-C, cancellation) still writes summary.json with what is done.
@@ -25,32 +26,27 @@ import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
-from langgraph.errors import GraphRecursionError
-
-from agent import resources
+from agent import executors, resources
+from agent import fingerprint as fingerprints
 from agent.config import Settings
-from agent.graph import RECURSION_LIMIT, compile_graph
-from agent.llm import LLMError, failure_message
+from agent.executors import ExecutorName
+from agent.fingerprint import PLAIN_THREADS, read_fingerprint, thread_id, write_fingerprint
 from agent.records import (
     DEFAULT_FIELDS, FieldMap, InputError, RawRecord, RecordError, detect_cop_base, own_id, parse_record, read_raw,
 )
-from agent.results import RESULTS, SUMMARY, ResultsFile, read_rows, result_row, rewrite_rows, summarise, write_summary
+from agent.results import RESULTS, SUMMARY, ResultsFile, read_rows, rewrite_rows, summarise, write_summary
 from agent.run_lock import LOCK, RunDirBusy, run_dir_lock
-from agent.state import Record, add_usage
+from agent.samples import Job, SampleProcessor
 
 CHECKPOINTS = "checkpoints.sqlite"
 # Below this much free space a run is refused before anything loads: one sample's checkpoints
 # take tens of KB (hundreds with an LLM), and SQLite needs room for its journal on top.
 MIN_FREE_BYTES = 1 << 20
-# The failures that belong to one sample and become its error row; anything else stops the run.
-SAMPLE_FAILURES = (LLMError, GraphRecursionError)
 
 
 class RunDirError(InputError):
@@ -70,14 +66,9 @@ class RunOptions:
     fresh_checkpoints: bool = False  # with resume: set the checkpoint database aside, redo unfinished samples
     encoding: str | None = None  # of the input file; None: UTF-8, refused with the line number if it is not
     info: dict[str, Any] = field(default_factory=dict)  # recorded in summary.json (kg, model, input)
-
-
-@dataclass
-class Job:
-    raw: RawRecord
-    id: str
-    record: Record | None  # None when the record is malformed: ``error`` says why
-    error: str | None = None
+    executor: ExecutorName = "local"  # where samples run (agent.executors); concurrency is per Ray actor
+    ray_address: str | None = None  # an existing Ray cluster; None starts a local one for the run
+    actors: int | None = None  # Ray actors; None: one per CPU of the cluster
 
 
 @dataclass
@@ -87,6 +78,8 @@ class Plan:
     done: Counter  # statuses of the result lines already written
     duplicates: list[str] = field(default_factory=list)  # ids that results.jsonl held more than once
     set_aside: Path | None = None  # where --fresh-checkpoints moved the old checkpoint database
+    input_path: Path | None = None
+    fingerprint: dict | None = None  # the run's, once ``identify`` has read or written it
 
 
 @contextmanager
@@ -179,7 +172,29 @@ def plan_run(input_path: Path, run_dir: Path, options: RunOptions, jobs: list[Jo
         set_aside = _set_checkpoints_aside(run_dir)
     elif pending:
         _check_checkpoints(run_dir, [j.id for j in pending])
-    return Plan(jobs, pending, Counter(r["status"] for r in rows), duplicates, set_aside)
+    return Plan(jobs, pending, Counter(r["status"] for r in rows), duplicates, set_aside, input_path)
+
+
+def identify(plan: Plan, run_dir: Path, settings: Settings, options: RunOptions) -> dict:
+    """The run's fingerprint (``agent.fingerprint``): the one RUN_DIR holds, or a new one
+    written now, when the run first starts. A run from before fingerprints existed, resumed,
+    keeps its checkpoint threads under plain sample ids. Opens the KG (once per process)."""
+    from agent import resources
+
+    stored = read_fingerprint(run_dir)
+    if stored is None:
+        loaded = resources.load_kg(settings)
+        stored = fingerprints.make(
+            settings, fingerprints.kg_identity(loaded.manifest, settings.kg_dir), plan.input_path,
+            reading={"fields": asdict(options.fields), "encoding": options.encoding},
+            selection={"offset": options.offset, "limit": options.limit,
+                       "shard": list(options.shard) if options.shard else None},
+        )
+        if options.resume and ((run_dir / RESULTS).exists() or (run_dir / CHECKPOINTS).exists()):
+            stored[PLAIN_THREADS] = True
+        write_fingerprint(run_dir, stored)
+    plan.fingerprint = stored
+    return stored
 
 
 def _one_row_per_id(rows: list[dict]) -> tuple[list[dict], list[str]]:
@@ -239,53 +254,50 @@ async def run_dataset(input_path: Path, run_dir: Path, settings: Settings, optio
     """Process the records and return the run's summary (also written to summary.json)."""
     jobs = read_jobs(input_path, options)
     with claim_run_dir(run_dir, options.resume):
-        return await execute(plan_run(input_path, run_dir, options, jobs), run_dir, settings, options)
+        plan = plan_run(input_path, run_dir, options, jobs)
+        if plan.pending:
+            identify(plan, run_dir, settings, options)
+        return await execute(plan, run_dir, settings, options)
 
 
 async def execute(plan: Plan, run_dir: Path, settings: Settings, options: RunOptions) -> dict:
-    """Run the pending jobs, ``options.concurrency`` at a time, with the graph, index and model
-    that ``settings`` open (``agent.resources``). On cancellation, or when a worker fails (a full disk, a broken
-    database), the other samples are cancelled and the summary is written before the error
-    goes on."""
+    """Run the pending jobs on the executor ``options`` name (``agent.executors``: this event
+    loop, or Ray actors), with the graph, index and model that ``settings`` open, and write
+    each row here as it comes back. On cancellation, or when a sample fails the run (a full
+    disk, a broken database), the other samples are cancelled and the summary is written
+    before the error goes on."""
     started = time.monotonic()
     results = ResultsFile(run_dir)
     processed = 0
     interrupted = False
-    executor = None
     try:
         if plan.pending:
-            # Sync nodes (KG work, LLM calls) run in the loop's default executor, off the loop:
-            # size it so that N samples can wait on their LLM calls at once.
-            executor = ThreadPoolExecutor(max_workers=options.concurrency + 2, thread_name_prefix="node")
-            asyncio.get_running_loop().set_default_executor(executor)
-            async with AsyncSqliteSaver.from_conn_string(str(run_dir / CHECKPOINTS)) as saver:
-                app = compile_graph(saver)
+            fingerprint = plan.fingerprint or identify(plan, run_dir, settings, options)
+            executor = executors.for_run(options.executor, settings, str(run_dir / CHECKPOINTS), options.concurrency,
+                                         options.ray_address, options.actors)
+            async with executor.slots() as slots:
                 queue = iter(plan.pending)
 
-                async def worker() -> None:
+                async def worker(process: SampleProcessor) -> None:
                     nonlocal processed
                     for job in queue:  # one shared iterator: each job goes to one worker (ids are unique)
-                        row = await _process(app, settings, job)
+                        row = await process(job, thread_id(fingerprint, job.id))
                         results.append(row)
                         processed += 1
                         options.on_result(row)
 
-                workers = [asyncio.create_task(worker())
-                           for _ in range(min(max(1, options.concurrency), len(plan.pending)))]
+                workers = [asyncio.create_task(worker(process)) for process in slots[: len(plan.pending)]]
                 try:
                     await asyncio.gather(*workers)
                 finally:  # one failed or we were cancelled: stop the rest, and let every one
-                    for task in workers:  # finish its checkpoint writes before the saver closes
+                    for task in workers:  # finish its checkpoint writes before the store closes
                         task.cancel()
                     await asyncio.gather(*workers, return_exceptions=True)
-                    await _end_cancelled_write(saver)
     except asyncio.CancelledError:
         interrupted = True
         raise
     finally:
         results.close()
-        if executor is not None:
-            executor.shutdown(wait=False, cancel_futures=True)
         summary = _summary(run_dir, plan, settings, options, time.monotonic() - started, processed, interrupted)
     return summary
 
@@ -311,55 +323,3 @@ def _summary(run_dir: Path, plan: Plan, settings: Settings, options: RunOptions,
     except OSError as exc:  # a full disk: the results are what counts, and they are safe
         summary["summary_not_written"] = str(exc)
     return summary
-
-
-async def _process(app, settings: Settings, job: Job) -> dict:
-    if job.record is None:
-        return result_row(job.id, "", None, error=job.error)
-    record = job.record
-    config = {"configurable": {"thread_id": record["id"]}, "recursion_limit": RECURSION_LIMIT}
-    snapshot = await app.aget_state(config)
-    try:
-        # ``next`` leaves out tasks whose writes were saved before a crash, so only an empty
-        # ``tasks`` means the graph reached its end.
-        if snapshot.values and not snapshot.tasks:
-            state = snapshot.values  # finished before a crash, but its line was never written
-        elif snapshot.values:
-            state = await _invoke(app, None, config, settings)  # from the last checkpoint
-        else:
-            state = await _invoke(app, {"record": record}, config, settings)
-    except SAMPLE_FAILURES as exc:
-        # The sample's finished steps stay checkpointed; --resume --retry-errors continues there.
-        partial = (await app.aget_state(config)).values or {"record": record}
-        message = failure_message(exc)
-        # The failed node's requests are in no checkpoint; the error carries them.
-        partial = {**partial, "usage": add_usage(partial.get("usage"), exc.usage if isinstance(exc, LLMError) else None)}
-        return result_row(record["id"], record["id"], partial, error=message)
-    if state.get("status") not in ("accepted", "rejected"):
-        return result_row(record["id"], record["id"], state,
-                          error=f"the sample ended without a verdict (status {state.get('status')!r})")
-    return result_row(record["id"], record["id"], state)
-
-
-async def _end_cancelled_write(saver: AsyncSqliteSaver) -> None:
-    """Roll back a checkpoint write that cancellation cut between its INSERT and its COMMIT.
-    Closed with that transaction open and the write's cursor never closed, the connection
-    lingers (SQLite keeps it as a "zombie" until the cursor is garbage-collected) and holds the
-    database's write lock, so the next run on RUN_DIR — a --resume in the same process — fails
-    with "database is locked". The cut write's step is simply run again on resume."""
-    async with saver.lock:
-        if saver.conn.in_transaction:
-            await saver.conn.rollback()
-
-
-async def _invoke(app, graph_input, config: dict, settings: Settings) -> dict:
-    try:
-        return await app.ainvoke(graph_input, config, context=settings)
-    except asyncio.CancelledError as exc:
-        # LangGraph saves a cancelled step's writes in a task it hands over in the error's
-        # args. Wait for it: if the saver closed first, its half-done write transaction would
-        # keep the database locked for whoever opens it next.
-        saving = [a for a in exc.args if isinstance(a, asyncio.Task)]
-        if saving:
-            await asyncio.gather(*saving, return_exceptions=True)
-        raise

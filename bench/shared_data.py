@@ -35,9 +35,11 @@ def run_context(settings):
     """What ``run_dataset`` is given in the code being measured: the settings themselves, which
     ``agent.resources`` opens, or, in code from before that loader (a --baseline), the graph,
     index and model built by hand as that code's CLI did."""
-    try:
-        from agent import resources  # noqa: F401
-    except ImportError:
+    import agent
+
+    # Asked of the measured tree itself: an editable install of a newer checkout can answer
+    # ``import agent.resources`` for code that has no such module.
+    if not (Path(agent.__file__).parent / "resources.py").exists():
         from agent.config import default_kg_dir
         from agent.context import AgentContext
         from agent.llm import make_llm

@@ -50,7 +50,12 @@ def test_build_then_run_end_to_end(tmp_path, input_file):
     assert status == {"malaria": "accepted", "tb": "accepted", "scurvy": "rejected", "questions-4": "error", "questions-5": "error"}
     malaria = rows[0]
     assert "Finding reasoning paths:" in malaria["reasoning"] and malaria["paths"]
-    assert malaria["thread_id"] == "malaria" and malaria["usage"]["llm_calls"] == 0
+    fingerprint = json.loads((run_dir / "fingerprint.json").read_text())
+    assert malaria["thread_id"] == f"{fingerprint['run_id']}:malaria" and malaria["usage"]["llm_calls"] == 0
+    assert fingerprint["mode"] == "kg-only" and fingerprint["model"] is None and fingerprint["kg"]["source"] == "triples"
+    assert fingerprint["input"]["name"] == "questions.jsonl" and len(fingerprint["input"]["sha256"]) == 64
+    assert fingerprint["settings"]["max_hops"] == 3 and "api_key" not in fingerprint["settings"]
+    assert len(fingerprint["prompts"]) == 64 and fingerprint["tool"]["version"]
     assert "questions.jsonl:4: not valid JSON" in rows[3]["error"]
     assert "'options' must be an object" in rows[4]["error"]
     assert len(rows[2]["attempts"]) == 3 and rows[2]["verification"]["reason"] == "no path"

@@ -7,6 +7,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agent import replay
+from agent.fingerprint import read_fingerprint, thread_id
 from agent.runner import RunOptions, run_dataset
 from run_agent import app as cli
 
@@ -16,6 +17,11 @@ RECORDS = [
     {"id": "scurvy", "question": "Gingival bleeding in a sailor. Which drug?", "options": {"A": "chloroquine", "B": "ascorbic acid"},
      "answer": "chloroquine", "answer_idx": "A"},
 ]
+
+
+def thread(run_dir, sample="malaria"):
+    """A sample's checkpoint thread: scoped by the run's id."""
+    return thread_id(read_fingerprint(run_dir), sample)
 
 
 @pytest.fixture
@@ -33,9 +39,10 @@ def test_list_timeline_and_step(run_dir):
         assert samples["malaria"]["status"] == "accepted" and samples["malaria"]["attempts"] == 1
         assert samples["scurvy"]["status"] == "rejected" and samples["scurvy"]["attempts"] == 3
         assert samples["scurvy"]["reason"].startswith("no path")
-        assert replay.thread_ids(graph) == ["malaria", "scurvy"]
+        assert replay.thread_ids(graph) == [thread(run_dir), thread(run_dir, "scurvy")] == [
+            f"{read_fingerprint(run_dir)['run_id']}:{sample}" for sample in ("malaria", "scurvy")]
 
-        steps = replay.timeline(replay.branch(graph, "malaria"))
+        steps = replay.timeline(replay.branch(graph, thread(run_dir)))
         assert [s.node for s in steps] == ["input", "start", "extract", "map", "path", "prune", "generate", "verify"]
         by_node = {s.node: s for s in steps}
         assert "status: running→accepted" in by_node["verify"].changes
@@ -65,9 +72,9 @@ def test_cli_list_timeline_and_step_json(run_dir):
 
 def test_fork_with_changed_settings_and_diff(run_dir, make_settings, loaded):
     with replay.open_run(run_dir) as graph:
-        original = replay.branch(graph, "malaria")
+        original = replay.branch(graph, thread(run_dir))
         before = [replay._id(s) for s in original]
-        old, new, number = replay.fork(graph, "malaria", 2, make_settings(), ["settings.max_hops=1"])
+        old, new, number = replay.fork(graph, thread(run_dir), 2, make_settings(), ["settings.max_hops=1"])
         assert number == 1
         # At one hop, fever→malaria→chloroquine is out of reach until attempt 3 reaches the
         # answer through its neighbour malaria.
@@ -75,8 +82,8 @@ def test_fork_with_changed_settings_and_diff(run_dir, make_settings, loaded):
         assert len(old["attempts"]) == 1 and len(new["attempts"]) == 3
         differs = {name for name, *_, d in replay.compare(old, new) if d}
         assert "attempts" in differs
-        assert [replay._id(s) for s in replay.branch(graph, "malaria", 0)] == before  # history intact
-        forked = replay.branch(graph, "malaria", 1)
+        assert [replay._id(s) for s in replay.branch(graph, thread(run_dir), 0)] == before  # history intact
+        forked = replay.branch(graph, thread(run_dir), 1)
         assert replay.diverge(original, forked) == 2  # the forked step itself is shared
         assert forked[4].metadata["source"] == "update"
 
@@ -93,9 +100,9 @@ def test_fork_with_a_changed_mapping_via_cli(run_dir, fixture_kg_dir):
             "--set", "mappings.3.node_id=drug:metformin", "--set", "mappings.3.name=metformin"]
     runner = CliRunner()
     with replay.open_run(run_dir) as graph:
-        mapping = replay.branch(graph, "malaria")[3].values["mappings"][3]
+        mapping = replay.branch(graph, thread(run_dir))[3].values["mappings"][3]
         assert (mapping["role"], mapping["name"]) == ("answer", "chloroquine")
-        count = len(replay.branch(graph, "malaria"))
+        count = len(replay.branch(graph, thread(run_dir)))
     result = runner.invoke(cli, args + ["--json"])
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
@@ -115,7 +122,7 @@ def test_parse_sets_and_state_update(run_dir):
     state, settings = replay.parse_sets(["status=retry", "settings.max_hops=4", "mappings.0.score=0.5", 'x={"a": 1}'])
     assert state == {"status": "retry", "mappings.0.score": 0.5, "x": {"a": 1}} and settings == {"max_hops": 4}
     with replay.open_run(run_dir) as graph:
-        values = replay.branch(graph, "malaria")[-1].values
+        values = replay.branch(graph, thread(run_dir))[-1].values
         update = replay.state_update(graph, values, {"mappings.0.score": 0.5, "attempts": []})
         assert update["mappings"][0]["score"] == 0.5 and values["mappings"][0]["score"] == 1.0
         assert type(update["attempts"]).__name__ == "Overwrite"
@@ -133,7 +140,7 @@ def test_a_fork_with_another_model_calls_that_model(tmp_path, make_settings, bra
         asyncio.run(run_dataset(source, tmp_path / "run", settings, RunOptions()))
         ran = len(brain.requests)
         with replay.open_run(tmp_path / "run") as graph:
-            _, forked, _ = replay.fork(graph, "malaria", 2, settings, ["settings.model=model-b"])
+            _, forked, _ = replay.fork(graph, thread(tmp_path / "run"), 2, settings, ["settings.model=model-b"])
     assert forked["status"] == "accepted"
     assert {body["model"] for body in brain.requests[:ran]} == {"model-a"}
     assert {body["model"] for body in brain.requests[ran:]} == {"model-b"}  # every call after the fork
@@ -145,5 +152,5 @@ def test_a_fork_onto_a_missing_graph_is_refused_before_any_branch_is_made(run_di
 
     with replay.open_run(run_dir) as graph:
         with pytest.raises(CacheError, match="does not exist"):
-            replay.fork(graph, "malaria", 2, make_settings(), [f"settings.kg_dir={tmp_path / 'nowhere'}"])
-        assert len(replay.branches(graph, "malaria")) == 1
+            replay.fork(graph, thread(run_dir), 2, make_settings(), [f"settings.kg_dir={tmp_path / 'nowhere'}"])
+        assert len(replay.branches(graph, thread(run_dir))) == 1

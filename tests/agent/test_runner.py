@@ -178,3 +178,31 @@ def test_a_cancelled_run_leaves_the_checkpoint_database_unlocked(tmp_path, brain
             db.execute("BEGIN IMMEDIATE")  # raises "database is locked" if a write was left open
             db.rollback()
             db.close()
+
+
+def test_a_run_from_before_fingerprints_resumes_from_its_plain_thread_checkpoints(tmp_path, brain, llm_settings):
+    import sqlite3
+
+    from agent.fingerprint import read_fingerprint
+
+    path = write(tmp_path / "in.jsonl", [case(0), case(1)])
+    run_dir = tmp_path / "run"
+    with FakeOpenAIServer(brain) as server:
+        settings = llm_settings(server)
+        asyncio.run(run_dataset(path, run_dir, settings, RunOptions()))
+        run_id = read_fingerprint(run_dir)["run_id"]
+        assert {r["thread_id"] for r in rows_of(run_dir)} == {f"{run_id}:case-0", f"{run_id}:case-1"}
+        # What a run made before fingerprints left: threads named by sample id, no fingerprint,
+        # and here case-1 finished in its checkpoints but its result line never written.
+        with sqlite3.connect(run_dir / "checkpoints.sqlite") as db:
+            for table in ("checkpoints", "writes"):
+                db.execute(f"UPDATE {table} SET thread_id = substr(thread_id, ?)", (len(run_id) + 2,))
+        db.close()
+        (run_dir / "fingerprint.json").unlink()
+        (run_dir / "results.jsonl").write_text(json.dumps({**rows_of(run_dir)[0], "thread_id": "case-0"}) + "\n")
+        hits = server.hits
+        asyncio.run(run_dataset(path, run_dir, settings, RunOptions(resume=True)))
+        assert server.hits == hits  # case-1 came from its checkpoints: nothing paid again
+    assert read_fingerprint(run_dir)["plain_thread_ids"] is True
+    assert [(r["id"], r["thread_id"], r["status"]) for r in rows_of(run_dir)] == [
+        ("case-0", "case-0", "accepted"), ("case-1", "case-1", "accepted")]
