@@ -258,9 +258,12 @@ class StaticEncoder:
         lengths = np.array([len(ids) for ids in tokenized], dtype=np.int64)
         flat = np.concatenate(tokenized) if len(tokenized) else np.zeros(0, np.int64)
         indptr = np.concatenate([[0], np.cumsum(lengths)])
-        weights = csr_matrix((self.weights[flat], self.rows[flat], indptr), shape=(len(tokenized), len(self.vectors)))
+        # One reading of the vectors: another thread may grow them meanwhile (never shrink, and
+        # this call's tokens already have rows), and a second reading would not match the shape.
+        vectors = self.vectors
+        weights = csr_matrix((self.weights[flat], self.rows[flat], indptr), shape=(len(tokenized), len(vectors)))
         totals = np.asarray(weights.sum(axis=1)).ravel()
-        out = np.asarray(weights @ self.vectors, dtype=np.float32)
+        out = np.asarray(weights @ vectors, dtype=np.float32)
         nonempty = totals > 0
         out[nonempty] /= totals[nonempty, None]
         if not normalise:

@@ -22,7 +22,7 @@ from tests.test_run_agent import RECORDS
 pytest.importorskip("ray", reason="Ray is an optional extra: pip install -e '.[ray]'")
 
 ROOT = Path(__file__).resolve().parents[1]
-RAY = str(Path(sys.executable).with_name("ray"))
+RAY = [sys.executable, "-m", "ray.scripts.scripts"]  # the `ray` command of this interpreter, wherever pip put it
 
 
 def env() -> dict:
@@ -114,13 +114,13 @@ def ray_cluster():
     keeps the command in the foreground and stops every process it started when it ends."""
     temp = tempfile.mkdtemp(prefix="ray", dir="/tmp")  # short: Ray's socket paths must fit 107 bytes
     port = free_port()
-    head = subprocess.Popen([RAY, "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1",
+    head = subprocess.Popen([*RAY, "start", "--head", "--block", f"--port={port}", "--node-ip-address=127.0.0.1",
                              "--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"],
                             env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     address = f"127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
-        while (status := subprocess.run([RAY, "status", f"--address={address}"], env=env(), capture_output=True,
+        while (status := subprocess.run([*RAY, "status", f"--address={address}"], env=env(), capture_output=True,
                                         text=True)).returncode:
             assert head.poll() is None, head.stderr.read()
             assert time.monotonic() < deadline, f"Ray did not start: {status.stderr[-2000:]}"
