@@ -36,6 +36,12 @@ ChromaUrl = Annotated[
     Optional[str],
     typer.Option("--chroma-url", help="Search the entity index on this Chroma server, e.g. http://127.0.0.1:8000 (default: the embedded store in KG_DIR/index). [env: MEDREASON_CHROMA_URL]"),
 ]
+StructuredOutput = Annotated[
+    Optional[str],
+    typer.Option("--structured-output",
+                 help="How structured answers are asked for: json_schema (constrained JSON), tools (a forced tool call), "
+                      "text (JSON in the reply), or auto (the first the endpoint honours). [env: MEDREASON_STRUCTURED_OUTPUT]"),
+]
 MinGrounding = Annotated[
     Optional[float],
     typer.Option("--min-grounding", min=0.0, max=1.0,
@@ -51,6 +57,32 @@ def fail(message: str) -> typer.Exit:
 
 def _settings(**overrides) -> Settings:
     return Settings(**{k: v for k, v in overrides.items() if v is not None})
+
+
+def _llm_settings(**overrides) -> Settings:
+    """``_settings`` for the commands that call an LLM: a bad --structured-output is refused clearly."""
+    from pydantic import ValidationError
+
+    try:
+        return _settings(**overrides)
+    except ValidationError as exc:
+        raise fail("; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from None
+
+
+def _print_structured_output(settings: Settings) -> None:
+    """The run header's line on structured output; with ``auto`` the endpoint is asked here,
+    once, and the run uses what it found."""
+    from agent import resources
+    from agent.llm import LLMError
+
+    llm = resources.load_llm(settings)
+    try:
+        mode = llm.structured_output()
+    except LLMError as exc:  # the endpoint is down or refuses the key: each sample will say so
+        err.print(f"Structured output: not determined ({escape(str(exc))})", highlight=False)
+        return
+    how = f"auto: {'; '.join(llm.probes)}" if settings.structured_output == "auto" else "as set"
+    err.print(f"Structured output: [bold]{mode}[/] ({escape(how)})", highlight=False)
 
 
 def _open(settings: Settings) -> LoadedKG:
@@ -225,6 +257,7 @@ def run(
     cop_base: Annotated[Optional[int], typer.Option("--cop-base", help="MedMCQA: 0 or 1 if `cop` is 0- or 1-based (default: detected).")] = None,
     model: Annotated[Optional[str], typer.Option(help="LLM model name; without one the run is KG-only. [env: MEDREASON_MODEL]")] = None,
     base_url: BaseUrl = None,
+    structured_output: StructuredOutput = None,
     min_grounding: MinGrounding = None,
     checkpoints: Annotated[Optional[str], typer.Option("--checkpoints", help="A PostgreSQL database for the checkpoints, postgresql://USER@HOST:PORT/DB (password: PGPASSWORD or ~/.pgpass; default: RUN_DIR/checkpoints.sqlite). --resume, replay and view find it recorded with the run.")] = None,
 ) -> None:
@@ -236,8 +269,8 @@ def run(
     from agent.records import FieldMap
     from agent.runner import RunOptions, Terminated, execute, identify, prepare
 
-    settings = _settings(kg_dir=kg_dir, chroma_url=chroma_url, offline=offline or None, model=model, base_url=base_url,
-                         min_grounding=min_grounding)
+    settings = _llm_settings(kg_dir=kg_dir, chroma_url=chroma_url, offline=offline or None, model=model, base_url=base_url,
+                             structured_output=structured_output, min_grounding=min_grounding)
     if concurrency < 1 or offset < 0 or (limit is not None and limit < 0) or cop_base not in (None, 0, 1):
         raise fail("--concurrency must be ≥ 1, --offset and --limit ≥ 0, --cop-base 0 or 1")
     if (retry_errors or fresh_checkpoints or allow_changed) and not resume:
@@ -280,6 +313,7 @@ def run(
             if llm:
                 err.print(f"Mode: [bold]LLM[/] ({escape(settings.model)} at {escape(settings.base_url or 'the OpenAI API')})",
                           highlight=False)
+                _print_structured_output(settings)
             else:
                 err.print("Mode: [bold]KG-only[/] (" + ("--offline" if settings.offline else "no LLM configured: pass --model") + ")")
             options.info.update(mode="llm" if llm else "kg-only", model=settings.model if llm else None,
@@ -422,6 +456,8 @@ def export(
     only_reviewed: Annotated[bool, typer.Option("--only-reviewed", help="Only the samples a reviewer accepted.")] = False,
     with_provenance: Annotated[bool, typer.Option("--provenance", help="Add a provenance object per item: mapped nodes, paths, grounding per step, KG, model, run fingerprint (hf always has it).")] = False,
     min_grounding: Annotated[Optional[float], typer.Option("--min-grounding", min=0.0, max=1.0, help="Only samples whose grounding score reaches this.")] = None,
+    include_degraded: Annotated[bool, typer.Option("--include-degraded", help="Also samples where a node fell back to its KG-only behaviour because the model's answer was unusable (row field `degraded`).")] = False,
+    include_thinking: Annotated[bool, typer.Option("--include-thinking", help="sft: put a reasoning model's own thinking behind the reasoning first, in <think>…</think>.")] = False,
 ) -> None:
     """Write a run's samples as a fine-tuning or dataset file."""
     from agent.export import FORMATS, ExportError, ExportOptions, export_run
@@ -431,10 +467,13 @@ def export(
         raise fail(f"unknown --format {format!r}; choose one of {', '.join(FORMATS)}")
     if reviewed and only_reviewed:
         raise fail("--reviewed and --only-reviewed exclude each other: pass one")
+    if include_thinking and format != "sft":
+        raise fail("--include-thinking puts the model's thinking in the sft format's <think> block: pass --format sft")
     review_filter = "accepted" if only_reviewed else "not-rejected" if reviewed else "any"
     options = ExportOptions(dataset_name=dataset_name, thinking_tags=thinking_tags, system=system,
                             include_all=all_rows, reviewed=review_filter, provenance=with_provenance,
-                            min_grounding=min_grounding)
+                            min_grounding=min_grounding, include_degraded=include_degraded,
+                            include_thinking=include_thinking)
     try:
         written = export_run(run_dir, format, out_path, options, force=force)
     except (ExportError, OutputError) as exc:

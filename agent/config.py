@@ -47,9 +47,19 @@ class Settings(BaseSettings):
     llm_timeout: float = 60.0  # seconds per request
     llm_max_retries: int = 3  # the client retries 429, 5xx and timeouts only, with backoff
     requests_per_second: float | None = None
-    structured_output: Literal["tools", "text"] = "tools"  # "text" for servers without tool calling
+    # How structured answers are asked for: constrained JSON (response_format json_schema), a
+    # forced tool call, or JSON in plain text; "auto" asks the endpoint once which it honours.
+    structured_output: Literal["auto", "json_schema", "tools", "text"] = "auto"
     strict_schemas: bool = False  # OpenAI's strict function schemas, for servers that support them
     max_tool_calls: int = 8  # per retry's exploration
+    # Tokens a reply may take, per node: a reply cut off there gets one repair asking for less,
+    # then the node's KG-only behaviour. Reasoning models think inside this budget: raise them.
+    max_tokens_extract: int = Field(512, ge=1)
+    max_tokens_map: int = Field(256, ge=1)
+    max_tokens_path: int = Field(512, ge=1)  # each round of exploring the KG with tools
+    max_tokens_prune: int = Field(256, ge=1)
+    max_tokens_generate: int = Field(1536, ge=1)
+    max_tokens_verify: int = Field(256, ge=1)
 
     # entity mapping
     candidates: int = 5
@@ -73,6 +83,11 @@ class Settings(BaseSettings):
         """An LLM is used only when a model is named, so a stray OPENAI_API_KEY in the
         environment never turns a KG-only run into a paid one."""
         return not self.offline and bool(self.model)
+
+    @property
+    def max_tokens(self) -> dict[str, int]:
+        """``max_tokens`` per node, by the node's name."""
+        return {node: getattr(self, f"max_tokens_{node}") for node in ("extract", "map", "path", "prune", "generate", "verify")}
 
     @property
     def mode(self) -> Literal["llm", "kg-only"]:

@@ -12,7 +12,12 @@ writing files, and matches what its consumer reads (docs/export_formats.md has t
   ``SFT_stage1.py`` (a JSON array: write to ``*.json``) and MedReason's ``SFT.py`` read these.
 - ``sft``: chat ``messages`` (optional system, user, assistant) as TRL's SFTTrainer reads
   them; the assistant turn is "## Thinking … ## Final Answer …" (the MedReason target) or,
-  with ``thinking_tags``, ``<think>…</think>`` followed by the answer.
+  with ``thinking_tags``, ``<think>…</think>`` followed by the answer. With
+  ``include_thinking``, a reasoning model's own thinking behind the reasoning (the row's
+  ``thinking`` of its generate node) goes first, in ``<think>…</think>``.
+
+Samples that fell back to a KG-only behaviour at some node (the row's ``degraded``) are left
+out unless ``include_degraded``; a model's thinking never enters any item's reasoning.
 - ``hf``: a directory that ``datasets.load_dataset(DIR)`` reads: ``data/train.jsonl`` (the
   medreason fields plus run columns and ``messages``) and a ``README.md`` dataset card.
 
@@ -51,6 +56,8 @@ class ExportOptions:
     reviewed: ReviewFilter = "any"  # of those, the ones reviewers did not reject, or accepted
     provenance: bool = False  # a provenance object per item (hf always has one)
     min_grounding: float | None = None  # only samples whose grounding score reaches this
+    include_degraded: bool = False  # also samples where a node fell back to its KG-only behaviour
+    include_thinking: bool = False  # sft: the model's thinking behind the reasoning, in <think>
 
 
 @dataclass(frozen=True)
@@ -157,6 +164,11 @@ def huatuo_item(row: dict, options: ExportOptions) -> dict:
     }
 
 
+def generate_thinking(row: dict) -> str:
+    """The model's thinking behind the row's reasoning: its last generate node's."""
+    return next((t["text"] for t in reversed(row.get("thinking") or []) if t["node"] == "generate"), "")
+
+
 def sft_item(row: dict, options: ExportOptions) -> dict:
     reasoning = (row.get("reasoning") or "").strip()
     final = answer_sentence(row)
@@ -166,6 +178,9 @@ def sft_item(row: dict, options: ExportOptions) -> dict:
         assistant = f"<think>\n{reasoning}\n</think>\n\n{final}"
     else:
         assistant = f"## Thinking\n\n{reasoning}\n\n## Final Answer\n\n{final}"
+    thinking = generate_thinking(row) if options.include_thinking and reasoning else ""
+    if thinking:
+        assistant = f"<think>\n{thinking}\n</think>\n\n{assistant}"
     system = [{"role": "system", "content": options.system}] if options.system else []
     return {"messages": [*system, {"role": "user", "content": question_with_options(row)},
                          {"role": "assistant", "content": assistant}]}
@@ -194,11 +209,15 @@ def hf_item(row: dict, options: ExportOptions, source: RunSource) -> dict:
 ITEMS = {"sft": sft_item, "medreason": medreason_item, "huatuo": huatuo_item}
 
 
-def selected_rows(rows: list[dict], include_all: bool, min_grounding: float | None = None) -> list[dict]:
-    """The rows an export takes: accepted ones, or with ``include_all`` every row that has a
-    question (malformed input rows have none to export); with ``min_grounding``, only those
-    whose grounding score reaches it."""
-    chosen = [r for r in rows if r.get("question")] if include_all else [r for r in rows if r["status"] == "accepted"]
+def selected_rows(rows: list[dict], include_all: bool, min_grounding: float | None = None,
+                  include_degraded: bool = False) -> list[dict]:
+    """The rows an export takes: accepted ones not degraded (unless ``include_degraded``), or
+    with ``include_all`` every row that has a question (malformed input rows have none to
+    export); with ``min_grounding``, only those whose grounding score reaches it."""
+    if include_all:
+        chosen = [r for r in rows if r.get("question")]
+    else:
+        chosen = [r for r in rows if r["status"] == "accepted" and (include_degraded or not r.get("degraded"))]
     if min_grounding is not None:
         chosen = [r for r in chosen if not below(r.get("grounding") or {"score": None}, min_grounding)]
     return chosen
@@ -241,7 +260,7 @@ def export_run(run_dir: Path, format: str, out: Path, options: ExportOptions = E
     rows without one (with --all, samples that never reached generation) are left out and counted."""
     check_target(out, [run_dir], force, directory=format == "hf")
     rows, summary = load_run(run_dir)
-    rows = selected_rows(rows, options.include_all, options.min_grounding)
+    rows = selected_rows(rows, options.include_all, options.min_grounding, options.include_degraded)
     if options.reviewed != "any":
         rows = reviewed_rows(run_dir, rows, options.reviewed)
     without_reasoning = 0

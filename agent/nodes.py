@@ -86,6 +86,8 @@ def verify(state: SampleState, runtime: Runtime[Settings]) -> SampleState:
         "correct": verification["correct"],
         "reason": " — ".join(filter(None, (verification["reason"], verification["detail"]))),
     }
+    if search["attempt"] > 1 and state.get("explanation"):
+        log["exploration"] = state["explanation"]
     return {**update, "status": status, "attempts": [log]}
 
 

@@ -82,7 +82,7 @@ def load_llm(settings: Settings) -> LLM | None:
         return None
     key = (settings.model, settings.base_url, settings.api_key.get_secret_value() if settings.api_key else None,
            settings.llm_timeout, settings.llm_max_retries, settings.requests_per_second,
-           settings.structured_output, settings.strict_schemas)
+           settings.structured_output, settings.strict_schemas, tuple(settings.max_tokens.items()))
     return _LLMS.get(key, lambda: make_llm(settings))
 
 

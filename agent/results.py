@@ -39,6 +39,8 @@ def result_row(record_id: str, thread_id: str, state: SampleState | None, error:
         "grounding": state.get("grounding"),
         "attempts": state.get("attempts", []),
         "usage": state.get("usage") or {"llm_calls": 0, "input_tokens": 0, "output_tokens": 0},
+        "degraded": state.get("degraded", []),
+        "thinking": state.get("thinking", []),
         "error": error,
         "thread_id": thread_id,
         "dataset": record.get("dataset"),
@@ -96,6 +98,8 @@ def summarise(rows: list[dict], mode: str, wall_time: float, processed: int | No
     usage = Counter({"llm_calls": 0, "input_tokens": 0, "output_tokens": 0})
     for r in rows:
         usage.update(r.get("usage") or {})
+    # samples per node that fell back to the node's KG-only behaviour
+    degraded = Counter(node for r in rows for node in {d.split(": ", 1)[0] for d in r.get("degraded") or []})
     total = len(rows)
     processed = total if processed is None else processed
     accepted = counts.get("accepted", 0)
@@ -106,6 +110,7 @@ def summarise(rows: list[dict], mode: str, wall_time: float, processed: int | No
         "accepted_share": round(accepted / total, 4) if total else 0.0,
         "with_path_share": round(sum(1 for r in rows if r["paths"]) / total, 4) if total else 0.0,
         "mean_attempts": round(sum(len(r["attempts"]) for r in finished) / len(finished), 3) if finished else 0.0,
+        "degraded": {"samples": sum(1 for r in rows if r.get("degraded")), "by_node": dict(degraded.most_common())},
         "rejection_reasons": dict(reasons.most_common()),
         "error_kinds": dict(kinds.most_common()),
         "error_reasons": dict(errors.most_common()),

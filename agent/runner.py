@@ -34,7 +34,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from agent import executors
+from agent import executors, resources
 from agent import fingerprint as fingerprints
 from agent.checkpoints import CHECKPOINTS, CheckpointStore, CheckpointStoreError, run_store
 from agent.config import Settings
@@ -410,6 +410,8 @@ def _summary(run_dir: Path, plan: Plan, settings: Settings, options: RunOptions,
     info = {k: v for k, v in options.info.items() if k != "mode"}
     if plan.store is not None and plan.store.is_postgres:
         info["checkpoints"] = str(plan.store)  # never with its password
+    if settings.llm_configured:  # what structured output the run used, and what the endpoint was found to honour
+        info["structured_output"] = resources.load_llm(settings).report()
     summary = summarise(
         rows, mode, earlier + wall, len(rows), interrupted=interrupted, processed_this_session=processed,
         session_wall_time_s=round(wall, 2),

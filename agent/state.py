@@ -78,6 +78,14 @@ class AttemptLog(TypedDict):
     paths: int
     correct: bool
     reason: str
+    exploration: NotRequired[str]  # LLM mode, retries: what exploring the KG with tools did, or why it did not
+
+
+class Thought(TypedDict):
+    """A reasoning model's thinking behind one node's answer: kept apart from the reasoning."""
+
+    node: str
+    text: str
 
 
 class Usage(TypedDict):
@@ -130,5 +138,7 @@ class SampleState(TypedDict, total=False):
     grounding: Grounding
     attempts: Annotated[list[AttemptLog], operator.add]
     usage: Annotated[Usage, add_usage]
-    errors: Annotated[list[str], operator.add]
+    # "node: why" for each node whose model answer stayed unusable, so its KG-only behaviour ran
+    degraded: Annotated[list[str], operator.add]
+    thinking: Annotated[list[Thought], operator.add]
     status: Status

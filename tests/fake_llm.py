@@ -5,8 +5,17 @@ enforces (and vLLM, Ollama and llama.cpp mostly copy): an assistant message with
 ``tool_calls`` is followed, before anything else, by one ``tool`` message per call id; a
 ``tool`` message answers a pending call id; ``tool_choice`` and ``parallel_tool_calls`` only
 with ``tools``; a forced tool exists; strict function schemas are closed, with every
-property required; no unknown parameters. A violation is answered with HTTP 400 and
-OpenAI's error body, as the real API does.
+property required; ``response_format`` is one of text, json_object (with "json" in the
+messages) or json_schema with a valid ``name`` and, when ``strict``, a closed object schema
+with every property required; ``max_tokens`` is a positive integer; no unknown parameters.
+A violation is answered with HTTP 400 and OpenAI's error body, as the real API does.
+
+Answers keep the request's limits as servers do: a reply longer than ``max_tokens`` (counted
+as 4 characters a token, thinking included) is cut there with ``finish_reason: "length"``.
+Under ``response_format`` json_schema the reply is what constrained decoding gives: exactly
+one JSON value that validates against the schema (no fences, no prose, no schema misses;
+thinking only in ``reasoning_content``) — though a rambling model may pad it with
+whitespace until the limit, as grammar-constrained small models do.
 
 ``FakeBrain`` answers this project's prompts as a model would: it reads the task from the
 request, and ``Quirks`` switch on what real models do: think blocks (with braces,
@@ -27,6 +36,8 @@ import hashlib
 import json
 import random
 import re
+import select
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -34,6 +45,7 @@ from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
+import jsonschema
 
 # -- OpenAI's request rules ------------------------------------------------------------------
 CHAT_PARAMETERS = {
@@ -44,6 +56,9 @@ CHAT_PARAMETERS = {
 }
 ROLES = {"system", "developer", "user", "assistant", "tool"}
 TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+RESPONSE_FORMATS = ("json_object", "json_schema", "text")
+JSON_SCHEMA_KEYS = {"name", "description", "schema", "strict"}
+CHARS_PER_TOKEN = 4
 
 
 @dataclass
@@ -76,12 +91,65 @@ def openai_violation(body: dict) -> Violation | None:
             if problem:
                 return Violation(f"Invalid schema for function '{function['name']}': {problem}",
                                  f"tools[{i}].function.parameters", "invalid_function_parameters")
+    for key in ("max_tokens", "max_completion_tokens"):
+        if key in body and (not isinstance(body[key], int) or isinstance(body[key], bool) or body[key] < 1):
+            return Violation(f"Invalid '{key}': integer below minimum value. Expected a value >= 1, but got "
+                             f"{body[key]!r} instead.", key, "integer_below_min_value")
+    if "response_format" in body:
+        violation = _response_format_violation(body["response_format"], body.get("messages"))
+        if violation:
+            return violation
     choice = body.get("tool_choice")
     if isinstance(choice, dict) and (choice.get("function") or {}).get("name") not in names:
         return Violation("Invalid value for 'tool_choice': the named function is not among 'tools'.", "tool_choice")
     if isinstance(choice, str) and choice not in ("none", "auto", "required"):
         return Violation(f"Invalid value: '{choice}'. Supported values are: 'none', 'auto', and 'required'.", "tool_choice")
     return _messages_violation(body.get("messages"))
+
+
+def _response_format_violation(response_format, messages) -> Violation | None:
+    """OpenAI's checks of ``response_format`` (Structured Outputs)."""
+    if not isinstance(response_format, dict):
+        return Violation("Invalid type for 'response_format': expected an object.", "response_format", "invalid_type")
+    kind = response_format.get("type")
+    if kind not in RESPONSE_FORMATS:
+        return Violation(f"Invalid value: '{kind}'. Supported values are: 'json_object', 'json_schema', and 'text'.",
+                         "response_format.type", "invalid_value")
+    if kind == "json_object" and "json" not in json.dumps(messages).lower():
+        return Violation("'messages' must contain the word 'json' in some form, to use 'response_format' of type "
+                         "'json_object'.", "messages", None)
+    if kind != "json_schema":
+        return None
+    spec = response_format.get("json_schema")
+    if not isinstance(spec, dict):
+        return Violation("Missing required parameter: 'response_format.json_schema'.", "response_format.json_schema",
+                         "missing_required_parameter")
+    for key in spec:
+        if key not in JSON_SCHEMA_KEYS:
+            return Violation(f"Unknown parameter: 'response_format.json_schema.{key}'.",
+                             f"response_format.json_schema.{key}", "unknown_parameter")
+    if "name" not in spec:
+        return Violation("Missing required parameter: 'response_format.json_schema.name'.",
+                         "response_format.json_schema.name", "missing_required_parameter")
+    if not isinstance(spec["name"], str) or not TOOL_NAME.match(spec["name"]):
+        return Violation("Invalid 'response_format.json_schema.name': string does not match pattern. Expected a string "
+                         "that matches the pattern '^[a-zA-Z0-9_-]+$'.", "response_format.json_schema.name", "invalid_value")
+    schema = spec.get("schema")
+    if schema is not None and not isinstance(schema, dict):
+        return Violation("Invalid type for 'response_format.json_schema.schema': expected an object.",
+                         "response_format.json_schema.schema", "invalid_type")
+    if "strict" in spec and not isinstance(spec["strict"], bool):
+        return Violation("Invalid type for 'response_format.json_schema.strict': expected a boolean.",
+                         "response_format.json_schema.strict", "invalid_type")
+    if spec.get("strict"):
+        schema = schema or {}
+        problem = (None if schema.get("type") == "object"
+                   else f"schema must be a JSON Schema of 'type: \"object\"', got 'type: \"{schema.get('type')}\"'.")
+        problem = problem or _strict_problem(schema, ())
+        if problem:
+            return Violation(f"Invalid schema for response_format '{spec['name']}': {problem}", "response_format",
+                             "invalid_json_schema")
+    return None
 
 
 def _messages_violation(messages) -> Violation | None:
@@ -143,7 +211,8 @@ def _strict_problem(schema: dict, context: tuple) -> str | None:
 
 
 # -- responses ---------------------------------------------------------------------------------
-def completion(content=None, tool_calls=None, prompt_tokens=10, completion_tokens=3, reasoning_content=None):
+def completion(content=None, tool_calls=None, prompt_tokens=10, completion_tokens=3, reasoning_content=None,
+               finish_reason=None):
     message = {"role": "assistant", "content": content}
     if reasoning_content is not None:
         message["reasoning_content"] = reasoning_content
@@ -155,7 +224,8 @@ def completion(content=None, tool_calls=None, prompt_tokens=10, completion_token
         ]
     return {
         "id": "c1", "object": "chat.completion", "created": 0, "model": "fake",
-        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if tool_calls else "stop"}],
+        "choices": [{"index": 0, "message": message,
+                     "finish_reason": finish_reason or ("tool_calls" if tool_calls else "stop")}],
         "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                   "total_tokens": prompt_tokens + completion_tokens},
     }
@@ -175,6 +245,9 @@ class Quirks:
     verbose_letters: float = 0.0  # "The answer is B.", "**B**", "(b)", "B. text", the option's text alone
     parallel_tools: float = 0.0  # several tool calls in one message while exploring
     wrong: float = 0.0  # the reasoning argues for another option than the one the paths support
+    # Rambles: a long preamble before a text answer, or whitespace padding inside constrained
+    # JSON (what grammar-constrained small models do), running into max_tokens when it is small.
+    ramble: float = 0.0
     # The reasoning restates the facts it was given, and with this probability adds three steps
     # that are false on the graph (FALSE_STEPS), recorded in ``FakeBrain.false_steps``; told
     # which steps were not backed, it complies as with a repair (``repair_factor``).
@@ -190,13 +263,20 @@ MISBEHAVING = Quirks(think=0.4, reasoning_content=0.17, fenced=0.5, prose=0.3, t
 """Issue 9's mix: about half the answers from reasoning models (0.4 + 0.6 × 0.17), 10%
 schema misses, 5% malformed tool arguments, verbose letters, a model wrong a fifth of the time."""
 
+RAMBLE = ("Let me explain this carefully and in detail, considering every aspect of the question, the "
+          "patient's history, the findings and each of the options before I give my final answer. ")
 THOUGHT = ('Let me think. The options are A, B, C and D; maybe {"draft": "A"} fits, or option B. '
            "Conclusion: not sure yet, B or C?")
 
 
 class FakeBrain:
-    def __init__(self, vocabulary: list[str] | dict[str, str | None] | None = None, quirks: Quirks = Quirks()) -> None:
-        """``vocabulary``: the names the fake 'knows' (with their node type, if given)."""
+    def __init__(self, vocabulary: list[str] | dict[str, str | None] | None = None, quirks: Quirks = Quirks(),
+                 ignores: frozenset[str] = frozenset()) -> None:
+        """``vocabulary``: the names the fake 'knows' (with their node type, if given).
+        ``ignores``: request parameters it accepts but does not act on, as some servers do:
+        ``response_format`` (answers as if unconstrained), ``tools`` (never calls a tool, as
+        llama-server with a chat template that has no tool support)."""
+        self.ignores = ignores
         vocabulary = vocabulary if isinstance(vocabulary, dict) else dict.fromkeys(vocabulary or [])
         self.types = vocabulary
         self.known = {name.lower(): name for name in vocabulary}
@@ -232,16 +312,36 @@ class FakeBrain:
         if repairing:
             factor = quirks.repair_factor
             quirks = replace(quirks, **{k: getattr(quirks, k) * factor for k in
-                                        ("fenced", "prose", "two_objects", "schema_miss", "malformed_args", "verbose_letters")})
-        turn = _Turn(rng, quirks, max(1, len(json.dumps(messages)) // 4))
-        tools = [t["function"]["name"] for t in body.get("tools", [])]
-        if "lookup_entity" in tools:
+                                        ("fenced", "prose", "two_objects", "schema_miss", "malformed_args", "verbose_letters",
+                                         "ramble")})
+        limit = body.get("max_completion_tokens") or body.get("max_tokens")
+        turn = _Turn(rng, quirks, max(1, len(json.dumps(messages)) // CHARS_PER_TOKEN), limit)
+        response_format = {} if "response_format" in self.ignores else body.get("response_format") or {}
+        if response_format.get("type") == "json_schema":
+            spec = response_format["json_schema"]
+            turn.quirks = replace(turn.quirks, verbose_letters=0.0, schema_miss=0.0)  # the grammar allows neither
+            return turn.constrained(self.answer_for(spec["name"], spec.get("schema") or {}, prompt, turn),
+                                    spec.get("schema") or {})
+        functions = {t["function"]["name"]: t["function"] for t in body.get("tools", [])} if "tools" not in self.ignores else {}
+        if "lookup_entity" in functions:
             return self.explore(messages, prompt, turn, may_call=body.get("tool_choice") != "none")
-        schema = next((n for n in tools if n in self.answers), None) or _schema_in(prompt)
+        forced = body.get("tool_choice") if functions else None
+        schema = ((forced or {}).get("function", {}).get("name") if isinstance(forced, dict) else None) or next(
+            (n for n in functions if n in self.answers), None)
         if schema:
-            answer = self.answers[schema](self, prompt, turn)
-            return turn.structured(schema, answer, as_tool=bool(tools))
+            answer = self.answer_for(schema, functions[schema].get("parameters") or {}, prompt, turn)
+            return turn.structured(schema, answer, as_tool=True)
+        schema = _schema_in(prompt)
+        if schema:
+            return turn.structured(schema, self.answers[schema](self, prompt, turn), as_tool=False)
         return turn.text(self.reason(prompt, turn), tokens=120)
+
+    def answer_for(self, name: str, schema: dict, prompt: str, turn: _Turn) -> dict:
+        """Its answer to a schema it knows; for one it does not (a probe), the first value
+        each property allows."""
+        if name in self.answers:
+            return self.answers[name](self, prompt, turn)
+        return {k: (v.get("enum") or [v.get("const", "")])[0] for k, v in schema.get("properties", {}).items()}
 
     # -- answers ---------------------------------------------------------------------
     def extract(self, prompt: str, turn: _Turn) -> dict:
@@ -365,8 +465,8 @@ def _hops(path_line: str) -> list[tuple[str, str, str]]:
 class _Turn:
     """One reply's random draws and the shapes real models give it."""
 
-    def __init__(self, rng: random.Random, quirks: Quirks, prompt_tokens: int) -> None:
-        self.rng, self.quirks, self.prompt_tokens = rng, quirks, prompt_tokens
+    def __init__(self, rng: random.Random, quirks: Quirks, prompt_tokens: int, limit: int | None = None) -> None:
+        self.rng, self.quirks, self.prompt_tokens, self.limit = rng, quirks, prompt_tokens, limit
 
     def hit(self, rate: float) -> bool:
         return self.rng.random() < rate
@@ -381,14 +481,44 @@ class _Turn:
 
     def text(self, content: str, tokens: int = 20) -> dict:
         prefix, reasoning = self.thinking()
-        return completion(prefix + content, prompt_tokens=self.prompt_tokens, completion_tokens=tokens,
-                          reasoning_content=reasoning)
+        if self.hit(self.quirks.ramble):
+            content = RAMBLE * 40 + content
+        return self.limited(prefix + content, reasoning, tokens)
+
+    def limited(self, content: str, reasoning: str | None, tokens: int, tool_calls=None) -> dict:
+        """The reply as the server sends it: cut at ``max_tokens`` (thinking counts too)."""
+        spent = (len(content or "") + len(reasoning or "") + len(json.dumps(tool_calls or ""))) // CHARS_PER_TOKEN
+        if self.limit is None or spent <= self.limit:
+            return completion(content, tool_calls=tool_calls, prompt_tokens=self.prompt_tokens,
+                              completion_tokens=max(tokens, spent), reasoning_content=reasoning)
+        room = self.limit * CHARS_PER_TOKEN
+        reasoning = reasoning[:room] if reasoning else reasoning
+        room -= len(reasoning or "")
+        content = (content or "")[:max(room, 0)]
+        if tool_calls:  # the arguments are cut mid-JSON
+            name, args = tool_calls[0]
+            tool_calls = [(name, (args if isinstance(args, str) else json.dumps(args))[:max(room - len(content), 1)])]
+        return completion(content or (None if tool_calls else ""), tool_calls=tool_calls, prompt_tokens=self.prompt_tokens,
+                          completion_tokens=self.limit, reasoning_content=reasoning, finish_reason="length")
 
     def tool_calls(self, calls: list[tuple[str, dict]]) -> dict:
         prefix, reasoning = self.thinking()
         shaped = [(name, json.dumps(args)[:-7] if self.hit(self.quirks.malformed_args) else args) for name, args in calls]
-        return completion(prefix or None, tool_calls=shaped, prompt_tokens=self.prompt_tokens, completion_tokens=20,
-                          reasoning_content=reasoning)
+        if self.hit(self.quirks.ramble):  # it talks at length before calling
+            prefix = RAMBLE * 40 + prefix
+        return self.limited(prefix or None, reasoning, 20, tool_calls=shaped)
+
+    def constrained(self, answer, schema: dict) -> dict:
+        """What constrained decoding gives: one JSON value valid under ``schema`` (the
+        grammar allows nothing else), thinking apart; a rambling model pads it with
+        whitespace the grammar allows, until it stops or the limit cuts it."""
+        jsonschema.validate(answer, schema)  # the fake's own answers must be what a grammar allows
+        prefix, reasoning = self.thinking()
+        reasoning = reasoning or (THOUGHT if prefix else None)
+        text = json.dumps(answer)
+        if self.hit(self.quirks.ramble):
+            text = text[:1] + "\n" * 4000 + text[1:]
+        return self.limited(text, reasoning, 20)
 
     def structured(self, schema: str, answer: dict, as_tool: bool) -> dict:
         if self.hit(self.quirks.schema_miss):
@@ -461,11 +591,14 @@ class FakeOpenAIServer:
 
     def __init__(self, brain: FakeBrain, latency: float | Callable[[dict], float] = 0.0, fault_rate: float = 0.0,
                  seed: int = 0, override: Callable[[dict], tuple[int, dict, dict] | None] | None = None) -> None:
-        """``latency``: seconds per request, or a function of the request body giving them.
-        ``override``: a test's own (status, body, headers) for a request, or None to let the brain answer."""
+        """``latency``: seconds per request, or a function of the request body giving them;
+        like a server generating, it stops when the client closes the connection (counted in
+        ``abandoned``). ``override``: a test's own (status, body, headers) for a request, or
+        None to let the brain answer; a body given as bytes is sent as it is."""
         self.brain, self.latency, self.fault_rate, self.override = brain, latency, fault_rate, override
         self.random = random.Random(seed)
         self.hits = 0
+        self.abandoned = 0  # requests whose client hung up before the answer was ready
         self.authorization: set[str] = set()
         # While set, every request gets a 401 whose body echoes the request's key and
         # Authorization header, as some proxies and self-hosted servers do.
@@ -480,8 +613,10 @@ class FakeOpenAIServer:
                     server.authorization.add(self.headers.get("Authorization", ""))
                     fault = server.random.random() < server.fault_rate
                 delay = server.latency(body) if callable(server.latency) else server.latency
-                if delay:
-                    time.sleep(delay)
+                if delay and self._client_left_within(delay):
+                    with server.brain.lock:
+                        server.abandoned += 1
+                    return
                 if server.reject_echoing_key:
                     auth = self.headers.get("Authorization", "")
                     key = auth.removeprefix("Bearer ")
@@ -498,10 +633,21 @@ class FakeOpenAIServer:
                 overridden = server.override(body) if server.override else None
                 self._send(*(overridden or server.brain.reply(body)))
 
+            def _client_left_within(self, seconds: float) -> bool:
+                """Wait ``seconds`` as generation would, or until the client hangs up."""
+                end = time.monotonic() + seconds
+                while (left := end - time.monotonic()) > 0:
+                    ready, _, _ = select.select([self.connection], [], [], min(left, 0.05))
+                    if ready and not self.connection.recv(1, socket.MSG_PEEK):
+                        return True
+                return False
+
             def _send(self, status, payload, headers=None):
-                data = json.dumps(payload).encode()
+                raw = isinstance(payload, bytes)
+                data = payload if raw else json.dumps(payload).encode()
+                headers = dict(headers or {})
                 self.send_response(status)
-                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Type", headers.pop("Content-Type", "text/plain" if raw else "application/json"))
                 self.send_header("Content-Length", str(len(data)))
                 for k, v in (headers or {}).items():
                     self.send_header(k, v)

@@ -112,7 +112,8 @@ def test_two_runs_on_one_run_dir_one_is_refused_and_every_id_is_written_once(tmp
     assert f"pid {(first if first.returncode == 0 else second).pid} on host" in " ".join(refusal.split())
     rows = rows_of(run_dir)
     assert sorted(r["id"] for r in rows) == sorted(f"r{i}" for i in range(16))  # each once
-    assert hits == sum(r["usage"]["llm_calls"] for r in rows)  # nobody paid twice
+    probes = json.loads((run_dir / "summary.json").read_text())["structured_output"]["probe_calls"]
+    assert hits == sum(r["usage"]["llm_calls"] for r in rows) + probes  # nobody paid twice
 
 
 def kill_after_results(args, run_dir: Path, lines: int) -> subprocess.Popen:

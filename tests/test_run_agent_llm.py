@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SECRET = "sk-e2e-secret-4f1d"
 
 
-@pytest.mark.parametrize("mode", ["tools", "text"])
+@pytest.mark.parametrize("mode", ["auto", "json_schema", "tools", "text"])
 def test_run_with_an_llm_end_to_end_keeps_the_key_secret(tmp_path, fixture_kg_dir, loaded, mode):
     records = tmp_path / "in.jsonl"
     records.write_text("\n".join(json.dumps(r) for r in RECORDS) + "\n")
@@ -31,19 +31,25 @@ def test_run_with_an_llm_end_to_end_keeps_the_key_secret(tmp_path, fixture_kg_di
         )
     assert done.returncode == 0, done.stderr
     assert "Mode: LLM (fake-model at http://127.0.0.1" in done.stderr
+    chosen = "json_schema" if mode == "auto" else mode
+    assert f"Structured output: {chosen} (" + ("auto: json_schema: honoured)" if mode == "auto" else "as set)") in done.stderr
     assert server.authorization == {f"Bearer {SECRET}"}  # the key was used ...
 
     rows = {r["id"]: r for r in map(json.loads, (tmp_path / "run" / "results.jsonl").read_text().splitlines())}
     assert brain.violations == []  # every request kept OpenAI's rules
-    forced = [b for b in brain.requests if isinstance(b.get("tool_choice"), dict)]
-    assert bool(forced) == (mode == "tools")  # structured answers by a forced tool, or as JSON in text
+    structured = [b for b in brain.requests if "Say hello." not in json.dumps(b["messages"])]  # not the probes
+    forced = [b for b in structured if isinstance(b.get("tool_choice"), dict)]
+    constrained = [b for b in structured if "response_format" in b]
+    assert bool(forced) == (chosen == "tools")  # structured answers by a forced tool,
+    assert bool(constrained) == (chosen == "json_schema")  # by constrained JSON, or as JSON in text
     assert rows["malaria"]["status"] == rows["tb"]["status"] == "accepted"
     assert "<think>" not in rows["malaria"]["reasoning"]
     assert 3 <= rows["malaria"]["usage"]["llm_calls"] <= 5
     assert rows["malaria"]["reasoning"].startswith("Finding reasoning paths:")
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["mode"] == "llm"
-    assert summary["usage"]["llm_calls"] == server.hits
+    assert summary["structured_output"]["mode"] == chosen
+    assert summary["usage"]["llm_calls"] + summary["structured_output"]["probe_calls"] == server.hits
 
     for path in (tmp_path / "run").iterdir():  # ... and written nowhere
         assert SECRET.encode() not in path.read_bytes(), path.name

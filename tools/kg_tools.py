@@ -49,6 +49,7 @@ class KGToolbox:
     def __init__(self, kg: KnowledgeGraph, index: EntityIndex, max_work: int | None = DEFAULT_MAX_WORK) -> None:
         self.kg, self.index, self.max_work = kg, index, max_work
         self.found_paths: list[tuple[str, ...]] = []
+        self.cut_short: set[tuple[str, str]] = set()  # (source, target) pairs whose search hit its work bound
 
     def lookup_entity(self, name: str, type: str | None = None, k: int = 5) -> str:
         (hits,) = self.index.search([name], k=k, type=type)
@@ -63,6 +64,8 @@ class KGToolbox:
             return _error(f"{exc.args[0]}; use lookup_entity to find the node id")
         found = find_paths(self.kg, [s], [t], max_hops=max_hops, limit=limit, max_work=self.max_work)
         self.found_paths.extend(found.paths)
+        if found.truncated:
+            self.cut_short.add((s, t))
         reply: dict = {"paths": [describe(self.kg, p)["text"] for p in found.paths]}
         if found.truncated:
             reply["note"] = "the search hit its work bound: longer or further paths may exist"

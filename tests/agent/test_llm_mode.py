@@ -9,11 +9,10 @@ from dataclasses import replace
 import httpx
 import pytest
 import respx
-from langchain_openai import ChatOpenAI
 from langgraph.checkpoint.memory import InMemorySaver
 
 from agent.graph import compile_graph
-from agent.llm import LLM, NO_USAGE, LLMError
+from agent.llm import LLM, NO_USAGE, ChatEndpoint, LLMError, UnusableAnswer, response_checks
 from agent.runner import RunOptions, run_dataset
 from agent.schemas import ExtractedEntities, answer_schema
 from tests.conftest import MALARIA, record
@@ -23,11 +22,11 @@ BASE = "http://llm.test/v1"
 URL = f"{BASE}/chat/completions"
 
 
-def make_llm(max_retries=0, **kw) -> LLM:
-    chat = ChatOpenAI(model="m", base_url=BASE, api_key="sk-test-secret", timeout=5, max_retries=max_retries,
-                      temperature=0, use_responses_api=False, http_client=httpx.Client(),
-                      http_async_client=httpx.AsyncClient(), **kw)
-    return LLM(chat)
+def make_llm(max_retries=0, structured="tools", **kw) -> LLM:
+    chat = ChatEndpoint(model="m", base_url=BASE, api_key="sk-test-secret", timeout=5, max_retries=max_retries,
+                        temperature=0, use_responses_api=False, http_client=httpx.Client(event_hooks=response_checks()),
+                        http_async_client=httpx.AsyncClient(event_hooks=response_checks(True)), **kw)
+    return LLM(chat, structured)
 
 
 @pytest.fixture
@@ -169,7 +168,7 @@ def test_malformed_json_is_repaired_once():
             completion(tool_calls=[("ExtractedEntities", "{bad json")]),
             completion(tool_calls=[("ExtractedEntities", good)]),
         ))
-        found, usage = llm.structured("extract", ExtractedEntities, "extract please")
+        found, usage, _ = llm.structured("extract", ExtractedEntities, "extract please")
     assert found.answer_entities[0].name == "malaria"
     assert (usage["llm_calls"], usage["repairs"]) == (2, 1)
     repair = json.loads(route.calls.last.request.content)["messages"][-1]
@@ -189,7 +188,7 @@ def test_text_mode_takes_json_out_of_plain_text():
     reply = 'Sure! {"question_entities": [{"name": "fever"}], "answer_entities": []} Hope this helps.'
     with respx.mock() as mock:
         route = mock.post(URL).mock(side_effect=scripted(completion(reply)))
-        found, _ = llm.structured("extract", ExtractedEntities, "extract please")
+        found, _, _ = llm.structured("extract", ExtractedEntities, "extract please")
     assert found.question_entities[0].name == "fever"
     assert "tools" not in json.loads(route.calls.last.request.content)
 
@@ -201,7 +200,7 @@ def test_429_is_retried_then_succeeds():
             httpx.Response(429, json={"error": {"message": "slow down"}}, headers={"retry-after-ms": "1"}),
             httpx.Response(200, json=completion("Finding reasoning paths:\nReasoning Process:\nConclusion:\nok")),
         ])
-        text, usage = llm.text("generate", "go")
+        text, usage, _ = llm.text("generate", "go")
     assert route.call_count == 2 and text.endswith("ok") and usage["llm_calls"] == 1
 
 
@@ -306,8 +305,8 @@ def test_thinking_with_braces_and_a_conclusion_is_stripped_before_every_check(ll
     ctx = replace(ctx, llm=LLM(ctx.llm.chat, structured="text"))
     with respx.mock() as mock:
         mock.post(URL).mock(side_effect=scripted(completion(think + reasoning), completion(think + '{"answer": "A"}')))
-        text, usage = ctx.llm.text("generate", "write", check=lambda t: None if t.startswith("Finding") else "format")
-        answer, _ = ctx.llm.structured("verify", answer_schema(MALARIA["options"]), "answer")
+        text, usage, _ = ctx.llm.text("generate", "write", check=lambda t: None if t.startswith("Finding") else "format")
+        answer, _, _ = ctx.llm.structured("verify", answer_schema(MALARIA["options"]), "answer")
     assert text == reasoning and usage["repairs"] == 0
     assert answer.answer == "A"  # not the "B" inside the thinking
 
@@ -432,31 +431,12 @@ def test_the_explore_cap_counts_tool_calls_and_keeps_the_closing_message(llm_con
     assert state["attempts"][1]["correct"] is True
 
 
-def test_a_failing_node_still_counts_its_requests_in_the_error_row(tmp_path, make_settings, brain):
-    path = tmp_path / "in.jsonl"
-    path.write_text(json.dumps({**MALARIA, "id": "m"}) + "\n")
-    bad = json.dumps({"answer": "zebra"})
-
-    def verifier_naming_no_option(body):  # twice: the node fails after a repair
-        if tool_names(body) == ["ReasonedAnswer"] and not openai_violation(body):
-            return 200, completion(tool_calls=[("ReasonedAnswer", bad)], prompt_tokens=7), {}
-        return None
-
-    with FakeOpenAIServer(brain, override=verifier_naming_no_option) as server:
-        settings = make_settings(model="m", base_url=server.url, api_key="k", llm_max_retries=0)
-        summary = asyncio.run(run_dataset(path, tmp_path / "run", settings, RunOptions()))
-    (row,) = map(json.loads, (tmp_path / "run" / "results.jsonl").read_text().splitlines())
-    assert row["status"] == "error" and row["error"].startswith("verify: malformed answer")
-    assert row["usage"]["llm_calls"] == server.hits == 4  # extract, generate, verify and its repair
-    assert row["usage"]["repairs"] == 1 and summary["usage"]["llm_calls"] == 4
-
-
 def test_a_tool_call_left_as_json_in_the_content_is_still_read():
     # a server whose tool-call parser missed the call (thinking first, JSON after)
     reply = '<think>{"name": "ExtractedEntities"}?</think>{"question_entities": [{"name": "fever"}], "answer_entities": []}'
     with respx.mock() as mock:
         route = mock.post(URL).mock(side_effect=scripted(completion(reply)))
-        found, usage = make_llm().structured("extract", ExtractedEntities, "extract please")
+        found, usage, _ = make_llm().structured("extract", ExtractedEntities, "extract please")
     assert found.question_entities[0].name == "fever" and route.call_count == 1 and usage["repairs"] == 0
 
 

@@ -44,7 +44,8 @@ def test_samples_finishing_out_of_order_are_each_written_once(tmp_path, brain, l
     assert ids != [f"case-{i}" for i in range(n)]  # written as they finished
     assert ids[-1] == "case-0"
     assert summary["counts"] == {"accepted": n, "rejected": 0, "error": 0}
-    assert summary["usage"]["llm_calls"] == server.hits and summary["mode"] == "llm"
+    assert summary["mode"] == "llm" and summary["structured_output"]["probe_calls"] == 1  # once per run
+    assert summary["usage"]["llm_calls"] + 1 == server.hits
     assert summary["samples_per_minute"] > 0 and summary["processed_this_session"] == n
 
 
