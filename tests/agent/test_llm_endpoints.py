@@ -228,8 +228,8 @@ def test_an_unusable_answer_degrades_the_node_and_export_leaves_the_sample_out(t
     assert summary["degraded"]["by_node"] == {"verify": 2}
 
     out = tmp_path / "sft.jsonl"
-    assert export_run(tmp_path / "run", "sft", out) == 0
-    assert export_run(tmp_path / "run", "sft", out, ExportOptions(include_degraded=True), force=True) == 2
+    assert export_run(tmp_path / "run", "sft", out).written == 0
+    assert export_run(tmp_path / "run", "sft", out, ExportOptions(include_degraded=True), force=True).written == 2
 
 
 # -- a reasoning model's thinking -----------------------------------------------------------------------------
