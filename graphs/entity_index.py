@@ -67,25 +67,6 @@ def labels_of(kg: KnowledgeGraph) -> tuple[list[str], list[str]]:
     return node_ids, labels
 
 
-@dataclass(frozen=True)
-class Candidate:
-    node_id: str
-    name: str
-    type: str
-    label: str  # the name or synonym that matched
-    score: float  # cosine similarity (1.0 for a normalised exact match)
-
-
-def labels_of(kg: KnowledgeGraph) -> tuple[list[str], list[str]]:
-    """(node id, label) of every name and synonym, in the graph's order."""
-    node_ids, labels = [], []
-    for node_id in kg.graph:
-        for label in kg.labels(node_id):
-            node_ids.append(node_id)
-            labels.append(label)
-    return node_ids, labels
-
-
 def collection_name(nodes_sha256: str, model: str) -> str:
     """One collection per graph and embedding model, so graphs share a Chroma server safely."""
     return f"kg-{nodes_sha256[:16]}-{hashlib.sha256(model.encode()).hexdigest()[:8]}"
