@@ -15,7 +15,7 @@ import asyncio
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
@@ -116,12 +116,11 @@ class CheckpointStore:
         import psycopg
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
-        try:
-            opened = AsyncPostgresSaver.from_conn_string(self.url)
-            saver = await opened.__aenter__()
-        except psycopg.Error as exc:
-            raise CheckpointStoreError(f"cannot reach the checkpoint database {self}: {_reason(exc, self.url)}") from None
-        try:
+        async with AsyncExitStack() as stack:
+            try:
+                saver = await stack.enter_async_context(AsyncPostgresSaver.from_conn_string(self.url))
+            except psycopg.Error as exc:
+                raise CheckpointStoreError(f"cannot reach the checkpoint database {self}: {_reason(exc, self.url)}") from None
             # try, sleep, try again: a session waiting inside pg_advisory_lock holds a snapshot that
             # the migrations' CREATE INDEX CONCURRENTLY waits for, a deadlock PostgreSQL then breaks
             # by failing one run
@@ -133,11 +132,6 @@ class CheckpointStore:
             finally:
                 await saver.conn.execute("SELECT pg_advisory_unlock(%s)", (_SETUP_LOCK,))
             yield saver
-        except BaseException as exc:
-            if not await opened.__aexit__(type(exc), exc, exc.__traceback__):
-                raise
-        else:
-            await opened.__aexit__(None, None, None)
 
     @contextmanager
     def open_sync(self) -> Iterator:
@@ -154,19 +148,13 @@ class CheckpointStore:
         import psycopg
         from langgraph.checkpoint.postgres import PostgresSaver
 
-        try:
-            opened = PostgresSaver.from_conn_string(self.url)
-            saver = opened.__enter__()
-        except psycopg.Error as exc:
-            raise CheckpointStoreError(f"cannot reach the checkpoint database {self}: {_reason(exc, self.url)}") from None
-        try:
+        with ExitStack() as stack:
+            try:
+                saver = stack.enter_context(PostgresSaver.from_conn_string(self.url))
+            except psycopg.Error as exc:
+                raise CheckpointStoreError(f"cannot reach the checkpoint database {self}: {_reason(exc, self.url)}") from None
             saver.setup()
             yield saver
-        except BaseException as exc:
-            if not opened.__exit__(type(exc), exc, exc.__traceback__):
-                raise
-        else:
-            opened.__exit__(None, None, None)
 
 
 async def _end_cancelled_write(saver) -> None:
