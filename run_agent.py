@@ -14,15 +14,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from agent.config import Settings, default_kg_dir, default_primekg_dir
-from agent.console import RichProgress, err
-from agent.records import InputError
+from agent.console import RichProgress, err, out, outcome_table, print_summary, samples_table
+from agent.runs.records import InputError
 from graphs.cache import CacheError
 from graphs.kg_dir import SOURCES, LoadedKG, Source, build_kg
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
 kg_app = typer.Typer(no_args_is_help=True, help="Build and inspect knowledge graphs.")
 app.add_typer(kg_app, name="kg")
-out = Console(emoji=False)  # data (ids, names, reasons) is printed as text: escaped, never markup or :emoji:
 
 KgDir = Annotated[
     Optional[Path],
@@ -72,8 +71,8 @@ def _llm_settings(**overrides) -> Settings:
 def _print_structured_output(settings: Settings) -> None:
     """The run header's line on structured output; with ``auto`` the endpoint is asked here,
     once, and the run uses what it found."""
-    from agent import resources
-    from agent.llm import LLMError
+    from agent.reasoning import resources
+    from agent.reasoning.llm import LLMError
 
     llm = resources.load_llm(settings)
     try:
@@ -87,7 +86,7 @@ def _print_structured_output(settings: Settings) -> None:
 
 def _open(settings: Settings) -> LoadedKG:
     """The KG of ``settings`` through the package's one loader, with progress shown."""
-    from agent import resources
+    from agent.reasoning import resources
 
     try:
         return resources.load_kg(settings, RichProgress())
@@ -195,14 +194,14 @@ def kg_path(
 ) -> None:
     """The shortest paths between two nodes (ids or exact names), most specific first,
     each hop with every fact it carries."""
-    from graphs.paths import describe, find_paths
+    from graphs.paths import describe, shortest_paths
 
     kg = _open(_settings(kg_dir=kg_dir)).kg
     try:
         source, target = kg.resolve(a), kg.resolve(b)
     except KeyError as exc:
         raise fail(exc.args[0]) from exc
-    found = find_paths(kg, [source], [target], max_hops=max_hops, limit=limit)
+    found = shortest_paths(kg, [source], [target], max_hops=max_hops, limit=limit)
     if not found.paths:
         out.print(f"No path of at most {max_hops} hops between {escape(a)!r} and {escape(b)!r}.", highlight=False)
     for p in found.paths:
@@ -262,12 +261,12 @@ def run(
     checkpoints: Annotated[Optional[str], typer.Option("--checkpoints", help="A PostgreSQL database for the checkpoints, postgresql://USER@HOST:PORT/DB (password: PGPASSWORD or ~/.pgpass; default: RUN_DIR/checkpoints.sqlite). --resume, replay and view find it recorded with the run.")] = None,
 ) -> None:
     """Turn every QA record of INPUT into verified, KG-grounded reasoning."""
-    from agent.checkpoints import database_errors
+    from agent.runs.checkpoints import database_errors
     from agent.console import RunProgress
-    from agent.executors import EXECUTORS, ExecutorError
-    from agent.fingerprint import kg_identity
-    from agent.records import FieldMap
-    from agent.runner import RunOptions, Terminated, execute, identify, prepare
+    from agent.runs.executors import EXECUTORS, ExecutorError
+    from agent.runs.fingerprint import kg_identity
+    from agent.runs.records import FieldMap
+    from agent.runs.runner import RunOptions, Terminated, execute, identify, prepare
 
     settings = _llm_settings(kg_dir=kg_dir, chroma_url=chroma_url, offline=offline or None, model=model, base_url=base_url,
                              structured_output=structured_output, min_grounding=min_grounding)
@@ -345,7 +344,7 @@ def run(
                   f"(kept in {escape(str(out_dir / 'results.jsonl'))}; summary in {escape(str(out_dir / 'summary.json'))}). "
                   "Continue with the same command plus --resume.", highlight=False)
         raise typer.Exit(exit_code)
-    _print_summary(summary, out_dir)
+    print_summary(summary, out_dir)
 
 
 EXIT_STOPPED = 1
@@ -356,8 +355,8 @@ def _stopped(exc: Exception, out_dir: Path, total: int) -> None:
     is kept and what to do, in a few lines; a bug's traceback goes to RUN_DIR/crash.log."""
     import sqlite3
 
-    from agent.results import RESULTS, read_rows
-    from agent.runner import write_crash_log
+    from agent.runs.results import RESULTS, read_rows
+    from agent.runs.runner import write_crash_log
 
     try:
         saved = len(read_rows(out_dir / RESULTS))
@@ -400,48 +399,6 @@ def _previous_info(out_dir: Path) -> dict:
     return {k: previous[k] for k in ("mode", "model", "base_url", "kg", "run_id") if k in previous}
 
 
-def _print_summary(summary: dict, out_dir: Path) -> None:
-    counts = summary["counts"]
-    usage = summary.get("usage", {})
-    # One metric per row: readable in an 80-column terminal.
-    table = Table(title=f"{summary['records']} records ({summary['mode']})", title_justify="left", show_header=False)
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for metric, value in (
-        ("accepted", str(counts["accepted"])),
-        ("rejected", str(counts["rejected"])),
-        ("error", str(counts["error"])),
-        ("with a path", f"{summary['with_path_share']:.0%}"),
-        ("mean attempts", f"{summary['mean_attempts']:.2f}"),
-        ("LLM calls", f"{usage.get('llm_calls', 0):,}"),
-        ("tokens in / out", f"{usage.get('input_tokens', 0):,} / {usage.get('output_tokens', 0):,}"),
-        *_grounding_rows(summary.get("grounding")),
-        ("wall time", f"{summary['wall_time_s']:.1f} s"),
-        ("samples per minute", f"{summary.get('samples_per_minute', 0):,.1f}"),
-    ):
-        table.add_row(metric, value)
-    out.print(table)
-    for title, reasons in (("Rejected", summary["rejection_reasons"]), ("Errors", summary.get("error_kinds", {}))):
-        for reason, n in reasons.items():
-            out.print(f"  {title}: {reason} × {n}", highlight=False, markup=False)
-    for reason, n in list(summary["error_reasons"].items())[:5]:
-        out.print(f"    {reason} × {n}", highlight=False, markup=False)
-    if summary.get("error_kinds", {}).get("LLM error"):
-        out.print("  (samples that failed on the LLM can be run again: --resume --retry-errors)")
-    out.print(f"Results: {out_dir / 'results.jsonl'}\nSummary: {out_dir / 'summary.json'}", markup=False)
-
-
-def _grounding_rows(grounding: dict | None) -> list[tuple[str, str]]:
-    """The report's lines on grounding: mean score and adherence, then steps by label."""
-    if not grounding or not grounding["samples"]:
-        return []
-    mean = lambda x: "–" if x is None else f"{x:.2f}"  # noqa: E731
-    steps = " / ".join(str(n) for n in grounding["steps"].values())
-    return [("grounding (mean score)", mean(grounding["mean_score"])),
-            ("path adherence (mean)", mean(grounding["mean_adherence"])),
-            ("steps grounded / contradicted / unsupported / unlinked", steps)]
-
-
 @app.command("export")
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A run directory (or a merged one).")],
@@ -460,8 +417,8 @@ def export(
     include_thinking: Annotated[bool, typer.Option("--include-thinking", help="sft: put a reasoning model's own thinking behind the reasoning first, in <think>…</think>.")] = False,
 ) -> None:
     """Write a run's samples as a fine-tuning or dataset file."""
-    from agent.export import FORMATS, ExportError, ExportOptions, export_run
-    from agent.safe_write import OutputError
+    from agent.runs.export import FORMATS, ExportError, ExportOptions, export_run
+    from agent.runs.safe_write import OutputError
 
     if format not in FORMATS:
         raise fail(f"unknown --format {format!r}; choose one of {', '.join(FORMATS)}")
@@ -499,9 +456,9 @@ def ground(
 
     Exit code: 0 when every record was graded, 1 when some could not be read (their lines
     say why), 2 when nothing could start."""
-    from agent.ground_file import ground_file, summary_path
-    from agent.records import read_raw
-    from agent.safe_write import OutputError, check_target
+    from agent.runs.ground_file import ground_file, summary_path
+    from agent.runs.records import read_raw
+    from agent.runs.safe_write import OutputError, check_target
 
     try:  # everything that can refuse, before the graph loads
         check_target(out_path, [input], force)
@@ -533,8 +490,8 @@ def merge(
     allow_mixed: Annotated[bool, typer.Option("--allow-mixed", help="Merge runs made on different graphs, in different modes or with different models; each row keeps its own.")] = False,
 ) -> None:
     """Combine the results of several runs, refusing duplicate ids, and recompute the summary."""
-    from agent.export import ExportError, merge_runs
-    from agent.safe_write import OutputError
+    from agent.runs.export import ExportError, merge_runs
+    from agent.runs.safe_write import OutputError
 
     try:
         summary = merge_runs(run_dirs, out_dir, allow_mixed)
@@ -542,7 +499,7 @@ def merge(
         raise fail(str(exc)) from exc
     except OSError as exc:
         raise fail(f"--out {out_dir} cannot be written: {exc.strerror or exc}") from exc
-    _print_summary(summary, out_dir)
+    print_summary(summary, out_dir)
 
 
 @app.command("chat")
@@ -557,19 +514,20 @@ def chat(
     import sys
     import time
 
-    from agent import replay, resources
-    from agent.chat import ChatSession, default_store, terminal_reader
+    from agent.inspection import replay
+
+    from agent.reasoning import resources
+    from agent.inspection.chat import ChatSession, default_store, open_store, terminal_reader
 
     settings = _settings(kg_dir=kg_dir, offline=offline or None, model=model, base_url=base_url)
     store = store or default_store()
     try:
-        store.mkdir(parents=True, exist_ok=True)
+        open_store(store)
     except OSError as exc:
         raise fail(f"--store {store}: {exc}") from exc
     _open(settings)  # shows progress when the graph is built, and refuses one that cannot open
     ctx = resources.load(settings)
     read = terminal_reader(store) if sys.stdin.isatty() else input
-    (store / replay.CHECKPOINTS).touch()  # the chat store is a run directory that replay can open
     with replay.open_run(store) as graph:
         ChatSession(ctx, graph, read, out, time.strftime("%Y%m%d-%H%M%S"), store).run()
 
@@ -581,7 +539,7 @@ def view(
     host: Annotated[str, typer.Option("--host", help="Address to bind; other machines can reach any but 127.0.0.1.")] = "127.0.0.1",
 ) -> None:
     """See a run in the browser: overview, samples, KG paths as graphs, checkpoints, and review."""
-    from agent.view import ViewError, serve
+    from agent.inspection.view import ViewError, serve
 
     err.print(f"Viewing {escape(str(run_dir))} at http://{escape(host)}:{port}/ (Ctrl-C to stop)", highlight=False)
     try:
@@ -606,17 +564,21 @@ def replay_command(
     base_url: BaseUrl = None,
 ) -> None:
     """List a run's samples, show a sample's steps, or fork a sample from a past step."""
-    from agent import replay
+    from agent.inspection import replay
     from agent.console import timeline_table
 
     try:
         with replay.open_run(run_dir) as graph:
             if sample is None:
-                _replay_list(replay.list_samples(run_dir, graph), as_json)
+                samples = replay.list_samples(run_dir, graph)
+                if as_json:
+                    print(json.dumps({"samples": samples}, ensure_ascii=False))
+                else:
+                    out.print(samples_table(samples))
                 return
             thread = replay.thread_of(run_dir, graph, sample)
             if fork is not None:  # a fork writes checkpoints: not while a run writes them too
-                from agent.run_lock import RunDirBusy, run_dir_lock
+                from agent.runs.run_lock import RunDirBusy, run_dir_lock
 
                 settings = _settings(kg_dir=kg_dir, offline=offline or None, model=model, base_url=base_url)
                 try:
@@ -651,72 +613,40 @@ def replay_command(
         raise fail(str(exc)) from exc
 
 
-def _replay_list(samples: list[dict], as_json: bool) -> None:
-    if as_json:
-        print(json.dumps({"samples": samples}, ensure_ascii=False))
-        return
-    table = Table(title=f"{len(samples)} samples", title_justify="left")
-    for column in ("id", "status", "attempts", "reason"):
-        table.add_column(column)
-    for s in samples:
-        table.add_row(escape(s["id"]), escape(s["status"] or "?"), str(s["attempts"]), escape(s["reason"] or ""))
-    out.print(table)
-
-
-def _outcome_table(rows, left: str, right: str) -> Table:
-    table = Table(title_justify="left")
-    for column in ("", left, right):
-        table.add_column(column)
-    for name, a, b, differs in rows:
-        style = "bold yellow" if differs else ""
-        table.add_row(name, escape(str(a)), escape(str(b)), style=style)
-    return table
-
-
 def _replay_fork(graph, thread: str, step: int, sets: list[str], branch: int, settings: Settings, as_json: bool) -> None:
-    from agent import replay
+    from agent.inspection import replay
 
-    before = len(replay.branch(graph, thread, branch))
     try:
-        original, forked, number = replay.fork(graph, thread, step, settings, sets, branch)
+        report = replay.fork_report(graph, thread, step, settings, sets, branch)
     except CacheError as exc:
         raise fail(str(exc)) from exc
-    after = len(replay.branch(graph, thread, branch))
-    rows = replay.compare(original, forked)
+    rows = report.pop("rows")
+    before = report.pop("original_checkpoints_before")
     if as_json:
-        print(json.dumps({"thread_id": thread, "from_branch": branch, "step": step, "branch": number, "set": sets,
-                          "original": replay.outcome(original), "fork": replay.outcome(forked),
-                          "differs": [name for name, *_, differs in rows if differs],
-                          "original_checkpoints": after}, ensure_ascii=False))
+        print(json.dumps(report, ensure_ascii=False))
         return
-    out.print(f"Forked {thread} at step {step} ({', '.join(sets) or 'no changes'}) into branch {number}; "
-              f"branch {branch} is unchanged ({after} checkpoints, was {before}).", highlight=False, markup=False)
-    out.print(_outcome_table(rows, f"branch {branch}", f"fork (branch {number})"))
-    if not any(differs for *_, differs in rows):
+    out.print(f"Forked {thread} at step {step} ({', '.join(sets) or 'no changes'}) into branch {report['branch']}; "
+              f"branch {branch} is unchanged ({report['original_checkpoints']} checkpoints, was {before}).",
+              highlight=False, markup=False)
+    out.print(outcome_table(rows, f"branch {branch}", f"fork (branch {report['branch']})"))
+    if not report["differs"]:
         out.print("The outcome is the same.")
 
 
 def _replay_diff(graph, thread: str, branch: int, as_json: bool) -> None:
-    from agent import replay
+    from agent.inspection import replay
 
-    chains = replay.branches(graph, thread)
-    if len(chains) < 2:
-        raise replay.ReplayError(f"{thread} has only its original branch; make one with --fork N --set KEY=VALUE")
-    other = branch or len(chains) - 1
-    original, forked = replay.branch(graph, thread, 0), replay.branch(graph, thread, other)
-    split = replay.diverge(original, forked)
-    rows = replay.compare(original[-1].values, forked[-1].values)
-    after = lambda chain: [s.node for s in replay.timeline(chain) if s.step > split]  # noqa: E731
+    report = replay.diff_report(graph, thread, branch)
+    rows = report.pop("rows")
     if as_json:
-        print(json.dumps({"thread_id": thread, "branches": [0, other], "diverge_after_step": split,
-                          "original": replay.outcome(original[-1].values), "fork": replay.outcome(forked[-1].values),
-                          "differs": [name for name, *_, differs in rows if differs],
-                          "steps_after": {"0": after(original), str(other): after(forked)}}))
+        print(json.dumps(report))
         return
-    out.print(f"{thread}: branch 0 and branch {other} share steps up to {split}.", highlight=False, markup=False)
-    out.print(f"  branch 0 then ran: {' → '.join(after(original)) or 'nothing'}", highlight=False)
-    out.print(f"  branch {other} then ran: {' → '.join(after(forked)) or 'nothing'}", highlight=False)
-    out.print(_outcome_table(rows, "branch 0", f"branch {other}"))
+    other = report["branches"][1]
+    out.print(f"{thread}: branch 0 and branch {other} share steps up to {report['diverge_after_step']}.",
+              highlight=False, markup=False)
+    for name, nodes in report["steps_after"].items():
+        out.print(f"  branch {name} then ran: {' → '.join(nodes) or 'nothing'}", highlight=False)
+    out.print(outcome_table(rows, "branch 0", f"branch {other}"))
 
 
 if __name__ == "__main__":

@@ -75,7 +75,7 @@ class Settings(BaseSettings):
     prune_per_group: int = 3
     max_pruned_paths: int = 12
 
-    # a right answer whose reasoning scores below this (agent.grounding) fails as "ungrounded reasoning"
+    # a right answer whose reasoning scores below this (agent.reasoning.grounding) fails as "ungrounded reasoning"
     min_grounding: float | None = Field(None, ge=0.0, le=1.0)
 
     @property

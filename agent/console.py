@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from rich.console import Console
@@ -13,9 +14,10 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 if TYPE_CHECKING:  # the replay module loads LangGraph: not for every command's start
-    from agent.replay import Step
+    from agent.inspection.replay import Step
 
 err = Console(stderr=True, soft_wrap=True, emoji=False)
+out = Console(emoji=False)  # data (ids, names, reasons) is printed as text: escaped, never markup or :emoji:
 
 
 class RichProgress:
@@ -120,4 +122,70 @@ def timeline_table(steps: list[Step], title: str) -> Table:
         table.add_column(column)
     for s in steps:
         table.add_row(str(s.step), s.node, escape("; ".join(s.changes)) or "—", s.created_at[11:23])
+    return table
+
+
+# -- what the commands print of runs and replays ------------------------------------------------
+def print_summary(summary: dict, out_dir: Path) -> None:
+    counts = summary["counts"]
+    usage = summary.get("usage", {})
+    # One metric per row: readable in an 80-column terminal.
+    table = Table(title=f"{summary['records']} records ({summary['mode']})", title_justify="left", show_header=False)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for metric, value in (
+        ("accepted", str(counts["accepted"])),
+        ("rejected", str(counts["rejected"])),
+        ("error", str(counts["error"])),
+        ("with a path", f"{summary['with_path_share']:.0%}"),
+        ("mean attempts", f"{summary['mean_attempts']:.2f}"),
+        ("LLM calls", f"{usage.get('llm_calls', 0):,}"),
+        ("tokens in / out", f"{usage.get('input_tokens', 0):,} / {usage.get('output_tokens', 0):,}"),
+        *grounding_rows(summary.get("grounding")),
+        ("wall time", f"{summary['wall_time_s']:.1f} s"),
+        ("samples per minute", f"{summary.get('samples_per_minute', 0):,.1f}"),
+    ):
+        table.add_row(metric, value)
+    out.print(table)
+    for title, reasons in (("Rejected", summary["rejection_reasons"]), ("Errors", summary.get("error_kinds", {}))):
+        for reason, n in reasons.items():
+            out.print(f"  {title}: {reason} × {n}", highlight=False, markup=False)
+    for reason, n in list(summary["error_reasons"].items())[:5]:
+        out.print(f"    {reason} × {n}", highlight=False, markup=False)
+    if summary.get("error_kinds", {}).get("LLM error"):
+        out.print("  (samples that failed on the LLM can be run again: --resume --retry-errors)")
+    from agent.runs.results import RESULTS, SUMMARY  # loads the reasoning package: only when a run has ended
+
+    out.print(f"Results: {out_dir / RESULTS}\nSummary: {out_dir / SUMMARY}", markup=False)
+
+
+def grounding_rows(grounding: dict | None) -> list[tuple[str, str]]:
+    """The report's lines on grounding: mean score and adherence, then steps by label."""
+    if not grounding or not grounding["samples"]:
+        return []
+    mean = lambda x: "–" if x is None else f"{x:.2f}"  # noqa: E731
+    steps = " / ".join(str(n) for n in grounding["steps"].values())
+    return [("grounding (mean score)", mean(grounding["mean_score"])),
+            ("path adherence (mean)", mean(grounding["mean_adherence"])),
+            ("steps grounded / contradicted / unsupported / unlinked", steps)]
+
+
+def samples_table(samples: list[dict]) -> Table:
+    """A run's samples as ``replay`` lists them: id, status, attempts, reason."""
+    table = Table(title=f"{len(samples)} samples", title_justify="left")
+    for column in ("id", "status", "attempts", "reason"):
+        table.add_column(column)
+    for s in samples:
+        table.add_row(escape(s["id"]), escape(s["status"] or "?"), str(s["attempts"]), escape(s["reason"] or ""))
+    return table
+
+
+def outcome_table(rows, left: str, right: str) -> Table:
+    """Two outcomes of a sample side by side (``replay.compare`` rows), differences in yellow."""
+    table = Table(title_justify="left")
+    for column in ("", left, right):
+        table.add_column(column)
+    for name, a, b, differs in rows:
+        style = "bold yellow" if differs else ""
+        table.add_row(name, escape(str(a)), escape(str(b)), style=style)
     return table

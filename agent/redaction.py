@@ -2,7 +2,7 @@
 
 An endpoint or proxy may echo the request's key in its error body (a 401 saying "invalid
 key sk-…"). Error texts from the LLM client become LLMError messages in one place
-(``agent.llm``); they pass through ``redact`` there, so results.jsonl, the checkpoints'
+(``agent.reasoning.llm``); they pass through ``redact`` there, so results.jsonl, the checkpoints'
 error writes, summary.json and every printed message only ever see the redacted text.
 
 What is redacted: the configured key, and any token starting with its first 8 characters

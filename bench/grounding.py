@@ -1,4 +1,4 @@
-"""How well and how fast reasoning steps are checked against the graph (agent/grounding.py).
+"""How well and how fast reasoning steps are checked against the graph (agent/reasoning/grounding.py).
 
 1. Accuracy on the hand-labelled steps (bench/fixtures/grounding_*.tsv) over the fixture graph,
    the PrimeKG slice and HPO: precision and recall of ``grounded`` and of ``contradicted |
@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 from shared_data import shared_file  # noqa: E402
 
-from agent.grounding import ground_reasoning, path_evidence  # noqa: E402
+from agent.reasoning.grounding import ground_reasoning, path_evidence  # noqa: E402
 from graphs.cache import load_graph  # noqa: E402
 from graphs.primekg import read_primekg  # noqa: E402
 from graphs.triples import read_triples  # noqa: E402

@@ -29,10 +29,11 @@ if "--code-root" in sys.argv:
     ROOT = Path(sys.argv[sys.argv.index("--code-root") + 1]).resolve()
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(ROOT))
-from shared_data import run_context, shared_file  # noqa: E402
+from shared_data import agent_module, run_context, shared_file  # noqa: E402
 
 MEDQA = shared_file("medqa", "medqa_test.jsonl")
-NODES = ("extract", "map_entities", "find_paths", "prune", "generate", "verify")
+NODES = ("extract", "map_entities", "search_paths", "prune", "generate", "verify")
+OLD_NAMES = {"search_paths": "find_paths"}  # the path node's name in code from before the rename
 
 
 def timed_nodes() -> dict[str, float]:
@@ -45,11 +46,12 @@ def timed_nodes() -> dict[str, float]:
     import threading
     import time
 
-    from agent import nodes
+    nodes = agent_module("nodes")
 
     spent: dict[str, float] = {}
     lock = threading.Lock()
     for name in NODES:
+        name = name if hasattr(nodes, name) else OLD_NAMES.get(name, name)
         original = getattr(nodes, name)
 
         @functools.wraps(original)
@@ -71,7 +73,7 @@ def measure(records: int) -> dict:
     from itertools import islice
 
     from agent.config import Settings
-    from agent.runner import RunOptions, run_dataset
+    RunOptions, run_dataset = agent_module("runner").RunOptions, agent_module("runner").run_dataset
 
     ctx = run_context(Settings())
     with tempfile.TemporaryDirectory() as tmp:

@@ -38,8 +38,8 @@ DRIVER = """
 import asyncio, json, sys
 from pathlib import Path
 from agent.config import Settings
-from agent.runner import RunOptions, run_dataset
-from shared_data import run_context
+from shared_data import agent_module, run_context
+RunOptions, run_dataset = agent_module("runner").RunOptions, agent_module("runner").run_dataset
 
 records, out, url, runs = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4])
 for name, settings in runs.items():

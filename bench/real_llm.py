@@ -37,8 +37,8 @@ DRIVER = """
 import asyncio, sys
 from pathlib import Path
 from agent.config import Settings
-from agent.runner import RunOptions, run_dataset
-from shared_data import run_context
+from shared_data import agent_module, run_context
+RunOptions, run_dataset = agent_module("runner").RunOptions, agent_module("runner").run_dataset
 
 records, out, url = Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3]
 config = Settings(model="smollm2", base_url=url, api_key="not-needed")

@@ -31,23 +31,41 @@ def code_at(ref: str, into: Path) -> Path:
     return into
 
 
+ROOMS = ("reasoning", "runs", "inspection")
+
+
+def agent_module(name: str):
+    """The module ``name`` of the agent being measured: ``agent.<room>.<name>``, or, in a tree
+    from before the package was grouped into rooms (a --baseline), ``agent.<name>``."""
+    import importlib
+
+    import agent
+
+    # Asked of the measured tree's files: an editable install of another checkout could answer
+    # an import that the measured tree cannot.
+    for room in ROOMS:
+        if (Path(agent.__file__).parent / room / f"{name}.py").exists():
+            return importlib.import_module(f"agent.{room}.{name}")
+    return importlib.import_module(f"agent.{name}")
+
+
 def run_context(settings):
     """What ``run_dataset`` is given in the code being measured: the settings themselves, which
-    ``agent.resources`` opens, or, in code from before that loader (a --baseline), the graph,
+    ``agent.reasoning.resources`` opens, or, in code from before that loader (a --baseline), the graph,
     index and model built by hand as that code's CLI did."""
     import agent
 
     # Asked of the measured tree itself: an editable install of a newer checkout can answer
     # ``import agent.resources`` for code that has no such module.
-    if not (Path(agent.__file__).parent / "resources.py").exists():
+    base = Path(agent.__file__).parent
+    if not any((base / room / "resources.py").exists() for room in ("", *ROOMS)):
         from agent.config import default_kg_dir
-        from agent.context import AgentContext
-        from agent.llm import make_llm
         from graphs.embedding import Embedder
         from graphs.kg_dir import Source, open_kg
         from graphs.progress import Silent
 
         default = Source("hpo") if settings.kg_dir == default_kg_dir() else None
         loaded = open_kg(settings.kg_dir, Embedder(settings.embedding_model), Silent(), default_source=default)
-        return AgentContext(loaded.kg, loaded.index, loaded.index.embedder, settings, make_llm(settings))
+        return agent_module("context").AgentContext(loaded.kg, loaded.index, loaded.index.embedder, settings,
+                                                    agent_module("llm").make_llm(settings))
     return settings

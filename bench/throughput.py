@@ -47,7 +47,7 @@ if "--code-root" in sys.argv:  # measure another checkout's code (today's method
     ROOT = Path(sys.argv[sys.argv.index("--code-root") + 1]).resolve()
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
-from shared_data import BASELINE, code_at, run_context, shared_file  # noqa: E402
+from shared_data import BASELINE, agent_module, code_at, run_context, shared_file  # noqa: E402
 MEDQA = shared_file("medqa", "medqa_test.jsonl")
 FIXTURE_KG = ROOT / "tests" / "fixtures" / "medical_kg.tsv"
 PRIMEKG_SAMPLE = shared_file("primekg_sample")
@@ -96,7 +96,7 @@ def write_records(path: Path, records: list[dict]) -> Path:
 
 def timed_run(loaded, server_url: str, records: list[dict], tmp: Path, name: str, concurrency: int) -> dict:
     from agent.config import Settings
-    from agent.runner import RunOptions, run_dataset
+    RunOptions, run_dataset = agent_module("runner").RunOptions, agent_module("runner").run_dataset
 
     ctx = run_context(Settings(kg_dir=loaded.path, model="fake", base_url=server_url, api_key="k"))
     finished: list[float] = []
@@ -260,7 +260,7 @@ def ray_scaling(records: list[dict], tmp: Path, actors: int = 2) -> dict:
     except ImportError:
         return {"skipped": "Ray is not installed (pip install -e '.[ray]')"}
     from agent.config import Settings, default_kg_dir
-    from agent.runner import RunOptions, run_dataset
+    RunOptions, run_dataset = agent_module("runner").RunOptions, agent_module("runner").run_dataset
 
     path = write_records(tmp / "ray-in.jsonl", records)
     rates = {}

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from graphs.atomic import atomic_file, write_text
 from graphs.store import KnowledgeGraph, gc_paused
 
 # 2: relations keyed by (name, display label); 3: the entity index became vector files (was Chroma);
@@ -79,7 +80,7 @@ class Manifest:
 
     def write(self, kg_dir: Path) -> None:
         self.created = self.created or datetime.now(timezone.utc).isoformat(timespec="seconds")
-        _atomic_write_text(kg_dir / MANIFEST, json.dumps(asdict(self), indent=2))
+        write_text(kg_dir / MANIFEST, json.dumps(asdict(self), indent=2))
 
     @classmethod
     def read(cls, kg_dir: Path) -> Manifest:
@@ -107,7 +108,7 @@ def save_graph(kg: KnowledgeGraph, kg_dir: Path, source: SourceInfo) -> Manifest
     (kg_dir / MANIFEST).unlink(missing_ok=True)
     node_ids = list(kg.graph)
     row = {node_id: i for i, node_id in enumerate(node_ids)}
-    with _atomic_open(kg_dir / NODES, "w") as out:
+    with atomic_file(kg_dir / NODES, "w") as out:
         for node in kg.nodes():
             record = [node.id, node.name, node.type, node.source, list(kg.synonyms.get(node.id, ()))]
             out.write(json.dumps(record, ensure_ascii=False) + "\n")
@@ -120,7 +121,7 @@ def save_graph(kg: KnowledgeGraph, kg_dir: Path, source: SourceInfo) -> Manifest
                 rels.append(rel)
     relation_counts = np.bincount(np.frombuffer(rels, dtype=np.int16), minlength=len(kg.relations))
     relations = json.dumps([list(r) for r in kg.relations])
-    with _atomic_open(kg_dir / FACTS, "wb") as out:
+    with atomic_file(kg_dir / FACTS, "wb") as out:
         np.savez(
             out,
             head=np.frombuffer(heads, dtype=np.int32),
@@ -178,27 +179,3 @@ def _sha256_files(paths: list[Path]) -> str:
             for block in iter(lambda: f.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()
-
-
-class _atomic_open:
-    """Write to ``path.tmp`` and rename over ``path`` only when the block succeeds."""
-
-    def __init__(self, path: Path, mode: str) -> None:
-        self.path, self.tmp = path, path.with_name(path.name + ".tmp")
-        self.mode = mode
-
-    def __enter__(self):
-        self.file = open(self.tmp, self.mode, **({} if "b" in self.mode else {"encoding": "utf-8"}))
-        return self.file
-
-    def __exit__(self, exc_type, exc, tb) -> None:
-        self.file.close()
-        if exc_type is None:
-            os.replace(self.tmp, self.path)
-        else:
-            self.tmp.unlink(missing_ok=True)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    with _atomic_open(path, "w") as out:
-        out.write(text)

@@ -104,7 +104,7 @@ def hop_cost(labels) -> float:
 # -- how reasoning words a relation ---------------------------------------------------------
 # One row per way of stating a relation in prose: the phrases (a regular expression, matched
 # on whole words, case-insensitive), the display labels of the facts that back the statement,
-# and those that deny it. A step grounds against this table (``agent.grounding``); a phrase
+# and those that deny it. A step grounds against this table (``agent.reasoning.grounding``); a phrase
 # said under a negation ("does not present with") is backed by the denying labels and denied
 # by the backing ones. A row with no labels names no relation ("suggests", "points to"): any
 # fact, pruned path or two-hop chain joining the two entities backs it. Earlier rows win where

@@ -438,7 +438,7 @@ class FakeBrain:
         targets = re.findall(r"\(([^()]+)\)", re.search(r"^Answer entities in the graph: (.*)$", prompt, re.M).group(1))
         if not sources or not targets:
             return turn.text("No entities to connect.", tokens=5)
-        calls = [("find_paths", {"source": s, "target": targets[0], "max_hops": 4})
+        calls = [("shortest_paths", {"source": s, "target": targets[0], "max_hops": 4})
                  for s in sources[: 3 if turn.rng.random() < turn.quirks.parallel_tools else 1]]
         return turn.tool_calls(calls)
 

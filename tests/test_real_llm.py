@@ -46,7 +46,7 @@ def llama_server(tmp_path_factory):
 def honoured(llama_server, fixture_kg_dir) -> dict[str, str]:
     """What the server honours, as the agent's own probe finds it: mode -> the probe's words."""
     from agent.config import Settings
-    from agent.llm import make_llm
+    from agent.reasoning.llm import make_llm
 
     llm = make_llm(Settings(model="smollm2", base_url=llama_server, kg_dir=fixture_kg_dir))
     llm.structured_output()

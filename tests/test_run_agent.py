@@ -174,7 +174,7 @@ def test_ctrl_c_flushes_writes_the_summary_and_says_resume(tmp_path, fixture_kg_
 def test_shards_merge_and_export_from_the_command_line(tmp_path, make_settings):
     import asyncio
 
-    from agent.runner import RunOptions, run_dataset
+    from agent.runs.runner import RunOptions, run_dataset
 
     ids = many_records(tmp_path / "in.jsonl", 6)
     for i in range(2):

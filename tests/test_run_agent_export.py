@@ -5,7 +5,7 @@ import json
 
 from typer.testing import CliRunner
 
-from agent.runner import RunOptions, run_dataset
+from agent.runs.runner import RunOptions, run_dataset
 from run_agent import app
 from tests.conftest import MALARIA
 

@@ -83,7 +83,7 @@ def test_a_run_killed_mid_way_resumes_from_its_postgres_checkpoints(tmp_path, po
 
     from starlette.testclient import TestClient
 
-    from agent.view import create_app
+    from agent.inspection.view import create_app
 
     monkeypatch.setenv("PGPASSWORD", PG_PASSWORD)
     page = TestClient(create_app(run_dir), base_url="http://127.0.0.1").get("/sample/r5").text

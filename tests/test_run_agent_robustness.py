@@ -31,14 +31,14 @@ def test_the_main_job_at_concurrency_16_on_hpo_finishes_every_sample(tmp_path, h
 
 BUG_AFTER_TWO = """
 import sys
-import agent.samples
-real, calls = agent.samples.result_row, []
+import agent.runs.samples
+real, calls = agent.runs.samples.result_row, []
 def result_row(*args, **kwargs):
     calls.append(1)
     if len(calls) == 3:
         raise KeyError("a bug in the third sample")
     return real(*args, **kwargs)
-agent.samples.result_row = result_row
+agent.runs.samples.result_row = result_row
 sys.argv[0] = "run_agent.py"
 from run_agent import app
 app()

@@ -2,7 +2,7 @@
 
 Every tool returns JSON text. Bad arguments and unknown nodes come back to the model as a
 JSON ``{"error": ...}`` it can act on, never as an exception that ends the run. Paths found
-through ``find_paths`` are also collected on the toolbox, so the agent can use exactly the
+through ``shortest_paths`` are also collected on the toolbox, so the agent can use exactly the
 paths the model explored.
 """
 
@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, ValidationError
 from graphs.entity_index import EntityIndex
 from graphs.neighbours import neighbours
 from graphs.path_search import DEFAULT_MAX_WORK
-from graphs.paths import describe, find_paths
+from graphs.paths import describe, shortest_paths
 from graphs.store import KnowledgeGraph
 
 MAX_RESULTS = 20
@@ -29,7 +29,7 @@ class LookupEntityArgs(BaseModel):
     k: int = Field(5, ge=1, le=MAX_RESULTS, description="How many nodes to return.")
 
 
-class FindPathsArgs(BaseModel):
+class ShortestPathsArgs(BaseModel):
     source: str = Field(min_length=1, description="Node id or exact name where paths start.")
     target: str = Field(min_length=1, description="Node id or exact name where paths end.")
     max_hops: int = Field(3, ge=1, le=MAX_HOPS)
@@ -57,12 +57,12 @@ class KGToolbox:
             {"id": h.node_id, "name": h.name, "type": h.type, "score": round(h.score, 3)} for h in hits
         ]})
 
-    def find_paths(self, source: str, target: str, max_hops: int = 3, limit: int = 10) -> str:
+    def shortest_paths(self, source: str, target: str, max_hops: int = 3, limit: int = 10) -> str:
         try:
             s, t = self.kg.resolve(source), self.kg.resolve(target)
         except KeyError as exc:
             return _error(f"{exc.args[0]}; use lookup_entity to find the node id")
-        found = find_paths(self.kg, [s], [t], max_hops=max_hops, limit=limit, max_work=self.max_work)
+        found = shortest_paths(self.kg, [s], [t], max_hops=max_hops, limit=limit, max_work=self.max_work)
         self.found_paths.extend(found.paths)
         if found.truncated:
             self.cut_short.add((s, t))
@@ -88,7 +88,7 @@ class KGToolbox:
     def tools(self) -> list[BaseTool]:
         specs = [
             (self.lookup_entity, LookupEntityArgs, "Find graph nodes whose name or synonym means the given term."),
-            (self.find_paths, FindPathsArgs, "The shortest paths between two graph nodes, most specific first, each hop with all its relations."),
+            (self.shortest_paths, ShortestPathsArgs, "The shortest paths between two graph nodes, most specific first, each hop with all its relations."),
             (self.expand_neighbours, ExpandNeighboursArgs, "The most specific neighbours of a node, optionally filtered."),
         ]
         return [

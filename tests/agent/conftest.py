@@ -3,12 +3,12 @@ import shutil
 import pytest
 
 from agent.config import Settings
-from tests.agent.view_run import make_view_run
+from tests.agent.inspection.view_run import make_view_run
 
 
 @pytest.fixture(scope="session")
 def view_run(tmp_path_factory, fixture_kg_dir):
-    """The viewer's fixture run (tests/agent/view_run.py), made once; tests that write
+    """The viewer's fixture run (tests/agent/inspection/view_run.py), made once; tests that write
     reviews copy it first."""
     return make_view_run(tmp_path_factory.mktemp("view"), Settings(kg_dir=fixture_kg_dir))
 

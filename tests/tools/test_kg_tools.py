@@ -24,7 +24,7 @@ def test_lookup_entity_returns_ids_names_and_types(tools):
 
 def test_find_paths_by_name_reports_relations_and_collects_paths(tools):
     box, t = tools
-    out = call(t["find_paths"], source="hemoptysis", target="rifampin")
+    out = call(t["shortest_paths"], source="hemoptysis", target="rifampin")
     assert out["paths"] == ["hemoptysis ←phenotype present— tuberculosis ←indication— rifampin"]
     assert box.found_paths == [("effect/phenotype:hemoptysis", "disease:tuberculosis", "drug:rifampin")]
 
@@ -39,8 +39,8 @@ def test_expand_neighbours_filters_by_relation_and_type(tools):
 
 def test_unknown_nodes_and_bad_arguments_come_back_as_errors(tools):
     _, t = tools
-    assert "no node with id or name 'atlantis'" in call(t["find_paths"], source="atlantis", target="rifampin")["error"]
-    bad = call(t["find_paths"], source="fever", target="malaria", max_hops=50)
+    assert "no node with id or name 'atlantis'" in call(t["shortest_paths"], source="atlantis", target="rifampin")["error"]
+    bad = call(t["shortest_paths"], source="fever", target="malaria", max_hops=50)
     assert bad["error"].startswith("invalid arguments: max_hops")
     assert "invalid arguments" in call(t["lookup_entity"], name="")["error"]
 
@@ -52,10 +52,10 @@ def test_tools_report_every_fact_of_an_edge(loaded):
     kg = read_primekg(FIXTURES / "primekg_slice.csv")
     box = KGToolbox(kg, loaded.index)
     t = {tool.name: tool for tool in box.tools()}
-    assert call(t["find_paths"], source="hypertension", target="NOS3", max_hops=2)["paths"] == [
+    assert call(t["shortest_paths"], source="hypertension", target="NOS3", max_hops=2)["paths"] == [
         "hypertension —associated with→ NOS3",
     ]
-    out = call(t["find_paths"], source="CYP3A4", target="NOS3")
+    out = call(t["shortest_paths"], source="CYP3A4", target="NOS3")
     assert out["paths"] == ["CYP3A4 ←enzyme— Levamlodipine —target, enzyme→ NOS3"]
     (amph,) = call(t["expand_neighbours"], node="SLC6A3")["neighbours"]
     assert amph["name"] == "Dextroamphetamine"
@@ -65,5 +65,5 @@ def test_tools_report_every_fact_of_an_edge(loaded):
 def test_a_search_cut_short_says_so(loaded):
     box = KGToolbox(loaded.kg, loaded.index, max_work=0)
     t = {tool.name: tool for tool in box.tools()}
-    out = call(t["find_paths"], source="hemoptysis", target="rifampin")
+    out = call(t["shortest_paths"], source="hemoptysis", target="rifampin")
     assert out["paths"] == [] and "work bound" in out["note"]

@@ -1,0 +1,146 @@
+"""RUN_DIR/results.jsonl and summary.json: exactly one line per input record, never torn.
+
+Each line is written with a single ``write`` and fsynced before the next sample counts as
+done, so a crash or SIGKILL leaves at most a partial last line, which the next open cuts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from agent.reasoning.grounding import distribution
+from agent.reasoning.state import SampleState
+from graphs.atomic import atomic_file, write_text
+
+RESULTS = "results.jsonl"
+SUMMARY = "summary.json"
+
+
+def result_row(record_id: str, thread_id: str, state: SampleState | None, error: str | None = None) -> dict:
+    state = state or {}
+    verification = state.get("verification")
+    status = "error" if error else state.get("status", "error")
+    record = state.get("record", {})
+    return {
+        "id": record_id,
+        "status": status,
+        "question": record.get("question"),
+        "options": record.get("options"),
+        "answer": record.get("answer"),
+        "answer_idx": record.get("answer_idx"),
+        "reasoning": state.get("reasoning", ""),
+        "paths": state.get("pruned", []),
+        "entities": state.get("entities", []),
+        "mappings": state.get("mappings", []),
+        "verification": verification,
+        "grounding": state.get("grounding"),
+        "attempts": state.get("attempts", []),
+        "usage": state.get("usage") or {"llm_calls": 0, "input_tokens": 0, "output_tokens": 0},
+        "degraded": state.get("degraded", []),
+        "thinking": state.get("thinking", []),
+        "error": error,
+        "thread_id": thread_id,
+        "dataset": record.get("dataset"),
+        "extra": record.get("extra"),
+        "position": record.get("position"),
+    }
+
+
+class ResultsFile:
+    """Append-only results; reading it tells which samples are finished."""
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / RESULTS
+        self._cut_torn_tail()
+        self._out = open(self.path, "a", encoding="utf-8")
+
+    def _cut_torn_tail(self) -> None:
+        if not self.path.exists():
+            return
+        data = self.path.read_bytes()
+        end = data.rfind(b"\n") + 1
+        if end != len(data):
+            with open(self.path, "r+b") as f:
+                f.truncate(end)
+
+    def append(self, row: dict) -> None:
+        self._out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        self._out.flush()
+        os.fsync(self._out.fileno())
+
+    def close(self) -> None:
+        self._out.close()
+
+
+def error_kind(row: dict) -> str:
+    """Why an error row failed: the record itself, or the LLM while processing it."""
+    message = row.get("error") or ""
+    if not row.get("thread_id"):
+        return "duplicate id" if "duplicate id" in message else "invalid record"
+    node = message.split(": ", 1)[0]
+    return "LLM error" if node in ("extract", "map", "path", "prune", "generate", "verify") else "internal error"
+
+
+def rejection_kind(row: dict) -> str:
+    return row["verification"]["reason"] if row.get("verification") else "no verification"
+
+
+def summarise(rows: list[dict], mode: str, wall_time: float, processed: int | None = None, **info: Any) -> dict[str, Any]:
+    """Counts and figures over every row so far; ``processed`` rows took ``wall_time``."""
+    counts = Counter(r["status"] for r in rows)
+    finished = [r for r in rows if r["status"] != "error"]
+    reasons = Counter(rejection_kind(r) for r in rows if r["status"] == "rejected")
+    errors = Counter((r["error"] or "").split(": ", 1)[-1][:80] for r in rows if r["status"] == "error")
+    kinds = Counter(error_kind(r) for r in rows if r["status"] == "error")
+    usage = Counter({"llm_calls": 0, "input_tokens": 0, "output_tokens": 0})
+    for r in rows:
+        usage.update(r.get("usage") or {})
+    # samples per node that fell back to the node's KG-only behaviour
+    degraded = Counter(node for r in rows for node in {d.split(": ", 1)[0] for d in r.get("degraded") or []})
+    total = len(rows)
+    processed = total if processed is None else processed
+    accepted = counts.get("accepted", 0)
+    return {
+        "mode": mode,
+        "records": total,
+        "counts": {s: counts.get(s, 0) for s in ("accepted", "rejected", "error")},
+        "accepted_share": round(accepted / total, 4) if total else 0.0,
+        "with_path_share": round(sum(1 for r in rows if r["paths"]) / total, 4) if total else 0.0,
+        "mean_attempts": round(sum(len(r["attempts"]) for r in finished) / len(finished), 3) if finished else 0.0,
+        "degraded": {"samples": sum(1 for r in rows if r.get("degraded")), "by_node": dict(degraded.most_common())},
+        "rejection_reasons": dict(reasons.most_common()),
+        "error_kinds": dict(kinds.most_common()),
+        "error_reasons": dict(errors.most_common()),
+        "failure_reasons": dict((reasons + kinds).most_common()),
+        "usage": dict(usage),
+        "llm_calls_per_accepted": round(usage["llm_calls"] / accepted, 2) if accepted else 0.0,
+        "grounding": distribution(r.get("grounding") for r in rows),
+        "wall_time_s": round(wall_time, 2),
+        "samples_per_minute": round(60 * processed / wall_time, 1) if wall_time >= 0.01 else 0.0,
+        **info,
+    }
+
+
+def read_rows(path: Path) -> list[dict]:
+    """The complete lines of a results file (a torn last line, from a crash, is skipped)."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            if line.endswith("\n") and line.strip():
+                rows.append(json.loads(line))
+    return rows
+
+
+def write_summary(run_dir: Path, summary: dict) -> None:
+    write_text(run_dir / SUMMARY, json.dumps(summary, indent=2))
+
+
+def rewrite_rows(run_dir: Path, rows: list[dict]) -> None:
+    """Replace results.jsonl with ``rows``, atomically (for --retry-errors and duplicates)."""
+    with atomic_file(run_dir / RESULTS) as dst:
+        for row in rows:
+            dst.write(json.dumps(row, ensure_ascii=False) + "\n")

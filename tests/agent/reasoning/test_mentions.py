@@ -1,0 +1,76 @@
+from agent.reasoning.mentions import exact_or_nearest, find_mentions, scan_mentions
+from graphs.store import KnowledgeGraph
+
+
+def kg_with(*nodes):
+    kg = KnowledgeGraph()
+    for node_id, name, type_ in nodes:
+        kg.add_node(node_id, name, type_)
+    return kg
+
+
+def test_longest_names_win_without_overlap():
+    kg = kg_with(("D1", "iron deficiency anemia", "disease"), ("P1", "anemia", "effect/phenotype"), ("P2", "fatigue", "effect/phenotype"))
+    assert find_mentions(kg, "Fatigue and iron deficiency anemia; anemia again.") == ["Fatigue", "iron deficiency anemia", "anemia"]
+
+
+def test_function_words_and_tiny_names_are_not_entities():
+    kg = kg_with(("P1", "All", "effect/phenotype"), ("P2", "PA", "effect/phenotype"), ("P3", "fever", "effect/phenotype"))
+    assert find_mentions(kg, "All patients had PA and fever") == ["fever"]
+
+
+def test_gene_symbols_match_only_in_their_own_case():
+    kg = kg_with(("G1", "CAT", "gene/protein"))
+    assert find_mentions(kg, "The cat scratched him") == []
+    assert find_mentions(kg, "A CAT variant") == ["CAT"]
+
+
+def test_a_two_character_gene_symbol_with_a_digit_is_the_gene_in_its_own_case_only():
+    kg = kg_with(("NCBIGene:2157", "F8", "gene/protein"), ("P1", "C3", "effect/phenotype"))
+    assert find_mentions(kg, "Hemophilia A: F8 variants, f8 and C3 aside") == ["F8"]
+
+
+def test_negated_mentions_are_found_and_marked_not_dropped():
+    kg = kg_with(("P1", "fever", "effect/phenotype"), ("P2", "cough", "effect/phenotype"))
+    found = scan_mentions(kg, "Cough but no fever; fever later.")
+    assert [(f.surface, f.negated) for f in found] == [("Cough", False), ("fever", True), ("fever", False)]
+    assert find_mentions(kg, "Cough but no fever.") == ["Cough"]
+
+
+def test_punctuation_inside_names_is_tolerated():
+    kg = kg_with(("D1", "Type 2 diabetes mellitus", "disease"))
+    assert find_mentions(kg, "known type-2 diabetes mellitus.") == ["type-2 diabetes mellitus"]
+
+
+def test_gene_symbols_written_with_a_hyphen_are_the_gene():
+    kg = kg_with(("NCBIGene:3565", "IL4", "gene/protein"), ("NCBIGene:3569", "IL6", "gene/protein"))
+    assert find_mentions(kg, "Which cytokine, IL-4 or il-6, drives class switching?") == ["IL-4"]
+
+
+def test_qualifiers_are_not_findings():
+    kg = kg_with(("HP:0000001", "All", "effect/phenotype"), ("HP:0000118", "Phenotypic abnormality", "effect/phenotype"),
+                 ("HP:0012823", "Clinical modifier", "effect/phenotype"), ("HP:0012835", "Left", "effect/phenotype"),
+                 ("HP:0001945", "Fever", "effect/phenotype"), ("HP:0001712", "Left ventricular hypertrophy", "effect/phenotype"))
+    for child, parent in [("HP:0000118", "HP:0000001"), ("HP:0012823", "HP:0000001"), ("HP:0012835", "HP:0012823"),
+                          ("HP:0001945", "HP:0000118"), ("HP:0001712", "HP:0000118")]:
+        kg.add_fact(child, "phenotype_phenotype", parent)
+    assert find_mentions(kg, "Fever and pain in the left flank; left ventricular hypertrophy.") == [
+        "Fever", "left ventricular hypertrophy"]
+
+
+class RecordingIndex:
+    """The real entity index, recording which texts it was asked to embed."""
+
+    def __init__(self, index):
+        self.index, self.asked = index, []
+
+    def search(self, texts, k=5, type=None):
+        self.asked.extend(texts)
+        return self.index.search(texts, k=k, type=type)
+
+
+def test_exact_names_skip_the_vector_query(loaded):
+    index = RecordingIndex(loaded.index)
+    found = exact_or_nearest(loaded.kg, index, ["Splenomegaly", "tuberculosis infection"], k=3)
+    assert index.asked == ["tuberculosis infection"]
+    assert found[0] == [] and found[1][0].node_id == "disease:tuberculosis"
