@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from agent.config import Settings, default_kg_dir, default_primekg_dir
-from agent.console import RichProgress, err, out, outcome_table, print_summary, samples_table
+from agent.config import Settings, default_primekg_dir
+from agent.console import RichProgress, err, grounding_rows, out, outcome_table, print_summary, samples_table
 from agent.runs.records import InputError
 from graphs.cache import CacheError
 from graphs.kg_dir import SOURCES, LoadedKG, Source, build_kg
@@ -194,14 +193,14 @@ def kg_path(
 ) -> None:
     """The shortest paths between two nodes (ids or exact names), most specific first,
     each hop with every fact it carries."""
-    from graphs.paths import describe, shortest_paths
+    from graphs.paths import describe, ranked_paths
 
     kg = _open(_settings(kg_dir=kg_dir)).kg
     try:
         source, target = kg.resolve(a), kg.resolve(b)
     except KeyError as exc:
         raise fail(exc.args[0]) from exc
-    found = shortest_paths(kg, [source], [target], max_hops=max_hops, limit=limit)
+    found = ranked_paths(kg, [source], [target], max_hops=max_hops, limit=limit)
     if not found.paths:
         out.print(f"No path of at most {max_hops} hops between {escape(a)!r} and {escape(b)!r}.", highlight=False)
     for p in found.paths:
@@ -261,8 +260,8 @@ def run(
     checkpoints: Annotated[Optional[str], typer.Option("--checkpoints", help="A PostgreSQL database for the checkpoints, postgresql://USER@HOST:PORT/DB (password: PGPASSWORD or ~/.pgpass; default: RUN_DIR/checkpoints.sqlite). --resume, replay and view find it recorded with the run.")] = None,
 ) -> None:
     """Turn every QA record of INPUT into verified, KG-grounded reasoning."""
-    from agent.runs.checkpoints import database_errors
     from agent.console import RunProgress
+    from agent.runs.checkpoints import database_errors
     from agent.runs.executors import EXECUTORS, ExecutorError
     from agent.runs.fingerprint import kg_identity
     from agent.runs.records import FieldMap
@@ -475,7 +474,7 @@ def ground(
     table.add_column("metric")
     table.add_column("value", justify="right")
     for metric, value in (("graded", str(summary["graded"])), ("unreadable (error lines)", str(summary["errors"])),
-                          *_grounding_rows(summary)):
+                          *grounding_rows(summary)):
         table.add_row(metric, value)
     out.print(table)
     out.print(f"Grounding: {out_path}\nSummary: {summary_path(out_path)}", markup=False, highlight=False)
@@ -515,9 +514,8 @@ def chat(
     import time
 
     from agent.inspection import replay
-
-    from agent.reasoning import resources
     from agent.inspection.chat import ChatSession, default_store, open_store, terminal_reader
+    from agent.reasoning import resources
 
     settings = _settings(kg_dir=kg_dir, offline=offline or None, model=model, base_url=base_url)
     store = store or default_store()
@@ -564,8 +562,8 @@ def replay_command(
     base_url: BaseUrl = None,
 ) -> None:
     """List a run's samples, show a sample's steps, or fork a sample from a past step."""
-    from agent.inspection import replay
     from agent.console import timeline_table
+    from agent.inspection import replay
 
     try:
         with replay.open_run(run_dir) as graph:

@@ -154,7 +154,10 @@ def print_summary(summary: dict, out_dir: Path) -> None:
         out.print(f"    {reason} × {n}", highlight=False, markup=False)
     if summary.get("error_kinds", {}).get("LLM error"):
         out.print("  (samples that failed on the LLM can be run again: --resume --retry-errors)")
-    from agent.runs.results import RESULTS, SUMMARY  # loads the reasoning package: only when a run has ended
+    from agent.runs.results import (  # loads the reasoning package: only when a run has ended
+        RESULTS,
+        SUMMARY,
+    )
 
     out.print(f"Results: {out_dir / RESULTS}\nSummary: {out_dir / SUMMARY}", markup=False)
 

@@ -32,8 +32,7 @@ sys.path.insert(0, str(ROOT))
 from shared_data import agent_module, run_context, shared_file  # noqa: E402
 
 MEDQA = shared_file("medqa", "medqa_test.jsonl")
-NODES = ("extract", "map_entities", "search_paths", "prune", "generate", "verify")
-OLD_NAMES = {"search_paths": "find_paths"}  # the path node's name in code from before the rename
+NODES = ("extract", "map_entities", "find_paths", "prune", "generate", "verify")
 
 
 def timed_nodes() -> dict[str, float]:
@@ -51,7 +50,6 @@ def timed_nodes() -> dict[str, float]:
     spent: dict[str, float] = {}
     lock = threading.Lock()
     for name in NODES:
-        name = name if hasattr(nodes, name) else OLD_NAMES.get(name, name)
         original = getattr(nodes, name)
 
         @functools.wraps(original)

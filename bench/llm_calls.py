@@ -31,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from shared_data import BASELINE, code_at, shared_file  # noqa: E402
+
 MEDQA = shared_file("medqa", "medqa_test.jsonl")
 
 # Runs one code tree's agent over the records: argv = records, out root, server url, runs as JSON.
@@ -118,12 +119,11 @@ def main() -> None:
         return
     from dataclasses import replace
 
-    from tests.fake_llm import MISBEHAVING, FakeBrain, FakeOpenAIServer
-
     from agent.config import Settings
     from graphs.embedding import Embedder
     from graphs.kg_dir import Source, open_kg
     from graphs.progress import Silent
+    from tests.fake_llm import MISBEHAVING, FakeBrain, FakeOpenAIServer
 
     # The fake model knows the graph's names (and types), as a model knows medical terms.
     kg = open_kg(Settings().kg_dir, Embedder(), Silent(), default_source=Source("hpo")).kg

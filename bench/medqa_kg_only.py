@@ -33,6 +33,7 @@ import platformdirs
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from shared_data import BASELINE, code_at, shared_file  # noqa: E402
+
 MEDQA = shared_file("medqa", "medqa_test.jsonl")
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from shared_data import BASELINE, code_at, shared_file  # noqa: E402
+
 MEDQA = shared_file("medqa", "medqa_test.jsonl")
 
 # Runs one code tree's agent over the records: argv = records, out dir, server url.

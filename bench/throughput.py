@@ -48,6 +48,7 @@ if "--code-root" in sys.argv:  # measure another checkout's code (today's method
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(ROOT))
 from shared_data import BASELINE, agent_module, code_at, run_context, shared_file  # noqa: E402
+
 MEDQA = shared_file("medqa", "medqa_test.jsonl")
 FIXTURE_KG = ROOT / "tests" / "fixtures" / "medical_kg.tsv"
 PRIMEKG_SAMPLE = shared_file("primekg_sample")

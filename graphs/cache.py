@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from array import array
 from collections import Counter
 from dataclasses import asdict, dataclass, field

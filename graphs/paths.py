@@ -5,7 +5,7 @@ JSON-ready record that keeps each hop's facts with their labels and true directi
 ``fever ←phenotype present— malaria`` is never flattened into ``fever - malaria``, and a
 drug that is both target and enzyme substrate of a protein reads ``—target, enzyme→``.
 
-``shortest_paths`` is the knowledge graph's path search: the ranking it states (specific
+``ranked_paths`` is the knowledge graph's path search: the ranking it states (specific
 nodes over hubs, clinical relations over generic ones) and a work bound, not a clock.
 """
 
@@ -81,7 +81,7 @@ def path_key(path: PathRecord) -> str:
     return ">".join(path["nodes"])
 
 
-def shortest_paths(kg: KnowledgeGraph, sources: Iterable[str], targets: Iterable[str], **options) -> PathSearch:
+def ranked_paths(kg: KnowledgeGraph, sources: Iterable[str], targets: Iterable[str], **options) -> PathSearch:
     """``graphs.path_search.search_paths`` (same options: ``max_hops``, ``limit``,
     ``extra_hops``, ``max_work``) ranked by the KG's stated preference before the cap.
 

@@ -27,6 +27,7 @@ from graphs.names import normalize  # the form names are matched in
 from graphs.relations import display
 from graphs.specificity import Specificity, qualifier_terms
 
+
 @contextmanager
 def gc_paused() -> Iterator[None]:
     """Pause the cyclic garbage collector while building millions of acyclic containers.

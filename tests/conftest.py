@@ -10,8 +10,8 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from agent.reasoning import resources  # noqa: E402
 from agent.config import Settings  # noqa: E402
+from agent.reasoning import resources  # noqa: E402
 from agent.reasoning.context import AgentContext  # noqa: E402
 from graphs.embedding import DEFAULT_MODEL, Embedder  # noqa: E402
 from graphs.kg_dir import LoadedKG, Source, build_kg  # noqa: E402

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.agent.runs.test_runner import rows_of
+from tests.agent.runs.test_runner import write as write_records
 from tests.fake_llm import FakeOpenAIServer
-from tests.agent.test_runner import rows_of
-from tests.agent.test_runner import write as write_records
 from tests.test_run_agent import RECORDS, wait_for_lines
 
 ROOT = Path(__file__).resolve().parents[1]

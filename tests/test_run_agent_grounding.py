@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import FIXTURES, MEDICAL_KG
+from tests.conftest import FIXTURES
 from tests.fake_llm import FakeBrain, FakeOpenAIServer, Quirks
 from tests.test_run_agent import RECORDS
 

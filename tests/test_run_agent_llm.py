@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import MEDICAL_KG
 from tests.fake_llm import MISBEHAVING, FakeBrain, FakeOpenAIServer
 from tests.test_run_agent import RECORDS
 

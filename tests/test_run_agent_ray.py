@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.runs.fingerprint import read_fingerprint
 from agent.reasoning.llm import PROBE_PROMPT
+from agent.runs.fingerprint import read_fingerprint
 from tests.fake_llm import FakeOpenAIServer
 from tests.test_run_agent import RECORDS
 

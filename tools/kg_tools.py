@@ -16,7 +16,7 @@ from pydantic import BaseModel, Field, ValidationError
 from graphs.entity_index import EntityIndex
 from graphs.neighbours import neighbours
 from graphs.path_search import DEFAULT_MAX_WORK
-from graphs.paths import describe, shortest_paths
+from graphs.paths import describe, ranked_paths
 from graphs.store import KnowledgeGraph
 
 MAX_RESULTS = 20
@@ -62,7 +62,7 @@ class KGToolbox:
             s, t = self.kg.resolve(source), self.kg.resolve(target)
         except KeyError as exc:
             return _error(f"{exc.args[0]}; use lookup_entity to find the node id")
-        found = shortest_paths(self.kg, [s], [t], max_hops=max_hops, limit=limit, max_work=self.max_work)
+        found = ranked_paths(self.kg, [s], [t], max_hops=max_hops, limit=limit, max_work=self.max_work)
         self.found_paths.extend(found.paths)
         if found.truncated:
             self.cut_short.add((s, t))

@@ -32,7 +32,7 @@ from agent.runs.checkpoints import CHECKPOINTS
 from agent.runs.results import result_row
 from agent.runs.samples import SAMPLE_FAILURES
 from graphs.neighbours import neighbours
-from graphs.paths import describe, shortest_paths
+from graphs.paths import describe, ranked_paths
 
 DISCLAIMER = "KG-grounded answer: it reports what the knowledge graph's paths support. It is not medical advice."
 HELP = """\
@@ -275,7 +275,7 @@ class ChatSession:
         if source is None or target is None:
             return
         hops = max(self.ctx.settings.max_hops, 4)
-        found = shortest_paths(self.ctx.kg, [source], [target], max_hops=hops, limit=10,
+        found = ranked_paths(self.ctx.kg, [source], [target], max_hops=hops, limit=10,
                            max_work=self.ctx.settings.path_max_work).paths
         if not found:
             self.console.print(f"No path of at most {hops} hops between {escape(parts[0])} and {escape(parts[1])}.")

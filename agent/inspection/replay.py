@@ -26,11 +26,11 @@ from typing import Any
 from langgraph.channels.binop import BinaryOperatorAggregate
 from langgraph.types import Overwrite, StateSnapshot
 
+from agent.config import Settings
 from agent.reasoning import resources
+from agent.reasoning.graph import RECURSION_LIMIT, compile_graph
 from agent.runs.checkpoints import CHECKPOINTS, CheckpointStoreError, run_store
 from agent.runs.checkpoints import thread_ids as store_thread_ids
-from agent.config import Settings
-from agent.reasoning.graph import RECURSION_LIMIT, compile_graph
 from agent.runs.results import RESULTS
 
 

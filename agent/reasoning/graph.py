@@ -15,8 +15,8 @@ from __future__ import annotations
 from langgraph.graph import END, START, StateGraph
 from langgraph.types import Checkpointer
 
-from agent.reasoning import nodes
 from agent.config import Settings
+from agent.reasoning import nodes
 from agent.reasoning.state import SampleState
 
 # A sample runs at most 6 nodes per attempt; this bounds a misconfigured retry loop.
@@ -27,7 +27,7 @@ def build_graph() -> StateGraph:
     graph = StateGraph(SampleState, context_schema=Settings)
     graph.add_node("extract", nodes.extract)
     graph.add_node("map", nodes.map_entities)
-    graph.add_node("path", nodes.search_paths)
+    graph.add_node("path", nodes.find_paths)
     graph.add_node("prune", nodes.prune)
     graph.add_node("generate", nodes.generate)
     graph.add_node("verify", nodes.verify)

@@ -12,7 +12,7 @@ from collections import defaultdict
 from agent.reasoning.context import AgentContext
 from agent.reasoning.mentions import exact_or_nearest, find_mentions
 from agent.reasoning.search import connect, nodes_for, option_evidence, path_weight, rank_paths, settings_for_attempt
-from agent.reasoning.state import NodeChoice, Mapping, Mention, SampleState, SearchSettings, Verification
+from agent.reasoning.state import Mapping, Mention, NodeChoice, SampleState, SearchSettings, Verification
 from agent.reasoning.verbalise import kg_reasoning
 from graphs.paths import PathRecord, describe, keep_each_group, path_key
 
@@ -91,7 +91,7 @@ def _mapping(mention: Mention, candidates: list[NodeChoice], ctx: AgentContext, 
     )
 
 
-def search_paths(state: SampleState, ctx: AgentContext) -> SampleState:
+def find_paths(state: SampleState, ctx: AgentContext) -> SampleState:
     """Paths from question nodes to answer nodes, searched as widely as this attempt allows."""
     attempt = state["search"]["attempt"] + 1 if "search" in state else 1
     search = settings_for_attempt(ctx.settings, attempt, (state.get("verification") or {}).get("reason"))

@@ -37,8 +37,9 @@ from pydantic import BaseModel, ValidationError
 
 import prompts
 from agent.config import Settings
+from agent.reasoning.state import Usage
+from agent.reasoning.state import add_usage as add
 from agent.redaction import redact
-from agent.reasoning.state import Usage, add_usage as add
 
 T = TypeVar("T", bound=BaseModel)
 V = TypeVar("V")

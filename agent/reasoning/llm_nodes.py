@@ -25,7 +25,7 @@ from agent.reasoning.llm import NO_USAGE, Answer, LLMError, UnusableAnswer, cont
 from agent.reasoning.schemas import (
     EntityChoices, ExtractedEntities, Judgement, PathSelection, ReasonedAnswer, answer_schema, match_option,
 )
-from agent.reasoning.state import NodeChoice, Mapping, Mention, Record, SampleState, Thought, Usage, Verification
+from agent.reasoning.state import Mapping, Mention, NodeChoice, SampleState, Thought, Usage, Verification
 from agent.reasoning.state import add_usage as add
 from agent.reasoning.verbalise import PROMPT_CONTEXT_CHARS, answer_text, options_text, question_text, strip_conclusion
 from graphs.paths import PathRecord, path_key
@@ -108,11 +108,11 @@ def _choose_candidates(
     return mappings, answer
 
 
-def search_paths(state: SampleState, ctx: AgentContext) -> SampleState:
+def find_paths(state: SampleState, ctx: AgentContext) -> SampleState:
     """The KG-only search; on a retry, also the paths the model finds with the KG tools, when
     the endpoint makes tool calls (else the widened KG-only search is all, and ``explanation``
     says why)."""
-    update = kg_nodes.search_paths(state, ctx)
+    update = kg_nodes.find_paths(state, ctx)
     search = update["search"]
     if search["attempt"] == 1:
         return update

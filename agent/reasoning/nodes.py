@@ -15,13 +15,12 @@ from types import ModuleType
 
 from langgraph.runtime import Runtime
 
-from agent.reasoning import kg_nodes, llm_nodes, resources
 from agent.config import Settings
+from agent.reasoning import kg_nodes, llm_nodes, resources
 from agent.reasoning.context import AgentContext
 from agent.reasoning.grounding import UNGROUNDED, below, ground_reasoning, path_evidence, unbacked
 from agent.reasoning.kg_nodes import failed
 from agent.reasoning.state import Grounding, SampleState, Verification
-
 
 # A retry widens the path search but keeps the mappings, so it cannot mend these: the sample
 # is rejected at once with that reason instead of spending attempts (and LLM calls) on it.
@@ -52,7 +51,7 @@ def _delegated(name: str) -> Callable[[SampleState, Runtime[Settings]], SampleSt
 
 extract = _delegated("extract")
 map_entities = _delegated("map_entities")
-search_paths = _delegated("search_paths")
+find_paths = _delegated("find_paths")
 prune = _delegated("prune")
 
 

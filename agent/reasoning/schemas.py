@@ -16,7 +16,6 @@ from pydantic import BaseModel, Field, create_model, field_validator
 from agent.reasoning.llm import strip_thinking
 from agent.reasoning.state import OPTION_LABEL
 
-
 # PrimeKG's ten node types (HPO graphs use three of them), as the extract prompt lists them.
 NODE_TYPES = ("disease", "drug", "effect/phenotype", "gene/protein", "anatomy", "biological_process",
               "molecular_function", "cellular_component", "pathway", "exposure")

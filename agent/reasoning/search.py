@@ -18,10 +18,10 @@ from collections import Counter
 from agent.config import Settings
 from agent.reasoning.grounding import UNGROUNDED
 from agent.reasoning.state import Mapping, SearchSettings
-from graphs.vocabulary import DISEASE, IS_A
 from graphs.neighbours import neighbours
-from graphs.paths import shortest_paths
+from graphs.paths import ranked_paths
 from graphs.store import KnowledgeGraph
+from graphs.vocabulary import DISEASE, IS_A
 
 NEIGHBOURS_PER_ANSWER = 20
 
@@ -75,7 +75,7 @@ def connect(
         for source in sources:
             if source == target:
                 continue
-            pair = shortest_paths(
+            pair = ranked_paths(
                 kg, [source], [target],
                 max_hops=search["max_hops"],
                 limit=search["paths_per_pair"],
@@ -150,7 +150,7 @@ def _specific_neighbours(kg: KnowledgeGraph, node_id: str) -> list[str]:
 
 def _paths_via(kg, source, target, via, search, settings) -> list[tuple[str, ...]]:
     """Paths that reach ``target`` through one of its neighbours ``via``."""
-    paths = shortest_paths(
+    paths = ranked_paths(
         kg, [source], [v for v in via if v != source],
         max_hops=search["max_hops"],
         limit=search["paths_per_pair"],

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 
 from graphs.hpo import (
-    PHENOTYPIC_ABNORMALITY,
     GENES_FILE,
     HPOA_FILE,
     OBO_FILE,
+    PHENOTYPIC_ABNORMALITY,
     DiseaseAnnotation,
     GeneAnnotation,
     Term,

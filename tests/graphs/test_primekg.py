@@ -4,9 +4,9 @@ import pytest
 
 from graphs.cache import load_graph
 from graphs.kg_dir import Source, build_kg
+from graphs.paths import describe
 from graphs.primekg import COLUMNS, PrimeKGFormatError, read_primekg
 from graphs.progress import Silent
-from graphs.paths import describe
 from graphs.store import Fact, Relation
 
 HEADER = ",".join(COLUMNS)

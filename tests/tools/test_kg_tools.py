@@ -22,7 +22,7 @@ def test_lookup_entity_returns_ids_names_and_types(tools):
     assert call(t["lookup_entity"], name="tuberculosis")["matches"][0]["id"] == "disease:tuberculosis"
 
 
-def test_find_paths_by_name_reports_relations_and_collects_paths(tools):
+def test_shortest_paths_by_name_reports_relations_and_collects_paths(tools):
     box, t = tools
     out = call(t["shortest_paths"], source="hemoptysis", target="rifampin")
     assert out["paths"] == ["hemoptysis ←phenotype present— tuberculosis ←indication— rifampin"]

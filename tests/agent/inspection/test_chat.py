@@ -2,15 +2,13 @@
 
 import sqlite3
 
-import pytest
 from langgraph.checkpoint.sqlite import SqliteSaver
 from rich.console import Console
 from typer.testing import CliRunner
 
-from agent.reasoning import nodes
-
 from agent.inspection import replay
 from agent.inspection.chat import DISCLAIMER, ChatSession
+from agent.reasoning import nodes
 from agent.reasoning.graph import compile_graph
 from run_agent import app as cli
 

@@ -8,9 +8,8 @@ from urllib.parse import quote
 import pytest
 from starlette.testclient import TestClient
 
-from agent.runs.reviews import REVIEWS
 from agent.inspection.view import create_app, fork_command, path_graph
-from tests.agent.inspection.view_run import HOSTILE_QUESTION
+from agent.runs.reviews import REVIEWS
 
 TOKEN = "test-token"
 

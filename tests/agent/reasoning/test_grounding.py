@@ -3,9 +3,7 @@ on the fixture graph (tests/fixtures/medical_kg.tsv) and the PrimeKG slice."""
 
 import pytest
 
-from agent.reasoning.grounding import (
-    distribution, ground_reasoning, listed_paths, path_evidence, reasoning_steps,
-)
+from agent.reasoning.grounding import distribution, ground_reasoning, listed_paths, path_evidence, reasoning_steps
 from graphs.paths import describe
 from graphs.primekg import read_primekg
 from graphs.triples import read_triples

@@ -6,7 +6,6 @@ reasoning model's thinking kept apart from the reasoning."""
 import asyncio
 import json
 import time
-from dataclasses import replace
 
 import pytest
 

@@ -12,9 +12,9 @@ import respx
 from langgraph.checkpoint.memory import InMemorySaver
 
 from agent.reasoning.graph import compile_graph
-from agent.reasoning.llm import LLM, NO_USAGE, ChatEndpoint, LLMError, UnusableAnswer, response_checks
-from agent.runs.runner import RunOptions, run_dataset
+from agent.reasoning.llm import LLM, NO_USAGE, ChatEndpoint, LLMError, response_checks
 from agent.reasoning.schemas import ExtractedEntities, answer_schema
+from agent.runs.runner import RunOptions, run_dataset
 from tests.conftest import MALARIA, record
 from tests.fake_llm import FakeBrain, FakeOpenAIServer, Quirks, completion, openai_violation
 
@@ -85,8 +85,9 @@ def test_extract_asks_for_typed_entities_with_the_answer(llm_context, brain):
 
 
 def test_map_settles_all_ambiguous_mentions_in_one_call(llm_context, brain):
-    from agent.reasoning.nodes import map_entities
     from langgraph.runtime import Runtime
+
+    from agent.reasoning.nodes import map_entities
 
     state = {"record": MALARIA, "entities": [
         {"text": "high temperature", "role": "question", "type": None},
@@ -107,8 +108,9 @@ def test_map_settles_all_ambiguous_mentions_in_one_call(llm_context, brain):
 
 
 def test_prune_covers_every_group_in_one_call_and_caps_each_group(llm_context, brain):
-    from agent.reasoning.nodes import prune
     from langgraph.runtime import Runtime
+
+    from agent.reasoning.nodes import prune
     from graphs.paths import describe
 
     ctx = llm_context(prune_per_group=1)

@@ -51,7 +51,7 @@ def test_map_accepts_exact_names_and_close_embeddings_only(make_context):
 
 def test_path_finds_labelled_shortest_paths_on_the_first_attempt(make_context):
     ctx = make_context()
-    state = through({"record": MALARIA}, ctx, nodes.extract, nodes.map_entities, nodes.search_paths)
+    state = through({"record": MALARIA}, ctx, nodes.extract, nodes.map_entities, nodes.find_paths)
     assert state["search"]["attempt"] == 1 and state["search"]["extra_hops"] == 0
     texts = {p["text"] for p in state["paths"]}
     assert "fever ←phenotype present— malaria ←indication— chloroquine" in texts
@@ -60,7 +60,7 @@ def test_path_finds_labelled_shortest_paths_on_the_first_attempt(make_context):
 
 def test_prune_keeps_at_most_k_paths_per_pair(make_context):
     ctx = make_context(prune_per_group=1)
-    state = through({"record": MALARIA}, ctx, nodes.extract, nodes.map_entities, nodes.search_paths, nodes.prune)
+    state = through({"record": MALARIA}, ctx, nodes.extract, nodes.map_entities, nodes.find_paths, nodes.prune)
     pairs = [(p["nodes"][0], p["nodes"][-1]) for p in state["pruned"]]
     assert len(pairs) == len(set(pairs)) == 3
     assert state["used_paths"] == [">".join(p["nodes"]) for p in state["pruned"]]
@@ -68,7 +68,7 @@ def test_prune_keeps_at_most_k_paths_per_pair(make_context):
 
 def test_generate_writes_medreasons_format_from_the_paths(make_context):
     ctx = make_context()
-    state = through({"record": MALARIA}, ctx, nodes.extract, nodes.map_entities, nodes.search_paths, nodes.prune, nodes.generate)
+    state = through({"record": MALARIA}, ctx, nodes.extract, nodes.map_entities, nodes.find_paths, nodes.prune, nodes.generate)
     reasoning = state["reasoning"]
     assert reasoning.index("Finding reasoning paths:") < reasoning.index("Reasoning Process:") < reasoning.index("Conclusion:")
     assert "malaria presents with fever" in reasoning
@@ -78,7 +78,7 @@ def test_generate_writes_medreasons_format_from_the_paths(make_context):
 
 def test_verify_scores_every_option_by_kg_evidence(make_context):
     ctx = make_context()
-    state = through({"record": MALARIA}, ctx, nodes.extract, nodes.map_entities, nodes.search_paths, nodes.prune, nodes.generate)
+    state = through({"record": MALARIA}, ctx, nodes.extract, nodes.map_entities, nodes.find_paths, nodes.prune, nodes.generate)
     out = run(nodes.verify, state, ctx)
     v = out["verification"]
     assert v["correct"] and v["predicted"] == "A" and out["status"] == "accepted"
@@ -92,7 +92,7 @@ def test_verify_scores_every_option_by_kg_evidence(make_context):
 
 def test_verify_grounds_the_reasoning_and_fails_a_right_answer_on_unbacked_steps(make_context):
     ctx = make_context(min_grounding=0.9)
-    state = through({"record": MALARIA}, ctx, nodes.extract, nodes.map_entities, nodes.search_paths, nodes.prune, nodes.generate)
+    state = through({"record": MALARIA}, ctx, nodes.extract, nodes.map_entities, nodes.find_paths, nodes.prune, nodes.generate)
     kg_only = run(nodes.verify, state, ctx)
     assert kg_only["status"] == "accepted" and kg_only["grounding"]["score"] == 1.0
     written = state["reasoning"].replace("Conclusion:", "2. Aspirin treats asthma.\n\nConclusion:")
@@ -107,7 +107,7 @@ def test_verify_grounds_the_reasoning_and_fails_a_right_answer_on_unbacked_steps
 def test_verify_rejects_when_the_graph_favours_another_option(make_context):
     ctx = make_context(max_attempts=1)
     wrong_gold = {**MALARIA, "answer": "metformin", "answer_idx": "B"}
-    state = through({"record": wrong_gold}, ctx, nodes.extract, nodes.map_entities, nodes.search_paths, nodes.prune, nodes.generate)
+    state = through({"record": wrong_gold}, ctx, nodes.extract, nodes.map_entities, nodes.find_paths, nodes.prune, nodes.generate)
     out = run(nodes.verify, state, ctx)
     assert out["status"] == "rejected"
     assert out["verification"]["reason"] in {"no path", "verifier disagreed"}
@@ -117,8 +117,8 @@ def test_verify_rejects_when_the_graph_favours_another_option(make_context):
 @pytest.fixture(scope="module")
 def two_vitamins(tmp_path_factory, embedder):
     """A tiny graph where one name is a node of two types, as in PrimeKG."""
-    from agent.reasoning import resources
     from agent.config import Settings
+    from agent.reasoning import resources
     from graphs.kg_dir import Source, build_kg
     from graphs.progress import Silent
 

@@ -16,7 +16,7 @@ def through(state, ctx, *steps):
 
 def test_prune_keeps_one_path_of_every_group_even_under_a_tighter_cap(make_context):
     ctx = make_context(prune_per_group=1, max_pruned_paths=1)
-    state = through({"record": MALARIA}, ctx, nodes.extract, nodes.map_entities, nodes.search_paths, nodes.prune)
+    state = through({"record": MALARIA}, ctx, nodes.extract, nodes.map_entities, nodes.find_paths, nodes.prune)
     groups = {(p["nodes"][0], p["nodes"][-1]) for p in state["paths"]}
     assert len(groups) == 3
     assert {(p["nodes"][0], p["nodes"][-1]) for p in state["pruned"]} == groups
@@ -32,5 +32,5 @@ def test_a_pair_whose_search_hits_the_work_bound_is_reported(make_context):
     cut = set()
     found = connect(roomy.kg, ["effect/phenotype:fever"], ["drug:chloroquine"], search, roomy.settings, cut)
     assert found and cut == set()
-    state = through({"record": MALARIA}, roomy, nodes.extract, nodes.map_entities, nodes.search_paths)
+    state = through({"record": MALARIA}, roomy, nodes.extract, nodes.map_entities, nodes.find_paths)
     assert state["paths"] and not any(p["truncated"] for p in state["paths"])

@@ -4,8 +4,8 @@ import dataclasses
 
 import pytest
 
-from agent.reasoning import resources
 from agent.config import Settings
+from agent.reasoning import resources
 from agent.reasoning.context import AgentContext
 from agent.reasoning.graph import graph
 from graphs.cache import CacheError
