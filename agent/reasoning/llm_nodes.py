@@ -23,7 +23,13 @@ from agent.reasoning.context import AgentContext
 from agent.reasoning.grounding import UNGROUNDED, unbacked
 from agent.reasoning.llm import NO_USAGE, Answer, LLMError, UnusableAnswer, content_of, json_problem
 from agent.reasoning.schemas import (
-    EntityChoices, ExtractedEntities, Judgement, PathSelection, ReasonedAnswer, answer_schema, match_option,
+    EntityChoices,
+    ExtractedEntities,
+    Judgement,
+    PathSelection,
+    ReasonedAnswer,
+    answer_schema,
+    match_option,
 )
 from agent.reasoning.state import Mapping, Mention, NodeChoice, SampleState, Thought, Usage, Verification
 from agent.reasoning.state import add_usage as add
