@@ -243,6 +243,13 @@ class LLM:
                 self._tool_calls = self._honours("tools", node)
             return self._tool_calls
 
+    def knows_tool_calls(self, makes: bool | None) -> None:
+        """What another process's probe found (a Ray actor is told the driver's), so this LLM
+        does not ask the endpoint again; None tells nothing."""
+        with self._lock:
+            if self._tool_calls is None:
+                self._tool_calls = makes
+
     def report(self) -> dict[str, Any]:
         """For summary.json and the run header: the setting, what it resolved to, the probes."""
         return {"setting": self.setting, "mode": self._mode, "tool_calls": self._tool_calls,
