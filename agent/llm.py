@@ -37,7 +37,7 @@ from pydantic import BaseModel, ValidationError
 
 import prompts
 from agent.config import Settings
-from agent.redaction import redact
+from agent.redaction import redact, url_secrets
 from agent.state import Usage, add_usage as add
 
 T = TypeVar("T", bound=BaseModel)
@@ -400,11 +400,12 @@ class LLM:
         try:
             return call()
         except openai.APIError as exc:
-            # The key is redacted here (an endpoint may echo it), and the client's exception,
-            # which holds the raw text, is not chained, so no traceback or checkpoint error
-            # write can carry it.
+            # The key and any credential in the endpoint's URL are redacted here (an endpoint
+            # may echo them), and the client's exception, which holds the raw text, is not
+            # chained, so no traceback or checkpoint error write can carry it.
             secret = getattr(self.chat, "openai_api_key", None)
-            message = redact(_describe(exc), [secret.get_secret_value() if secret else None])
+            secrets = [secret.get_secret_value() if secret else None, *url_secrets(getattr(self.chat, "openai_api_base", None))]
+            message = redact(_describe(exc), secrets)
             status = getattr(exc, "status_code", None)
             raise LLMError(f"{node}: {type(exc).__name__}: {message[:240]}", ONE_FAILED_CALL, status) from None
 

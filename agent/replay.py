@@ -263,6 +263,24 @@ def parse_sets(pairs: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     return state, settings
 
 
+def shown_sets(pairs: list[str]) -> list[str]:
+    """``--set`` pairs as a fork's report prints them: an endpoint (``settings.base_url``)
+    without its credentials (``fingerprint.endpoint``), a key (``settings.api_key``) not at all."""
+    from agent.fingerprint import endpoint
+    from agent.redaction import REDACTED
+
+    shown = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        name = key.strip()
+        if name == "settings.api_key":
+            value = REDACTED
+        elif name == "settings.base_url" and value:
+            value = endpoint(value)
+        shown.append(f"{key}{sep}{value}")
+    return shown
+
+
 def changed_settings(settings: Settings, updates: dict[str, Any]) -> Settings:
     unknown = [k for k in updates if k not in Settings.model_fields]
     if unknown:

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
-from agent.results import RESULTS, SUMMARY
+from agent.results import RESULTS, STARTED, SUMMARY
 from agent.fingerprint import FINGERPRINT
 from agent.reviews import REVIEWS
 from agent.run_lock import LOCK, process_alive
@@ -27,10 +27,10 @@ class OutputError(Exception):
     """The output cannot or may not be written; the message says why and what to do."""
 
 
-# Every name a run owns or may create, present or not: results, summary, lock, fingerprint,
-# reviews, crash log, the temporaries they are written through, and the checkpoint databases
-# with their -wal and -shm (which SQLite creates, and a resume would replace).
-RUN_FILES = frozenset({RESULTS, SUMMARY, LOCK, FINGERPRINT, REVIEWS, "crash.log"})
+# Every name a run owns or may create, present or not: results, summary, the record of started
+# samples, lock, fingerprint, reviews, crash log, the temporaries they are written through, and
+# the checkpoint databases with their -wal and -shm (which SQLite creates, and a resume would replace).
+RUN_FILES = frozenset({RESULTS, SUMMARY, STARTED, LOCK, FINGERPRINT, REVIEWS, "crash.log"})
 
 
 def is_run_file(path: Path) -> bool:

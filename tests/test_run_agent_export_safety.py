@@ -32,10 +32,10 @@ def kg_only_run(tmp_path_factory, fixture_kg_dir):
 
 
 @pytest.mark.parametrize("name", ["checkpoints.sqlite-wal", "checkpoints.sqlite-shm", "fingerprint.json", "crash.log",
-                                  "reviews.jsonl", "summary.json.tmp"])
+                                  "reviews.jsonl", "summary.json.tmp", "started.jsonl"])
 def test_export_onto_a_name_the_run_owns_is_refused_even_when_absent(kg_only_run, name):
     before = (kg_only_run / name).read_bytes() if (kg_only_run / name).exists() else None
-    assert before is None or name == "fingerprint.json"
+    assert before is None or name in ("fingerprint.json", "started.jsonl")
     refused = cli("export", kg_only_run, "--format", "sft", "--out", kg_only_run / name, "--force")
     assert refused.returncode == 2 and f"owns ({name})" in " ".join(refused.stderr.split())
     assert ((kg_only_run / name).read_bytes() if (kg_only_run / name).exists() else None) == before
