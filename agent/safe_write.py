@@ -56,7 +56,7 @@ def check_target(out: Path, sources: list[Path], force: bool, directory: bool = 
     if directory:
         if out.exists() and not out.is_dir():
             raise OutputError(f"--out {out} exists and is not a directory")
-        if out.is_dir() and any(out.iterdir()) and not force:
+        if out.is_dir() and not force and any(not _stale_partial(p) for p in out.rglob("*") if not p.is_dir()):
             raise OutputError(f"--out {out} is not empty; pass --force to overwrite its files, or choose a new directory")
         return
     if out.is_dir():
@@ -104,9 +104,19 @@ def atomic_text(path: Path) -> Iterator[TextIO]:
 
 def _remove_stale_partials(path: Path) -> None:
     for partial in path.parent.glob(f".{glob.escape(path.name)}{PARTIAL}*.tmp"):
-        pid = partial.name.removeprefix(f".{path.name}{PARTIAL}").split("-", 1)[0]
-        if not pid.isdigit() or not process_alive(int(pid)):
+        if _stale_partial(partial):
             partial.unlink(missing_ok=True)
+
+
+def _stale_partial(path: Path) -> bool:
+    """Whether ``path`` is a temporary of ``atomic_text`` whose writer is gone (a killed
+    export): a directory holding only such files is as good as empty, and they are removed
+    by the next write of their target."""
+    name = path.name
+    if not (name.startswith(".") and name.endswith(".tmp") and PARTIAL in name):
+        return False
+    pid = name.rsplit(PARTIAL, 1)[1].split("-", 1)[0]
+    return not pid.isdigit() or not process_alive(int(pid))
 
 
 def _umask() -> int:
