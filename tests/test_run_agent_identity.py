@@ -58,6 +58,12 @@ def test_resume_with_another_model_is_refused_naming_it_until_allow_changed_reco
     assert change["changed"] == ['model: "model-a" → "model-b"']
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["changes"] == [{"at": change["at"], "changed": change["changed"], "rows_before": 2}]
+    exported = cli("export", run_dir, "--format", "hf", "--out", tmp_path / "hf", "--all")  # no row relabelled
+    assert exported.returncode == 0, exported.stderr
+    items = lines(tmp_path / "hf" / "data" / "train.jsonl")
+    assert {i["id"]: i["provenance"]["model"] for i in items} == {"r0": "model-a", "r1": "model-a", "r2": "model-b", "r3": "model-b"}
+    card = (tmp_path / "hf" / "README.md").read_text()
+    assert "2 samples: mode llm, model model-a" in card and "2 samples: mode llm, model model-b" in card
 
 
 def test_resume_with_a_changed_setting_or_input_is_refused_naming_it(tmp_path, fixture_kg_dir):
