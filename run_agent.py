@@ -263,7 +263,7 @@ def run(
     from agent.console import RunProgress
     from agent.runs.checkpoints import database_errors
     from agent.runs.executors import EXECUTORS, ExecutorError
-    from agent.runs.fingerprint import kg_identity
+    from agent.runs.fingerprint import endpoint, kg_identity
     from agent.runs.records import FieldMap
     from agent.runs.runner import RunOptions, Terminated, execute, identify, prepare
 
@@ -299,8 +299,12 @@ def run(
         if resume:
             err.print(f"Resuming {escape(str(out_dir))}: {sum(plan.done.values())} of {len(plan.jobs)} samples "
                       f"already done, {len(plan.pending)} to go", highlight=False)
+        if plan.lost:
+            _warn_lost_checkpoints(plan)
         options.info = {"input": str(input), "shard": shard, "min_grounding": settings.min_grounding,
                         **_previous_info(out_dir)}
+        if plan.lost or "checkpoints_lost" in options.info:  # every session's, so a batch log's reader finds them
+            options.info["checkpoints_lost"] = list(dict.fromkeys([*options.info.get("checkpoints_lost", []), *plan.lost]))
         if plan.pending:
             loaded = _open(settings)
             try:
@@ -309,13 +313,14 @@ def run(
                 raise fail(str(exc)) from exc
             llm = settings.llm_configured
             if llm:
-                err.print(f"Mode: [bold]LLM[/] ({escape(settings.model)} at {escape(settings.base_url or 'the OpenAI API')})",
+                err.print(f"Mode: [bold]LLM[/] ({escape(settings.model)} at {escape(endpoint(settings.base_url))})",
                           highlight=False)
                 _print_structured_output(settings)
             else:
                 err.print("Mode: [bold]KG-only[/] (" + ("--offline" if settings.offline else "no LLM configured: pass --model") + ")")
             options.info.update(mode="llm" if llm else "kg-only", model=settings.model if llm else None,
-                                base_url=settings.base_url if llm else None, run_id=fingerprint["run_id"],
+                                base_url=endpoint(settings.base_url) if llm and settings.base_url else None,
+                                run_id=fingerprint["run_id"],
                                 changes=[{"at": c["at"], "changed": c["changed"], "rows_before": len(c["rows_before"])}
                                          for c in fingerprint.get("changes", [])],
                                 kg=kg_identity(loaded.manifest, settings.kg_dir))
@@ -347,6 +352,18 @@ def run(
 
 
 EXIT_STOPPED = 1
+SHOWN_IDS = 10
+
+
+def _warn_lost_checkpoints(plan) -> None:
+    """Started samples whose checkpoints are gone (``runner.started_without_checkpoints``,
+    which says why the run goes on): how many, which, and that they start from scratch."""
+    lost = plan.lost
+    shown = ", ".join(lost[:SHOWN_IDS]) + (f" and {len(lost) - SHOWN_IDS} more" if len(lost) > SHOWN_IDS else "")
+    err.print(f"[bold yellow]Warning[/]: {len(lost)} started sample(s) have no checkpoints left in {escape(str(plan.store))}: "
+              f"{escape(shown)}. They will be redone from scratch, and the LLM calls they had made are paid again. "
+              "(Checkpoints vanish when checkpoints.sqlite-wal is deleted or the database is restored from an older "
+              "copy; a sample stopped an instant after it started has none yet.)", highlight=False)
 
 
 def _stopped(exc: Exception, out_dir: Path, total: int) -> None:
@@ -391,11 +408,16 @@ def _shard(value: str | None) -> tuple[int, int] | None:
 
 def _previous_info(out_dir: Path) -> dict:
     """What an earlier session of this run recorded about its KG and model (kept on resume)."""
+    from agent.runs.fingerprint import endpoint
+
     try:
         previous = json.loads((out_dir / "summary.json").read_text())
     except (OSError, ValueError):
         return {}
-    return {k: previous[k] for k in ("mode", "model", "base_url", "kg", "run_id") if k in previous}
+    info = {k: previous[k] for k in ("mode", "model", "base_url", "kg", "run_id", "checkpoints_lost") if k in previous}
+    if info.get("base_url"):  # as recorded before endpoints were always recorded without credentials
+        info["base_url"] = endpoint(info["base_url"])
+    return info
 
 
 @app.command("export")
@@ -623,7 +645,7 @@ def _replay_fork(graph, thread: str, step: int, sets: list[str], branch: int, se
     if as_json:
         print(json.dumps(report, ensure_ascii=False))
         return
-    out.print(f"Forked {thread} at step {step} ({', '.join(sets) or 'no changes'}) into branch {report['branch']}; "
+    out.print(f"Forked {thread} at step {step} ({', '.join(report['set']) or 'no changes'}) into branch {report['branch']}; "
               f"branch {branch} is unchanged ({report['original_checkpoints']} checkpoints, was {before}).",
               highlight=False, markup=False)
     out.print(outcome_table(rows, f"branch {branch}", f"fork (branch {report['branch']})"))

@@ -56,7 +56,7 @@ def run_context(settings):
     import agent
 
     # Asked of the measured tree itself: an editable install of a newer checkout can answer
-    # ``import agent.resources`` for code that has no such module.
+    # ``import agent.reasoning.resources`` for code that has no such module.
     base = Path(agent.__file__).parent
     if not any((base / room / "resources.py").exists() for room in ("", *ROOMS)):
         from agent.config import default_kg_dir

@@ -57,12 +57,20 @@ def is_partial(path: Path) -> bool:
     return path.name.startswith(".") and PARTIAL in path.name and path.name.endswith(".tmp")
 
 
+def is_stale_partial(path: Path) -> bool:
+    """Whether ``path`` is a temporary of ``atomic_file`` whose writer is gone (a killed export):
+    a directory holding only such files is as good as empty, and the next write of their target
+    removes them."""
+    if not is_partial(path):
+        return False
+    pid = path.name.rsplit(PARTIAL, 1)[1].split("-", 1)[0]
+    return not pid.isdigit() or not process_alive(int(pid))
+
+
 def remove_stale_partials(path: Path) -> None:
     """Remove the temporaries of ``path`` left by writers that no longer run."""
-    prefix = f".{path.name}{PARTIAL}"
-    for partial in path.parent.glob(f"{glob.escape(prefix)}*.tmp"):
-        pid = partial.name.removeprefix(prefix).split("-", 1)[0]
-        if not pid.isdigit() or not process_alive(int(pid)):
+    for partial in path.parent.glob(f"{glob.escape(f'.{path.name}{PARTIAL}')}*.tmp"):
+        if is_stale_partial(partial):
             partial.unlink(missing_ok=True)
 
 

@@ -232,13 +232,25 @@ class EntityIndex:
         available = len(self) if type is None else self._entries_of_type.get(type, 0)
         while True:
             fetch = min(fetch, len(self))
-            result = self.collection.query(query_embeddings=queries, n_results=fetch, include=["distances"])
+            result = self._query(queries, fetch)
             nearest = [[(int(e), 1.0 - d) for e, d in zip(ids, distances)
                         if type is None or self._types[int(e)] == type][:n]
                        for ids, distances in zip(result["ids"], result["distances"])]
             if fetch >= len(self) or all(len(found) >= min(n, available) for found in nearest):
                 return nearest
             fetch *= OVERFETCH
+
+    def _query(self, queries: np.ndarray, n: int) -> dict:
+        """Chroma's ``n`` nearest labels of each query. A store that fails the query (a Chroma
+        server gone mid-run answers with httpx's ConnectError, a damaged store with a
+        ChromaError) is an ``IndexStoreError`` naming it, which callers can tell from a bug."""
+        import httpx
+        from chromadb.errors import ChromaError
+
+        try:
+            return self.collection.query(query_embeddings=queries, n_results=n, include=["distances"])
+        except (ChromaError, httpx.HTTPError) as exc:
+            raise IndexStoreError(f"{self.store} failed a query ({type(exc).__name__}: {exc})") from exc
 
     @cached_property
     def _types(self) -> list[str]:

@@ -32,10 +32,10 @@ def kg_only_run(tmp_path_factory, fixture_kg_dir):
 
 
 @pytest.mark.parametrize("name", ["checkpoints.sqlite-wal", "checkpoints.sqlite-shm", "fingerprint.json", "crash.log",
-                                  "reviews.jsonl", "summary.json.tmp"])
+                                  "reviews.jsonl", "summary.json.tmp", "started.jsonl"])
 def test_export_onto_a_name_the_run_owns_is_refused_even_when_absent(kg_only_run, name):
     before = (kg_only_run / name).read_bytes() if (kg_only_run / name).exists() else None
-    assert before is None or name == "fingerprint.json"
+    assert before is None or name in ("fingerprint.json", "started.jsonl")
     refused = cli("export", kg_only_run, "--format", "sft", "--out", kg_only_run / name, "--force")
     assert refused.returncode == 2 and f"owns ({name})" in " ".join(refused.stderr.split())
     assert ((kg_only_run / name).read_bytes() if (kg_only_run / name).exists() else None) == before
@@ -65,7 +65,8 @@ def test_a_training_export_with_all_leaves_out_samples_without_reasoning_and_say
     assert all(item["Complex_CoT"].strip() for item in json.loads((tmp_path / "huatuo.json").read_text()))
 
 
-def test_sigkill_during_export_then_export_again_leaves_nothing_half_written(kg_only_run, tmp_path):
+@pytest.mark.parametrize("format, out_name, written", [("sft", "out.jsonl", "out.jsonl"), ("hf", "hf", "hf/data/train.jsonl")])
+def test_sigkill_during_export_then_export_again_leaves_nothing_half_written(kg_only_run, tmp_path, format, out_name, written):
     big = tmp_path / "big"
     big.mkdir()
     row = next(json.loads(line) for line in (kg_only_run / "results.jsonl").read_text().splitlines())
@@ -73,17 +74,19 @@ def test_sigkill_during_export_then_export_again_leaves_nothing_half_written(kg_
         for n in range(40_000):
             f.write(json.dumps({**row, "id": f"s{n}", "position": n}) + "\n")
     (big / "summary.json").write_text((kg_only_run / "summary.json").read_text())
-    out = tmp_path / "out.jsonl"
-    proc = subprocess.Popen([sys.executable, str(ROOT / "run_agent.py"), "export", str(big), "--format", "sft", "--out", str(out)],
+    out, target = tmp_path / out_name, tmp_path / written
+    partials = f".{target.name}.partial-*.tmp"
+    proc = subprocess.Popen([sys.executable, str(ROOT / "run_agent.py"), "export", str(big), "--format", format, "--out", str(out)],
                             cwd=ROOT, env=llm_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
-    while not list(tmp_path.glob(".out.jsonl.partial-*.tmp")):
+    while not list(target.parent.glob(partials)):
         assert proc.poll() is None and time.monotonic() < deadline, "the export finished before it could be killed"
         time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
-    assert list(tmp_path.glob(".out.jsonl.partial-*.tmp")) and not out.exists()  # what a kill leaves
-    again = cli("export", big, "--format", "sft", "--out", out)
+    assert list(target.parent.glob(partials)) and not target.exists()  # what a kill leaves
+    again = cli("export", big, "--format", format, "--out", out)  # the same command again, no --force needed
     assert again.returncode == 0, again.stderr
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["big", "out.jsonl"]
-    assert len(out.read_text().splitlines()) == 40_000
+    assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file() and "big" not in p.parts) == \
+        sorted([written, *(["hf/README.md"] if format == "hf" else [])])
+    assert len(target.read_text().splitlines()) == 40_000

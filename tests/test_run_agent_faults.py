@@ -3,11 +3,17 @@ per command, an endpoint that echoes the key, two runs on one directory, damaged
 
 import json
 import os
+import re
 import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -65,6 +71,7 @@ def test_an_endpoint_echoing_the_key_never_gets_it_written_or_shown(tmp_path, fi
         retried = cli("run", records, "--out", run_dir, *llm, "--resume", "--retry-errors", OPENAI_API_KEY=KEY)
         outputs.append(retried)
         assert retried.returncode == 0, retried.stderr
+        assert "no checkpoints left" not in retried.stderr  # a failed sample's first steps are checkpointed
         assert {r["status"] for r in rows_of(run_dir)} == {"accepted"}
         with sqlite3.connect(run_dir / "checkpoints.sqlite") as db:  # the failed attempts' error writes stay ...
             errors = [bytes(v) for (v,) in db.execute("SELECT value FROM writes WHERE channel = '__error__'")]
@@ -82,6 +89,40 @@ def test_an_endpoint_echoing_the_key_never_gets_it_written_or_shown(tmp_path, fi
     assert_no_key_in_dir(store)
     for result in outputs:
         assert_no_key("output of " + " ".join(result.args[2:4]), result.stdout + result.stderr)
+
+
+URL_PASSWORD, URL_QUERY_KEY = "pw-9f8e7d6c5b4a3f2e", "qk-1a2b3c4d5e6f7a8b"
+
+
+def test_credentials_in_the_endpoint_url_are_never_written_or_shown(tmp_path, fixture_kg_dir, brain):
+    from agent.inspection.view import create_app
+    from starlette.testclient import TestClient
+
+    records = write_records(tmp_path / "in.jsonl", RECORDS[:2])
+    run_dir = tmp_path / "run"
+    with FakeOpenAIServer(brain) as server:
+        secret_url = server.url.replace("http://", f"http://medreason:{URL_PASSWORD}@") + f"?api_key={URL_QUERY_KEY}"
+        llm = ["--kg-dir", fixture_kg_dir, "--model", "fake", "--base-url", secret_url]
+        outputs = [cli("run", records, "--out", run_dir, *llm, "--limit", "1"),
+                   cli("run", records, "--out", run_dir, *llm, "--resume"),
+                   cli("replay", run_dir), cli("replay", run_dir, "--sample", "tb", "--step", "1", "--json"),
+                   cli("replay", run_dir, "--sample", "tb", "--fork", "2", "--set", f"settings.base_url={secret_url}", *llm),
+                   cli("merge", run_dir, "--out", tmp_path / "merged"),
+                   cli("export", tmp_path / "merged", "--format", "hf", "--out", tmp_path / "hf", "--all"),
+                   cli("export", run_dir, "--format", "sft", "--out", tmp_path / "sft.jsonl", "--provenance")]
+        assert server.hits > 0
+    for done in outputs:
+        assert done.returncode == 0, done.stderr
+    # the endpoint is recorded and shown, always without its credentials
+    assert f"fake at {server.url})" in " ".join(outputs[0].stderr.split())
+    assert f"settings.base_url={server.url}" in " ".join(outputs[4].stdout.split())
+    assert json.loads((run_dir / "summary.json").read_text())["base_url"] == server.url
+    assert json.loads((run_dir / "fingerprint.json").read_text())["endpoint"] == server.url
+    overview = TestClient(create_app(run_dir), base_url="http://127.0.0.1").get("/").text
+    assert server.url in overview
+    for text in [overview, *(o.stdout + o.stderr for o in outputs),
+                 *(p.read_bytes().decode("utf-8", "replace") for p in tmp_path.rglob("*") if p.is_file())]:
+        assert URL_PASSWORD not in text and URL_QUERY_KEY not in text
 
 
 # -- one run per RUN_DIR -----------------------------------------------------------------------
@@ -226,6 +267,130 @@ def test_a_damaged_checkpoint_database_is_refused_before_any_llm_call(tmp_path, 
     assert sorted(r["id"] for r in rows_of(run_dir)) == sorted(f"r{i}" for i in range(10))
     assert {r["status"] for r in rows_of(run_dir)} == {"accepted"}
     assert len(list(run_dir.glob("checkpoints.*.sqlite"))) == 1  # the damaged one, kept aside
+
+
+# -- checkpoints that vanished: named before anything is paid for again ------------------------------
+class HoldSamples:
+    """A latency for FakeOpenAIServer that, once ``hold`` is set, keeps waiting every request
+    of a sample that made one before: such a sample has finished a step, so it has
+    checkpoints. When ``held`` has one sample per slot, every sample in flight is one of them.
+    ``watch(path)``: the text of ``path`` (a command's stderr) when the next request arrives."""
+
+    def __init__(self, latency: float = 0.05) -> None:
+        self.latency, self.lock = latency, threading.Lock()
+        self.asked: Counter = Counter()
+        self.held: set[str] = set()
+        self.hold, self.release = threading.Event(), threading.Event()
+        self.watched: Path | None = None
+        self.seen_then: str | None = None
+
+    def __call__(self, body: dict) -> float:
+        with self.lock:
+            if self.watched is not None and self.seen_then is None:
+                self.seen_then = self.watched.read_text()
+        case = re.search(r"Case (\d+)\.", json.dumps(body))
+        if case:
+            sample = f"r{case.group(1)}"
+            with self.lock:
+                self.asked[sample] += 1
+                waits = self.hold.is_set() and self.asked[sample] > 1
+                if waits:
+                    self.held.add(sample)
+            if waits:
+                self.release.wait(timeout=300)
+        return self.latency
+
+    def kill_with_all_slots_held(self, args, run_dir: Path, slots: int, after: int) -> set[str]:
+        """Start ``run`` with ``args``; once ``after`` results are written, hold the samples,
+        SIGKILL the run when ``slots`` are held, and return the held (in-flight) samples."""
+        proc = start(*args)
+        wait_for_lines(run_dir / "results.jsonl", after, proc)
+        self.hold.set()
+        deadline = time.monotonic() + 120
+        while len(self.held) < slots:
+            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        self.hold.clear()
+        self.release.set()
+        return set(self.held)
+
+    def watch(self, path: Path) -> None:
+        path.write_text("")
+        self.watched, self.seen_then = path, None
+
+
+def threads_in_sqlite(*files: Path) -> set[str]:
+    """The threads of a SQLite checkpoint database made of ``files`` (the database, then its
+    -wal and -shm if given), read from a copy so that nothing is checkpointed into the original."""
+    with tempfile.TemporaryDirectory() as tmp:
+        copy = Path(tmp) / "copy.sqlite"
+        for part, suffix in zip(files, ("", "-wal", "-shm")):
+            shutil.copyfile(part, f"{copy}{suffix}")
+        with closing(sqlite3.connect(copy)) as db:
+            if not db.execute("SELECT 1 FROM sqlite_master WHERE name = 'checkpoints'").fetchone():
+                return set()
+            return {t for (t,) in db.execute("SELECT DISTINCT thread_id FROM checkpoints")}
+
+
+def named_as_lost(stderr: str) -> list[str]:
+    """The sample ids of the lost-checkpoints warning, which must give their number first."""
+    found = re.search(r"Warning: (\d+) started sample\(s\) have no checkpoints left in \S+: (.*?)\. They will be "
+                      r"redone from scratch", " ".join(stderr.split()))
+    assert found, stderr
+    named = found.group(2).split(", ")
+    assert int(found.group(1)) == len(named)
+    return named
+
+
+def cli_with_stderr_in(path: Path, *args, **extra_env) -> subprocess.CompletedProcess:
+    """``cli``, its stderr written to ``path`` as it goes (``HoldSamples.watch`` reads it)."""
+    with open(path, "a") as stderr:
+        return subprocess.run([sys.executable, str(ROOT / "run_agent.py"), *map(str, args)], stdout=subprocess.PIPE,
+                              stderr=stderr, text=True, cwd=ROOT, env=env(**extra_env), timeout=300)
+
+
+@pytest.mark.parametrize("wal_deleted", [True, False])
+def test_started_samples_whose_checkpoints_vanished_are_named_before_any_llm_call(tmp_path, fixture_kg_dir, brain,
+                                                                                   wal_deleted):
+    records = many(tmp_path / "in.jsonl", 12)
+    run_dir, stderr = tmp_path / "run", tmp_path / "resume.stderr"
+    samples = HoldSamples()
+    with FakeOpenAIServer(brain, latency=samples) as server:
+        args = ["run", records, "--out", run_dir, "--kg-dir", fixture_kg_dir, "--model", "fake", "--base-url", server.url,
+                "--concurrency", "3"]
+        in_flight = samples.kill_with_all_slots_held(args, run_dir, slots=3, after=2)
+        assert in_flight.isdisjoint(r["id"] for r in rows_of(run_dir))
+        run_id = json.loads((run_dir / "fingerprint.json").read_text())["run_id"]
+        database = run_dir / "checkpoints.sqlite"
+        wal, shm = database.with_name(database.name + "-wal"), database.with_name(database.name + "-shm")
+        had = threads_in_sqlite(database, wal, shm)
+        assert {f"{run_id}:{s}" for s in in_flight} <= had  # each sample in flight had checkpoints
+        if wal_deleted:  # the issue's case: the content was in the -wal, and the -wal is gone
+            assert wal.stat().st_size > 0
+            wal.unlink()
+            shm.unlink()
+        left = threads_in_sqlite(*(part for part in (database, wal, shm) if part.exists()))
+        vanished = sorted(s for s in in_flight if f"{run_id}:{s}" not in left)
+        assert bool(vanished) == wal_deleted
+        with sqlite3.connect(database) as db:  # what remains passes SQLite's check
+            assert db.execute("PRAGMA quick_check").fetchone()[0] == "ok"
+        db.close()
+
+        samples.watch(stderr)
+        resumed = cli_with_stderr_in(stderr, *args, "--resume")
+        assert resumed.returncode == 0, stderr.read_text()
+    assert samples.seen_then is not None  # the resumed run asked the server, and this is what it had said by then
+    if wal_deleted:
+        assert sorted(named_as_lost(samples.seen_then)) == vanished
+        assert "redone from scratch" in " ".join(samples.seen_then.split())
+        assert json.loads((run_dir / "summary.json").read_text())["checkpoints_lost"] == named_as_lost(stderr.read_text())
+    else:
+        assert "no checkpoints left" not in stderr.read_text()
+        assert "checkpoints_lost" not in json.loads((run_dir / "summary.json").read_text())
+    assert sorted(r["id"] for r in rows_of(run_dir)) == sorted(f"r{i}" for i in range(12))
+    assert {r["status"] for r in rows_of(run_dir)} == {"accepted"}
 
 
 # -- --out that cannot take a run ------------------------------------------------------------------

@@ -9,7 +9,16 @@ import pytest
 
 from tests.fake_llm import FakeOpenAIServer
 from tests.services import PG_PASSWORD, free_port, postgres_server
-from tests.test_run_agent_faults import cli, kill_after_results, many, rows_of, start
+from tests.test_run_agent_faults import (
+    HoldSamples,
+    cli,
+    cli_with_stderr_in,
+    kill_after_results,
+    many,
+    named_as_lost,
+    rows_of,
+    start,
+)
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +97,32 @@ def test_a_run_killed_mid_way_resumes_from_its_postgres_checkpoints(tmp_path, po
     monkeypatch.setenv("PGPASSWORD", PG_PASSWORD)
     page = TestClient(create_app(run_dir), base_url="http://127.0.0.1").get("/sample/r5").text
     assert "Branch 0 (the original run)" in page and "fork-command" in page  # the viewer reads the same database
+
+
+def test_started_samples_whose_postgres_checkpoints_vanished_are_named_before_any_llm_call(tmp_path, postgres,
+                                                                                            fixture_kg_dir, brain):
+    import psycopg
+
+    url = postgres.create_database("vanished")
+    records = many(tmp_path / "in.jsonl", 10)
+    run_dir = tmp_path / "run"
+    samples = HoldSamples()
+    with FakeOpenAIServer(brain, latency=samples) as server:
+        args = ["run", records, "--out", run_dir, "--kg-dir", fixture_kg_dir, "--model", "fake",
+                "--base-url", server.url, "--concurrency", "2"]
+        in_flight = samples.kill_with_all_slots_held([*args, "--checkpoints", url], run_dir, slots=2, after=2)
+        run_id = json.loads((run_dir / "fingerprint.json").read_text())["run_id"]
+        threads = [f"{run_id}:{s}" for s in sorted(in_flight)]
+        assert set(threads) <= set(threads_in(url))
+        with psycopg.connect(url) as conn:  # the database restored from a copy made before they started
+            for table in ("checkpoint_writes", "checkpoint_blobs", "checkpoints"):
+                conn.execute(f"DELETE FROM {table} WHERE thread_id = ANY(%s)", (threads,))
+        samples.watch(tmp_path / "resume.stderr")
+        resumed = cli_with_stderr_in(tmp_path / "resume.stderr", *args, "--resume", PGPASSWORD=PG_PASSWORD)
+        assert resumed.returncode == 0, (tmp_path / "resume.stderr").read_text()
+    assert samples.seen_then is not None and sorted(named_as_lost(samples.seen_then)) == sorted(in_flight)
+    assert postgres.url("vanished", password=False) in " ".join(samples.seen_then.split())
+    assert sorted(r["id"] for r in rows_of(run_dir)) == sorted(f"r{i}" for i in range(10))
 
 
 def test_two_runs_share_one_database_without_meeting(tmp_path, postgres, fixture_kg_dir, brain):

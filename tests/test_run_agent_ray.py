@@ -5,6 +5,7 @@ exactly once; a SIGKILLed driver's run goes on with --resume."""
 
 import json
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -26,10 +27,16 @@ ROOT = Path(__file__).resolve().parents[1]
 RAY = [sys.executable, "-m", "ray.scripts.scripts"]  # the `ray` command of this interpreter, wherever pip put it
 
 
+# The token of this session's Ray clusters: a fresh machine has no ~/.ray/auth_token, and
+# `ray start` with token authentication creates none (the CLI's own local Ray would).
+RAY_TOKEN = secrets.token_hex(32)
+
+
 def env() -> dict:
     base = {k: v for k, v in os.environ.items() if not k.startswith(("OPENAI_", "MEDREASON_", "RAY_"))}
     # Token authentication, as `ray start` enables it: every client must present the token too.
-    return {**base, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token"}
+    return {**base, "HF_HUB_OFFLINE": "1", "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "token",
+            "RAY_AUTH_TOKEN": RAY_TOKEN}
 
 
 def run_args(records: Path, run_dir: Path, kg_dir: Path, *extra) -> list[str]:
@@ -150,20 +157,29 @@ def test_a_ray_run_writes_the_rows_of_a_local_run_kg_only_and_with_an_llm(tmp_pa
     with FakeOpenAIServer(brain) as server:
         llm = ["--model", "fake", "--base-url", server.url, "--concurrency", 3]
         cli(run_args(path, tmp_path / "llm-local", fixture_kg_dir, *llm))
-        local_hits = sample_calls(brain)
+        local_hits, local_probes = sample_calls(brain), probes(brain)
         cli(run_args(path, tmp_path / "llm-ray", fixture_kg_dir, *llm, "--executor", "ray", "--ray-address", address))
         assert sample_calls(brain) - local_hits == local_hits  # the same requests, made by the actors
+        ray_probes = probes(brain) - local_probes
     ray_rows = by_id(tmp_path / "llm-ray")
     assert ray_rows == by_id(tmp_path / "llm-local") and sorted(ray_rows) == sorted(ids)
     assert all(r["usage"]["llm_calls"] > 0 for r in ray_rows.values())
     summary = json.loads((tmp_path / "llm-ray" / "summary.json").read_text())
     assert summary["records"] == 6 and summary["mode"] == "llm" and summary["usage"]["llm_calls"] == local_hits
+    # The driver found what the endpoint honours, once, and handed it to the actors, which
+    # asked nothing: the summary's report accounts for every probe the endpoint saw.
+    found = summary["structured_output"]
+    assert found["setting"] == "auto" and found["mode"] == "json_schema" and found["tool_calls"] is True
+    assert ray_probes == found["probe_calls"] == len(found["probes"]) == 2
 
 
 def sample_calls(brain) -> int:
-    """Requests made for samples: each process's probe of what structured output the endpoint
-    honours (the driver's and every actor's) is left out."""
-    return sum(PROBE_PROMPT not in json.dumps(b["messages"]) for b in brain.requests)
+    """Requests made for samples: the driver's probes of what the endpoint honours are left out."""
+    return len(brain.requests) - probes(brain)
+
+
+def probes(brain) -> int:
+    return sum(PROBE_PROMPT in json.dumps(b["messages"]) for b in brain.requests)
 
 
 def test_a_killed_actors_samples_finish_from_their_checkpoints_each_written_once(tmp_path, fixture_kg_dir, brain, ray_cluster):

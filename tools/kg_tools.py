@@ -1,19 +1,23 @@
 """LangChain tools over the knowledge graph, with pydantic arguments and hard caps.
 
 Every tool returns JSON text. Bad arguments and unknown nodes come back to the model as a
-JSON ``{"error": ...}`` it can act on, never as an exception that ends the run. Paths found
-through ``shortest_paths`` are also collected on the toolbox, so the agent can use exactly the
-paths the model explored.
+JSON ``{"error": ...}`` it can act on, never as an exception that ends the run; so does a
+graph that cannot answer a well-formed call (its entity index's store failing a query: a
+Chroma server gone mid-run), as a tool error saying what failed, and the sample goes on with
+what the other calls found. A bug is not caught: it stops the run with its traceback. Paths
+found through ``shortest_paths`` are also collected on the toolbox, each with whether every search
+that found it was cut short by its work bound, so the agent can use exactly the paths the
+model explored and mark them ``truncated`` truthfully.
 """
 
 from __future__ import annotations
 
 import json
 
-from langchain_core.tools import BaseTool, StructuredTool
+from langchain_core.tools import BaseTool, StructuredTool, ToolException
 from pydantic import BaseModel, Field, ValidationError
 
-from graphs.entity_index import EntityIndex
+from graphs.entity_index import EntityIndex, IndexFileError, IndexStoreError
 from graphs.neighbours import neighbours
 from graphs.path_search import DEFAULT_MAX_WORK
 from graphs.paths import describe, ranked_paths
@@ -21,6 +25,8 @@ from graphs.store import KnowledgeGraph
 
 MAX_RESULTS = 20
 MAX_HOPS = 5
+# The graph's failures on a well-formed call: its entity index's store could not answer.
+GRAPH_FAILURES = (IndexStoreError, IndexFileError)
 
 
 class LookupEntityArgs(BaseModel):
@@ -48,11 +54,19 @@ class KGToolbox:
 
     def __init__(self, kg: KnowledgeGraph, index: EntityIndex, max_work: int | None = DEFAULT_MAX_WORK) -> None:
         self.kg, self.index, self.max_work = kg, index, max_work
-        self.found_paths: list[tuple[str, ...]] = []
-        self.cut_short: set[tuple[str, str]] = set()  # (source, target) pairs whose search hit its work bound
+        # Each path found, in the order found: True while every search that returned it hit its
+        # work bound (a path a complete search also returned is not "cut short").
+        self.found: dict[tuple[str, ...], bool] = {}
+
+    @property
+    def found_paths(self) -> list[tuple[str, ...]]:
+        return list(self.found)
 
     def lookup_entity(self, name: str, type: str | None = None, k: int = 5) -> str:
-        (hits,) = self.index.search([name], k=k, type=type)
+        try:
+            (hits,) = self.index.search([name], k=k, type=type)
+        except GRAPH_FAILURES as exc:
+            raise ToolException(f"lookup_entity failed: {exc}; the other tools may still answer") from exc
         return json.dumps({"matches": [
             {"id": h.node_id, "name": h.name, "type": h.type, "score": round(h.score, 3)} for h in hits
         ]})
@@ -63,9 +77,8 @@ class KGToolbox:
         except KeyError as exc:
             return _error(f"{exc.args[0]}; use lookup_entity to find the node id")
         found = ranked_paths(self.kg, [s], [t], max_hops=max_hops, limit=limit, max_work=self.max_work)
-        self.found_paths.extend(found.paths)
-        if found.truncated:
-            self.cut_short.add((s, t))
+        for path in found.paths:
+            self.found[path] = self.found.get(path, True) and found.truncated
         reply: dict = {"paths": [describe(self.kg, p)["text"] for p in found.paths]}
         if found.truncated:
             reply["note"] = "the search hit its work bound: longer or further paths may exist"
@@ -94,7 +107,7 @@ class KGToolbox:
         return [
             StructuredTool.from_function(
                 func, name=func.__name__, description=description, args_schema=schema,
-                handle_validation_error=_invalid_arguments,
+                handle_validation_error=_invalid_arguments, handle_tool_error=_failed,
             )
             for func, schema, description in specs
         ]
@@ -102,6 +115,10 @@ class KGToolbox:
 
 def _error(message: str) -> str:
     return json.dumps({"error": message})
+
+
+def _failed(exc: ToolException) -> str:
+    return _error(str(exc))
 
 
 def _invalid_arguments(exc: ValidationError) -> str:

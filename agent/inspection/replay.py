@@ -263,6 +263,24 @@ def parse_sets(pairs: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     return state, settings
 
 
+def shown_sets(pairs: list[str]) -> list[str]:
+    """``--set`` pairs as a fork's report prints them: an endpoint (``settings.base_url``)
+    without its credentials (``fingerprint.endpoint``), a key (``settings.api_key``) not at all."""
+    from agent.runs.fingerprint import endpoint
+    from agent.redaction import REDACTED
+
+    shown = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        name = key.strip()
+        if name == "settings.api_key":
+            value = REDACTED
+        elif name == "settings.base_url" and value:
+            value = endpoint(value)
+        shown.append(f"{key}{sep}{value}")
+    return shown
+
+
 def changed_settings(settings: Settings, updates: dict[str, Any]) -> Settings:
     unknown = [k for k in updates if k not in Settings.model_fields]
     if unknown:
@@ -384,7 +402,7 @@ def fork_report(app, thread: str, step: int, settings: Settings, sets: list[str]
     before = len(branch(app, thread, from_branch))
     original, forked, number = fork(app, thread, step, settings, sets, from_branch)
     rows = compare(original, forked)
-    return {"thread_id": thread, "from_branch": from_branch, "step": step, "branch": number, "set": sets,
+    return {"thread_id": thread, "from_branch": from_branch, "step": step, "branch": number, "set": shown_sets(sets),
             "original": outcome(original), "fork": outcome(forked),
             "differs": [name for name, *_, differs in rows if differs], "rows": rows,
             "original_checkpoints_before": before, "original_checkpoints": len(branch(app, thread, from_branch))}

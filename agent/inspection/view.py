@@ -38,11 +38,11 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from agent.inspection import replay
+from agent.runs.fingerprint import FINGERPRINT, endpoint
 from agent.runs.results import RESULTS, SUMMARY, error_kind, rejection_kind, result_row
 from agent.runs.reviews import DECISIONS, REVIEWS, ReviewError, append_review, read_reviews, review_line
 
 ASSETS = Path(__file__).parent / "view_assets"
-FINGERPRINT = "fingerprint.json"
 PAGE_SIZE = 50
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 SECURITY_HEADERS = {
@@ -253,7 +253,8 @@ def overview(index: RunIndex) -> dict:
         "fingerprint": read_json(index.run_dir / FINGERPRINT),
         "timing": {k: summary[k] for k in ("wall_time_s", "samples_per_minute", "mean_attempts",
                                            "with_path_share", "usage") if k in summary},
-        "settings": {k: summary[k] for k in ("mode", "model", "base_url", "input", "shard", "merged_from") if summary.get(k)},
+        "settings": {k: endpoint(summary[k]) if k == "base_url" else summary[k]
+                     for k in ("mode", "model", "base_url", "input", "shard", "merged_from") if summary.get(k)},
         "kg": summary.get("kg"),
     }
 

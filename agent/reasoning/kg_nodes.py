@@ -105,15 +105,15 @@ def find_paths(state: SampleState, ctx: AgentContext) -> SampleState:
         ctx.settings,
         cut_short,
     )
-    return {"search": search, "paths": described(ctx, state, search, found, cut_short)}
+    return {"search": search, "paths": described(ctx, state, search, {p: (p[0], p[-1]) in cut_short for p in found})}
 
 
 def described(
-    ctx: AgentContext, state: SampleState, search: SearchSettings, found, cut_short: set[tuple[str, str]] = frozenset()
+    ctx: AgentContext, state: SampleState, search: SearchSettings, found: dict[tuple[str, ...], bool]
 ) -> list[PathRecord]:
-    """Found node sequences as path records (marked when their pair's search was cut short),
-    minus those an earlier attempt used if asked."""
-    paths = [describe(ctx.kg, p, (p[0], p[-1]) in cut_short) for p in found if len(p) > 1]
+    """Found node sequences (each with whether the search that found it was cut short) as
+    path records, minus those an earlier attempt used if asked."""
+    paths = [describe(ctx.kg, p, truncated) for p, truncated in found.items() if len(p) > 1]
     if search["exclude_used"]:
         used = set(state.get("used_paths", []))
         paths = [p for p in paths if path_key(p) not in used]

@@ -39,7 +39,7 @@ import prompts
 from agent.config import Settings
 from agent.reasoning.state import Usage
 from agent.reasoning.state import add_usage as add
-from agent.redaction import redact
+from agent.redaction import redact, url_secrets
 
 T = TypeVar("T", bound=BaseModel)
 V = TypeVar("V")
@@ -244,6 +244,13 @@ class LLM:
                 self._tool_calls = self._honours("tools", node)
             return self._tool_calls
 
+    def knows_tool_calls(self, makes: bool | None) -> None:
+        """What another process's probe found (a Ray actor is told the driver's), so this LLM
+        does not ask the endpoint again; None tells nothing."""
+        with self._lock:
+            if self._tool_calls is None:
+                self._tool_calls = makes
+
     def report(self) -> dict[str, Any]:
         """For summary.json and the run header: the setting, what it resolved to, the probes."""
         return {"setting": self.setting, "mode": self._mode, "tool_calls": self._tool_calls,
@@ -394,11 +401,12 @@ class LLM:
         try:
             return call()
         except openai.APIError as exc:
-            # The key is redacted here (an endpoint may echo it), and the client's exception,
-            # which holds the raw text, is not chained, so no traceback or checkpoint error
-            # write can carry it.
+            # The key and any credential in the endpoint's URL are redacted here (an endpoint
+            # may echo them), and the client's exception, which holds the raw text, is not
+            # chained, so no traceback or checkpoint error write can carry it.
             secret = getattr(self.chat, "openai_api_key", None)
-            message = redact(_describe(exc), [secret.get_secret_value() if secret else None])
+            secrets = [secret.get_secret_value() if secret else None, *url_secrets(getattr(self.chat, "openai_api_base", None))]
+            message = redact(_describe(exc), secrets)
             status = getattr(exc, "status_code", None)
             raise LLMError(f"{node}: {type(exc).__name__}: {message[:240]}", ONE_FAILED_CALL, status) from None
 

@@ -126,19 +126,20 @@ def find_paths(state: SampleState, ctx: AgentContext) -> SampleState:
         probed = next((p for p in reversed(ctx.llm.probes) if p.startswith("tools:")), "tools: not honoured")
         return {**update, "explanation": f"not explored with the KG tools: the endpoint makes no tool calls "
                                          f"({probed}); the search was widened KG-only"}
-    explored, cut_short, explanation, usage = _explore(state, ctx)
+    explored, explanation, usage = _explore(state, ctx)
     merged: dict[str, PathRecord] = {}
-    for path in kg_nodes.described(ctx, state, search, explored, cut_short) + update["paths"]:
+    for path in kg_nodes.described(ctx, state, search, explored) + update["paths"]:
         merged.setdefault(path_key(path), path)
     return {**update, "paths": list(merged.values()), "explanation": explanation, "usage": usage}
 
 
-def _explore(state: SampleState, ctx: AgentContext) -> tuple[list[tuple[str, ...]], set[tuple[str, str]], str, Usage]:
+def _explore(state: SampleState, ctx: AgentContext) -> tuple[dict[tuple[str, ...], bool], str, Usage]:
     """A tool-calling loop that looks for paths, told why the last attempt failed. The cap
-    counts tool calls, not rounds; every call gets its tool message, calls over the cap an
-    error, and the loop ends when the model answers without calling a tool.
-    Returns the paths found, the (source, target) pairs whose search was cut short (their
-    paths are marked ``truncated``), the model's closing message, and the usage."""
+    counts tool calls, not rounds; every call gets its tool message (a tool the graph could
+    not answer, its error: the loop goes on), calls over the cap an error, and the loop ends
+    when the model answers without calling a tool.
+    Returns the paths found (each with whether every search that found it was cut short: its
+    ``truncated``), the model's closing message, and the usage."""
     record, box = state["record"], KGToolbox(ctx.kg, ctx.index, ctx.settings.path_max_work)
     tools = {t.name: t for t in box.tools()}
     cap = ctx.settings.max_tool_calls
@@ -165,14 +166,15 @@ def _explore(state: SampleState, ctx: AgentContext) -> tuple[list[tuple[str, ...
         for bad in ai.invalid_tool_calls:
             calls += 1
             messages.append(_tool_error(bad["id"], f"arguments are not valid JSON: {json_problem(bad.get('args'))}"))
-    return list(dict.fromkeys(box.found_paths)), box.cut_short, content_of(ai), usage
+    return dict(box.found), content_of(ai), usage
 
 
 def _run_tool(tools: dict, call) -> ToolMessage:
     tool = tools.get(call["name"])
     if tool is None:
         return _tool_error(call["id"], f"unknown tool {call['name']!r}; use one of {', '.join(tools)}")
-    return tool.invoke(call)  # the tools answer bad arguments and unknown nodes with an error message
+    # The tools answer bad arguments, unknown nodes and a graph that cannot answer with an error message.
+    return tool.invoke(call)
 
 
 def _tool_error(call_id: str, message: str) -> ToolMessage:

@@ -14,12 +14,13 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator, Collection, Iterator
+from contextlib import AsyncExitStack, ExitStack, asynccontextmanager, closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from agent import redaction
 from agent.redaction import redact
 
 CHECKPOINTS = "checkpoints.sqlite"
@@ -97,6 +98,32 @@ class CheckpointStore:
                 pass
         except psycopg.Error as exc:
             raise CheckpointStoreError(f"cannot reach the checkpoint database {self}: {_reason(exc, self.url)}") from None
+
+    def threads_with_checkpoints(self, threads: Collection[str]) -> set[str]:
+        """Which of ``threads`` have at least one checkpoint in the store, read without
+        creating anything (no file, no table): a store that was never written, or whose
+        content vanished (a SQLite database whose pages were all in a deleted -wal), has none."""
+        wanted = list(dict.fromkeys(threads))
+        if not wanted:
+            return set()
+        if not self.is_postgres:
+            if not self.path.exists():
+                return set()
+            with closing(sqlite3.connect(self.path)) as db:
+                if not db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'checkpoints'").fetchone():
+                    return set()
+                return {t for t in wanted
+                        if db.execute("SELECT 1 FROM checkpoints WHERE thread_id = ? LIMIT 1", (t,)).fetchone()}
+        import psycopg
+
+        try:
+            with psycopg.connect(self.url, connect_timeout=10) as conn:
+                if conn.execute("SELECT to_regclass('checkpoints')").fetchone()[0] is None:
+                    return set()
+                rows = conn.execute("SELECT DISTINCT thread_id FROM checkpoints WHERE thread_id = ANY(%s)", (wanted,))
+                return {thread for (thread,) in rows.fetchall()}
+        except psycopg.Error as exc:
+            raise CheckpointStoreError(f"cannot read the checkpoint database {self}: {_reason(exc, self.url)}") from None
 
     @asynccontextmanager
     async def open_async(self) -> AsyncIterator:
@@ -217,18 +244,13 @@ def _like(prefix: str) -> str:
 
 
 def public_url(url: str) -> str:
-    """The URL without its password (and without a query string, which may carry one)."""
-    parts = urlsplit(url)
-    netloc = parts.hostname or ""
-    if parts.port:
-        netloc += f":{parts.port}"
-    if parts.username:
-        netloc = f"{parts.username}@{netloc}"
-    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+    """The database URL as it is recorded and shown: with its user, without its password or
+    query string (``redaction.public_url``)."""
+    return redaction.public_url(url, keep_user=True)
 
 
 def _reason(exc: Exception, url: str) -> str:
     """psycopg's message, first line (host, port, what failed), with the URL's password removed
     should a message ever echo it."""
     text = str(exc).strip()
-    return redact(text.splitlines()[0] if text else type(exc).__name__, [urlsplit(url).password])
+    return redact(text.splitlines()[0] if text else type(exc).__name__, redaction.url_secrets(url))

@@ -9,7 +9,9 @@ is written exactly once whichever executor ran it.
 
 A Ray actor receives only plain values — the run's ``Settings`` and the location of the
 checkpoint store — and opens the graph, the index and the checkpointer itself, once, through
-the same loader as everything else. A killed actor is restarted by Ray and its unfinished
+the same loader as everything else. What the endpoint honours is found once, by the driver
+(``endpoint_found``): the actors are given ``structured_output`` already resolved and whether
+it makes tool calls, so a run probes once and summary.json's report covers every probe. A killed actor is restarted by Ray and its unfinished
 samples are sent to it again; each goes on from its last checkpoint, since the checkpoint
 store is shared (the run's SQLite file on a local Ray's shared disk).
 """
@@ -27,6 +29,7 @@ from typing import Literal, Protocol
 import agent
 from agent.reasoning import resources
 from agent.config import Settings
+from agent.reasoning.llm import LLMError
 from agent.runs.records import InputError
 from agent.runs.samples import Job, SampleProcessor, open_samples
 
@@ -73,8 +76,9 @@ class SampleActor:
     """A local executor in a Ray worker process. What it works with is opened on first use, so
     an actor Ray restarts after a crash opens it again by itself."""
 
-    def __init__(self, settings: Settings, checkpoints: str, concurrency: int) -> None:
+    def __init__(self, settings: Settings, checkpoints: str, concurrency: int, tool_calls: bool | None = None) -> None:
         self.executor = LocalExecutor(settings, checkpoints, concurrency)
+        self.tool_calls = tool_calls  # whether the endpoint makes tool calls, as the driver found it
         self.opened = AsyncExitStack()
         self.processor: SampleProcessor | None = None
         self.opening = asyncio.Lock()
@@ -94,7 +98,9 @@ class SampleActor:
     async def _processor(self) -> SampleProcessor:
         async with self.opening:
             if self.processor is None:
-                await asyncio.to_thread(resources.load, self.executor.settings)
+                ctx = await asyncio.to_thread(resources.load, self.executor.settings)
+                if ctx.llm is not None:
+                    ctx.llm.knows_tool_calls(self.tool_calls)
                 self.processor = (await self.opened.enter_async_context(self.executor.slots()))[0]
             return self.processor
 
@@ -121,12 +127,31 @@ class RayExecutor:
                 max_task_retries=ACTOR_RESTARTS, runtime_env={"env_vars": _actor_env()},
             )
             count = self.actors or max(1, int(ray.cluster_resources().get("CPU", 1)))
-            actors = [actor_class.remote(self.settings, self.checkpoints, self.concurrency) for _ in range(count)]
+            settings, tool_calls = await asyncio.to_thread(endpoint_found, self.settings)
+            actors = [actor_class.remote(settings, self.checkpoints, self.concurrency, tool_calls) for _ in range(count)]
             stack.callback(lambda: [ray.kill(a) for a in actors])
             await asyncio.gather(*(a.ready.remote() for a in actors))
             # Interleaved, so that fewer jobs than slots still spread over every actor.
             yield [_remote_processor(actors[i % count]) for i in range(count * self.concurrency)]
             await asyncio.gather(*(a.close.remote() for a in actors))
+
+
+def endpoint_found(settings: Settings) -> tuple[Settings, bool | None]:
+    """``settings`` with ``structured_output`` as this process found the endpoint to honour it
+    (``auto`` resolved by its probe, which the run header has usually made already), and
+    whether the endpoint makes tool calls (asked here when a retry may explore the graph,
+    else None): what the actors are given, so that they ask the endpoint nothing and summary.json
+    reports every probe of the run. An endpoint that cannot be asked (down, refusing the key)
+    leaves ``settings`` as they are: each sample says what failed."""
+    llm = resources.load_llm(settings)
+    if llm is None:
+        return settings, None
+    try:
+        mode = llm.structured_output()
+        tool_calls = llm.makes_tool_calls() if settings.max_attempts > 1 else None
+    except LLMError:
+        return settings, None
+    return settings.model_copy(update={"structured_output": mode}), tool_calls
 
 
 def _remote_processor(actor) -> SampleProcessor:

@@ -27,9 +27,9 @@ from importlib import metadata
 from importlib import resources as package_files
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 from agent.config import Settings
+from agent.redaction import public_url
 from graphs.atomic import write_text
 
 FINGERPRINT = "fingerprint.json"
@@ -93,14 +93,9 @@ def result_settings(settings: Settings) -> dict[str, Any]:
 
 
 def endpoint(base_url: str | None) -> str:
-    """The endpoint without credentials: user, password and query string are left out."""
-    if not base_url:
-        return "the OpenAI API"
-    parts = urlsplit(base_url)
-    host = parts.hostname or ""
-    if parts.port:
-        host += f":{parts.port}"
-    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+    """The endpoint as it may be recorded or shown (``redaction.public_url``: no user,
+    password or query string); every place that writes or prints the endpoint uses this."""
+    return public_url(base_url) if base_url else "the OpenAI API"
 
 
 def prompt_set_hash() -> str:

@@ -1,4 +1,5 @@
-"""RUN_DIR/results.jsonl and summary.json: exactly one line per input record, never torn.
+"""RUN_DIR/results.jsonl and summary.json: exactly one line per input record, never torn;
+and started.jsonl, which samples were started.
 
 Each line is written with a single ``write`` and fsynced before the next sample counts as
 done, so a crash or SIGKILL leaves at most a partial last line, which the next open cuts.
@@ -18,6 +19,7 @@ from graphs.atomic import atomic_file, write_text
 
 RESULTS = "results.jsonl"
 SUMMARY = "summary.json"
+STARTED = "started.jsonl"
 
 
 def result_row(record_id: str, thread_id: str, state: SampleState | None, error: str | None = None) -> dict:
@@ -50,11 +52,12 @@ def result_row(record_id: str, thread_id: str, state: SampleState | None, error:
     }
 
 
-class ResultsFile:
-    """Append-only results; reading it tells which samples are finished."""
+class JsonLinesLog:
+    """An append-only JSON Lines file whose every line is fsynced before ``append`` returns;
+    a torn last line (a crash mid-write) is cut when it is opened again."""
 
-    def __init__(self, run_dir: Path) -> None:
-        self.path = run_dir / RESULTS
+    def __init__(self, path: Path) -> None:
+        self.path = path
         self._cut_torn_tail()
         self._out = open(self.path, "a", encoding="utf-8")
 
@@ -74,6 +77,32 @@ class ResultsFile:
 
     def close(self) -> None:
         self._out.close()
+
+
+class ResultsFile(JsonLinesLog):
+    """Append-only results; reading it tells which samples are finished."""
+
+    def __init__(self, run_dir: Path) -> None:
+        super().__init__(run_dir / RESULTS)
+
+
+class StartedLog(JsonLinesLog):
+    """RUN_DIR/started.jsonl: one line (``id``, ``thread_id``) written by the driver before a
+    sample's first step runs, whichever executor runs it. A sample listed here without a
+    result line was started before; ``--resume`` expects checkpoints of it
+    (``agent.runs.runner.started_without_checkpoints``)."""
+
+    def __init__(self, run_dir: Path) -> None:
+        super().__init__(run_dir / STARTED)
+
+    def started(self, sample_id: str, thread_id: str) -> None:
+        self.append({"id": sample_id, "thread_id": thread_id})
+
+
+def started_threads(run_dir: Path) -> dict[str, str]:
+    """Each sample ever started in RUN_DIR, with its checkpoint thread (the latest line wins)."""
+    path = run_dir / STARTED
+    return {row["id"]: row["thread_id"] for row in read_rows(path)} if path.exists() else {}
 
 
 def error_kind(row: dict) -> str:

@@ -46,7 +46,9 @@ from agent.redaction import redact
 from agent.runs.records import (
     DEFAULT_FIELDS, FieldMap, InputError, RawRecord, RecordError, detect_cop_base, own_id, parse_record, read_raw,
 )
-from agent.runs.results import RESULTS, SUMMARY, ResultsFile, read_rows, rewrite_rows, summarise, write_summary
+from agent.runs.results import (
+    RESULTS, SUMMARY, ResultsFile, StartedLog, read_rows, rewrite_rows, started_threads, summarise, write_summary,
+)
 from agent.runs.run_lock import LOCK, RunDirBusy, run_dir_lock
 from agent.runs.samples import Job, SampleProcessor
 
@@ -90,6 +92,8 @@ class Plan:
     input_path: Path | None = None
     store: CheckpointStore | None = None  # where the samples' steps are checkpointed
     fingerprint: dict | None = None  # the run's, once ``identify`` has read or written it
+    # pending samples started before whose checkpoints are gone: they start from scratch
+    lost: list[str] = field(default_factory=list)
 
 
 @contextmanager
@@ -183,12 +187,37 @@ def plan_run(input_path: Path, run_dir: Path, options: RunOptions, jobs: list[Jo
         set_aside = None
         if options.fresh_checkpoints:
             set_aside = _set_checkpoints_aside(store)
-        elif pending:
+        lost = []
+        if not options.fresh_checkpoints and pending:
             store.check()
             _check_checkpoints(store, [j.id for j in pending])
+            lost = started_without_checkpoints(run_dir, store, [j.id for j in pending])
     except CheckpointStoreError as exc:
         raise RunDirError(str(exc)) from None
-    return Plan(jobs, pending, Counter(r["status"] for r in rows), duplicates, set_aside, input_path, store)
+    return Plan(jobs, pending, Counter(r["status"] for r in rows), duplicates, set_aside, input_path, store,
+                lost=lost)
+
+
+def started_without_checkpoints(run_dir: Path, store: CheckpointStore, pending: list[str]) -> list[str]:
+    """The ``pending`` samples that an earlier session started (``StartedLog``) but of which
+    the checkpoint store holds no step: their checkpoints vanished (a SQLite database whose
+    content was all in a deleted -wal passes SQLite's check; a database restored from an
+    older copy) or the session stopped before their first step was saved. They will run
+    from scratch, paying again for whatever LLM calls they had made.
+
+    The run warns and goes on rather than refusing. What is redone is bounded: a sample is
+    started only when a slot frees, so the samples started but unfinished are those that were
+    in flight when a session stopped (``--concurrency``, in each Ray actor), with the error
+    rows that ``--retry-errors`` runs again; finished samples are never redone. The
+    tool cannot bring the checkpoints back, so a refusal would only stop the automatic
+    resumes of batch systems (a Slurm requeue, a systemd restart), which cannot add a flag,
+    and would also stop them for a sample killed an instant after it started, before its
+    first checkpoint. The warning comes before the KG loads and any LLM call, and the ids
+    are recorded in summary.json (``checkpoints_lost``)."""
+    started = started_threads(run_dir)
+    expected = {sample: started[sample] for sample in pending if sample in started}
+    present = store.threads_with_checkpoints(expected.values())
+    return [sample for sample, thread in expected.items() if thread not in present]
 
 
 def identify(plan: Plan, run_dir: Path, settings: Settings, options: RunOptions) -> dict:
@@ -334,6 +363,7 @@ async def execute(plan: Plan, run_dir: Path, settings: Settings, options: RunOpt
     ``Terminated`` is raised."""
     started = time.monotonic()
     results = ResultsFile(run_dir)
+    started_log = StartedLog(run_dir)
     processed = 0
     interrupted = False
     terminated = _cancel_on_sigterm()
@@ -348,7 +378,10 @@ async def execute(plan: Plan, run_dir: Path, settings: Settings, options: RunOpt
                 async def worker(process: SampleProcessor) -> None:
                     nonlocal processed
                     for job in queue:  # one shared iterator: each job goes to one worker (ids are unique)
-                        row = await process(job, thread_id(fingerprint, job.id))
+                        thread = thread_id(fingerprint, job.id)
+                        if job.record is not None:  # durably, before its first step: see started_without_checkpoints
+                            started_log.started(job.id, thread)
+                        row = await process(job, thread)
                         results.append(row)
                         processed += 1
                         options.on_result(row)
@@ -369,6 +402,7 @@ async def execute(plan: Plan, run_dir: Path, settings: Settings, options: RunOpt
         if terminated.handled:
             asyncio.get_running_loop().remove_signal_handler(signal.SIGTERM)
         results.close()
+        started_log.close()
         summary = _summary(run_dir, plan, settings, options, time.monotonic() - started, processed, interrupted)
     return summary
 

@@ -14,21 +14,21 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
-from agent.runs.results import RESULTS, SUMMARY
 from agent.runs.fingerprint import FINGERPRINT
+from agent.runs.results import RESULTS, STARTED, SUMMARY
 from agent.runs.reviews import REVIEWS
 from agent.runs.run_lock import LOCK
-from graphs.atomic import PARTIAL, atomic_file, is_partial
+from graphs.atomic import PARTIAL, atomic_file, is_partial, is_stale_partial
 
 
 class OutputError(Exception):
     """The output cannot or may not be written; the message says why and what to do."""
 
 
-# Every name a run owns or may create, present or not: results, summary, lock, fingerprint,
-# reviews, crash log, the temporaries they are written through, and the checkpoint databases
-# with their -wal and -shm (which SQLite creates, and a resume would replace).
-RUN_FILES = frozenset({RESULTS, SUMMARY, LOCK, FINGERPRINT, REVIEWS, "crash.log"})
+# Every name a run owns or may create, present or not: results, summary, the record of started
+# samples, lock, fingerprint, reviews, crash log, the temporaries they are written through, and
+# the checkpoint databases with their -wal and -shm (which SQLite creates, and a resume would replace).
+RUN_FILES = frozenset({RESULTS, SUMMARY, STARTED, LOCK, FINGERPRINT, REVIEWS, "crash.log"})
 
 
 def is_run_file(path: Path) -> bool:
@@ -56,7 +56,7 @@ def check_target(out: Path, sources: list[Path], force: bool, directory: bool = 
     if directory:
         if out.exists() and not out.is_dir():
             raise OutputError(f"--out {out} exists and is not a directory")
-        if out.is_dir() and any(out.iterdir()) and not force:
+        if out.is_dir() and not force and any(not is_stale_partial(p) for p in out.rglob("*") if not p.is_dir()):
             raise OutputError(f"--out {out} is not empty; pass --force to overwrite its files, or choose a new directory")
         return
     if out.is_dir():

@@ -2,6 +2,7 @@ import json
 
 import pytest
 
+from graphs.paths import describe
 from tools.kg_tools import KGToolbox
 
 
@@ -67,3 +68,57 @@ def test_a_search_cut_short_says_so(loaded):
     t = {tool.name: tool for tool in box.tools()}
     out = call(t["shortest_paths"], source="hemoptysis", target="rifampin")
     assert out["paths"] == [] and "work bound" in out["note"]
+
+
+def random_graph_kg():
+    """A graph dense enough that a search's work bound can stop it part-way: 200 diseases,
+    2000 random facts (seeded)."""
+    import networkx as nx
+
+    from graphs.store import KnowledgeGraph
+
+    graph = nx.gnm_random_graph(200, 2000, seed=1)
+    kg = KnowledgeGraph()
+    for n in graph:
+        kg.add_node(f"n{n}", f"node {n}", "disease")
+    for a, b in graph.edges:
+        kg.add_fact(f"n{a}", "disease_disease", f"n{b}")
+    return kg
+
+
+def test_a_path_is_cut_short_only_while_every_search_that_found_it_was():
+    from graphs.paths import ranked_paths
+
+    kg = random_graph_kg()
+    # the smallest work bound under which a search for one path completes
+    work = next(w for w in range(1, 5000) if not ranked_paths(kg, ["n0"], ["n1"], max_hops=4, limit=1, max_work=w).truncated)
+    wide = ranked_paths(kg, ["n0"], ["n1"], max_hops=4, limit=20, max_work=work)
+    assert wide.truncated and wide.paths  # the same bound stops a search for 20 part-way
+    box = KGToolbox(kg, None, max_work=work)
+    t = {tool.name: tool for tool in box.tools()}
+    assert "work bound" in call(t["shortest_paths"], source="n0", target="n1", limit=20)["note"]
+    assert set(box.found.values()) == {True}
+    (first,) = call(t["shortest_paths"], source="n0", target="n1", limit=1)["paths"]
+    best = next(p for p, cut in box.found.items() if not cut)
+    assert describe(kg, best)["text"] == first  # a complete search found it too: not cut short
+    assert [cut for p, cut in box.found.items() if p != best] == [True] * (len(box.found) - 1)
+
+
+def test_an_index_that_cannot_answer_is_a_tool_error_and_the_other_tools_still_work(loaded, monkeypatch):
+    import httpx
+
+    box = KGToolbox(loaded.kg, loaded.index)
+    t = {tool.name: tool for tool in box.tools()}
+
+    class ServerGone:
+        def query(self, **_):
+            raise httpx.ConnectError("[Errno 111] Connection refused")
+
+    monkeypatch.setattr(loaded.index, "collection", ServerGone())
+    reply = t["lookup_entity"].invoke({"type": "tool_call", "id": "c1", "name": "lookup_entity",
+                                       "args": {"name": "coughing up blood"}})
+    assert reply.status == "error" and reply.tool_call_id == "c1"
+    assert json.loads(reply.content)["error"].startswith(
+        "lookup_entity failed: the embedded Chroma store in ")
+    assert "failed a query (ConnectError: [Errno 111] Connection refused)" in reply.content
+    assert call(t["shortest_paths"], source="hemoptysis", target="rifampin")["paths"]

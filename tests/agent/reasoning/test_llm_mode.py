@@ -162,6 +162,49 @@ def test_invalid_tool_arguments_go_back_to_the_model(llm_context, brain):
     assert state["status"] == "rejected"  # the loop ended within its cap and the run went on
 
 
+def test_a_tool_the_graph_cannot_answer_goes_back_to_the_model_and_the_sample_goes_on(llm_context, brain, loaded,
+                                                                                       monkeypatch):
+    # The entity index's Chroma server goes away while the retry explores: the model's
+    # lookup_entity call fails, the next request carries the tool error, and the sample ends
+    # with a verdict found through shortest_paths, not as an error.
+    ctx = llm_context(max_hops=1)
+    rec = record("A man coughs up blood (hemoptysis). Which drug?", "rifampin", {"A": "rifampin", "B": "metformin"}, "A")
+    collection, down = loaded.index.collection, []
+
+    class GoneOnce:
+        def query(self, **kwargs):
+            if down:
+                down.pop()
+                raise httpx.ConnectError("[Errno 111] Connection refused")
+            return collection.query(**kwargs)
+
+    monkeypatch.setattr(loaded.index, "collection", GoneOnce())
+
+    def handler(request):
+        body = json.loads(request.content)
+        if "lookup_entity" in tool_names(body) and body["messages"][-1]["role"] == "user":
+            down.append(True)
+            return httpx.Response(200, json=completion(tool_calls=[("lookup_entity", {"name": "blood in sputum"})]))
+        if "lookup_entity" in tool_names(body) and len([m for m in body["messages"] if m["role"] == "tool"]) == 1:
+            return httpx.Response(200, json=completion(tool_calls=[
+                ("shortest_paths", {"source": "hemoptysis", "target": "rifampin", "max_hops": 4})]))
+        return brain.handler(request)
+
+    with respx.mock() as mock:
+        route = mock.post(URL).mock(side_effect=handler)
+        state = run_graph(ctx, rec)
+    assert not down  # the failure happened, in the tool call
+    explore = [b for b in sent(route) if "lookup_entity" in tool_names(b)]
+    failed = explore[1]["messages"][-1]
+    assert failed["role"] == "tool" and failed["tool_call_id"] == "call_0"
+    error = json.loads(failed["content"])["error"]
+    assert error.startswith("lookup_entity failed: the embedded Chroma store in ") and "Connection refused" in error
+    assert brain.violations == []
+    assert [(a["attempt"], a["correct"]) for a in state["attempts"]] == [(1, False), (2, True)]
+    assert state["status"] == "accepted" and not state.get("degraded")
+    assert "hemoptysis ←phenotype present— tuberculosis ←indication— rifampin" in [p["text"] for p in state["pruned"]]
+
+
 def test_malformed_json_is_repaired_once():
     llm = make_llm()
     good = {"question_entities": [{"name": "fever"}], "answer_entities": [{"name": "malaria"}]}
