@@ -263,7 +263,7 @@ def run(
     from agent.console import RunProgress
     from agent.runs.checkpoints import database_errors
     from agent.runs.executors import EXECUTORS, ExecutorError
-    from agent.runs.fingerprint import endpoint, kg_identity
+    from agent.runs.fingerprint import endpoint
     from agent.runs.records import FieldMap
     from agent.runs.runner import RunOptions, Terminated, execute, identify, prepare
 
@@ -301,14 +301,10 @@ def run(
                       f"already done, {len(plan.pending)} to go", highlight=False)
         if plan.lost:
             _warn_lost_checkpoints(plan)
-        options.info = {"input": str(input), "shard": shard, "min_grounding": settings.min_grounding,
-                        **_previous_info(out_dir)}
-        if plan.lost or "checkpoints_lost" in options.info:  # every session's, so a batch log's reader finds them
-            options.info["checkpoints_lost"] = list(dict.fromkeys([*options.info.get("checkpoints_lost", []), *plan.lost]))
         if plan.pending:
-            loaded = _open(settings)
+            _open(settings)  # progress while the graph is built; a graph that cannot open is refused here
             try:
-                fingerprint = identify(plan, out_dir, settings, options)
+                identify(plan, out_dir, settings, options)
             except InputError as exc:
                 raise fail(str(exc)) from exc
             llm = settings.llm_configured
@@ -318,12 +314,6 @@ def run(
                 _print_structured_output(settings)
             else:
                 err.print("Mode: [bold]KG-only[/] (" + ("--offline" if settings.offline else "no LLM configured: pass --model") + ")")
-            options.info.update(mode="llm" if llm else "kg-only", model=settings.model if llm else None,
-                                base_url=endpoint(settings.base_url) if llm and settings.base_url else None,
-                                run_id=fingerprint["run_id"],
-                                changes=[{"at": c["at"], "changed": c["changed"], "rows_before": len(c["rows_before"])}
-                                         for c in fingerprint.get("changes", [])],
-                                kg=kg_identity(loaded.manifest, settings.kg_dir))
         stopped = None
         with RunProgress(len(plan.jobs), dict(plan.done)) as progress:
             options.on_result = progress
@@ -404,20 +394,6 @@ def _shard(value: str | None) -> tuple[int, int] | None:
     if count < 1 or not 0 <= index < count:
         raise fail(f"--shard {value!r}: I must be 0..N-1 (shards are numbered from 0)")
     return index, count
-
-
-def _previous_info(out_dir: Path) -> dict:
-    """What an earlier session of this run recorded about its KG and model (kept on resume)."""
-    from agent.runs.fingerprint import endpoint
-
-    try:
-        previous = json.loads((out_dir / "summary.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    info = {k: previous[k] for k in ("mode", "model", "base_url", "kg", "run_id", "checkpoints_lost") if k in previous}
-    if info.get("base_url"):  # as recorded before endpoints were always recorded without credentials
-        info["base_url"] = endpoint(info["base_url"])
-    return info
 
 
 @app.command("export")

@@ -266,8 +266,8 @@ def parse_sets(pairs: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
 def shown_sets(pairs: list[str]) -> list[str]:
     """``--set`` pairs as a fork's report prints them: an endpoint (``settings.base_url``)
     without its credentials (``fingerprint.endpoint``), a key (``settings.api_key``) not at all."""
-    from agent.runs.fingerprint import endpoint
     from agent.redaction import REDACTED
+    from agent.runs.fingerprint import endpoint
 
     shown = []
     for pair in pairs:

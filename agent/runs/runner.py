@@ -435,6 +435,39 @@ def _cancel_on_sigterm() -> _SigtermSeen:
     return seen
 
 
+# What an earlier session recorded of where its rows came from, kept when this one runs nothing.
+CARRIED_OVER = ("mode", "model", "base_url", "kg", "run_id")
+
+
+def provenance(run_dir: Path, plan: Plan, settings: Settings, options: RunOptions) -> dict[str, Any]:
+    """What summary.json records of where the rows came from: the input, shard and grounding
+    bar; the mode, model, endpoint (never with credentials), KG and run id of this session when
+    it ran samples (else those an earlier session recorded), the changes ``--allow-changed``
+    let through, and every session's started samples whose checkpoints had vanished."""
+    try:
+        previous = json.loads((run_dir / SUMMARY).read_text()) if options.resume else {}
+    except (OSError, ValueError):
+        previous = {}
+    info: dict[str, Any] = {
+        "input": str(plan.input_path), "shard": "/".join(map(str, options.shard)) if options.shard else None,
+        "min_grounding": settings.min_grounding, **{k: previous[k] for k in CARRIED_OVER if k in previous},
+    }
+    lost = list(dict.fromkeys([*previous.get("checkpoints_lost", []), *plan.lost]))
+    if lost:  # every session's, so the reader of a batch log finds them
+        info["checkpoints_lost"] = lost
+    if plan.fingerprint is not None:  # this session ran samples: it says what it ran them with
+        llm = settings.llm_configured
+        info.update(
+            mode=settings.mode, model=settings.model if llm else None,
+            base_url=fingerprints.endpoint(settings.base_url) if llm and settings.base_url else None,
+            run_id=plan.fingerprint["run_id"],
+            changes=[{"at": c["at"], "changed": c["changed"], "rows_before": len(c["rows_before"])}
+                     for c in plan.fingerprint.get("changes", [])],
+            kg=fingerprints.kg_identity(resources.load_kg(settings).manifest, settings.kg_dir),
+        )
+    return info
+
+
 def _summary(run_dir: Path, plan: Plan, settings: Settings, options: RunOptions, wall: float, processed: int, interrupted: bool) -> dict:
     rows = read_rows(run_dir / RESULTS)
     ids = {r["id"] for r in rows}
@@ -442,8 +475,8 @@ def _summary(run_dir: Path, plan: Plan, settings: Settings, options: RunOptions,
         earlier = json.loads((run_dir / SUMMARY).read_text()).get("wall_time_s", 0.0) if options.resume else 0.0
     except (OSError, ValueError):
         earlier = 0.0
-    mode = options.info.get("mode") or settings.mode
-    info = {k: v for k, v in options.info.items() if k != "mode"}
+    info = {**provenance(run_dir, plan, settings, options), **options.info}
+    mode = info.pop("mode", None) or settings.mode
     if plan.store is not None and plan.store.is_postgres:
         info["checkpoints"] = str(plan.store)  # never with its password
     if settings.llm_configured:  # what structured output the run used, and what the endpoint was found to honour
