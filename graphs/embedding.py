@@ -51,10 +51,14 @@ def model_location(model: str) -> str:
 class Embedder:
     """Unit-length embeddings of short texts (cosine similarity is a dot product)."""
 
-    # Query-time calls (a sample's mentions, its candidate paths) repeat the same short texts
-    # across the samples of a run; they are cached, bulk encoding (index builds) is not.
+    # Query-time calls (a sample's mentions and their candidate labels, sent together) repeat
+    # the same short texts across the samples of a run; they are cached, bulk encoding is not.
     CACHE_SIZE = 20_000
-    CACHED_CALL_MAX = 128
+    CACHED_CALL_MAX = 1024
+    # A forward pass costs about as much as this many token positions whatever it holds (the
+    # weights are read once per pass: 15 ms for one 3-token text against 0.37 ms per further
+    # position, on a loaded 2-core machine), so texts are grouped by length (_length_groups).
+    PASS_COST_POSITIONS = 32
 
     def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 256) -> None:
         self.model_name = model
@@ -123,8 +127,22 @@ class Embedder:
         return np.stack([found[t] for t in texts])
 
     def _encode(self, texts: list[str]) -> np.ndarray:
+        """The transformer's vectors of ``texts``, in passes of texts of similar length: a pass
+        pads every text to its longest, so one long mention padding a dozen short labels costs
+        more than a second pass. (60 MedQA samples' re-ranking on HPO: one pass per mention 12.6
+        s of CPU, one pass per sample 15.3 s, passes by length 10.1 s.)"""
+        texts = list(texts)
+        if len(texts) <= 1:
+            return self._forward(texts)
+        lengths = [len(e.ids) for e in self.tokenizer.encode_batch(texts)]  # with [CLS] and [SEP]
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for group in _length_groups(lengths, self.PASS_COST_POSITIONS, self.batch_size):
+            out[group] = self._forward([texts[i] for i in group])
+        return out
+
+    def _forward(self, texts: list[str]) -> np.ndarray:
         return self._model.encode(
-            list(texts),
+            texts,
             batch_size=self.batch_size,
             normalize_embeddings=True,
             convert_to_numpy=True,
@@ -148,6 +166,26 @@ class Embedder:
                 hidden = model(input_ids=inputs, attention_mask=torch.ones_like(inputs)).last_hidden_state
                 out[start : start + len(chunk)] = hidden.mean(1).numpy()
         return out
+
+
+def _length_groups(lengths: list[int], pass_cost: int, most: int) -> list[list[int]]:
+    """The texts (by position) in groups that cost least to encode, a group costing
+    ``pass_cost`` plus its size times its longest length (every text is padded to it), with at
+    most ``most`` texts a group: the optimal cut of the texts sorted longest first."""
+    order = sorted(range(len(lengths)), key=lambda i: -lengths[i])
+    sorted_lengths = [lengths[i] for i in order]
+    best = [0.0] + [float("inf")] * len(order)  # best[j]: cheapest cut of the first j texts
+    cut = [0] * (len(order) + 1)
+    for j in range(1, len(order) + 1):
+        for i in range(max(0, j - most), j):  # the group order[i:j], led by its longest, order[i]
+            cost = best[i] + pass_cost + (j - i) * sorted_lengths[i]
+            if cost < best[j]:
+                best[j], cut[j] = cost, i
+    groups, j = [], len(order)
+    while j:
+        groups.append(order[cut[j] : j])
+        j = cut[j]
+    return groups[::-1]
 
 
 class _Coalescer:
