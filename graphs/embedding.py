@@ -257,11 +257,20 @@ class StaticEncoder:
     """Text vectors as sqrt-IDF-weighted means of distilled token vectors (see module doc).
 
     ``weights[token]`` is the token's weight; ``table`` maps tokens to their vectors. Unseen
-    tokens are distilled on first use, under a lock, into a new table that replaces the old
-    one in one assignment. A text is pooled against the one table it read, so samples
-    encoding on worker threads while another grows the table never see rows and vectors of
-    different sizes (reading ``vectors`` twice across a growth was a crash at --concurrency 16).
+    tokens are distilled on first use into a new table that replaces the old one in one
+    assignment. A text is pooled against the one table it read, so samples encoding on worker
+    threads while another grows the table never see rows and vectors of different sizes
+    (reading ``vectors`` twice across a growth was a crash at --concurrency 16).
+
+    Growing costs a transformer pass, about as long for one token as for fifty (the weights
+    are read once a pass), so the tokens of samples that grow the table at once are distilled
+    in one pass (``_Coalescer``); and the vectors grow inside a larger buffer, so a growth
+    copies the table only when the buffer is full. A published table's rows of the buffer are
+    never written again: a new table only adds rows after them.
     """
+
+    # Room made when the buffer is full: a quarter of the table more, at least this many rows.
+    GROWTH_ROWS = 1024
 
     def __init__(
         self, embedder: Embedder, rows: np.ndarray, vectors: np.ndarray, weights: np.ndarray, centre: np.ndarray
@@ -270,6 +279,8 @@ class StaticEncoder:
         self.table = TokenTable(rows, vectors)
         self.weights, self.centre = weights, centre
         self._lock = threading.Lock()
+        self._buffer: np.ndarray | None = None  # its first len(self.vectors) rows are the table's vectors
+        self._distiller = _Coalescer(self._distil)
 
     @property
     def rows(self) -> np.ndarray:
@@ -305,16 +316,33 @@ class StaticEncoder:
         return self._pool(tokenized, table)
 
     def _grown(self, tokens: np.ndarray) -> TokenTable:
-        """The table with every one of ``tokens`` distilled: the current one when another
-        thread already added them, else a new one, published for all."""
+        """A table with every one of ``tokens`` distilled: the current one when another
+        thread already added them, else after a pass (shared with the threads growing it at
+        the same time) that publishes a new one for all."""
+        unseen = tokens[self.table.rows[tokens] < 0]
+        if len(unseen):
+            self._distiller.run(unseen.tolist())
+        return self.table
+
+    def _distil(self, tokens: list[int]) -> np.ndarray:
+        """The vectors of ``tokens``, after adding those not in the table yet and publishing
+        the new table (one caller at a time: the coalescer's passes follow each other)."""
         with self._lock:
             table = self.table
-            unseen = tokens[table.rows[tokens] < 0]
-            if len(unseen):
+            new = np.array(sorted({t for t in tokens if table.rows[t] < 0}), dtype=np.int64)
+            if len(new):
+                start, stop = len(table.vectors), len(table.vectors) + len(new)
+                buffer = self._buffer
+                if buffer is None or len(buffer) < stop:
+                    room = min(len(table.rows), max(stop, start + max(self.GROWTH_ROWS, start // 4)))
+                    buffer = np.empty((room, table.vectors.shape[1]), dtype=np.float32)
+                    buffer[:start] = table.vectors
+                    self._buffer = buffer
+                buffer[start:stop] = self.embedder.token_vectors(new)
                 rows = table.rows.copy()
-                rows[unseen] = np.arange(len(table.vectors), len(table.vectors) + len(unseen))
-                table = self.table = TokenTable(rows, np.concatenate([table.vectors, self.embedder.token_vectors(unseen)]))
-            return table
+                rows[new] = np.arange(start, stop, dtype=rows.dtype)
+                self.table = table = TokenTable(rows, buffer[:stop])
+            return table.vectors[table.rows[tokens]]
 
     def _pool(self, tokenized: list[np.ndarray], table: TokenTable, normalise: bool = True) -> np.ndarray:
         """Weighted mean token vector of each text, as one sparse (texts × tokens) product."""
