@@ -24,7 +24,9 @@ from __future__ import annotations
 import hashlib
 import shutil
 import tempfile
+import threading
 import zipfile
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -128,9 +130,17 @@ class IndexStoreError(RuntimeError):
 class EntityIndex:
     """Nearest node labels to a text, with the node id and type of each."""
 
+    # Lookups kept, most recently used first: a dataset run looks the same answers and
+    # findings up sample after sample ("Metformin", "Fever"), and a text that names no node
+    # costs a static encoding and a Chroma query each time (its transformer vectors are
+    # cached by the embedder).
+    RESULTS_KEPT = 20_000
+
     def __init__(self, kg: KnowledgeGraph, embedder: Embedder, encoder: StaticEncoder, collection, store: ChromaStore) -> None:
         self.kg, self.embedder, self.encoder, self.collection, self.store = kg, embedder, encoder, collection, store
         self.node_ids, self.labels = labels_of(kg)
+        self._results: OrderedDict[tuple[str, int, str | None], list[Candidate]] = OrderedDict()
+        self._results_lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -196,8 +206,25 @@ class EntityIndex:
         that follow an exact match keep their static scores: running the transformer there
         cost 13 encodes per lookup (200 ms on a loaded 2-core machine) for alternatives only.
         Texts that need vectors are sent to Chroma in one query, and their candidates to the
-        transformer in one call.
+        transformer in one call. A text looked up before (with the same ``k`` and ``type``)
+        gets the candidates it got then.
         """
+        keys = [(text, k, type) for text in texts]
+        with self._results_lock:
+            known = {key: self._results[key] for key in keys if key in self._results}
+            for key in known:
+                self._results.move_to_end(key)
+        missing = list(dict.fromkeys(text for text, key in zip(texts, keys) if key not in known))
+        if missing:
+            found = dict(zip(((text, k, type) for text in missing), self._search(missing, k, type)))
+            known.update(found)
+            with self._results_lock:
+                self._results.update(found)
+                while len(self._results) > self.RESULTS_KEPT:
+                    self._results.popitem(last=False)
+        return [list(known[key]) for key in keys]
+
+    def _search(self, texts: list[str], k: int, type: str | None) -> list[list[Candidate]]:
         found = [{c.node_id: c for c in self._exact(text, type)} for text in texts]
         wanted = [i for i, best in enumerate(found) if len(best) < k]
         if not wanted or not len(self):
