@@ -108,9 +108,10 @@ def test_map_settles_all_ambiguous_mentions_in_one_call(llm_context, brain):
     # the schema offers exactly the numbers listed: one choice per mention, mentions 1-2, and
     # the candidates' numbers up to the longest list's
     choices = body["tools"][0]["function"]["parameters"]["properties"]["choices"]
-    assert choices["maxItems"] == 2 and choices["items"]["properties"]["mention"]["enum"] == [1, 2]
+    mention, candidate = (choices["items"]["properties"][k] for k in ("mention", "candidate"))
+    assert choices["maxItems"] == 2 and (mention["minimum"], mention["maximum"]) == (1, 2)
     listed = max(int(n) for n in re.findall(r"^  (\d+)\. ", body["messages"][0]["content"], re.M))
-    assert choices["items"]["properties"]["candidate"]["anyOf"][0]["enum"] == list(range(1, listed + 1))
+    assert (candidate["anyOf"][0]["minimum"], candidate["anyOf"][0]["maximum"]) == (1, listed)
 
 
 def test_prune_covers_every_group_in_one_call_and_caps_each_group(llm_context, brain):
@@ -163,13 +164,14 @@ def test_a_number_the_request_did_not_offer_is_repaired_with_the_numbers_allowed
 
     state = {"record": MALARIA, "entities": [{"text": "high temperature", "role": "question", "type": None},
                                              {"text": "big spleen", "role": "question", "type": None}]}
+    # mention 3 of 2 is refused; "1" written as a string is read
     replies = [completion(tool_calls=[("EntityChoices", {"choices": [{"mention": 3, "candidate": 1}]})]),
-               completion(tool_calls=[("EntityChoices", {"choices": [{"mention": 1, "candidate": 1}]})])]
+               completion(tool_calls=[("EntityChoices", {"choices": [{"mention": "1", "candidate": "1"}]})])]
     with respx.mock() as mock:
         route = mock.post(URL).mock(side_effect=scripted(*replies))
         out = map_entities(state, Runtime(context=llm_context(min_score=0.3)))
     repair = sent(route)[1]["messages"][-1]
-    assert repair["role"] == "tool" and "choices.0.mention: Input should be 1 or 2" in repair["content"]
+    assert repair["role"] == "tool" and "choices.0.mention: Input should be less than or equal to 2" in repair["content"]
     assert out["usage"]["repairs"] == 1 and [m["mention"] for m in out["mappings"] if m["method"] == "llm"] == ["high temperature"]
 
 
