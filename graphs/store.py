@@ -24,6 +24,7 @@ from typing import NamedTuple
 import networkx as nx
 
 from graphs.names import normalize  # the form names are matched in
+from graphs.recent import Recent
 from graphs.relations import display
 from graphs.specificity import Specificity, qualifier_terms
 
@@ -53,7 +54,10 @@ class Node:
 
 
 # Cached views computed from the facts (the name index depends on the nodes alone).
-FACT_VIEWS = ("specificity", "qualifiers")
+FACT_VIEWS = ("specificity", "qualifiers", "searched")
+# Path searches a graph remembers (graphs.paths.find_paths): a sample searches the same pairs
+# again in its verifier and on each retry, and other samples search them too.
+SEARCHES_KEPT = 20_000
 
 
 class Relation(NamedTuple):
@@ -207,6 +211,11 @@ class KnowledgeGraph:
                     if node_id not in ids:
                         ids.append(node_id)
         return {key: tuple(ids) for key, ids in index.items()}
+
+    @cached_property
+    def searched(self) -> Recent:
+        """Path searches run on this graph as it is, by their question (``graphs.paths``)."""
+        return Recent(SEARCHES_KEPT)
 
     @cached_property
     def specificity(self) -> Specificity:

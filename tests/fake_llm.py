@@ -191,8 +191,17 @@ def _messages_violation(messages) -> Violation | None:
     return None
 
 
+# Keywords OpenAI's strict mode does not accept: its documented ones are pattern and format
+# for strings, the numeric ranges, and minItems and maxItems for arrays.
+STRICT_UNSUPPORTED = ("minLength", "maxLength")
+
+
 def _strict_problem(schema: dict, context: tuple) -> str | None:
-    """OpenAI's strict mode: every object closed and every property required."""
+    """OpenAI's strict mode: every object closed and every property required, no keyword it
+    does not support."""
+    unsupported = [k for k in STRICT_UNSUPPORTED if k in schema]
+    if unsupported:
+        return f"In context={context}, '{unsupported[0]}' is not permitted."
     if schema.get("type") == "object" or "properties" in schema:
         if schema.get("additionalProperties") is not False:
             return f"In context={context}, 'additionalProperties' is required to be supplied and to be false."
@@ -510,8 +519,10 @@ class _Turn:
 
     def constrained(self, answer, schema: dict) -> dict:
         """What constrained decoding gives: one JSON value valid under ``schema`` (the
-        grammar allows nothing else), thinking apart; a rambling model pads it with
-        whitespace the grammar allows, until it stops or the limit cuts it."""
+        grammar allows nothing else: arrays end at ``maxItems``, strings at ``maxLength``),
+        thinking apart; a rambling model pads it with whitespace the grammar allows, until it
+        stops or the limit cuts it."""
+        answer = _fitted(answer, schema)
         jsonschema.validate(answer, schema)  # the fake's own answers must be what a grammar allows
         prefix, reasoning = self.thinking()
         reasoning = reasoning or (THOUGHT if prefix else None)
@@ -554,6 +565,21 @@ class _Turn:
             f"{letter}.", f"({letter.lower()})", f"**{letter}**", f"Option {letter}", f"The answer is {letter}.",
             f"{letter}. {options[letter]}", options[letter], letter.lower(),
         ])
+
+
+def _fitted(value, schema: dict):
+    """``value`` as a grammar compiled from ``schema`` lets it out: arrays ended at
+    ``maxItems``, strings at ``maxLength`` (through ``items``, ``properties`` and the first
+    ``anyOf`` branch that is not null)."""
+    if value is not None and "anyOf" in schema:
+        schema = next((o for o in schema["anyOf"] if o.get("type") != "null"), {})
+    if isinstance(value, list):
+        return [_fitted(v, schema.get("items") or {}) for v in value[:schema.get("maxItems", len(value))]]
+    if isinstance(value, str):
+        return value[:schema.get("maxLength", len(value))]
+    if isinstance(value, dict):
+        return {k: _fitted(v, (schema.get("properties") or {}).get(k) or {}) for k, v in value.items()}
+    return value
 
 
 def _text(message: dict) -> str:

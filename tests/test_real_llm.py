@@ -27,6 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # Bounded time: one attempt per sample, and a shorter generation than the default (a 135M
 # model fills whatever it is given); the run's own max_tokens mechanism is what is exercised.
 RUN_ENV = {"MEDREASON_MAX_ATTEMPTS": "1", "MEDREASON_MAX_TOKENS_GENERATE": "512", "MEDREASON_LLM_TIMEOUT": "600"}
+STRUCTURED_NODES = ("extract", "map", "prune", "verify")  # the nodes that answer in JSON
 RUN_TIMEOUT = 1800  # seconds for a whole run (a loaded machine runs a 1-thread model slowly): a hang fails the test
 
 
@@ -75,9 +76,18 @@ def test_run_end_to_end_on_a_real_model_has_no_error_rows(tmp_path, llama_server
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert [r["error"] for r in rows if r["status"] == "error"] == []
     assert summary["counts"]["error"] == 0 and summary["records"] == len(chosen)
-    assert all(r["usage"]["llm_calls"] >= 2 for r in rows)  # the model was asked, not skipped
+    # The model was asked, not skipped. SmolLM2's extraction may name nothing in the graph (it
+    # copies the schema's description as every name), which rejects that sample at once; in
+    # auto mode the other record goes on to generate and verify with the model.
+    assert all(r["usage"]["llm_calls"] >= 1 for r in rows)
+    assert mode != "auto" or sum(r["usage"]["llm_calls"] for r in rows) > len(rows)
     expected = summary["structured_output"]["mode"]
     assert expected == (mode if mode != "auto" else expected) and expected in ("json_schema", "tools", "text")
+    if expected == "json_schema":
+        # Bounded schemas (agent.reasoning.schemas): the grammar ends every structured answer within its
+        # node's max_tokens, so none is cut off there (unbounded, SmolLM2 filled them until cut).
+        cut = [d for r in rows for d in r["degraded"] if d.split(":")[0] in STRUCTURED_NODES and "cut off" in d]
+        assert cut == []
     print(f"{mode}: {summary['structured_output']}, degraded {summary['degraded']}, "
           f"{summary['counts']}, {time.monotonic() - started:.0f} s")
 

@@ -95,8 +95,9 @@ URL_PASSWORD, URL_QUERY_KEY = "pw-9f8e7d6c5b4a3f2e", "qk-1a2b3c4d5e6f7a8b"
 
 
 def test_credentials_in_the_endpoint_url_are_never_written_or_shown(tmp_path, fixture_kg_dir, brain):
-    from agent.inspection.view import create_app
     from starlette.testclient import TestClient
+
+    from agent.inspection.view import create_app
 
     records = write_records(tmp_path / "in.jsonl", RECORDS[:2])
     run_dir = tmp_path / "run"

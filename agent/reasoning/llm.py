@@ -308,14 +308,25 @@ class LLM:
         return (f"{CUT_OFF} of {limit} tokens; reply much shorter, with only what the format asks for and no "
                 "explanation")
 
+    def _function(self, schema: type[BaseModel]) -> dict[str, Any]:
+        """``schema`` as an OpenAI function. Strict schemas leave out the string-length bounds,
+        which OpenAI's strict mode does not accept (its documented keywords: pattern and
+        format for strings, the numeric ranges, minItems and maxItems); validation still cuts
+        strings at them."""
+        function = convert_to_openai_function(schema, strict=self.strict or None)
+        if self.strict:
+            function["parameters"] = _without_keys(function["parameters"], STRICT_UNSUPPORTED)
+        return function
+
     def _ask_tools(self, schema: type[BaseModel], messages: list[BaseMessage], limit: int | None) -> AIMessage:
         # One tool, forced by name: ``parallel_tool_calls`` is not needed, and some servers
         # reject it, so it is not sent.
-        bound = self.chat.bind_tools([schema], tool_choice=schema.__name__, strict=self.strict or None)
+        bound = self.chat.bind_tools([{"type": "function", "function": self._function(schema)}],
+                                     tool_choice=schema.__name__)
         return bound.invoke(messages, **_limit(limit))
 
     def _ask_json_schema(self, schema: type[BaseModel], messages: list[BaseMessage], limit: int | None) -> AIMessage:
-        function = convert_to_openai_function(schema, strict=self.strict or None)
+        function = self._function(schema)
         response_format = {"type": "json_schema", "json_schema": {
             "name": function["name"], "schema": function["parameters"], "strict": self.strict}}
         # Sent as a plain body field: given as ``response_format``, ChatOpenAI switches to the
@@ -412,6 +423,19 @@ class LLM:
 
 
 CUT_OFF = "it was cut off at the limit"
+STRICT_UNSUPPORTED = frozenset({"minLength", "maxLength"})
+
+
+def _without_keys(schema: Any, keys: frozenset[str], names: bool = False) -> Any:
+    """A JSON schema with the keywords ``keys`` left out at every level; ``names``: ``schema``
+    maps names to schemas (``properties``, ``$defs``), and a property may be named like a keyword."""
+    if isinstance(schema, list):
+        return [_without_keys(s, keys) for s in schema]
+    if not isinstance(schema, dict):
+        return schema
+    if names:
+        return {name: _without_keys(sub, keys) for name, sub in schema.items()}
+    return {k: _without_keys(v, keys, names=k in ("properties", "$defs")) for k, v in schema.items() if k not in keys}
 
 
 def _unusable(problem: str, limit: int | None) -> str:

@@ -23,13 +23,13 @@ from agent.reasoning.context import AgentContext
 from agent.reasoning.grounding import UNGROUNDED, unbacked
 from agent.reasoning.llm import NO_USAGE, Answer, LLMError, UnusableAnswer, content_of, json_problem
 from agent.reasoning.schemas import (
-    EntityChoices,
     ExtractedEntities,
     Judgement,
-    PathSelection,
     ReasonedAnswer,
     answer_schema,
+    choice_schema,
     match_option,
+    selection_schema,
 )
 from agent.reasoning.state import Mapping, Mention, NodeChoice, SampleState, Thought, Usage, Verification
 from agent.reasoning.state import add_usage as add
@@ -96,12 +96,13 @@ def _choose_candidates(
     for i, (mention, candidates) in enumerate(ambiguous, 1):
         options = "\n".join(f"  {j}. {c['name']} ({c['type']})" for j, c in enumerate(candidates, 1))
         listing.append(f"Mention {i}: {mention['text']}\n{options}")
-    answer = ctx.llm.structured("map", EntityChoices, prompts.render(
+    schema = choice_schema(len(ambiguous), max(len(candidates) for _, candidates in ambiguous))
+    answer = ctx.llm.structured("map", schema, prompts.render(
         "select_entity", question=state["record"]["question"], mentions="\n\n".join(listing),
     ))
     mappings = []
     for choice in answer.value.choices:
-        if not 1 <= choice.mention <= len(ambiguous) or choice.candidate is None:
+        if choice.candidate is None:
             continue
         mention, candidates = ambiguous[choice.mention - 1]
         if 1 <= choice.candidate <= len(candidates):
@@ -206,18 +207,18 @@ def _select_paths(
             numbered.append((g, path))
             lines.append(f"  [{len(numbered)}] {path['text']}")
         listing.append(f"Group {g}: {group[0]['names'][0]} → {group[0]['names'][-1]}\n" + "\n".join(lines))
-    answer = ctx.llm.structured("prune", PathSelection, prompts.render(
+    schema = selection_schema(len(numbered), k * len(groups))
+    answer = ctx.llm.structured("prune", schema, prompts.render(
         "prune", k=k, question=state["record"]["question"], answer=answer_text(state["record"]),
         groups="\n\n".join(listing),
     ))
     per_group: dict[int, int] = {}
     chosen = []
-    for n in dict.fromkeys(answer.value.selected):
-        if 1 <= n <= len(numbered):
-            g, path = numbered[n - 1]
-            if per_group.get(g, 0) < k:
-                per_group[g] = per_group.get(g, 0) + 1
-                chosen.append(path)
+    for n in dict.fromkeys(answer.value.selected):  # the schema allows only the numbers listed
+        g, path = numbered[n - 1]
+        if per_group.get(g, 0) < k:
+            per_group[g] = per_group.get(g, 0) + 1
+            chosen.append(path)
     return (chosen or None), answer
 
 

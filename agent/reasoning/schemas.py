@@ -3,27 +3,61 @@
 Schemas are made hard to get wrong: the verifier's answer is an enum of the record's option
 letters, and the letter is read leniently first ("The answer is B.", "**b**", "(B)", the
 option's text), so only an answer that names no option needs a repair.
+
+Schemas are also bounded, since under constrained decoding (``response_format`` json_schema,
+a forced tool) the schema is all that stops a small model: llama.cpp compiles it into a
+grammar, and SmolLM2-135M, given an unbounded array or string, fills it until ``max_tokens``
+cuts the JSON off. So every array has ``maxItems``, every free string ``maxLength``, and a
+value from a fixed set is an enum (node types, option letters) or a range (the mention,
+candidate and path numbers that one request offers: mapping and pruning get a schema per
+request, ``choice_schema`` and ``selection_schema``). The pydantic models carry the same bounds,
+so what is sent and what is validated are one schema. An answer over a length bound from an
+unconstrained model (a forced tool that the server does not constrain, or JSON in text) is
+read as the grammar would have ended it, cut at the bound, not refused: the lists' tails are
+the least informative (the prompts ask for the most informative first, and the nodes kept only
+that many anyway), and a long entity name cut to its first 64 characters is still found by
+meaning, where refusing would cost a repair request and then the whole answer. A value outside
+an enum or a range is refused and repaired with the values allowed: a number that none of the
+offered items has names nothing, and no cut mends it.
 """
 
 from __future__ import annotations
 
 import re
 import string
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, create_model, field_validator
+from pydantic import BaseModel, BeforeValidator, Field, create_model, field_validator
 
 from agent.reasoning.llm import strip_thinking
 from agent.reasoning.state import OPTION_LABEL
 
 # PrimeKG's ten node types (HPO graphs use three of them), as the extract prompt lists them.
-NODE_TYPES = ("disease", "drug", "effect/phenotype", "gene/protein", "anatomy", "biological_process",
+NODE_TYPES: tuple[str, ...] = ("disease", "drug", "effect/phenotype", "gene/protein", "anatomy", "biological_process",
               "molecular_function", "cellular_component", "pathway", "exposure")
 
 
+# Bounds of the answers (see the module doc). The extract prompt asks for at most 12
+# question entities, "usually one or two" answer entities.
+MAX_QUESTION_ENTITIES = 12
+MAX_ANSWER_ENTITIES = 4
+MAX_NAME_CHARS = 64  # an entity as the question names it; 97% of HPO's 36,853 node names fit
+MAX_ANSWER_CHARS = 200  # a short free-text answer
+MAX_REASON_CHARS = 300  # the judge's one sentence
+
+
+def trimmed(limit: int) -> BeforeValidator:
+    """A list or string cut to ``limit`` items or characters before it is validated: what a
+    grammar with that ``maxItems`` or ``maxLength`` would have let through."""
+    return BeforeValidator(lambda value: value[:limit] if isinstance(value, (list, str)) else value)
+
+
+NodeType = Literal[NODE_TYPES]
+
+
 class Entity(BaseModel):
-    name: str = Field(description="Canonical medical name.")
-    type: str | None = Field(None, description="PrimeKG node type, e.g. disease, drug, effect/phenotype.")
+    name: Annotated[str, Field(max_length=MAX_NAME_CHARS, description="Canonical medical name."), trimmed(MAX_NAME_CHARS)]
+    type: NodeType | None = Field(None, description="PrimeKG node type.")
 
     @field_validator("type", mode="before")
     @classmethod
@@ -37,39 +71,53 @@ class Entity(BaseModel):
 class ExtractedEntities(BaseModel):
     """Medical entities of a question and of its answer."""
 
-    question_entities: list[Entity]
+    question_entities: Annotated[list[Entity], Field(max_length=MAX_QUESTION_ENTITIES), trimmed(MAX_QUESTION_ENTITIES)]
     # Optional: with none, the answer is looked up whole, so omitting it needs no repair.
-    answer_entities: list[Entity] = Field(default_factory=list)
+    answer_entities: Annotated[list[Entity], Field(max_length=MAX_ANSWER_ENTITIES), trimmed(MAX_ANSWER_ENTITIES)] = \
+        Field(default_factory=list)
 
 
-class EntityChoice(BaseModel):
-    mention: int = Field(description="The mention's number.")
-    candidate: int | None = Field(description="The chosen candidate's number, or null if none fits.")
+def numbered(count: int) -> Any:
+    """One of the numbers 1..``count`` (at least 1, so the schema stays valid): a range, which
+    grammars compile as tightly as an enum, and which, unlike a ``Literal``, still reads "2"."""
+    return Annotated[int, Field(ge=1, le=max(count, 1))]
 
 
-class EntityChoices(BaseModel):
-    """One choice per numbered mention."""
+def choice_schema(mentions: int, candidates: int) -> type[BaseModel]:
+    """``EntityChoices`` for ``mentions`` numbered mentions of at most ``candidates`` candidates
+    each: one choice per mention, the numbers those offered."""
+    choice = create_model(
+        "EntityChoice",
+        mention=(numbered(mentions), Field(description="The mention's number.")),
+        candidate=(numbered(candidates) | None, Field(description="The chosen candidate's number, or null if none fits.")),
+    )
+    return create_model(
+        "EntityChoices",
+        __doc__="One choice per numbered mention.",
+        choices=(Annotated[list[choice], Field(max_length=mentions), trimmed(mentions)], ...),
+    )
 
-    choices: list[EntityChoice]
 
-
-class PathSelection(BaseModel):
-    """Numbers of the chosen paths."""
-
-    selected: list[int]
+def selection_schema(paths: int, at_most: int) -> type[BaseModel]:
+    """``PathSelection`` of at most ``at_most`` of ``paths`` numbered paths."""
+    return create_model(
+        "PathSelection",
+        __doc__="Numbers of the chosen paths.",
+        selected=(Annotated[list[numbered(paths)], Field(max_length=at_most), trimmed(at_most)], ...),
+    )
 
 
 class ReasonedAnswer(BaseModel):
     """The answer the reasoning supports."""
 
-    answer: str = Field(description="A short answer.")
+    answer: Annotated[str, Field(max_length=MAX_ANSWER_CHARS, description="A short answer."), trimmed(MAX_ANSWER_CHARS)]
 
 
 class Judgement(BaseModel):
     """Whether the candidate answer is correct."""
 
     correct: bool
-    reason: str = Field(description="One sentence.")
+    reason: Annotated[str, Field(max_length=MAX_REASON_CHARS, description="One sentence."), trimmed(MAX_REASON_CHARS)]
 
 
 def answer_schema(options: dict[str, str]) -> type[BaseModel]:

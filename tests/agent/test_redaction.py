@@ -1,8 +1,7 @@
 """Secrets are removed from error texts, whole or cut short, configured or merely key-shaped."""
 
-from agent.runs.fingerprint import endpoint
-
 from agent.redaction import REDACTED, public_url, redact, url_secrets
+from agent.runs.fingerprint import endpoint
 
 KEY = "sk-proj-Zx81QmW0aa5511ff"
 

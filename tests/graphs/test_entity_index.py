@@ -19,6 +19,20 @@ def test_one_result_per_node_best_first(loaded):
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
 
 
+def test_a_text_looked_up_again_gets_its_candidates_without_another_query(loaded, monkeypatch):
+    index = loaded.index
+    first = index.search(["a cough with blood and night sweats", "tuberculosis"], k=5)
+    queries = []
+    query = index.collection.query
+    monkeypatch.setattr(index.collection, "query", lambda **kw: queries.append(kw) or query(**kw))
+    again = index.search(["tuberculosis", "a cough with blood and night sweats"], k=5)
+    assert again == first[::-1] and queries == []
+    again[0].clear()  # the caller's list: what is kept stays whole
+    assert index.search(["tuberculosis"], k=5) == [first[1]]
+    index.search(["a cough with blood and night sweats"], k=5, type="disease")  # another question: asked
+    assert len(queries) == 1
+
+
 # -- the store: embedded, or a Chroma server, through the same code ------------------------
 QUERIES = ["tuberculosis", "high temperature", "a cough with blood", "anaemia", "sugar diabetes", "chloroquine",
            "shortness of breath", "fever"]

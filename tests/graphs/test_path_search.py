@@ -173,6 +173,26 @@ def test_a_clinical_hop_is_preferred_to_a_generic_one():
     assert ranked_paths(kg, ["p"], ["x"], limit=1).paths == [("p", "d", "x")]
 
 
+def test_a_graph_answers_a_search_again_from_memory_until_a_fact_is_added(monkeypatch):
+    kg = KnowledgeGraph()
+    for node_id in "pdxe":
+        kg.add_node(node_id, node_id, "t")
+    kg.add_fact("d", "disease_phenotype_positive", "p")
+    kg.add_fact("d", "disease_protein", "x")
+    searches = []
+    import graphs.paths
+
+    search = graphs.paths.search_paths
+    monkeypatch.setattr(graphs.paths, "search_paths", lambda *a, **kw: searches.append(a) or search(*a, **kw))
+    first = find_paths(kg, ["p"], ["x"], limit=5)
+    first.paths.clear()  # the caller's copy
+    assert find_paths(kg, {"p"}, ("x",), limit=5).paths == [("p", "d", "x")] and len(searches) == 1
+    assert find_paths(kg, ["p"], ["x"], limit=1).paths == [("p", "d", "x")] and len(searches) == 2  # another question
+    kg.add_fact("p", "disease_phenotype_positive", "e")
+    kg.add_fact("e", "disease_protein", "x")
+    assert find_paths(kg, ["p"], ["x"], limit=5).paths == [("p", "d", "x"), ("p", "e", "x")] and len(searches) == 3
+
+
 def test_a_tiny_work_bound_cuts_the_search_short_and_says_so():
     graph = nx.relabel_nodes(nx.gnm_random_graph(3000, 30000, seed=1), str)
     cut = search_paths(graph, ["0"], ["1"], max_hops=10, limit=None, extra_hops=3, max_work=100)

@@ -3,6 +3,7 @@ one has seen yet while other samples grow the token table."""
 
 import sys
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -54,3 +55,44 @@ def test_many_threads_encoding_unseen_tokens_at_once_all_get_the_vectors_one_thr
     for i in range(threads):
         np.testing.assert_allclose(results[i], np.stack([alone.encode([t])[0] for t in texts[i]]), atol=1e-5)
     assert (shared.rows >= 0).sum() == len(shared.vectors)  # every distilled token has one row, each row one token
+
+
+class SlowTokenVectors(TokenVectorsByHash):
+    """A transformer pass that takes a while, as it does on a loaded machine, counted."""
+
+    def __init__(self, model):
+        super().__init__(model)
+        self.passes = 0
+
+    def token_vectors(self, token_ids, batch=2048):
+        self.passes += 1
+        time.sleep(0.05)
+        return super().token_vectors(token_ids, batch)
+
+
+def test_threads_growing_the_table_at_once_share_passes_and_keep_what_was_published():
+    embedder = SlowTokenVectors(DEFAULT_MODEL)
+    shared, _ = StaticEncoder.distill(embedder, ["fever", "anemia"])
+    before = shared.table
+    first_rows = before.vectors.copy()
+    embedder.passes = 0
+    words = ["nitrofurantoin", "pyelonephritis", "hydrochlorothiazide", "bisphosphonate", "cholecystectomy",
+             "thyroidectomy", "glomerulonephritis", "bronchiectasis"]
+    start = threading.Barrier(len(words))
+    results = {}
+
+    def work(word):
+        start.wait()
+        results[word] = shared.encode([word])[0]
+
+    workers = [threading.Thread(target=work, args=(w,)) for w in words]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert embedder.passes < len(words)  # the threads that came during a pass were served by the next
+    alone, _ = StaticEncoder.distill(TokenVectorsByHash(DEFAULT_MODEL), ["fever", "anemia"])
+    for word in words:
+        np.testing.assert_allclose(results[word], alone.encode([word])[0], atol=1e-5)
+    np.testing.assert_array_equal(before.vectors, first_rows)  # a published table never changes
+    assert (shared.rows >= 0).sum() == len(shared.vectors)

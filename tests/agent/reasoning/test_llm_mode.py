@@ -4,6 +4,7 @@ through the fake's copy of OpenAI's rules, which answers a violation with HTTP 4
 
 import asyncio
 import json
+import re
 from dataclasses import replace
 
 import httpx
@@ -105,6 +106,13 @@ def test_map_settles_all_ambiguous_mentions_in_one_call(llm_context, brain):
     methods = {m["mention"]: m["method"] for m in out["mappings"]}
     assert methods == {"anemia": "exact", "high temperature": "llm", "big spleen": "llm"}
     assert out["usage"]["llm_calls"] == 1
+    # the schema offers exactly the numbers listed: one choice per mention, mentions 1-2, and
+    # the candidates' numbers up to the longest list's
+    choices = body["tools"][0]["function"]["parameters"]["properties"]["choices"]
+    mention, candidate = (choices["items"]["properties"][k] for k in ("mention", "candidate"))
+    assert choices["maxItems"] == 2 and (mention["minimum"], mention["maximum"]) == (1, 2)
+    listed = max(int(n) for n in re.findall(r"^  (\d+)\. ", body["messages"][0]["content"], re.M))
+    assert (candidate["anyOf"][0]["minimum"], candidate["anyOf"][0]["maximum"]) == (1, listed)
 
 
 def test_prune_covers_every_group_in_one_call_and_caps_each_group(llm_context, brain):
@@ -127,6 +135,47 @@ def test_prune_covers_every_group_in_one_call_and_caps_each_group(llm_context, b
     assert route.call_count == 1 and tool_names(sent(route)[0]) == ["PathSelection"]
     pairs = [(p["nodes"][0], p["nodes"][-1]) for p in out["pruned"]]
     assert len(pairs) == len(set(pairs)) == 3
+    # at most 1 path for each of the 3 groups, numbered 1-4
+    selected = sent(route)[0]["tools"][0]["function"]["parameters"]["properties"]["selected"]
+    assert selected["maxItems"] == 3 and (selected["items"]["minimum"], selected["items"]["maximum"]) == (1, 4)
+
+
+def test_a_longer_answer_than_the_schema_allows_is_cut_as_the_grammar_would_not_refused(llm_context, brain):
+    # A model the server does not constrain lists 15 question entities, one with a sentence for
+    # a name: the first 12 are kept, the name cut at 64 characters, and no repair is asked for.
+    from agent.reasoning.schemas import MAX_NAME_CHARS, MAX_QUESTION_ENTITIES
+
+    long_name = "fever that came back every other day after the trip to the tropics last summer"
+    many = {"question_entities": [{"name": long_name, "type": "effect/phenotype"}]
+            + [{"name": f"finding {i}", "type": "Effect/Phenotype"} for i in range(14)],
+            "answer_entities": [{"name": "chloroquine", "type": "drug"}]}
+    with respx.mock() as mock:
+        route = mock.post(URL).mock(side_effect=scripted(completion(tool_calls=[("ExtractedEntities", many)])))
+        found, usage, _ = make_llm().structured("extract", ExtractedEntities, "extract please")
+    assert route.call_count == 1 and usage["repairs"] == 0
+    assert len(found.question_entities) == MAX_QUESTION_ENTITIES
+    assert found.question_entities[0].name == long_name[:MAX_NAME_CHARS]
+    assert found.question_entities[-1].name == "finding 10" and found.question_entities[-1].type == "effect/phenotype"
+    schema = sent(route)[0]["tools"][0]["function"]["parameters"]["properties"]["question_entities"]
+    assert schema["maxItems"] == MAX_QUESTION_ENTITIES and schema["items"]["properties"]["name"]["maxLength"] == MAX_NAME_CHARS
+
+
+def test_a_number_the_request_did_not_offer_is_repaired_with_the_numbers_allowed(llm_context, brain):
+    from langgraph.runtime import Runtime
+
+    from agent.reasoning.nodes import map_entities
+
+    state = {"record": MALARIA, "entities": [{"text": "high temperature", "role": "question", "type": None},
+                                             {"text": "big spleen", "role": "question", "type": None}]}
+    # mention 3 of 2 is refused; "1" written as a string is read
+    replies = [completion(tool_calls=[("EntityChoices", {"choices": [{"mention": 3, "candidate": 1}]})]),
+               completion(tool_calls=[("EntityChoices", {"choices": [{"mention": "1", "candidate": "1"}]})])]
+    with respx.mock() as mock:
+        route = mock.post(URL).mock(side_effect=scripted(*replies))
+        out = map_entities(state, Runtime(context=llm_context(min_score=0.3)))
+    repair = sent(route)[1]["messages"][-1]
+    assert repair["role"] == "tool" and "choices.0.mention: Input should be less than or equal to 2" in repair["content"]
+    assert out["usage"]["repairs"] == 1 and [m["mention"] for m in out["mappings"] if m["method"] == "llm"] == ["high temperature"]
 
 
 def test_a_retry_explores_with_kg_tools_and_passes_on_the_second_attempt(llm_context, brain):
