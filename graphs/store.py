@@ -55,7 +55,7 @@ class Node:
 
 # Cached views computed from the facts (the name index depends on the nodes alone).
 FACT_VIEWS = ("specificity", "qualifiers", "searched")
-# Path searches a graph remembers (graphs.paths.find_paths): a sample searches the same pairs
+# Path searches a graph remembers (graphs.paths.ranked_paths): a sample searches the same pairs
 # again in its verifier and on each retry, and other samples search them too.
 SEARCHES_KEPT = 20_000
 

@@ -184,13 +184,13 @@ def test_a_graph_answers_a_search_again_from_memory_until_a_fact_is_added(monkey
 
     search = graphs.paths.search_paths
     monkeypatch.setattr(graphs.paths, "search_paths", lambda *a, **kw: searches.append(a) or search(*a, **kw))
-    first = find_paths(kg, ["p"], ["x"], limit=5)
+    first = ranked_paths(kg, ["p"], ["x"], limit=5)
     first.paths.clear()  # the caller's copy
-    assert find_paths(kg, {"p"}, ("x",), limit=5).paths == [("p", "d", "x")] and len(searches) == 1
-    assert find_paths(kg, ["p"], ["x"], limit=1).paths == [("p", "d", "x")] and len(searches) == 2  # another question
+    assert ranked_paths(kg, {"p"}, ("x",), limit=5).paths == [("p", "d", "x")] and len(searches) == 1
+    assert ranked_paths(kg, ["p"], ["x"], limit=1).paths == [("p", "d", "x")] and len(searches) == 2  # another question
     kg.add_fact("p", "disease_phenotype_positive", "e")
     kg.add_fact("e", "disease_protein", "x")
-    assert find_paths(kg, ["p"], ["x"], limit=5).paths == [("p", "d", "x"), ("p", "e", "x")] and len(searches) == 3
+    assert ranked_paths(kg, ["p"], ["x"], limit=5).paths == [("p", "d", "x"), ("p", "e", "x")] and len(searches) == 3
 
 
 def test_a_tiny_work_bound_cuts_the_search_short_and_says_so():
