@@ -260,11 +260,13 @@ def _add_phenotypes(kg: KnowledgeGraph, path: Path) -> dict[str, list[str]]:
         kg.add_node(term.id, term.name, PHENOTYPE, "HPO", term.synonyms)
     live = {term.id for term in terms}
     children: dict[str, list[str]] = {}
+    facts = []
     for term in terms:
         for parent in dict.fromkeys(term.parents):
             if parent in live and parent != term.id:
-                kg.add_fact(term.id, IS_A, parent)
+                facts.append((term.id, IS_A, parent))
                 children.setdefault(parent, []).append(term.id)
+    kg.add_facts(facts)
     return children
 
 
@@ -289,8 +291,7 @@ def _add_diseases(
                 relation = DISEASE_PHENOTYPE_NEGATIVE
                 negated.add((row.disease_id, row.hpo_id))
             facts[(row.disease_id, relation, row.hpo_id)] = None
-    for disease, relation, phenotype in facts:
-        kg.add_fact(disease, relation, phenotype)
+    kg.add_facts(facts)
     return diseases, negated
 
 
@@ -317,10 +318,8 @@ def _add_genes(
             phenotype_facts[(row.gene_id, row.hpo_id)] = None
         if row.disease_id in diseases:
             disease_facts[(row.disease_id, row.gene_id)] = None
-    for gene, phenotype in phenotype_facts:
-        kg.add_fact(gene, PHENOTYPE_PROTEIN, phenotype)
-    for disease, gene in disease_facts:
-        kg.add_fact(disease, DISEASE_PROTEIN, gene)
+    kg.add_facts((gene, PHENOTYPE_PROTEIN, phenotype) for gene, phenotype in phenotype_facts)
+    kg.add_facts((disease, DISEASE_PROTEIN, gene) for disease, gene in disease_facts)
     return genes
 
 

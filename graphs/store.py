@@ -115,6 +115,31 @@ class KnowledgeGraph:
         elif (rel, head) not in data["facts"]:
             data["facts"] = data["facts"] + ((rel, head),)
 
+    def add_facts(self, facts: Iterable[tuple[str, str, str]]) -> None:
+        """``add_fact`` for many ``(head, relation, tail)`` facts, each read as its relation's
+        usual label: the same graph as adding them one by one, with each relation interned
+        once and networkx's adjacency written directly (a graph reader's half a million facts
+        took half its time in ``add_fact``)."""
+        adj = self.graph._adj
+        interned: dict[str, int] = {}
+        with gc_paused():
+            for head, relation, tail in facts:
+                if head not in adj or tail not in adj:
+                    missing = head if head not in adj else tail
+                    raise KeyError(f"unknown node {missing!r} in fact ({head}, {relation}, {tail})")
+                rel = interned.get(relation)
+                if rel is None:
+                    rel = interned[relation] = self._intern(Relation(relation, display(relation)))
+                data = adj[head].get(tail)
+                if data is None:
+                    data = {"facts": ((rel, head),)}
+                    adj[head][tail] = data
+                    adj[tail][head] = data
+                elif (rel, head) not in data["facts"]:
+                    data["facts"] = data["facts"] + ((rel, head),)
+        nx._clear_cache(self.graph)
+        self._forget_derived(FACT_VIEWS)
+
     def add_fact_columns(
         self, node_ids: list[str], heads: list[int], tails: list[int], relations: list[Relation], rels: list[int]
     ) -> None:

@@ -65,6 +65,25 @@ def test_a_fact_about_an_unknown_node_is_refused(kg):
         kg.add_fact("D1", "x", "nope")
 
 
+def test_facts_added_at_once_make_the_graph_adding_them_one_by_one_makes():
+    facts = [("D1", "disease_phenotype_positive", "P1"), ("R1", "indication", "D1"), ("P1", "phenotype_phenotype", "X2"),
+             ("D1", "disease_phenotype_negative", "P1"), ("R1", "indication", "D1"), ("D1", "disease_protein", "D1")]
+    one_by_one, at_once = KnowledgeGraph(), KnowledgeGraph()
+    for graph in (one_by_one, at_once):
+        for node_id in ("D1", "P1", "R1", "X2"):
+            graph.add_node(node_id, node_id, "t")
+        graph.specificity  # a view the new facts must drop
+    for fact in facts:
+        one_by_one.add_fact(*fact)
+    at_once.add_facts(facts)
+    assert at_once.relations == one_by_one.relations
+    assert [(u, list(nb.items())) for u, nb in at_once.graph.adj.items()] == \
+        [(u, list(nb.items())) for u, nb in one_by_one.graph.adj.items()]
+    assert "specificity" not in at_once.__dict__
+    with pytest.raises(KeyError, match="unknown node 'nope'"):
+        at_once.add_facts([("D1", "x", "nope")])
+
+
 def test_resolve_takes_ids_or_names(kg):
     assert kg.resolve("D1") == "D1"
     assert kg.resolve("paludism") == "D1"
