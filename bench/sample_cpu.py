@@ -11,7 +11,8 @@ baseline reads a copy, so it cannot touch this checkout's):
    with their scores, verification, grounding, attempts);
 2. an instant fake LLM (latency 0, in its own process, knowing the graph's names), as in
    ``bench/throughput.py``'s overhead phase: CPU time per sample and the median gap
-   (target ≤ 25 ms on HPO).
+   (target ≤ 25 ms on HPO). Each phase runs in a fresh process: neither starts with the
+   vectors and lookups the other left in memory.
 
 CPU time is the figure to compare on a shared machine: wall time waits for other work. The
 baseline is a checkout (``--baseline-root``) or the tree of a git ref (``--baseline``,
@@ -89,15 +90,16 @@ def instant_llm(kg_dir: Path, records: list[dict], tmp: Path) -> dict:
 
 
 def measure(args) -> dict:
-    records, source = load_records(args.offset + 2 + args.records)
+    """One phase in this process, so that neither starts with what the other encoded."""
+    records, source = load_records(args.offset + 3 + max(args.records, args.llm_records))
     records = records[args.offset:]
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
         load = os.getloadavg()[0]
-        kg = kg_only(args.kg_dir, records, tmp)
-        llm = instant_llm(args.kg_dir, records[: 3 + args.llm_records], tmp)
-    return {"records": source, "kg_only": kg, "instant_llm": llm,
-            "load_average_1min": [round(load, 2), round(os.getloadavg()[0], 2)]}
+        if args.measure == "kg_only":
+            result = kg_only(args.kg_dir, records[: 2 + args.records], Path(tmp))
+        else:
+            result = instant_llm(args.kg_dir, records[: 3 + args.llm_records], Path(tmp))
+    return {"records": source, **result, "load_average_1min": [round(load, 2), round(os.getloadavg()[0], 2)]}
 
 
 def manifest(kg_dir: Path) -> dict:
@@ -114,7 +116,7 @@ def main() -> None:
     parser.add_argument("--baseline-root", type=Path, default=None, help="a checkout of the code to compare with")
     parser.add_argument("--baseline", default=SPEED_BASELINE, help="git ref of the code to compare with ('' for none)")
     parser.add_argument("--code-root", type=Path, default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--measure", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--measure", choices=("kg_only", "instant_llm"), default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     if args.measure:
@@ -132,12 +134,16 @@ def main() -> None:
     def child(root: Path, graph: Path) -> dict:
         env = {**os.environ, "PYTHONHASHSEED": "0"}
         env = {k: v for k, v in env.items() if not k.startswith(("OPENAI_", "MEDREASON_"))}
-        done = subprocess.run([sys.executable, __file__, "--measure", "--code-root", str(root), "--kg-dir", str(graph),
-                               "--records", str(args.records), "--llm-records", str(args.llm_records),
-                               "--offset", str(args.offset)], capture_output=True, text=True, env=env)
-        if done.returncode:
-            raise SystemExit(f"measuring {root} failed:\n{done.stderr[-3000:]}")
-        return json.loads(done.stdout.strip().splitlines()[-1])
+        phases = {}
+        for phase in ("kg_only", "instant_llm"):
+            done = subprocess.run([sys.executable, __file__, "--measure", phase, "--code-root", str(root),
+                                   "--kg-dir", str(graph), "--records", str(args.records),
+                                   "--llm-records", str(args.llm_records), "--offset", str(args.offset)],
+                                  capture_output=True, text=True, env=env)
+            if done.returncode:
+                raise SystemExit(f"measuring {root} failed:\n{done.stderr[-3000:]}")
+            phases[phase] = json.loads(done.stdout.strip().splitlines()[-1])
+        return phases
 
     now = child(ROOT, kg_dir)
     print(f"this checkout: {json.dumps({k: v for k, v in now['kg_only'].items() if k != 'rows'})} {now['instant_llm']}",
