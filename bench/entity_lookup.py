@@ -11,8 +11,8 @@ Each index is built and queried in its own process, from its own code:
 
 For each: build time, single-mention lookups with k=1 on 1,000 exact names (targets: p50 ≤ 5
 ms, recall@1 ≥ 0.95) and k=5 on the first 300, 200 altered names (lower-cased, a word
-dropped, a letter dropped; k=5), lookups batched by 16, and 200 type-filtered lookups of
-altered names. A hit is a top-1 node whose name is the name the query came from (names
+dropped, a letter dropped; k=5), the next 300 names looked up 16 at a time (names not looked
+up before: the index remembers its lookups), and 200 type-filtered lookups of altered names. A hit is a top-1 node whose name is the name the query came from (names
 repeat across node types, so any node of that name counts). Timings on a shared machine are
 inflated; compare the two measured in the same run. Last line: one JSON object.
 """
@@ -76,10 +76,10 @@ exact, ranked = job["exact"], job["exact"][: job["ranked"]]
 out = {{"build_s": round(build_s, 1), "k1": timed(exact, exact, 1), "k5": timed(ranked, ranked, 5),
        "altered_k5": timed(job["altered"], job["altered_from"], 5),
        "typed_altered_k5": timed(job["altered"], job["altered_from"], 5, type=job["altered_type"])}}
-batched = []
-for i in range(0, len(ranked), 16):
+batched, unseen = [], exact[job["ranked"] : 2 * job["ranked"]]  # not looked up yet: the index remembers lookups
+for i in range(0, len(unseen), 16):
     started = time.perf_counter()
-    index.search(ranked[i : i + 16], k=5)
+    index.search(unseen[i : i + 16], k=5)
     batched.append((time.perf_counter() - started) * 1000 / 16)
 out["batched16_k5_p50_ms_per_mention"] = round(statistics.median(batched), 2)
 print(json.dumps(out))
