@@ -439,15 +439,12 @@ def _cancel_on_sigterm() -> _SigtermSeen:
 CARRIED_OVER = ("mode", "model", "base_url", "kg", "run_id")
 
 
-def provenance(run_dir: Path, plan: Plan, settings: Settings, options: RunOptions) -> dict[str, Any]:
+def run_provenance(previous: dict[str, Any], plan: Plan, settings: Settings, options: RunOptions) -> dict[str, Any]:
     """What summary.json records of where the rows came from: the input, shard and grounding
     bar; the mode, model, endpoint (never with credentials), KG and run id of this session when
-    it ran samples (else those an earlier session recorded), the changes ``--allow-changed``
-    let through, and every session's started samples whose checkpoints had vanished."""
-    try:
-        previous = json.loads((run_dir / SUMMARY).read_text()) if options.resume else {}
-    except (OSError, ValueError):
-        previous = {}
+    it ran samples (else those the ``previous`` session's summary recorded), the changes
+    ``--allow-changed`` let through, and every session's started samples whose checkpoints had
+    vanished."""
     info: dict[str, Any] = {
         "input": str(plan.input_path), "shard": "/".join(map(str, options.shard)) if options.shard else None,
         "min_grounding": settings.min_grounding, **{k: previous[k] for k in CARRIED_OVER if k in previous},
@@ -471,11 +468,12 @@ def provenance(run_dir: Path, plan: Plan, settings: Settings, options: RunOption
 def _summary(run_dir: Path, plan: Plan, settings: Settings, options: RunOptions, wall: float, processed: int, interrupted: bool) -> dict:
     rows = read_rows(run_dir / RESULTS)
     ids = {r["id"] for r in rows}
-    try:  # wall time and rate add up over the sessions of a resumed run
-        earlier = json.loads((run_dir / SUMMARY).read_text()).get("wall_time_s", 0.0) if options.resume else 0.0
+    try:  # a resumed run's earlier session: its wall time adds up, its provenance carries over
+        previous = json.loads((run_dir / SUMMARY).read_text()) if options.resume else {}
     except (OSError, ValueError):
-        earlier = 0.0
-    info = {**provenance(run_dir, plan, settings, options), **options.info}
+        previous = {}
+    earlier = previous.get("wall_time_s", 0.0)
+    info = {**run_provenance(previous, plan, settings, options), **options.info}
     mode = info.pop("mode", None) or settings.mode
     if plan.store is not None and plan.store.is_postgres:
         info["checkpoints"] = str(plan.store)  # never with its password
