@@ -116,6 +116,43 @@ def test_every_link_of_the_readme_and_docs_reaches_a_file_and_heading():
     assert not broken, "\n".join(broken)
 
 
+def cli_commands() -> dict[str, set[str]]:
+    """Every command of the CLI (``kg path`` …) with its options, read from the CLI itself."""
+    import typer
+
+    from run_agent import app
+
+    found: dict[str, set[str]] = {}
+
+    def walk(command, path):
+        if hasattr(command, "commands"):
+            for name, sub in command.commands.items():
+                walk(sub, [*path, name])
+            return
+        found[" ".join(path)] = {o for p in command.params if p.param_type_name == "option"
+                                 for o in (*p.opts, *p.secondary_opts) if o != "--help"}
+
+    walk(typer.main.get_command(app), [])
+    return found
+
+
+def test_commands_page_lists_every_option_of_every_command_once():
+    page = (ROOT / "docs" / "commands.md").read_text(encoding="utf-8")
+    sections = dict(re.findall(r"^#{2,3} ([^\n]+)\n(.*?)(?=^#{2,3} |\Z)", page, re.M | re.S))
+    problems = []
+    for command, options in cli_commands().items():
+        if command not in sections:
+            problems.append(f"no section `## {command}`")
+            continue
+        rows = [re.findall(r"--[\w-]+", row.split("|")[1]) for row in re.findall(r"^\| `.*$", sections[command], re.M)]
+        listed = [o for row in rows for o in row]
+        twice = sorted({o for o in listed if listed.count(o) > 1})
+        if set(listed) != options or twice:
+            problems.append(f"{command}: missing {sorted(options - set(listed))}, not an option {sorted(set(listed) - options)}, "
+                            f"listed twice {twice}")
+    assert not problems, "docs/commands.md:\n" + "\n".join(problems)
+
+
 def test_readme_parser_sees_markers_commands_and_transcripts():
     text = "\n".join([
         "<!-- tested -->", "```bash", "python run_agent.py run a.jsonl \\", "  --out runs/x   # comment", "# only a comment", "```",
