@@ -14,6 +14,10 @@ The graph is HPO as the default one is built, from HPO's own files, cut to the e
 neighbourhood (tests/fixtures/hpo_slice, made by make_hpo_slice.py) so that it builds in
 seconds; ``MEDREASON_README_GRAPH=default`` runs the guide on the real default graph instead,
 built into the empty cache as on a fresh machine (minutes).
+
+Beside the guide: docs/commands.md must list every option of every command exactly once (read
+from the CLI itself), and every relative link of the README and docs/ must reach a file and,
+when it names one, a heading.
 """
 
 from __future__ import annotations
