@@ -97,7 +97,7 @@ def _candidates(ctx: AgentContext, mention: Mention, hits) -> list[NodeChoice]:
         for h in hits
         if h.node_id not in exact and h.score >= ctx.settings.min_score
         and (not wanted or h.type == wanted or h.score >= CROSS_TYPE_SCORE)
-        and polarity(h.name) == polarity(text)
+        and not opposite(polarity(text), polarity(h.name))
     ]
     return ranked
 
@@ -106,6 +106,12 @@ _POLARITY = {
     "normal": "normal", "decreased": "low", "reduced": "low", "low": "low", "diminished": "low", "absent": "low",
     "increased": "high", "elevated": "high", "high": "high", "raised": "high", "abnormal": "abnormal",
 }  # fmt: skip
+
+
+def opposite(mention: str | None, node: str | None) -> bool:
+    """Whether a node's polarity contradicts the mention's: both say and differ, or the
+    mention says normal ("high temperature" may be Fever; "Normal DLCO" is not "Decreased DLCO")."""
+    return mention != node and (mention == "normal" or (mention is not None and node is not None))
 
 
 def polarity(text: str) -> str | None:

@@ -186,9 +186,13 @@ def factor(kg: KnowledgeGraph, path: tuple[str, ...] | list[str], frame: Questio
                 continue
             # the path's own finding counts: the path shows how the disease explains it
             explained = len((specificity.explained_by(node) & frame.findings) | {path[0]})
-            if explained < MEDIATOR_SUPPORT:
+            detour = specificity.is_phenotype(before) and specificity.is_phenotype(after)
+            # a detour between two findings needs MEDIATOR_SUPPORT of them; a bridge to a drug
+            # or gene (the disease the drug treats), that many or all the question has
+            needed = MEDIATOR_SUPPORT if detour else min(MEDIATOR_SUPPORT, max(1, len(frame.findings)))
+            if explained < needed:
                 return 0.0, reasons + [f"through {kg.name(node)}, which explains {explained} of the question's findings"]
-            if specificity.is_phenotype(before) and specificity.is_phenotype(after):
+            if detour:
                 value *= MEDIATOR_FACTOR  # two findings that co-occur in it, not the answer explaining one
             reasons.append(f"through {kg.name(node)}, which explains {explained} of the question's findings")
     return value, reasons
