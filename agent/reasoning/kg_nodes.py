@@ -11,7 +11,7 @@ from collections import defaultdict
 
 from agent.reasoning.context import AgentContext
 from agent.reasoning.mentions import exact_or_nearest, find_mentions
-from agent.reasoning.relevance import QuestionFrame, asked_for, frame_question, relevance, wanted_types
+from agent.reasoning.relevance import QuestionFrame, asked_for, frame_question, mediated, relevance, wanted_types
 from agent.reasoning.search import connect, nodes_for, option_support, path_weight, rank_paths, settings_for_attempt
 from agent.reasoning.state import Mapping, Mention, NodeChoice, SampleState, SearchSettings, Verification
 from agent.reasoning.verbalise import kg_reasoning
@@ -195,6 +195,9 @@ def prune(state: SampleState, ctx: AgentContext) -> SampleState:
         return {"pruned": []}
     if any(p.get("relevance", {}).get("score", 1.0) >= SHOWN_RELEVANCE for p in paths):
         paths = [p for p in paths if p.get("relevance", {}).get("score", 1.0) >= SHOWN_RELEVANCE]
+    direct = [p for p in paths if not mediated(ctx.kg, p["nodes"])]
+    if len({p["nodes"][0] for p in direct}) >= SPECIFIC_FINDINGS:
+        paths = direct  # the answer explains enough findings itself: detours would only distract
     weights = {id(p): p["relevance"]["score"] if "relevance" in p else path_weight(ctx.kg, p["nodes"]) for p in paths}
     ranked = rank_paths(ctx.kg, paths, ctx.settings.prune_per_group, ctx.settings.max_pruned_paths, weights=weights)
     heaviest_first = sorted(paths, key=lambda p: -weights[id(p)])
