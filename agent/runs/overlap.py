@@ -271,13 +271,13 @@ def longest_shared_run(record: str, other: str, n: int = 8) -> str:
     if len(words) < n or len(theirs) < n:
         return record[:SPAN_CHARS] if record in other else ""
     have = {tuple(theirs[i:i + n]) for i in range(len(theirs) - n + 1)}
-    best, start, run_end = (0, 0), None, -1
+    best, start, previous = (0, 0), 0, -2
     for i in range(len(words) - n + 1):
-        if tuple(words[i:i + n]) in have:
-            start = i if start is None or i > run_end else start
-            run_end = i + n
-            if run_end - start > best[1] - best[0]:
-                best = (start, run_end)
+        if tuple(words[i:i + n]) in have:  # consecutive shared grams are one run of shared text
+            start = start if i == previous + 1 else i
+            previous = i
+            if i + n - start > best[1] - best[0]:
+                best = (start, i + n)
     return " ".join(words[best[0]:best[1]])[:SPAN_CHARS]
 
 
