@@ -132,7 +132,7 @@ def quality(rows: list[dict], planted_per: int, seed: int) -> dict:
     evals_by_id = {f"medqa_eval-{n}": e for n, e in enumerate(evals, start=1)}
     report["real_flagged_detail"] = [
         {"id": r["id"], "matches": [(m["eval_id"], m["method"], m["score"]) for m in r["matches"]],
-         "same_answer_as_eval": t["answer"] == evals_by_id[r["matches"][0]["eval_id"]]["answer"]} for r, t in false]
+         "answer": t["answer"], "eval_answer": evals_by_id[r["matches"][0]["eval_id"]]["answer"]} for r, t in false]
     report["real_for_review"] = sum(1 for r, _ in real_rows if r["review"] and not r["matches"])
     report["planted_methods"] = {}
     for kind in ("verbatim", "reformatted", "edited"):

@@ -458,8 +458,6 @@ def merge_runs(run_dirs: list[Path], out: Path, allow_mixed: bool = False, allow
     if duplicates:
         shown = "; ".join(duplicates[:5]) + (f" (and {len(duplicates) - 5} more)" if len(duplicates) > 5 else "")
         raise ExportError(f"{len(duplicates)} duplicate id(s): {shown}")
-    if not allow_duplicates:
-        _refuse_repeated_questions(rows)
     sources = Counter(_kind(r["run"]) for r in rows)
     if len(sources) > 1 and not allow_mixed:
         described = {_kind(r["run"]): _described(r["run"]) for r in rows}
@@ -469,6 +467,8 @@ def merge_runs(run_dirs: list[Path], out: Path, allow_mixed: bool = False, allow
             "Merge runs of one graph, mode and model, or pass --allow-mixed to merge them anyway: each row then "
             "keeps its own run's graph, mode and model (`run` in results.jsonl, `sources` in the summary)."
         )
+    if not allow_duplicates:
+        _refuse_repeated_questions(rows)
     out.mkdir(parents=True, exist_ok=True)
     _write_jsonl(out / RESULTS, rows)
     first = rows[0]["run"] if rows else {}
