@@ -12,7 +12,7 @@ normalised text. The methods, each naming itself and its score in every match:
 | ``ngram-8``, ``ngram-13`` | share of the record's word n-grams that the evaluation question has | ≥ ``NGRAM_MATCH`` |
 | ``fuzzy`` | rapidfuzz ``ratio`` of the two keys, 0-100 | ≥ ``FUZZY_MATCH`` (the open-thoughts / m1 convention) |
 | ``embedding`` | cosine of the questions' MiniLM vectors | only listed for review |
-| ``minhash`` | Jaccard of word 3-gram shingles (datasketch MinHash LSH), for duplicates | ≥ ``DUPLICATE_JACCARD`` |
+| ``minhash`` | Jaccard of word 3-gram shingles (datasketch MinHash LSH), for duplicates only | ≥ ``DUPLICATE_JACCARD`` |
 
 The options count with the question twice over: they are part of the key (MCQ options are
 short and would slip through n-grams alone), and a pair whose texts match but whose answers
@@ -56,7 +56,7 @@ CANDIDATES_PER_RECORD = 8
 RECORDS_PER_PASS = 4096  # records whose candidates are gathered at once (bounds memory)
 SHINGLE_WORDS = 3
 MINHASH_PERMUTATIONS = 64
-DUPLICATE_JACCARD = 0.7
+DUPLICATE_JACCARD = 0.6
 SPAN_CHARS = 200
 _MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # the rolling hash of word ids, mixed by _fmix64
 HASH_BITS = 40
@@ -370,27 +370,35 @@ def _embedding_review(records, index: EvalIndex, pairs: list[tuple[int, int]], e
 
 def find_duplicates(sets: Sequence[QuestionSet], vocabulary: Vocabulary | None = None) -> list[list[dict]]:
     """For each question of ``sets`` (in order), the other questions of any of them that are
-    the same question: the same key (``exact``), or word 3-gram shingles whose Jaccard
-    similarity datasketch's MinHash LSH estimates at ≥ ``DUPLICATE_JACCARD`` (``minhash``),
-    answers agreeing."""
+    the same question, answers agreeing: the same key (``exact``); what ``find_overlap`` would
+    match were one of the pair an evaluation question (``ngram-8``, ``ngram-13``, ``fuzzy``:
+    an edited copy, a question inside a longer one); or word 3-gram shingles whose Jaccard
+    similarity datasketch's MinHash LSH estimates at ≥ ``DUPLICATE_JACCARD`` (``minhash``:
+    a copy reworded throughout). Each pair is listed on both sides, by the first method that
+    finds it."""
     from datasketch import MinHash, MinHashLSH
 
+    vocabulary = vocabulary or Vocabulary()
     questions = [(s.name, q) for s in sets for q in s.questions]
-    found: list[list[dict]] = [[] for _ in questions]
+    pairs: dict[tuple[int, int], tuple[str, float]] = {}
+
+    def add(i: int, j: int, method: str, value: float) -> None:
+        if i != j and (i, j) not in pairs:
+            pairs[i, j] = pairs[j, i] = (method, value)
+
     by_key: dict[str, list[int]] = defaultdict(list)
     for i, (_, q) in enumerate(questions):
         by_key[q.key].append(i)
-
-    def add(i: int, j: int, method: str, value: float) -> None:
-        name, other = questions[j]
-        found[i].append({"file": name, "id": other.id, "method": method, "score": value})
-
     for group in by_key.values():
         for i in group:
             for j in group:
-                if i != j:
-                    add(i, j, "exact", 1.0)
-    ids, lengths = (vocabulary or Vocabulary()).encode(q.key for _, q in questions)
+                add(i, j, "exact", 1.0)
+    at = {(name, q.id): i for i, (name, q) in enumerate(questions)}
+    index = EvalIndex(sets, vocabulary)  # the inputs as their own evaluation side
+    for i, finding in enumerate(find_overlap([q for _, q in questions], index)):
+        for match in finding.matches:
+            add(i, at[match["eval"], match["eval_id"]], match["method"], match["score"])
+    ids, lengths = vocabulary.encode(q.key for _, q in questions)
     shingles = word_grams(ids, lengths, SHINGLE_WORDS)
     signatures = MinHash.bulk((shingles.of(i).tolist() for i in range(len(questions))),
                               num_perm=MINHASH_PERMUTATIONS, hashfunc=int, scheme="affine64")
@@ -400,11 +408,14 @@ def find_duplicates(sets: Sequence[QuestionSet], vocabulary: Vocabulary | None =
             session.insert(i, signature, check_duplication=False)
     for i, signature in enumerate(signatures):
         for j in lsh.query(signature):
-            if j == i or questions[i][1].key == questions[j][1].key:
-                continue
-            similarity = signature.jaccard(signatures[j])
-            if similarity >= DUPLICATE_JACCARD and answers_agree(questions[i][1].answer, questions[j][1].answer):
-                add(i, j, "minhash", round(similarity, 3))
+            if j != i and (i, j) not in pairs:
+                similarity = signature.jaccard(signatures[j])
+                if similarity >= DUPLICATE_JACCARD and answers_agree(questions[i][1].answer, questions[j][1].answer):
+                    add(i, j, "minhash", round(similarity, 3))
+    found: list[list[dict]] = [[] for _ in questions]
+    for (i, j), (method, value) in pairs.items():
+        name, other = questions[j]
+        found[i].append({"file": name, "id": other.id, "method": method, "score": value})
     for entries in found:
         entries.sort(key=lambda d: (d["method"] != "exact", d["file"], d["id"]))
     return found

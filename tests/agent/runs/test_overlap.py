@@ -104,18 +104,30 @@ def test_a_free_text_record_naming_the_answer_matches_an_mcq_evaluation_question
     assert {m["method"] for m in rows["train-1"]["matches"]} >= {"ngram-8", "ngram-13"}
 
 
-def test_duplicates_within_and_across_files_exact_and_near(tmp_path):
-    near = {**OTHER[1], "question": OTHER[1]["question"].replace("6-year-old", "7-year-old")}
-    first = write(tmp_path / "a.jsonl", [OTHER[0], OTHER[1], near])
-    second = write(tmp_path / "b.jsonl", [reformatted(OTHER[0]), EVAL[2]])
+def reworded(record, every=11):
+    """A word replaced every ``every`` words: most 8-grams broken, most 3-word shingles kept."""
+    words = record["question"].split()
+    for at in range(5, len(words), every):
+        words[at] = "hyperextension"
+    return {**record, "question": " ".join(words)}
+
+
+def test_duplicates_within_and_across_files_exact_edited_and_reworded(tmp_path):
+    unnamed = [{k: v for k, v in r.items() if k != "id"} for r in EVAL]
+    edited_copy = {**OTHER[1], "question": OTHER[1]["question"].replace("6-year-old", "7-year-old")}
+    first = write(tmp_path / "a.jsonl", [OTHER[0], OTHER[1], edited_copy, unnamed[1]])
+    second = write(tmp_path / "b.jsonl", [reformatted(OTHER[0]), unnamed[2], reworded(unnamed[1])])
     result = check(read_sets([first, second]), read_sets([write(tmp_path / "exam.jsonl", EVAL[:1])]))
     rows = {(row["file"], row["id"]): row for row in result.rows()}
     assert rows["a", "a-1"]["duplicates"] == [{"file": "b", "id": "b-1", "method": "exact", "score": 1.0}]
     assert rows["b", "b-1"]["duplicates"] == [{"file": "a", "id": "a-1", "method": "exact", "score": 1.0}]
     [found] = rows["a", "a-2"]["duplicates"]
-    assert (found["id"], found["method"]) == ("a-3", "minhash") and 0.7 <= found["score"] < 1.0
-    assert rows["b", "e3"]["duplicates"] == []
-    assert result.summary()["duplicates"] == {"records": 4, "by_method": {"exact": 2, "minhash": 2}}
+    assert (found["id"], found["method"]) == ("a-3", "ngram-8") and 0.5 <= found["score"] < 1.0
+    [found] = rows["b", "b-3"]["duplicates"]  # reworded throughout: only MinHash sees it
+    assert (found["file"], found["id"], found["method"]) == ("a", "a-4", "minhash") and 0.6 <= found["score"] < 1.0
+    assert rows["a", "a-4"]["duplicates"] == [{**found, "file": "b", "id": "b-3"}]
+    assert rows["b", "b-2"]["duplicates"] == []
+    assert result.summary()["duplicates"] == {"records": 6, "by_method": {"exact": 2, "ngram-8": 2, "minhash": 2}}
 
 
 def test_content_ids_name_the_same_question_alike_in_two_files(tmp_path):
