@@ -56,7 +56,7 @@ CANDIDATES_PER_RECORD = 8
 RECORDS_PER_PASS = 4096  # records whose candidates are gathered at once (bounds memory)
 SHINGLE_WORDS = 3
 MINHASH_PERMUTATIONS = 64
-DUPLICATE_JACCARD = 0.6
+DUPLICATE_JACCARD = 0.5
 SPAN_CHARS = 200
 _MULTIPLIER = np.uint64(0x9E3779B97F4A7C15)  # the rolling hash of word ids, mixed by _fmix64
 HASH_BITS = 40
@@ -204,24 +204,32 @@ def shared_share(record: np.ndarray, other: np.ndarray) -> float:
 # -- the evaluation side, indexed once ----------------------------------------------------------
 
 
-class EvalIndex:
-    """The evaluation questions of one or more sets, indexed once for many records: exact keys,
-    n-gram hashes, and the distinctive 8-grams sorted for candidate search."""
+class Compared:
+    """Questions as they are compared: their keys' word ids and n-gram hashes, computed once
+    for every comparison they take part in (against evaluation sets, against each other)."""
 
     def __init__(self, sets: Sequence[QuestionSet], vocabulary: Vocabulary) -> None:
         self.sets = list(sets)
         self.questions = [q for s in sets for q in s.questions]
         self.set_of = [s.name for s in sets for _ in s.questions]
-        self.vocabulary = vocabulary
-        ids, lengths = vocabulary.encode(q.key for q in self.questions)
-        self.grams = {n: word_grams(ids, lengths, n) for n in NGRAM_SIZES}
+        self.ids, self.lengths = vocabulary.encode(q.key for q in self.questions)
+        self.grams = {n: word_grams(self.ids, self.lengths, n) for n in NGRAM_SIZES}
+
+
+class EvalIndex:
+    """The evaluation questions, indexed once for many records: exact keys, n-gram hashes, and
+    the distinctive 8-grams sorted for candidate search."""
+
+    def __init__(self, compared: Compared) -> None:
+        self.source = compared
+        self.questions, self.set_of, self.grams = compared.questions, compared.set_of, compared.grams
         self.exact: dict[str, list[int]] = defaultdict(list)
         for i, q in enumerate(self.questions):
             self.exact[q.key].append(i)
         eights = self.grams[8]
         order = np.argsort(eights.hashes, kind="stable")
         hashes, owners = eights.hashes[order], eights.owners[order]
-        _, first, counts = np.unique(hashes, return_index=True, return_counts=True)
+        _, counts = np.unique(hashes, return_counts=True)
         distinctive = np.repeat(counts <= COMMON_GRAM_QUESTIONS, counts)
         self.distinctive, self.distinctive_owners = hashes[distinctive], owners[distinctive]
 
@@ -326,12 +334,12 @@ def _match(eval_set: str, other: Question, method: str, value: float, span: str,
     return {"eval": eval_set, "eval_id": other.id, "method": method, "score": value, "span": span, **more}
 
 
-def find_overlap(records: Sequence[Question], index: EvalIndex, embedder=None) -> list[Finding]:
+def find_overlap(compared: Compared, index: EvalIndex, embedder=None) -> list[Finding]:
     """Each record's matches and pairs for review against the indexed evaluation questions;
     with an ``embedder`` (graphs.embedding.Embedder), the candidates not matched are also
     compared by question embedding and listed for review at ≥ ``EMBEDDING_REVIEW``."""
-    ids, lengths = index.vocabulary.encode(q.key for q in records)
-    grams = {n: word_grams(ids, lengths, n) for n in NGRAM_SIZES}
+    records, grams = compared.questions, compared.grams
+    themselves = index.source is compared  # the inputs against themselves (duplicates): a record is not its own copy
     candidates = index.candidates(grams[8])
     findings = [Finding() for _ in records]
     unmatched: list[tuple[int, int]] = []
@@ -339,6 +347,8 @@ def find_overlap(records: Sequence[Question], index: EvalIndex, embedder=None) -
         pool = list(dict.fromkeys([*index.exact.get(record.key, []), *candidates[r]]))
         mine = {n: grams[n].of(r) for n in NGRAM_SIZES}
         for e in pool:
+            if themselves and e == r:
+                continue
             other = index.questions[e]
             scores = score(record, other, mine, {n: index.grams[n].of(e) for n in NGRAM_SIZES})
             matched, review = scores.methods(), scores.review()
@@ -368,18 +378,16 @@ def _embedding_review(records, index: EvalIndex, pairs: list[tuple[int, int]], e
 # -- duplicates within and across the inputs -----------------------------------------------------
 
 
-def find_duplicates(sets: Sequence[QuestionSet], vocabulary: Vocabulary | None = None) -> list[list[dict]]:
-    """For each question of ``sets`` (in order), the other questions of any of them that are
-    the same question, answers agreeing: the same key (``exact``); what ``find_overlap`` would
-    match were one of the pair an evaluation question (``ngram-8``, ``ngram-13``, ``fuzzy``:
-    an edited copy, a question inside a longer one); or word 3-gram shingles whose Jaccard
-    similarity datasketch's MinHash LSH estimates at ≥ ``DUPLICATE_JACCARD`` (``minhash``:
-    a copy reworded throughout). Each pair is listed on both sides, by the first method that
-    finds it."""
+def find_duplicates(compared: Compared) -> list[list[dict]]:
+    """For each of the ``compared`` questions, the others that are the same question, answers
+    agreeing: the same key (``exact``); what ``find_overlap`` would match were one of the pair
+    an evaluation question (``ngram-8``, ``ngram-13``, ``fuzzy``: an edited copy, a question
+    inside a longer one); or word 3-gram shingles whose Jaccard similarity datasketch's MinHash
+    LSH estimates at ≥ ``DUPLICATE_JACCARD`` (``minhash``: a copy reworded throughout). Each
+    pair is listed on both sides, by the first method that finds it."""
     from datasketch import MinHash, MinHashLSH
 
-    vocabulary = vocabulary or Vocabulary()
-    questions = [(s.name, q) for s in sets for q in s.questions]
+    questions = list(zip(compared.set_of, compared.questions))
     pairs: dict[tuple[int, int], tuple[str, float]] = {}
 
     def add(i: int, j: int, method: str, value: float) -> None:
@@ -394,12 +402,10 @@ def find_duplicates(sets: Sequence[QuestionSet], vocabulary: Vocabulary | None =
             for j in group:
                 add(i, j, "exact", 1.0)
     at = {(name, q.id): i for i, (name, q) in enumerate(questions)}
-    index = EvalIndex(sets, vocabulary)  # the inputs as their own evaluation side
-    for i, finding in enumerate(find_overlap([q for _, q in questions], index)):
+    for i, finding in enumerate(find_overlap(compared, EvalIndex(compared))):  # the inputs as their own evaluation side
         for match in finding.matches:
             add(i, at[match["eval"], match["eval_id"]], match["method"], match["score"])
-    ids, lengths = vocabulary.encode(q.key for _, q in questions)
-    shingles = word_grams(ids, lengths, SHINGLE_WORDS)
+    shingles = word_grams(compared.ids, compared.lengths, SHINGLE_WORDS)
     signatures = MinHash.bulk((shingles.of(i).tolist() for i in range(len(questions))),
                               num_perm=MINHASH_PERMUTATIONS, hashfunc=int, scheme="affine64")
     lsh = MinHashLSH(threshold=DUPLICATE_JACCARD, num_perm=MINHASH_PERMUTATIONS)
@@ -480,11 +486,10 @@ class Check:
 def check(inputs: Sequence[QuestionSet], evals: Sequence[QuestionSet], embedder=None, duplicates: bool = True) -> Check:
     """``inputs`` against ``evals``, and, with ``duplicates``, against each other and themselves."""
     vocabulary = Vocabulary()
-    index = EvalIndex(evals, vocabulary)
-    records = [q for s in inputs for q in s.questions]
-    findings = find_overlap(records, index, embedder)
+    compared = Compared(inputs, vocabulary)
+    findings = find_overlap(compared, EvalIndex(Compared(evals, vocabulary)), embedder)
     if duplicates:
-        for f, dups in zip(findings, find_duplicates(inputs, vocabulary)):
+        for f, dups in zip(findings, find_duplicates(compared)):
             f.duplicates = dups
     return Check(list(inputs), list(evals), findings, embedder is not None)
 
@@ -512,7 +517,8 @@ def excluded_rows(jobs, evals: Sequence[QuestionSet]) -> tuple[dict[str, dict], 
     readable = [j for j in jobs if j.record is not None]
     records = [Question(j.id, question_key(j.record), normalised(j.record.get("answer") or ""), j.record["question"])
                for j in readable]
-    findings = find_overlap(records, EvalIndex(evals, Vocabulary()))
+    vocabulary = Vocabulary()
+    findings = find_overlap(Compared([QuestionSet("input", "input", records)], vocabulary), EvalIndex(Compared(evals, vocabulary)))
     rows = {}
     for job, finding in zip(readable, findings):
         if finding.matches:
@@ -530,7 +536,7 @@ def repeated_questions(rows: Sequence[dict]) -> list[str]:
     questions = [Question(r["id"], question_key(r), normalised(r.get("answer") or ""), r["question"]) for r in readable]
     first = {q.id: n for n, q in enumerate(questions)}
     said = []
-    for n, (q, found) in enumerate(zip(questions, find_duplicates([QuestionSet("rows", "rows", questions)]))):
+    for n, (q, found) in enumerate(zip(questions, find_duplicates(Compared([QuestionSet("rows", "rows", questions)], Vocabulary())))):
         earlier = [d for d in found if first[d["id"]] < n]
         if earlier:
             said.append(f"{q.id} = {earlier[0]['id']} ({earlier[0]['method']})")

@@ -104,7 +104,7 @@ def test_a_free_text_record_naming_the_answer_matches_an_mcq_evaluation_question
     assert {m["method"] for m in rows["train-1"]["matches"]} >= {"ngram-8", "ngram-13"}
 
 
-def reworded(record, every=11):
+def reworded(record, every=14):
     """A word replaced every ``every`` words: most 8-grams broken, most 3-word shingles kept."""
     words = record["question"].split()
     for at in range(5, len(words), every):
@@ -124,7 +124,7 @@ def test_duplicates_within_and_across_files_exact_edited_and_reworded(tmp_path):
     [found] = rows["a", "a-2"]["duplicates"]
     assert (found["id"], found["method"]) == ("a-3", "ngram-8") and 0.5 <= found["score"] < 1.0
     [found] = rows["b", "b-3"]["duplicates"]  # reworded throughout: only MinHash sees it
-    assert (found["file"], found["id"], found["method"]) == ("a", "a-4", "minhash") and 0.6 <= found["score"] < 1.0
+    assert (found["file"], found["id"], found["method"]) == ("a", "a-4", "minhash") and 0.5 <= found["score"] < 1.0
     assert rows["a", "a-4"]["duplicates"] == [{**found, "file": "b", "id": "b-3"}]
     assert rows["b", "b-2"]["duplicates"] == []
     assert result.summary()["duplicates"] == {"records": 6, "by_method": {"exact": 2, "ngram-8": 2, "minhash": 2}}
