@@ -352,7 +352,7 @@ def find_overlap(compared: Compared, index: EvalIndex, embedder=None) -> list[Fi
             other = index.questions[e]
             scores = score(record, other, mine, {n: index.grams[n].of(e) for n in NGRAM_SIZES})
             matched, review = scores.methods(), scores.review()
-            span = longest_shared_run(record.key, other.key) if matched or review else ""
+            span = longest_shared_run(record.key, other.key) if (matched or review) and not themselves else ""
             if matched and scores.agree:
                 findings[r].matches += [_match(index.set_of[e], other, m, v, span) for m, v in matched]
             elif matched:
