@@ -86,9 +86,10 @@ class QuestionSet:
         return {"name": self.name, "source": self.source, "questions": len(self.questions), "sha256": self.sha256}
 
 
-def read_set(spec: str, options: RunOptions = RunOptions(), name: str | None = None) -> QuestionSet:
+def read_set(spec: str, options: RunOptions | None = None, name: str | None = None) -> QuestionSet:
     """A file ``run`` reads (JSONL, JSON, CSV; every schema it detects, ``options.fields`` for
     others) or a Hugging Face dataset (``hf:OWNER/NAME``); raises InputError when it cannot."""
+    options = options or RunOptions()
     if is_hf_name(spec):
         raws: list[RawRecord] = read_hf(spec)
         digest = None
@@ -209,7 +210,6 @@ class Compared:
     for every comparison they take part in (against evaluation sets, against each other)."""
 
     def __init__(self, sets: Sequence[QuestionSet], vocabulary: Vocabulary) -> None:
-        self.sets = list(sets)
         self.questions = [q for s in sets for q in s.questions]
         self.set_of = [s.name for s in sets for _ in s.questions]
         self.ids, self.lengths = vocabulary.encode(q.key for q in self.questions)
@@ -494,9 +494,10 @@ def check(inputs: Sequence[QuestionSet], evals: Sequence[QuestionSet], embedder=
     return Check(list(inputs), list(evals), findings, embedder is not None)
 
 
-def read_sets(specs: Sequence[str], options: RunOptions = RunOptions()) -> list[QuestionSet]:
+def read_sets(specs: Sequence[str], options: RunOptions | None = None) -> list[QuestionSet]:
+    """Each of ``specs`` read (``read_set``), named apart (``set_names``)."""
     if not specs:
-        raise InputError("name at least one evaluation set with --against")
+        raise InputError("nothing to check: name at least one file or hf: dataset")
     return [read_set(spec, options, name) for spec, name in zip(specs, set_names(specs))]
 
 
