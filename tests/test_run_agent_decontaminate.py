@@ -99,6 +99,8 @@ def test_run_exclude_overlap_sends_no_request_about_an_excluded_record_and_expor
     card = (tmp_path / "hf" / "README.md").read_text()
     assert "- Decontamination: checked against exam (2 questions, " in card and "1 records excluded before generation" in card
 
+    missing = cli("run", records, "--out", tmp_path / "run2", "--exclude-overlap", tmp_path / "nope.jsonl")
+    assert missing.returncode == 2 and "nope.jsonl does not exist" in said(missing) and not (tmp_path / "run2").exists()
     resumed = cli("run", records, "--out", tmp_path / "run", "--kg-dir", fixture_kg_dir, "--resume")
     assert resumed.returncode == 0, resumed.stderr  # nothing left to do; the check stays recorded
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["overlap_check"] == summary["overlap_check"]

@@ -355,20 +355,26 @@ def prepare(input_path: Path, run_dir: Path, options: RunOptions, held: ExitStac
     the input, claim RUN_DIR (held by ``held`` until the run ends), plan what is left."""
     stem = recorded_stem(input_path, run_dir) if options.resume else None
     jobs = read_jobs(input_path, options, stem)
+    evals = None
+    if options.exclude_overlap:  # an unreadable evaluation set is refused before RUN_DIR is touched
+        from agent.runs import overlap
+
+        evals = overlap.read_sets(options.exclude_overlap)
     held.enter_context(claim_run_dir(run_dir, options.resume))
     plan = plan_run(input_path, run_dir, options, jobs)
-    if options.exclude_overlap:
-        exclude_overlap(plan, run_dir, options)
+    if evals is not None:
+        exclude_overlap(plan, run_dir, options, evals)
     return plan
 
 
-def exclude_overlap(plan: Plan, run_dir: Path, options: RunOptions) -> None:
+def exclude_overlap(plan: Plan, run_dir: Path, options: RunOptions, evals) -> None:
     """``--exclude-overlap``: the pending records that match a question of the evaluation sets
-    get their row now, status ``excluded`` with the match as reason, so no LLM call is ever
-    made for them; what was checked against what goes to summary.json (``overlap_check``)."""
+    (``overlap.QuestionSet``) get their row now, status ``excluded`` with the match as reason,
+    so no LLM call is ever made for them; what was checked against what goes to summary.json
+    (``overlap_check``)."""
     from agent.runs import overlap
 
-    rows, info = overlap.excluded_rows(plan.pending, overlap.read_sets(options.exclude_overlap))
+    rows, info = overlap.excluded_rows(plan.pending, evals)
     if rows:
         results = ResultsFile(run_dir)
         for row in rows.values():
