@@ -441,13 +441,14 @@ def merge_runs(run_dirs: list[Path], out: Path, allow_mixed: bool = False, allow
     summary counts the rows of each (``sources``) instead of naming one for all."""
     if out.exists() and any(out.iterdir()):
         raise ExportError(f"--out {out} is not empty; choose a new directory")
-    rows, owner, duplicates = [], {}, []
+    rows, owner, duplicates, checks = [], {}, [], []
     wall = 0.0
     kinds: dict[str, list[str]] = {}
     for run_dir in run_dirs:
         run_rows, summary = load_run(run_dir)
         identities = run_identities(run_dir, run_rows, summary)
         wall += summary.get("wall_time_s", 0.0)
+        checks.append(summary.get("overlap_check"))
         for row in run_rows:
             if row["id"] in owner:
                 duplicates.append(f"{row['id']!r} in {owner[row['id']]} and {run_dir}")
@@ -478,6 +479,8 @@ def merge_runs(run_dirs: list[Path], out: Path, allow_mixed: bool = False, allow
         model=None if mixed else first.get("model"), kg=None if mixed else first.get("kg"),
         sources=_sources(rows),
         merged_from=[str(d) for d in run_dirs],
+        # what every run was checked against (run --exclude-overlap), when they all say the same
+        **({"overlap_check": checks[0]} if checks and checks[0] and all(c == checks[0] for c in checks) else {}),
     )
     write_summary(out, summary)
     return summary
