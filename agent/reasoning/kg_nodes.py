@@ -178,7 +178,7 @@ def described(
 
 def question_frame(ctx: AgentContext, state: SampleState) -> QuestionFrame:
     """What the sample's question asks and where its mapped findings sit in it."""
-    return frame_question(ctx.kg, state["record"]["question"], state.get("mappings", []))
+    return frame_question(state["record"]["question"], state.get("mappings", []))
 
 
 def relevant(paths: list[PathRecord]) -> list[PathRecord]:

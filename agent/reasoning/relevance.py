@@ -151,7 +151,7 @@ def _role_at(text: str, start: int) -> str:
     return "presenting"
 
 
-def frame_question(kg: KnowledgeGraph, question: str, mappings: list) -> QuestionFrame:
+def frame_question(question: str, mappings: list) -> QuestionFrame:
     """The frame of one question, from its text and its question mappings."""
     roles: dict[str, str] = {}
     order = list(ROLE_FACTOR)
