@@ -273,7 +273,7 @@ def run(
 
 
 def estimate(
-    pilot: Annotated[Optional[int], typer.Option("--pilot", min=1, help="Pilot this many records (default: grow the pilot until the tokens' 90% range is within ±15%, at most 35% of the records, 30 to 400).")] = None,
+    pilot: Annotated[Optional[int], typer.Option("--pilot", min=1, help="Pilot this many records (default: grow the pilot until the tokens' 90% range is within ±15%, at most 40% of the records, 30 to 400).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the projection as one JSON object on the last line.")] = False,
     **run_options,
 ) -> None:

@@ -21,9 +21,14 @@ Measured:
   (every session), overshoot over the cap and the documented bound, samples finished; then
   one capped run resumed with a higher cap, which must finish every record exactly once.
 
+With ``--real-llm N``: only the time projection on a real server, llama.cpp's llama-server
+serving SmolLM2-135M (tests/llama_server.py), over the first N eligible records: a pilot, then
+``run --resume``, the rest's projected wall time against its measured one.
+
 Load averages are recorded at the start and end. Last line: one JSON object.
 
     python bench/estimate.py [--inputs 10] [--records 200] [--replays 100]
+    python bench/estimate.py --real-llm 12 [--real-llm-pilot 4]
 """
 
 from __future__ import annotations
@@ -142,14 +147,59 @@ def figures(results: list[tuple[int, object, int]]) -> dict:
             "mean_pilot": round(statistics.fmean(n for *_, n in results), 1)}
 
 
+def real_llm(records: int, pilot: int) -> dict:
+    """The time projection against llama-server + SmolLM2-135M (tests/llama_server.py): a
+    pilot of ``pilot`` of the first ``records`` eligible MedQA records, then ``run --resume``
+    for the rest, one sample at a time (the server's one slot); the projected time of the rest
+    against the resumed session's own wall time (its summary's ``session_wall_time_s``)."""
+    from agent.config import Settings
+    from tests.llama_server import ServerUnavailable, built_binary, model_file, serving
+
+    try:
+        binary, model = built_binary(), model_file()
+    except ServerUnavailable as exc:
+        return {"skipped": str(exc)}
+    report = {"records": records, "pilot": pilot, "model": "SmolLM2-135M-Instruct Q4_1", "load_start": load()}
+    with tempfile.TemporaryDirectory() as tmp, serving(binary, model, Path(tmp) / "server.log") as url:
+        tmp = Path(tmp)
+        settings = Settings(model="smollm2", base_url=url, api_key="not-needed")
+        lines = write(tmp / "in.jsonl", eligible_lines()[:records])
+        projection, pilot_wall = asyncio.run(pilot_run(lines, tmp / "run", settings, pilot, concurrency=1))
+        found = projection.as_json()
+        report["load_after_pilot"] = load()
+        summary, _ = asyncio.run(full_run(lines, tmp / "run", settings, concurrency=1, resume=True))
+        from agent.runs.results import RESULTS, read_rows
+
+        rows = read_rows(tmp / "run" / RESULTS)
+    actual_rest = summary["session_wall_time_s"]
+    report.update({
+        "pilot_wall_s": round(pilot_wall, 1), "projected_remaining_wall_s": found["remaining_wall_time_s"],
+        "actual_remaining_wall_s": actual_rest,
+        "time_error_pct": round(100 * (found["remaining_wall_time_s"] - actual_rest) / actual_rest, 1),
+        "projected_whole_wall_s": found["wall_time_s"], "projected_tokens": found["tokens"],
+        "tokens_low": found["tokens_low"], "tokens_high": found["tokens_high"], "actual_tokens": sum(map(tokens, rows)),
+        "projected_accepted_share": found["accepted_share"],
+        "actual_accepted_share": round(sum(r["status"] == "accepted" for r in rows) / len(rows), 4),
+        "load_end": load(),
+    })
+    return report
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--inputs", type=int, default=10)
     parser.add_argument("--records", type=int, default=200)
     parser.add_argument("--replays", type=int, default=100, help="more inputs for the replayed pilots")
+    parser.add_argument("--real-llm", type=int, metavar="N", help="only the time projection on llama-server, over N records")
+    parser.add_argument("--real-llm-pilot", type=int, default=4)
     args = parser.parse_args()
     if not MEDQA.exists():
         print(json.dumps({"skipped": f"{MEDQA} not found (needs ../shared/data/medqa)"}))
+        return
+    if args.real_llm:
+        report = real_llm(args.real_llm, args.real_llm_pilot)
+        report["targets"] = {"time_error_pct_max": 25, "met": abs(report.get("time_error_pct", 100)) <= 25}
+        print(json.dumps(report))
         return
     from agent.config import Settings
     from agent.reasoning import resources

@@ -27,6 +27,7 @@ import asyncio
 import ipaddress
 import time
 from dataclasses import dataclass, field
+from functools import cache
 from importlib import resources as package_files
 from typing import Any
 from urllib.parse import urlsplit
@@ -181,6 +182,7 @@ def record_tokens(record: dict | None) -> int:
     return (len(text) + len(str(record.get("answer") or ""))) // CHARS_PER_TOKEN
 
 
+@cache
 def _template_tokens(node: str) -> int:
     files = package_files.files("prompts")
     return sum(len(files.joinpath(name).read_text(encoding="utf-8")) for name in NODE_PROMPTS[node]) // CHARS_PER_TOKEN

@@ -175,4 +175,4 @@ def test_project_reports_every_measure_and_cost_only_with_a_price():
 
 
 def test_the_default_pilot_cap_scales_with_the_input():
-    assert E.default_cap(20) == 20 and E.default_cap(200) == 70 and E.default_cap(100_000) == 400
+    assert E.default_cap(20) == 20 and E.default_cap(200) == 80 and E.default_cap(100_000) == 400
