@@ -125,3 +125,16 @@ def test_half_a_price_is_refused_before_anything_runs(tmp_path, records, server,
     assert done.returncode == 2
     assert "--price-input and --price-output go together" in done.stderr
     assert server.hits == 0 and not (tmp_path / "run").exists()
+
+
+def test_a_kg_only_estimate_costs_nothing_and_projects_no_calls(tmp_path, records, fixture_kg_dir):
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "run_agent.py"), "estimate", str(records), "--out", str(tmp_path / "run"),
+         "--kg-dir", str(fixture_kg_dir), "--offline", "--pilot", "3", "--json"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (found["pilot"], found["llm_calls"], found["tokens_high"], found["cost_usd"]) == (3, 0, 0, 0.0)
+    assert found["price"]["source"] == "KG-only: no LLM calls"
+    assert 0.0 <= found["accepted_share_low"] <= found["accepted_share"] <= found["accepted_share_high"] <= 1.0

@@ -105,7 +105,8 @@ def is_local(base_url: str | None) -> bool:
 def find_price(model: str | None, base_url: str | None, price_input: float | None = None,
                price_output: float | None = None) -> Price:
     """The price of ``model`` at ``base_url``: the user's figures, a local server's nothing, or
-    the shipped table's (``genai-prices``), or an unknown price."""
+    the shipped table's (``genai-prices``), or an unknown price; ``model`` None: a KG-only run,
+    which calls nothing."""
     if (price_input is None) != (price_output is None):
         raise PriceError("--price-input and --price-output go together: pass both (USD per million tokens)")
     if price_input is not None:
@@ -115,7 +116,7 @@ def find_price(model: str | None, base_url: str | None, price_input: float | Non
     if is_local(base_url):
         return Price(0.0, 0.0, f"a local server ({urlsplit(base_url).hostname}) costs nothing")
     if not model:
-        return Price(None, None, "no model: a KG-only run makes no LLM calls")
+        return Price(0.0, 0.0, "KG-only: no LLM calls")
     return _table_price(model, base_url)
 
 
