@@ -236,9 +236,7 @@ def main() -> None:
         requests_before = len(brain.requests)
         projection, _ = asyncio.run(pilot_run(first, tmp / "user", settings, None))
         pilot_rows = read_rows(tmp / "user" / RESULTS)
-        started = time.monotonic()
         summary, meter = asyncio.run(full_run(first, tmp / "user", settings, resume=True))
-        rest_wall = time.monotonic() - started
         rows = read_rows(tmp / "user" / RESULTS)
         expected = sum(tokens(by_text[line]) for line in drawn[0])
         report["user_path"] = {
@@ -247,8 +245,8 @@ def main() -> None:
             "spent_recorded": summary["spent"]["tokens"],
             # every request the server answered for this RUN_DIR, against the calls its rows count
             "server_requests": len(brain.requests) - requests_before, "rows_llm_calls": sum(r["usage"]["llm_calls"] for r in rows),
-            "projected_rest_wall_s": round(projection.as_json()["wall_time_s"] * (len(rows) - len(pilot_rows)) / len(rows), 1),
-            "actual_rest_wall_s": round(rest_wall, 1),
+            "projected_rest_wall_s": projection.as_json()["remaining_wall_time_s"],
+            "actual_rest_wall_s": summary["session_wall_time_s"],
         }
         log(json.dumps(report["user_path"]))
 
