@@ -203,9 +203,14 @@ def stratified_total(groups: dict[tuple, list[Profile]], observed: dict[str, flo
     known = float(sum(seen.sum() for _, seen in cells))
     rest, variance = _total([r for r, _ in cells], [seen[None, :] for _, seen in cells])
     point = known + float(rest[0])
-    dof = sum(max(len(seen) - 1, 0) for _, seen in cells)
-    if not dof:
-        return Range(point, known, math.inf) if variance[0] or point > known else Range(point, point, point)
+    # Within the strata; a pilot of one record per stratum has none there, and its spread is
+    # then all records' spread (``_total``'s pooled fallback) on their degrees of freedom.
+    observed_count = sum(len(seen) for _, seen in cells)
+    dof = sum(max(len(seen) - 1, 0) for _, seen in cells) or observed_count - 1
+    if point == known:  # every record observed
+        return Range(point, point, point)
+    if not dof:  # one record seen: no spread to go by
+        return Range(point, known, math.inf)
     half = float(student.ppf(0.5 + QUANTILE_LEVEL / 2, dof)) * math.sqrt(float(variance[0]))
     return Range(point, max(point - half, known), point + half)
 
@@ -254,7 +259,8 @@ class Projection:
         return self.totals["tokens"]
 
     def as_json(self) -> dict[str, Any]:
-        """The flat JSON object ``estimate --json`` prints (and estimate.json records)."""
+        """The flat JSON object ``estimate --json`` prints (and estimate.json records); a range
+        without an upper end (a pilot of one record) has ``null`` there."""
         t = self.totals
         wall = t.get("seconds")
         accepted = t["accepted"]
@@ -264,29 +270,29 @@ class Projection:
             per_accepted = cost.point / accepted.point
         out = {
             "records": self.records, "pilot": self.pilot, "concurrency": self.concurrency,
-            "llm_calls": round(t["llm_calls"].point), "llm_calls_low": round(t["llm_calls"].low),
-            "llm_calls_high": round(t["llm_calls"].high),
-            "input_tokens": round(t["input_tokens"].point), "input_tokens_low": round(t["input_tokens"].low),
-            "input_tokens_high": round(t["input_tokens"].high),
-            "output_tokens": round(t["output_tokens"].point), "output_tokens_low": round(t["output_tokens"].low),
-            "output_tokens_high": round(t["output_tokens"].high),
-            "tokens": round(t["tokens"].point), "tokens_low": round(t["tokens"].low),
-            "tokens_high": round(t["tokens"].high),
-            "tokens_range_pct": round(100 * t["tokens"].relative_half_width, 1),
-            "wall_time_s": round(self._wall(wall.point), 1) if wall else None,
-            "wall_time_s_low": round(self._wall(wall.low), 1) if wall else None,
-            "wall_time_s_high": round(self._wall(wall.high), 1) if wall else None,
+            "llm_calls": _shown(t["llm_calls"].point), "llm_calls_low": _shown(t["llm_calls"].low),
+            "llm_calls_high": _shown(t["llm_calls"].high),
+            "input_tokens": _shown(t["input_tokens"].point), "input_tokens_low": _shown(t["input_tokens"].low),
+            "input_tokens_high": _shown(t["input_tokens"].high),
+            "output_tokens": _shown(t["output_tokens"].point), "output_tokens_low": _shown(t["output_tokens"].low),
+            "output_tokens_high": _shown(t["output_tokens"].high),
+            "tokens": _shown(t["tokens"].point), "tokens_low": _shown(t["tokens"].low),
+            "tokens_high": _shown(t["tokens"].high),
+            "tokens_range_pct": _shown(100 * t["tokens"].relative_half_width, 1),
+            "wall_time_s": _shown(self._wall(wall.point), 1) if wall else None,
+            "wall_time_s_low": _shown(self._wall(wall.low), 1) if wall else None,
+            "wall_time_s_high": _shown(self._wall(wall.high), 1) if wall else None,
             # what `run --resume` will take for the records the pilot left
-            "remaining_wall_time_s": round(self._wall(self.rest_seconds), 1) if self.rest_seconds is not None else None,
-            "accepted_share": round(accepted.point / self.records, 4) if self.records else 0.0,
-            "accepted_share_low": round(accepted.low / self.records, 4) if self.records else 0.0,
-            "accepted_share_high": round(min(accepted.high / self.records, 1.0), 4) if self.records else 0.0,
-            "cost_usd": round(cost.point, 6) if cost else None,
-            "cost_usd_low": round(cost.low, 6) if cost else None,
-            "cost_usd_high": round(cost.high, 6) if cost else None,
-            "cost_per_accepted_usd": round(per_accepted, 6) if per_accepted is not None else None,
-            "cost_per_accepted_usd_low": round(cost.low / min(accepted.high, self.records), 6) if cost and accepted.high else None,
-            "cost_per_accepted_usd_high": (round(cost.high / accepted.low, 6) if accepted.low else None) if cost else None,
+            "remaining_wall_time_s": _shown(self._wall(self.rest_seconds), 1) if self.rest_seconds is not None else None,
+            "accepted_share": _shown(accepted.point / self.records, 4) if self.records else 0.0,
+            "accepted_share_low": _shown(accepted.low / self.records, 4) if self.records else 0.0,
+            "accepted_share_high": _shown(min(accepted.high / self.records, 1.0), 4) if self.records else 0.0,
+            "cost_usd": _shown(cost.point, 6) if cost else None,
+            "cost_usd_low": _shown(cost.low, 6) if cost else None,
+            "cost_usd_high": _shown(cost.high, 6) if cost else None,
+            "cost_per_accepted_usd": _shown(per_accepted, 6) if per_accepted is not None else None,
+            "cost_per_accepted_usd_low": _shown(cost.low / min(accepted.high, self.records), 6) if cost and accepted.high else None,
+            "cost_per_accepted_usd_high": (_shown(cost.high / accepted.low, 6) if accepted.low else None) if cost else None,
             "price": self.price.as_dict(),
         }
         return out
@@ -296,6 +302,13 @@ class Projection:
         (each measured at the run's concurrency, so waiting on the others included) spread over
         the slots."""
         return self.startup_s + busy_seconds / max(self.concurrency, 1)
+
+
+def _shown(value: float | None, digits: int | None = None) -> float | int | None:
+    """A figure for JSON: rounded, and None for an unbounded end (JSON has no infinity)."""
+    if value is None or not math.isfinite(value):
+        return None
+    return round(value, digits) if digits is not None else round(value)
 
 
 def project(profiles: list[Profile], rows: dict[str, dict], durations: dict[str, float], price: Price,

@@ -176,3 +176,14 @@ def test_project_reports_every_measure_and_cost_only_with_a_price():
 
 def test_the_default_pilot_cap_scales_with_the_input():
     assert E.default_cap(20) == 20 and E.default_cap(200) == 80 and E.default_cap(100_000) == 400
+
+
+def test_a_pilot_of_one_record_per_stratum_still_has_a_range_and_one_record_has_no_upper_end():
+    people = population(40)
+    rows = {p.id: {"status": "rejected", "usage": {"llm_calls": 2, "input_tokens": cost_of(p), "output_tokens": 0}}
+            for p in people if p.id in E.choose(people, 8, [], seed="s")}
+    assert len({p.stratum for p in people if p.id in rows}) == len(rows)  # one record in each stratum
+    found = E.project(people, rows, {}, PRICE, 1).as_json()
+    assert found["tokens_low"] < found["tokens"] < found["tokens_high"]
+    one = E.project(people, dict(list(rows.items())[:1]), {}, PRICE, 1).as_json()
+    assert one["tokens_high"] is None and one["tokens_low"] == one["input_tokens_low"] > 0
