@@ -47,12 +47,24 @@ MinGrounding = Annotated[
     typer.Option("--min-grounding", min=0.0, max=1.0,
                  help="Grounding score (0-1: share of reasoning steps the graph backs) a sample needs. [env: MEDREASON_MIN_GROUNDING]"),
 ]
+IdFrom = Annotated[
+    str,
+    typer.Option("--id-from", help="Records without an id of their own are named by file (<file stem>-<line>) or by content (a hash of the normalised question and options: the same question in two files gets one id)."),
+]
 EXIT_CANNOT_START = 2
 
 
 def fail(message: str) -> typer.Exit:
     err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(EXIT_CANNOT_START)
+
+
+def _id_from(value: str) -> str:
+    from agent.runs.records import ID_SOURCES
+
+    if value not in ID_SOURCES:
+        raise fail(f"unknown --id-from {value!r}; choose one of {', '.join(ID_SOURCES)}")
+    return value
 
 
 def _settings(**overrides) -> Settings:
@@ -264,6 +276,8 @@ def run(
     price_input: Annotated[Optional[float], typer.Option("--price-input", help="USD per million input tokens (default: the genai-prices table for the model; a local server is free).")] = None,
     price_output: Annotated[Optional[float], typer.Option("--price-output", help="USD per million output tokens (with --price-input).")] = None,
     checkpoints: Annotated[Optional[str], typer.Option("--checkpoints", help="A PostgreSQL database for the checkpoints, postgresql://USER@HOST:PORT/DB (password: PGPASSWORD or ~/.pgpass; default: RUN_DIR/checkpoints.sqlite). --resume, replay and view find it recorded with the run.")] = None,
+    exclude_overlap: Annotated[Optional[list[str]], typer.Option("--exclude-overlap", help="An evaluation set (a file, or hf:OWNER/NAME when online); records that copy its questions get status `excluded` before any LLM call. Repeatable.")] = None,
+    id_from: IdFrom = "file",
 ) -> None:
     """Turn every QA record of INPUT into verified, KG-grounded reasoning.
 
@@ -335,11 +349,11 @@ def _dataset_run(args: dict, pilot: Optional[Pilot] = None) -> None:
         meter = Meter(price, Caps(a.max_cost, a.max_tokens), settings, a.concurrency)
     except PriceError as exc:
         raise fail(str(exc)) from exc
-    fields = FieldMap(a.id_field, a.question_field, a.answer_field, a.options_field, a.cop_base)
+    fields = FieldMap(a.id_field, a.question_field, a.answer_field, a.options_field, a.cop_base, _id_from(a.id_from))
     options = RunOptions(a.limit, a.resume, a.concurrency, offset=a.offset, shard=_shard(a.shard), fields=fields,
                          retry_errors=a.retry_errors, fresh_checkpoints=a.fresh_checkpoints, encoding=a.encoding,
                          checkpoints=a.checkpoints, executor=a.executor, ray_address=a.ray_address, actors=a.actors,
-                         allow_changed=a.allow_changed, meter=meter)
+                         allow_changed=a.allow_changed, exclude_overlap=tuple(a.exclude_overlap or ()), meter=meter)
     with ExitStack() as held:
         try:  # everything that can refuse the run, before the KG loads or an LLM call is paid for
             plan = prepare(a.input, out_dir, options, held)
@@ -349,6 +363,10 @@ def _dataset_run(args: dict, pilot: Optional[Pilot] = None) -> None:
             shown = ", ".join(plan.duplicates[:5]) + (" …" if len(plan.duplicates) > 5 else "")
             err.print(f"[yellow]Note[/]: results.jsonl held {len(plan.duplicates)} id(s) more than once "
                       f"({escape(shown)}); kept one row each.", highlight=False)
+        excluded = plan.done.get("excluded", 0)
+        if a.exclude_overlap:
+            err.print(f"Overlap check: {excluded} record(s) excluded as copies of "
+                      f"{escape(', '.join(a.exclude_overlap))} (status excluded, never sent to an LLM)", highlight=False)
         if plan.set_aside:
             err.print(f"Checkpoints set aside as {escape(str(plan.set_aside))}; unfinished samples start from scratch.",
                       highlight=False)
@@ -586,18 +604,65 @@ def merge(
     run_dirs: Annotated[list[Path], typer.Argument(help="Run directories to combine (e.g. one per --shard).")],
     out_dir: Annotated[Path, typer.Option("--out", help="New directory for the merged results.jsonl and summary.json.")],
     allow_mixed: Annotated[bool, typer.Option("--allow-mixed", help="Merge runs made on different graphs, in different modes or with different models; each row keeps its own.")] = False,
+    allow_duplicates: Annotated[bool, typer.Option("--allow-duplicates", help="Merge although some rows are the same question (exact or near duplicates) under different ids.")] = False,
 ) -> None:
-    """Combine the results of several runs, refusing duplicate ids, and recompute the summary."""
+    """Combine the results of several runs, refusing duplicate ids and repeated questions, and recompute the summary."""
     from agent.runs.export import ExportError, merge_runs
     from agent.runs.safe_write import OutputError
 
     try:
-        summary = merge_runs(run_dirs, out_dir, allow_mixed)
+        summary = merge_runs(run_dirs, out_dir, allow_mixed, allow_duplicates)
     except (ExportError, OutputError) as exc:
         raise fail(str(exc)) from exc
     except OSError as exc:
         raise fail(f"--out {out_dir} cannot be written: {exc.strerror or exc}") from exc
     print_summary(summary, out_dir)
+
+
+@app.command("decontaminate")
+def decontaminate(
+    inputs: Annotated[list[str], typer.Argument(help="Records to check: files run reads (JSONL, JSON, CSV), or hf:OWNER/NAME[:CONFIG][@SPLIT] (a Hugging Face dataset, when online or cached). Several are also checked against each other for duplicates.")],
+    against: Annotated[list[str], typer.Option("--against", help="An evaluation set, as INPUT; repeatable.")],
+    out_path: Annotated[Path, typer.Option("--out", help="The report: JSON Lines, one line per input record with its matches, pairs for review and duplicates.")],
+    embeddings: Annotated[bool, typer.Option("--embeddings", help="Also compare candidate pairs by MiniLM question embeddings and list close ones for review (slower).")] = False,
+    duplicates: Annotated[bool, typer.Option("--duplicates/--no-duplicates", help="Report records that repeat another input record (exact or near, MinHash).")] = True,
+    id_from: IdFrom = "file",
+    encoding: Annotated[Optional[str], typer.Option("--encoding", help="Text encoding of the files (default UTF-8).")] = None,
+    id_field: Annotated[Optional[str], typer.Option("--id-field", help="INPUT: field holding the record id.")] = None,
+    question_field: Annotated[Optional[str], typer.Option("--question-field", help="INPUT: field holding the question.")] = None,
+    answer_field: Annotated[Optional[str], typer.Option("--answer-field", help="INPUT: field holding the answer.")] = None,
+    options_field: Annotated[Optional[str], typer.Option("--options-field", help="INPUT: field holding the options.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --out.")] = False,
+) -> None:
+    """Find evaluation questions copied into a dataset (verbatim, re-formatted or edited), and repeated questions."""
+    from agent.console import print_overlap_report
+    from agent.runs import overlap
+    from agent.runs.records import FieldMap
+    from agent.runs.runner import RunOptions
+    from agent.runs.safe_write import OutputError, atomic_text, check_target
+
+    fields = FieldMap(id_field, question_field, answer_field, options_field, id_from=_id_from(id_from))
+    try:
+        check_target(out_path, [], force)
+        if any(Path(spec).resolve() == out_path.resolve() for spec in [*inputs, *against]):
+            raise OutputError(f"--out {out_path} is one of the files checked; choose another path")
+        sets = overlap.read_sets(inputs, RunOptions(fields=fields, encoding=encoding))
+        evals = overlap.read_sets(against, RunOptions(encoding=encoding, fields=FieldMap(id_from=fields.id_from)))
+    except (InputError, OutputError) as exc:
+        raise fail(str(exc)) from exc
+    embedder = None
+    if embeddings:
+        from graphs.embedding import Embedder
+
+        embedder = Embedder(_settings().embedding_model)
+    result = overlap.check(sets, evals, embedder, duplicates)
+    try:
+        with atomic_text(out_path) as f:
+            for row in result.rows():
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    except OutputError as exc:
+        raise fail(str(exc)) from exc
+    print_overlap_report(result.summary(), out_path)
 
 
 @app.command("chat")
