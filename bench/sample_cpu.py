@@ -98,7 +98,7 @@ def instant_llm(kg_dir: Path, records: list[dict], tmp: Path) -> dict:
 
 def measure(args) -> dict:
     """One phase in this process, so that neither starts with what the other encoded."""
-    records, source = load_records(args.offset + 3 + max(args.records, args.llm_records))
+    records, source = load_records(args.offset + 3 + max(args.records, args.llm_records) + (args.records if args.measure == "fill" else 0))
     records = records[args.offset:]
     if args.measure == "fill":  # a run over other records, filling the vector cache (not timed)
         with tempfile.TemporaryDirectory() as tmp:
