@@ -153,11 +153,18 @@ class EntityIndex:
         self.kg, self.encoder, self.collection, self.store = kg, encoder, collection, store
         self.embedder = encoder.embedder
         self.node_ids, self.labels = names
-        self.vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        # (dimension, names), each dimension's scores contiguous: a few queries times this
+        # matrix took 14 ms of CPU against 25 ms for the names' rows transposed (HPO, load 11)
+        self._columns = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32).T)
         self._results: Recent[tuple[str, int, str | None], list[Candidate]] = Recent(self.RESULTS_KEPT)
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """The static vector of every entry, one row each (a view)."""
+        return self._columns.T
 
     # -- building and opening -----------------------------------------------------------
     @classmethod
@@ -281,16 +288,21 @@ class EntityIndex:
         the best ``n + RESCORED`` of each query scored again in float64, so the answer is the
         same whatever else was asked at once and on any machine."""
         entries = self._entries_of_type.get(type, np.zeros(0, np.int64)) if type is not None else None
-        candidates = self.vectors if entries is None else self.vectors[entries]
         with _one_blas_thread():
-            scores = queries.astype(np.float32) @ candidates.T if len(candidates) else np.zeros((len(queries), 0))
+            scores = queries.astype(np.float32) @ self._columns
+        if entries is not None:
+            scores = scores[:, entries]
         take = min(n + RESCORED, scores.shape[1])
         out = []
         for query, row in zip(queries.astype(np.float64), scores):
+            if not take:
+                out.append([])
+                continue
             best = np.argpartition(-row, take - 1)[:take] if take < len(row) else np.arange(len(row))
             if entries is not None:
                 best = entries[best]
-            exact = (self.vectors[best].astype(np.float64) * query).sum(axis=1)
+            rows = np.ascontiguousarray(self._columns[:, best].T, dtype=np.float64)
+            exact = (rows * query).sum(axis=1)
             order = np.lexsort((best, -exact))[:n]
             out.append([(int(best[i]), float(exact[i])) for i in order])
         return out
