@@ -16,7 +16,7 @@ from typing import NamedTuple
 from graphs.entity_index import Candidate, EntityIndex
 from graphs.names import symbol_form
 from graphs.store import KnowledgeGraph
-from graphs.vocabulary import GENE
+from graphs.vocabulary import GENE, PHENOTYPE
 
 MAX_WORDS = 8
 _WORD = re.compile(r"[A-Za-z0-9]+")
@@ -102,13 +102,47 @@ def exact_or_nearest(kg: KnowledgeGraph, index: EntityIndex, texts: list[str], k
     An exact (normalised) name is the mention's meaning; its embedding neighbours would
     only compete with it ("IL-4" lands next to IL6), and skipping them saves the query.
     """
-    unmatched = [t for t in texts if not kg.nodes_named(t)]
+    unmatched = [t for t in texts if not nodes_named(kg, t)]
     nearest = dict(zip(unmatched, index.search(unmatched, k=k))) if unmatched else {}
     return [nearest.get(t, []) for t in texts]
 
 
+# An adjective a case report writes for a finding, and the endings of the finding's noun:
+# "somnolent" somnolence, "tachycardic" tachycardia, "cyanotic" cyanosis, "hypotensive"
+# hypotension, "jaundiced" jaundice, "confused" confusion. Not "-ated" ("aspirated" is a
+# procedure's), "-philic" (a stain's: "basophilic stippling" is no basophil count) nor
+# "-tonic" (a solution's: "hypertonic saline").
+NOUN_ENDINGS = (
+    ("eic", "ea"), ("etic", "esis"), ("otic", "osis"), ("ctic", "xia"), ("ic", "ia"), ("ic", "y"),
+    ("ent", "ence"), ("sive", "sion"), ("used", "usion"), ("iced", "ice"), ("tous", ""),
+)  # fmt: skip
+NOT_A_FINDING_ADJECTIVE = ("philic", "tonic")
+# Adjectives whose noun is another word.
+IRREGULAR_NOUNS = {"febrile": "fever", "pale": "pallor", "obese": "obesity"}
+
+
+def nodes_named(kg: KnowledgeGraph, text: str) -> tuple[str, ...]:
+    """The nodes a text names: by name or synonym, or, for one adjective, the phenotypes its
+    noun names ("somnolent": Somnolence). Only phenotypes: an adjective is a finding's word,
+    and a disease or gene spelled like a derived noun would be a word-alike."""
+    named = kg.nodes_named(text)
+    if named or " " in text.strip() or not text.isalpha():
+        return named
+    word = text.lower()
+    if word.endswith(NOT_A_FINDING_ADJECTIVE):
+        return ()
+    nouns = [IRREGULAR_NOUNS[word]] if word in IRREGULAR_NOUNS else [
+        word[: -len(ending)] + noun for ending, noun in NOUN_ENDINGS if word.endswith(ending) and len(word) > len(ending) + 3
+    ]
+    for noun in nouns:
+        found = tuple(n for n in kg.nodes_named(noun) if kg.node(n).type == PHENOTYPE)
+        if found:
+            return found
+    return ()
+
+
 def _is_specific(kg: KnowledgeGraph, surface: str) -> bool:
-    if not kg.nodes_named(surface):
+    if not nodes_named(kg, surface):
         return False
     words = surface.lower().split()
     if all(w in STOPWORDS or w.isdigit() for w in _WORD.findall(surface.lower())):
@@ -123,7 +157,7 @@ def _is_specific(kg: KnowledgeGraph, surface: str) -> bool:
 def mention_nodes(kg: KnowledgeGraph, surface: str) -> tuple[str, ...]:
     """The nodes a mention can stand for, most connected first: those named so, qualifiers
     excepted, gene symbols only in their own capitalisation."""
-    ids = [i for i in kg.nodes_named(surface) if i not in kg.qualifiers and _matches_case(kg, i, surface)]
+    ids = [i for i in nodes_named(kg, surface) if i not in kg.qualifiers and _matches_case(kg, i, surface)]
     return tuple(sorted(ids, key=lambda i: -kg.degree(i)))
 
 
