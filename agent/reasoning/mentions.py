@@ -121,13 +121,27 @@ NOT_A_FINDING_ADJECTIVE = ("philic", "tonic")
 IRREGULAR_NOUNS = {"febrile": "fever", "pale": "pallor", "obese": "obesity"}
 
 
+# Words a finding's name opens with that say the same direction: "elevated TSH" is HPO's
+# "High TSH", "raised creatinine" its "Elevated creatinine".
+SAME_DIRECTION = (("elevated", "increased", "high", "raised"), ("decreased", "low", "reduced", "diminished"))
+
+
 def nodes_named(kg: KnowledgeGraph, text: str) -> tuple[str, ...]:
-    """The nodes a text names: by name or synonym, or, for one adjective, the phenotypes its
-    noun names ("somnolent": Somnolence). Only phenotypes: an adjective is a finding's word,
-    and a disease or gene spelled like a derived noun would be a word-alike."""
+    """The nodes a text names: by name or synonym; a finding opened by a direction in
+    another word for it ("elevated TSH": High TSH); for one adjective, the phenotypes its
+    noun names ("somnolent": Somnolence). Only phenotypes: a finding's wording, and a
+    disease or gene spelled like a derived noun would be a word-alike."""
     named = kg.nodes_named(text)
-    if named or " " in text.strip() or not text.isalpha():
+    if named or not text.replace(" ", "").isalpha():
         return named
+    first, _, rest = text.strip().partition(" ")
+    if rest:
+        same = next((words for words in SAME_DIRECTION if first.lower() in words), ())
+        for word in same:
+            found = tuple(n for n in kg.nodes_named(f"{word} {rest}") if kg.node(n).type == PHENOTYPE)
+            if found:
+                return found
+        return ()
     word = text.lower()
     if word.endswith(NOT_A_FINDING_ADJECTIVE):
         return ()

@@ -86,3 +86,10 @@ def test_a_finding_written_as_an_adjective_is_the_phenotype_of_its_noun():
     assert nodes_named(kg, "somnolent") == ("P1",) and nodes_named(kg, "pale") == ("P3",)
     # a disease spelled like the noun is a word-alike, not the finding
     assert nodes_named(kg, "cyanotic") == ()
+
+
+def test_a_finding_opened_by_another_word_for_its_direction_is_found():
+    kg = kg_with(("P1", "High TSH", "effect/phenotype"), ("P2", "Reduced haptoglobin level", "effect/phenotype"),
+                 ("D1", "Increased pain syndrome", "disease"))
+    assert find_mentions(kg, "Elevated TSH, decreased haptoglobin level and elevated pain syndrome.") == [
+        "Elevated TSH", "decreased haptoglobin level"]
