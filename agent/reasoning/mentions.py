@@ -39,6 +39,7 @@ STOPWORDS = frozenset(
 NOT_THE_PATIENT = frozenset("no not denies denied without negative absent family mother father sister brother".split())
 NEGATION_WINDOW = 6  # words a cue reaches
 _CLAUSE_END = re.compile(r"[.;:?!\n]")
+_SENTENCE_END = re.compile(r"[.?!;\n]\s")
 CLAUSE_TURN = frozenset("but except however although".split())
 
 
@@ -76,6 +77,8 @@ def scan_mentions(kg: KnowledgeGraph, text: str) -> list[Found]:
         for i in range(len(words) - n + 1):
             if any(taken[i : i + n]) or any(negated[i : i + n]) != negated[i]:
                 continue
+            if n > 1 and _SENTENCE_END.search(text, words[i][2], words[i + n - 1][1]):
+                continue  # a name never runs across sentences ("absent. Patellar reflexes")
             surface = text[words[i][1] : words[i + n - 1][2]]
             if _is_specific(kg, surface):
                 taken[i : i + n] = [True] * n

@@ -93,3 +93,9 @@ def test_a_finding_opened_by_another_word_for_its_direction_is_found():
                  ("D1", "Increased pain syndrome", "disease"))
     assert find_mentions(kg, "Elevated TSH, decreased haptoglobin level and elevated pain syndrome.") == [
         "Elevated TSH", "decreased haptoglobin level"]
+
+
+def test_a_name_never_runs_across_sentences():
+    kg = kg_with(("P1", "Chest pain", "effect/phenotype"), ("P2", "Type 2 diabetes", "effect/phenotype"))
+    assert find_mentions(kg, "A bruise on his chest. Pain began today; type 2 diabetes.") == ["type 2 diabetes"]
+    assert find_mentions(kg, "He has chest pain.") == ["chest pain"]
