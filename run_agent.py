@@ -265,6 +265,7 @@ def run(
     from agent.runs.executors import EXECUTORS, ExecutorError
     from agent.runs.fingerprint import endpoint
     from agent.runs.records import FieldMap
+    from agent.runs.results import CorruptLineError
     from agent.runs.runner import RunOptions, Terminated, execute, identify, prepare
 
     settings = _llm_settings(kg_dir=kg_dir, chroma_url=chroma_url, offline=offline or None, model=model, base_url=base_url,
@@ -287,7 +288,7 @@ def run(
     with ExitStack() as held:
         try:  # everything that can refuse the run, before the KG loads or an LLM call is paid for
             plan = prepare(input, out_dir, options, held)
-        except InputError as exc:
+        except (InputError, CorruptLineError) as exc:
             raise fail(str(exc)) from exc
         if plan.duplicates:
             shown = ", ".join(plan.duplicates[:5]) + (" …" if len(plan.duplicates) > 5 else "")
@@ -415,6 +416,7 @@ def export(
 ) -> None:
     """Write a run's samples as a fine-tuning or dataset file."""
     from agent.runs.export import FORMATS, ExportError, ExportOptions, export_run
+    from agent.runs.results import CorruptLineError
     from agent.runs.safe_write import OutputError
 
     if format not in FORMATS:
@@ -430,7 +432,7 @@ def export(
                             include_thinking=include_thinking)
     try:
         written = export_run(run_dir, format, out_path, options, force=force)
-    except (ExportError, OutputError) as exc:
+    except (ExportError, OutputError, CorruptLineError) as exc:
         raise fail(str(exc)) from exc
     err.print(f"Wrote {written.written:,} samples to {escape(str(out_path))}", highlight=False)
     if written.without_reasoning:
@@ -488,11 +490,12 @@ def merge(
 ) -> None:
     """Combine the results of several runs, refusing duplicate ids, and recompute the summary."""
     from agent.runs.export import ExportError, merge_runs
+    from agent.runs.results import CorruptLineError
     from agent.runs.safe_write import OutputError
 
     try:
         summary = merge_runs(run_dirs, out_dir, allow_mixed)
-    except (ExportError, OutputError) as exc:
+    except (ExportError, OutputError, CorruptLineError) as exc:
         raise fail(str(exc)) from exc
     except OSError as exc:
         raise fail(f"--out {out_dir} cannot be written: {exc.strerror or exc}") from exc

@@ -542,3 +542,33 @@ def test_chat_save_onto_a_directory_reports_and_keeps_the_session(tmp_path, fixt
     text = " ".join(chat.stdout.split())
     assert f"Could not save to {tmp_path}: Is a directory" in text
     assert "Saved turn chat-" in text and json.loads((tmp_path / "turns.jsonl").read_text())["status"] == "accepted"
+
+
+# -- a damaged results.jsonl: every reader names the line ----------------------------------------------
+@pytest.mark.parametrize("damage, problem", [
+    ('{"id": "tb", "status": "acc', "not JSON (Unterminated string"),  # a bad copy
+    ('{"id": "tb", "reasoning": "edited by hand"}', "missing status, paths, attempts, error"),
+])
+def test_a_corrupt_line_in_results_is_named_by_every_command_that_reads_it(tmp_path, fixture_kg_dir, damage, problem):
+    records = write_records(tmp_path / "in.jsonl", RECORDS)
+    run_dir = tmp_path / "run"
+    assert cli("run", records, "--out", run_dir, "--kg-dir", fixture_kg_dir).returncode == 0
+    results = run_dir / "results.jsonl"
+    lines = results.read_text().splitlines()
+    results.write_text("\n".join([lines[0], damage, lines[2]]) + "\n")
+    before = results.read_bytes()
+    for args in (["view", run_dir, "--port", "0"], ["export", run_dir, "--format", "sft", "--out", tmp_path / "sft.jsonl"],
+                 ["merge", run_dir, "--out", tmp_path / "merged"], ["replay", run_dir],
+                 ["replay", run_dir, "--sample", "malaria"],
+                 ["run", records, "--out", run_dir, "--kg-dir", fixture_kg_dir, "--resume"]):
+        refused = cli(*args)
+        message = " ".join(refused.stderr.split())
+        assert refused.returncode == 2, (args, refused.stderr)
+        assert f"{results} line 2 is not a row of this run: {problem}" in message, (args, message)
+        assert "Fix that line, or delete it" in message and "Traceback" not in refused.stderr, (args, message)
+    assert results.read_bytes() == before and not (tmp_path / "sft.jsonl").exists() and not (tmp_path / "merged").exists()
+
+    results.write_text("\n".join([lines[0], lines[2]]) + "\n")  # the line deleted: resume makes that sample again
+    resumed = cli("run", records, "--out", run_dir, "--kg-dir", fixture_kg_dir, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert sorted(r["id"] for r in rows_of(run_dir)) == ["malaria", "scurvy", "tb"]

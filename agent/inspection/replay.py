@@ -31,7 +31,7 @@ from agent.reasoning import resources
 from agent.reasoning.graph import RECURSION_LIMIT, compile_graph
 from agent.runs.checkpoints import CHECKPOINTS, CheckpointStoreError, run_store
 from agent.runs.checkpoints import thread_ids as store_thread_ids
-from agent.runs.results import RESULTS
+from agent.runs.results import RESULTS, CorruptLineError, read_rows
 
 
 class ReplayError(Exception):
@@ -78,7 +78,10 @@ def list_samples(run_dir: Path, app) -> list[dict]:
     run wrote one, else from the latest checkpoint of each thread (the chat store)."""
     results = run_dir / RESULTS
     if results.is_file():
-        rows = [json.loads(line) for line in results.read_text(encoding="utf-8").splitlines() if line.strip()]
+        try:
+            rows = read_rows(results)
+        except CorruptLineError as exc:
+            raise ReplayError(str(exc)) from None
         return [_summary_of(r["id"], r.get("thread_id") or r["id"], r) for r in rows]
     return [_summary_of(values.get("record", {}).get("id", thread), thread, {
         "status": values.get("status", "running"), "attempts": values.get("attempts", []),

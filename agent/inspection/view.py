@@ -39,7 +39,7 @@ from starlette.templating import Jinja2Templates
 
 from agent.inspection import replay
 from agent.runs.fingerprint import FINGERPRINT, endpoint
-from agent.runs.results import RESULTS, SUMMARY, error_kind, rejection_kind, result_row
+from agent.runs.results import RESULTS, SUMMARY, CorruptLineError, error_kind, iter_rows, rejection_kind, result_row
 from agent.runs.reviews import DECISIONS, REVIEWS, ReviewError, append_review, read_reviews, review_line
 
 ASSETS = Path(__file__).parent / "view_assets"
@@ -169,13 +169,10 @@ class RunIndex:
                 self._reviews_stamp = stamp
 
     def _load_results(self) -> None:
-        entries, offset = [], 0
-        with open(self.results, "rb") as f:
-            for line in f:
-                if line.endswith(b"\n") and line.strip():  # a torn last line (a crash) is not a sample yet
-                    entries.append(_entry(json.loads(line), offset))
-                offset += len(line)
-        self.entries = entries
+        try:  # a torn last line (a crash) is not a sample yet
+            self.entries = [_entry(row, offset) for offset, row in iter_rows(self.results)]
+        except CorruptLineError as exc:
+            raise ViewError(str(exc)) from None
 
     def _load_chat(self) -> None:
         with replay.open_run(self.run_dir) as graph:
