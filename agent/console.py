@@ -168,9 +168,14 @@ def grounding_rows(grounding: dict | None) -> list[tuple[str, str]]:
         return []
     mean = lambda x: "–" if x is None else f"{x:.2f}"  # noqa: E731
     steps = " / ".join(str(n) for n in grounding["steps"].values())
-    return [("grounding (mean score)", mean(grounding["mean_score"])),
+    rows = [("grounding (mean score)", mean(grounding["mean_score"])),
             ("path adherence (mean)", mean(grounding["mean_adherence"])),
             ("steps grounded / contradicted / unsupported / unlinked", steps)]
+    if grounding.get("ungraded_steps"):
+        from agent.reasoning.grounding import MAX_GRADED_STEPS
+
+        rows.append((f"steps not graded (past a record's first {MAX_GRADED_STEPS:,})", f"{grounding['ungraded_steps']:,}"))
+    return rows
 
 
 def samples_table(samples: list[dict]) -> Table:

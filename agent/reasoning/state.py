@@ -129,6 +129,8 @@ class Grounding(TypedDict):
     score: float | None  # grounded / (grounded + contradicted + unsupported); None with no such step
     adherence: float | None  # share of the pruned paths the reasoning follows in order; None without paths
     steps: list[GroundedStep]
+    # steps past grounding.MAX_GRADED_STEPS, not graded (present only when there are some)
+    ungraded_steps: NotRequired[int]
 
 
 class SampleState(TypedDict, total=False):
