@@ -469,6 +469,11 @@ def test_latin1_input_is_refused_with_its_line_or_read_with_encoding(tmp_path, f
         assert "not valid UTF-8 (byte 0xe9" in message and "--encoding" in message and "Traceback" not in message
     assert "in.jsonl:1: not valid UTF-8" in " ".join(cli("run", tmp_path / "in.jsonl", "--out", tmp_path / "r",
                                                          "--kg-dir", fixture_kg_dir).stderr.split())
+    for codec in ("nope", "rot13", "base64"):  # unknown, and codecs that are not text encodings
+        for command in (["run", "--out", tmp_path / "r"], ["ground", "--out", tmp_path / "g.jsonl"]):
+            refused = cli(command[0], tmp_path / "in.jsonl", *command[1:], "--encoding", codec)
+            assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+            assert f"unknown --encoding '{codec}': not a text encoding" in " ".join(refused.stderr.split())
     done = cli("run", tmp_path / "in.jsonl", "--out", tmp_path / "run", "--kg-dir", fixture_kg_dir, "--encoding", "latin-1")
     assert done.returncode == 0, done.stderr
     assert all(r["question"].endswith("Café au lait spots?") for r in rows_of(tmp_path / "run"))

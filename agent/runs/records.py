@@ -23,7 +23,6 @@ free text; ``Complex_CoT`` is kept in ``extra``. Other schemas are read through 
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 import json
@@ -102,10 +101,13 @@ def read_raw(path: Path, encoding: str | None = None, stem: str | None = None) -
 
 def _decoded(path: Path, encoding: str | None) -> str:
     codec = encoding or "utf-8-sig"  # a UTF-8 byte-order mark is dropped
+    refused = InputError(f"unknown --encoding {encoding!r}: not a text encoding (e.g. utf-8, latin-1, cp1252)")
     try:
-        codecs.lookup(codec)
+        b"_".decode(codec)  # before reading: unknown codecs, and those that are not text encodings (rot13, base64)
     except LookupError:
-        raise InputError(f"unknown --encoding {encoding!r} (e.g. utf-8, latin-1, cp1252)") from None
+        raise refused from None
+    except UnicodeDecodeError:
+        pass  # a text encoding (utf-16, say) in which "_" alone is not text
     data = path.read_bytes()
     try:
         return data.decode(codec)
