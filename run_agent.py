@@ -331,7 +331,7 @@ def run(
             except Exception as exc:  # a bug: a few lines here, the traceback in RUN_DIR/crash.log
                 stopped = exc
         if stopped is not None:
-            _stopped(stopped, out_dir, len(plan.jobs))
+            _stopped(stopped, out_dir, len(plan.jobs), plan.store)
     if summary is None:
         done = json.loads((out_dir / "summary.json").read_text())
         how = "Interrupted" if exit_code == 130 else "Terminated (SIGTERM)"
@@ -357,23 +357,23 @@ def _warn_lost_checkpoints(plan) -> None:
               "copy; a sample stopped an instant after it started has none yet.)", highlight=False)
 
 
-def _stopped(exc: Exception, out_dir: Path, total: int) -> None:
-    """A run stopped by its environment (a full disk, a broken database) or by a bug: what
-    is kept and what to do, in a few lines; a bug's traceback goes to RUN_DIR/crash.log."""
-    import sqlite3
-
+def _stopped(exc: Exception, out_dir: Path, total: int, store) -> None:
+    """A run stopped by its environment (a full disk, the checkpoint database or the Chroma
+    server gone: ``agent.runs.stops``) or by a bug: what is kept and what to do, in a few
+    lines; a bug's traceback goes to RUN_DIR/crash.log."""
     from agent.runs.results import RESULTS, read_rows
     from agent.runs.runner import write_crash_log
+    from agent.runs.stops import environment_stop
 
     try:
         saved = len(read_rows(out_dir / RESULTS))
     except (OSError, ValueError):
         saved = 0
     kept = f"{saved} of {total} samples are saved in {escape(str(out_dir / RESULTS))}"
-    if isinstance(exc, (OSError, sqlite3.Error)):
-        cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        err.print(f"[bold red]The run stopped[/]: {escape(cause)} ({type(exc).__name__}). {kept}; fix the cause "
-                  "(e.g. free space), then continue with the same command plus --resume.", highlight=False)
+    stop = environment_stop(exc, store)
+    if stop is not None:
+        err.print(f"[bold red]The run stopped[/]: {escape(stop.cause)}. {kept}; {escape(stop.remedy)}, then continue "
+                  "with the same command plus --resume.", highlight=False)
         raise typer.Exit(EXIT_STOPPED)
     try:
         log = f"the full traceback is in {escape(str(write_crash_log(out_dir, exc)))}"

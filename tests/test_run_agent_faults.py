@@ -577,3 +577,34 @@ def test_a_corrupt_line_in_results_is_named_by_every_command_that_reads_it(tmp_p
     resumed = cli("run", records, "--out", run_dir, "--kg-dir", fixture_kg_dir, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert sorted(r["id"] for r in rows_of(run_dir)) == ["malaria", "scurvy", "tb"]
+
+
+# -- a service lost mid-run is the environment, not a bug ------------------------------------------------
+def unknown_word(i: int) -> str:
+    """A long word no graph names: the fake model extracts it, and mapping it asks the index."""
+    return "".join("bcdfghjklmnpqrstvwz"[(i * 7 + k * 3) % 19] + "aeiou"[(i + k) % 5] for k in range(5))
+
+
+def test_a_chroma_server_lost_mid_run_is_named_as_the_cause_not_reported_as_a_bug(tmp_path, brain):
+    from tests.services import chroma_server_process
+
+    records = write_records(tmp_path / "in.jsonl", [
+        {**RECORDS[0], "id": f"r{i}", "question": f"A patient reports {unknown_word(i)} and {unknown_word(i + 100)}."}
+        for i in range(30)])
+    run_dir, kg_dir = tmp_path / "run", tmp_path / "kg"
+    with chroma_server_process(tmp_path / "chroma") as (url, chroma), FakeOpenAIServer(brain, latency=0.1) as server:
+        built = cli("kg", "build", "--source", "triples", "--input", ROOT / "tests" / "fixtures" / "medical_kg.tsv",
+                    "--kg-dir", kg_dir, "--chroma-url", url)
+        assert built.returncode == 0, built.stderr
+        run = start("run", records, "--out", run_dir, "--kg-dir", kg_dir, "--chroma-url", url, "--model", "fake",
+                    "--base-url", server.url)
+        wait_for_lines(run_dir / "results.jsonl", 2, run)
+        chroma.kill()
+        chroma.wait()
+        _, stderr = run.communicate(timeout=120)
+    assert run.returncode == 1, stderr
+    message = " ".join(stderr.split())
+    assert f"The run stopped: the entity index is unusable: the Chroma server at {url} failed a query" in message, message
+    assert "start the Chroma server again (or wait until it is back), then continue with the same command plus --resume" in message
+    assert "bug" not in message and "please report" not in message and "Traceback" not in stderr
+    assert not (run_dir / "crash.log").exists() and 2 <= len(rows_of(run_dir)) < 30
