@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import secrets
 import shlex
 import threading
@@ -472,14 +473,22 @@ def create_app(run_dir: Path, token: str | None = None, hosts: tuple[str, ...] =
         routes=[
             Route("/", home),
             Route("/samples", samples),
-            Route("/review/{sample_id:path}", review, methods=["POST"]),
-            Route("/sample/{sample_id:path}", sample),
+            _any_id_route("/review/", review, methods=["POST"]),
+            _any_id_route("/sample/", sample),
             Mount("/static", StaticFiles(directory=ASSETS / "static"), name="static"),
         ],
         middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts))],
         exception_handlers={HTTPException: not_found},
     )
     return app
+
+
+def _any_id_route(prefix: str, endpoint, **options) -> Route:
+    """A route ending in a sample id, whatever it holds: Starlette's ``path`` convertor (``.*``)
+    stops at a newline, so the link of an id holding one would 404."""
+    route = Route(f"{prefix}{{sample_id:path}}", endpoint, **options)
+    route.path_regex = re.compile(route.path_regex.pattern, re.DOTALL)
+    return route
 
 
 def _neighbours(entries: list[Entry], sample_id: str) -> tuple[str | None, str | None]:

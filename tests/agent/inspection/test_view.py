@@ -2,7 +2,12 @@
 reviews and their token, escaping, ids that are not files, the chat store, fork commands."""
 
 import json
+import re
 import shlex
+import subprocess
+import sys
+from html import unescape
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -20,8 +25,6 @@ def client(reviewable_run):
 
 
 def listed_ids(html: str) -> list[str]:
-    import re
-    from html import unescape
 
     return [unescape(m) for m in re.findall(r'class="sample-link" href="[^"]*">([^<]*)</a>', html)]
 
@@ -144,3 +147,21 @@ def test_path_graph_merges_paths_and_keeps_direction():
     assert phenotype.x1 > phenotype.x2  # the fact's head is malaria: the arrow points back to fever
     assert by["f"].colour == by["s"].colour != by["d"].colour
     assert by["f"].x < by["d"].x < by["a"].x
+
+
+def test_an_id_holding_a_newline_has_a_working_link_and_review(tmp_path, fixture_kg_dir):
+    root = Path(__file__).resolve().parents[3]
+    records = tmp_path / "in.jsonl"
+    records.write_text(json.dumps({"id": "two\nlines", "question": "Fever and splenomegaly?", "options": {"A": "malaria"},
+                                   "answer": "malaria"}) + "\n")
+    done = subprocess.run([sys.executable, str(root / "run_agent.py"), "run", str(records), "--out", str(tmp_path / "run"),
+                           "--kg-dir", str(fixture_kg_dir)], capture_output=True, text=True, cwd=root, timeout=300)
+    assert done.returncode == 0, done.stderr
+    client = TestClient(create_app(tmp_path / "run", token=TOKEN), base_url="http://127.0.0.1")
+    link = unescape(re.search(r'class="sample-link" href="([^"]*)"', client.get("/samples").text).group(1))
+    assert link == "/sample/two%0Alines"
+    page = client.get(link)
+    assert page.status_code == 200 and "two\nlines" in unescape(page.text)
+    reviewed = client.post("/review/two%0Alines", data={"token": TOKEN, "decision": "accept"}, follow_redirects=False)
+    assert reviewed.status_code == 303
+    assert json.loads((tmp_path / "run" / REVIEWS).read_text())["id"] == "two\nlines"
