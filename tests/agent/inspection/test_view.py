@@ -2,12 +2,7 @@
 reviews and their token, escaping, ids that are not files, the chat store, fork commands."""
 
 import json
-import re
 import shlex
-import subprocess
-import sys
-from html import unescape
-from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -25,6 +20,8 @@ def client(reviewable_run):
 
 
 def listed_ids(html: str) -> list[str]:
+    import re
+    from html import unescape
 
     return [unescape(m) for m in re.findall(r'class="sample-link" href="[^"]*">([^<]*)</a>', html)]
 
@@ -150,6 +147,12 @@ def test_path_graph_merges_paths_and_keeps_direction():
 
 
 def test_an_id_holding_a_newline_has_a_working_link_and_review(tmp_path, fixture_kg_dir):
+    import re
+    import subprocess
+    import sys
+    from html import unescape
+    from pathlib import Path
+
     root = Path(__file__).resolve().parents[3]
     records = tmp_path / "in.jsonl"
     records.write_text(json.dumps({"id": "two\nlines", "question": "Fever and splenomegaly?", "options": {"A": "malaria"},
