@@ -213,6 +213,23 @@ async def _end_cancelled_write(saver) -> None:
             await saver.conn.rollback()
 
 
+def delete_checkpoints(saver, thread: str, checkpoint_ids: Collection[str]) -> None:
+    """Remove these checkpoints of ``thread`` with their pending writes: what a fork that
+    failed had written, so that it leaves no branch (as ``delete_thread`` does for a thread;
+    a PostgreSQL blob left unreferenced by them is never read)."""
+    ids = list(checkpoint_ids)
+    if not ids:
+        return
+    if hasattr(saver, "_cursor"):  # PostgresSaver
+        with saver._cursor(pipeline=True) as cur:
+            for table in ("checkpoints", "checkpoint_writes"):
+                cur.execute(f"DELETE FROM {table} WHERE thread_id = %s AND checkpoint_id = ANY(%s)", (thread, ids))
+        return
+    with saver.cursor() as cur:  # SqliteSaver
+        for table in ("checkpoints", "writes"):
+            cur.executemany(f"DELETE FROM {table} WHERE thread_id = ? AND checkpoint_id = ?", [(thread, i) for i in ids])
+
+
 def database_errors() -> tuple[type[Exception], ...]:
     """What a checkpoint database raises when it fails under a run (a full disk, a server gone):
     the run stops with its cause, finished work kept, instead of failing sample after sample."""

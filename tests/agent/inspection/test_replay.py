@@ -154,3 +154,20 @@ def test_a_fork_onto_a_missing_graph_is_refused_before_any_branch_is_made(run_di
         with pytest.raises(CacheError, match="does not exist"):
             replay.fork(graph, thread(run_dir), 2, make_settings(), [f"settings.kg_dir={tmp_path / 'nowhere'}"])
         assert len(replay.branches(graph, thread(run_dir))) == 1
+
+
+@pytest.mark.parametrize("value, refusal", [
+    ("mappings.3.node_id=HP:9999999", "--set mappings.3.node_id: 'HP:9999999' is not a node of the graph"),
+    ('mappings.3={"node_id": "nowhere:1", "role": "answer"}', "--set mappings.3: 'nowhere:1' is not a node of the graph"),
+    ('mappings.3={"role": "answer"}', "the fork failed (KeyError"),  # gets past the check, fails in a node
+])
+def test_a_fork_that_cannot_be_made_says_why_and_leaves_no_branch(run_dir, fixture_kg_dir, value, refusal):
+    with replay.open_run(run_dir) as graph:
+        before = [s.config["configurable"]["checkpoint_id"] for s in graph.checkpointer.list(None)]
+    refused = CliRunner().invoke(cli, ["replay", str(run_dir), "--sample", "malaria", "--fork", "2", "--kg-dir",
+                                       str(fixture_kg_dir), "--offline", "--set", value])
+    assert refused.exit_code == 2, refused.output
+    assert refusal in " ".join(refused.output.split()) and "Traceback" not in refused.output
+    with replay.open_run(run_dir) as graph:
+        assert [s.config["configurable"]["checkpoint_id"] for s in graph.checkpointer.list(None)] == before
+        assert len(replay.branches(graph, thread(run_dir))) == 1
