@@ -1,4 +1,4 @@
-"""The MedReason Agent command line (also installed as ``medreason``)."""
+"""The MedReason Agent command line (also installed as medreason)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 import json
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated, Optional, get_args
 
 import typer
 from rich.markup import escape
@@ -18,8 +18,16 @@ from agent.runs.records import InputError
 from graphs.cache import CacheError
 from graphs.kg_dir import SOURCES, LoadedKG, Source, build_kg
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
-kg_app = typer.Typer(no_args_is_help=True, help="Build and inspect knowledge graphs.")
+
+def choices(names) -> str:
+    """The metavar of an option that takes one of ``names``."""
+    return "[" + "|".join(names) + "]"
+
+
+# Plain help (no Rich panels): it wraps at the terminal's width instead of cutting long option
+# names and URLs with "…", and prints the help texts as they are written.
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, rich_markup_mode=None)
+kg_app = typer.Typer(no_args_is_help=True, help="Build and inspect knowledge graphs.", rich_markup_mode=None)
 app.add_typer(kg_app, name="kg")
 
 KgDir = Annotated[
@@ -36,7 +44,7 @@ ChromaUrl = Annotated[
 ]
 StructuredOutput = Annotated[
     Optional[str],
-    typer.Option("--structured-output",
+    typer.Option("--structured-output", metavar=choices(get_args(Settings.model_fields["structured_output"].annotation)),
                  help="How structured answers are asked for: json_schema (constrained JSON), tools (a forced tool call), "
                       "text (JSON in the reply), or auto (the first the endpoint honours). [env: MEDREASON_STRUCTURED_OUTPUT]"),
 ]
@@ -95,7 +103,7 @@ def _open(settings: Settings) -> LoadedKG:
 
 @kg_app.command("build")
 def kg_build(
-    source: Annotated[str, typer.Option(help=f"One of: {', '.join(SOURCES)}.")] = "hpo",
+    source: Annotated[str, typer.Option(metavar=choices(SOURCES), help="What to build from.")] = "hpo",
     input: Annotated[Optional[Path], typer.Option("--input", help="Source file (PrimeKG kg.csv, triples TSV/CSV).")] = None,
     kg_dir: KgDir = None,
     chroma_url: ChromaUrl = None,
@@ -217,16 +225,51 @@ def kg_neighbours(
     limit: Annotated[int, typer.Option()] = 20,
 ) -> None:
     """The most specific neighbours of a node (id or exact name)."""
-    from graphs.neighbours import neighbours
+    from graphs.neighbours import UnknownFilter, neighbours
 
     kg = _open(_settings(kg_dir=kg_dir)).kg
     try:
         node_id = kg.resolve(node)
+        found = neighbours(kg, node_id, relation=relation, type=type, limit=limit)
     except KeyError as exc:
-        raise fail(exc.args[0]) from exc
-    for n in neighbours(kg, node_id, relation=relation, type=type, limit=limit):
+        raise fail(f"{exc.args[0]}; find it with: kg search {node}") from exc
+    except UnknownFilter as exc:
+        raise fail(str(exc)) from exc
+    if not found:
+        err.print("No neighbours" + (" by that relation" if relation else "") + (" of that type" if type else "") + ".")
+    for n in found:
         out.print(f"{escape(kg.name(node_id))} {escape(n.arrow)} {escape(n.name)} "
                   f"[dim]({escape(n.type)}, {escape(n.node_id)}, degree {n.degree})[/]", highlight=False)
+
+
+@kg_app.command("search")
+def kg_search(
+    name: Annotated[str, typer.Argument(help="A name as you remember it; misspelt or partial is fine.")],
+    kg_dir: KgDir = None,
+    type: Annotated[Optional[str], typer.Option("--type", help="Only nodes of this type (see kg info).")] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object: the matches.")] = False,
+) -> None:
+    """Nodes whose name or synonym is closest to NAME (fuzzy), best first: their ids and names
+    are what kg path, kg neighbours and replay --set take."""
+    from graphs.name_search import search_names
+
+    kg = _open(_settings(kg_dir=kg_dir)).kg
+    found = search_names(kg, name, limit=limit, type=type)
+    if as_json:
+        print(json.dumps({"matches": [vars(m) for m in found]}, ensure_ascii=False))
+        return
+    if not found:
+        err.print(f"No node named like {escape(name)!r}" + (f" of type {escape(type)!r}" if type else "") + ".",
+                  highlight=False)
+        raise typer.Exit(1)
+    table = Table(title_justify="left")
+    for column in ("score", "name", "type", "id", "matched synonym"):
+        table.add_column(column, justify="right" if column == "score" else "left")
+    for m in found:
+        table.add_row(f"{m.score:.0f}", escape(m.name), escape(m.type), escape(m.node_id),
+                      escape(m.synonym or ""))
+    out.print(table)
 
 
 @app.command("run")
@@ -244,7 +287,7 @@ def run(
     retry_errors: Annotated[bool, typer.Option("--retry-errors", help="With --resume: run samples that failed on the LLM again, from their last checkpoint.")] = False,
     fresh_checkpoints: Annotated[bool, typer.Option("--fresh-checkpoints", help="With --resume: set the checkpoint database aside (kept, renamed) and redo unfinished samples from scratch.")] = False,
     concurrency: Annotated[int, typer.Option(help="Samples in flight at once (with --executor ray: in each actor).")] = 1,
-    executor: Annotated[str, typer.Option("--executor", help="Where samples run: local (this process) or ray (Ray actors; pip install 'medreason-agent[ray]').")] = "local",
+    executor: Annotated[str, typer.Option("--executor", metavar=choices(("local", "ray")), help="Where samples run: local (this process) or ray (Ray actors; needs the ray extra: pip install -e '.[ray]').")] = "local",
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="With --executor ray: a running Ray cluster (e.g. 10.0.0.5:6379); default: a local Ray started and stopped for the run.")] = None,
     actors: Annotated[Optional[int], typer.Option("--actors", help="With --executor ray: how many actors (default: one per CPU of the cluster).")] = None,
     encoding: Annotated[Optional[str], typer.Option("--encoding", help="Text encoding of INPUT (default UTF-8; e.g. latin-1, cp1252).")] = None,
@@ -252,7 +295,7 @@ def run(
     question_field: Annotated[Optional[str], typer.Option("--question-field", help="Field holding the question.")] = None,
     answer_field: Annotated[Optional[str], typer.Option("--answer-field", help="Field holding the answer (text, option letter or 0-based index).")] = None,
     options_field: Annotated[Optional[str], typer.Option("--options-field", help="Field holding the options ({letter: text} or a list).")] = None,
-    cop_base: Annotated[Optional[int], typer.Option("--cop-base", help="MedMCQA: 0 or 1 if `cop` is 0- or 1-based (default: detected).")] = None,
+    cop_base: Annotated[Optional[int], typer.Option("--cop-base", help="MedMCQA: 0 or 1 if its cop field is 0- or 1-based (default: detected).")] = None,
     model: Annotated[Optional[str], typer.Option(help="LLM model name; without one the run is KG-only. [env: MEDREASON_MODEL]")] = None,
     base_url: BaseUrl = None,
     structured_output: StructuredOutput = None,
@@ -400,18 +443,18 @@ def _shard(value: str | None) -> tuple[int, int] | None:
 @app.command("export")
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A run directory (or a merged one).")],
-    format: Annotated[str, typer.Option("--format", help="medreason (MedReason's dataset fields), huatuo (Question/Complex_CoT/Response), sft (chat messages for TRL) or hf (a Hugging Face dataset directory).")],
+    format: Annotated[str, typer.Option("--format", metavar=choices(("medreason", "huatuo", "sft", "hf")), help="medreason (MedReason's dataset fields), huatuo (Question/Complex_CoT/Response), sft (chat messages for TRL) or hf (a Hugging Face dataset directory).")],
     out_path: Annotated[Path, typer.Option("--out", help="Output file (.json: one JSON array; else JSON Lines), or a directory for hf.")],
     all_rows: Annotated[bool, typer.Option("--all", help="Include rejected and error samples (default: accepted only).")] = False,
     dataset_name: Annotated[Optional[str], typer.Option("--dataset-name", help="dataset_name to write (default: the detected schema: medqa, medmcqa, pubmedqa, …), e.g. medbullets.")] = None,
     thinking_tags: Annotated[bool, typer.Option("--thinking-tags", help="sft: wrap the reasoning in <think>…</think> before the final answer.")] = False,
     system: Annotated[Optional[str], typer.Option("--system", help="sft: a system message to put first.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --out (never the run's own files).")] = False,
-    reviewed: Annotated[bool, typer.Option("--reviewed", help="Leave out the samples a reviewer rejected (reviews.jsonl, written by `view`).")] = False,
+    reviewed: Annotated[bool, typer.Option("--reviewed", help="Leave out the samples a reviewer rejected (reviews.jsonl, written by view).")] = False,
     only_reviewed: Annotated[bool, typer.Option("--only-reviewed", help="Only the samples a reviewer accepted.")] = False,
     with_provenance: Annotated[bool, typer.Option("--provenance", help="Add a provenance object per item: mapped nodes, paths, grounding per step, KG, model, run fingerprint (hf always has it).")] = False,
     min_grounding: Annotated[Optional[float], typer.Option("--min-grounding", min=0.0, max=1.0, help="Only samples whose grounding score reaches this.")] = None,
-    include_degraded: Annotated[bool, typer.Option("--include-degraded", help="Also samples where a node fell back to its KG-only behaviour because the model's answer was unusable (row field `degraded`).")] = False,
+    include_degraded: Annotated[bool, typer.Option("--include-degraded", help="Also samples where a node fell back to its KG-only behaviour because the model's answer was unusable (row field degraded).")] = False,
     include_thinking: Annotated[bool, typer.Option("--include-thinking", help="sft: put a reasoning model's own thinking behind the reasoning first, in <think>…</think>.")] = False,
 ) -> None:
     """Write a run's samples as a fine-tuning or dataset file."""

@@ -189,3 +189,35 @@ def test_shards_merge_and_export_from_the_command_line(tmp_path, make_settings):
     assert exported.exit_code == 0 and "Wrote 6 samples" in exported.output
     bad = CliRunner().invoke(app, ["run", str(tmp_path / "in.jsonl"), "--out", str(tmp_path / "x"), "--shard", "2/2"])
     assert bad.exit_code == 2 and "shards are numbered from 0" in bad.output
+
+
+# -- the help a user reads ---------------------------------------------------------------------------
+HELP_OF = [[], ["run"], ["export"], ["ground"], ["merge"], ["chat"], ["view"], ["replay"],
+           ["kg"], ["kg", "build"], ["kg", "download"], ["kg", "info"], ["kg", "path"], ["kg", "neighbours"], ["kg", "search"]]
+
+
+def test_help_shows_every_choice_whole_and_as_written_at_any_width():
+    import re
+    from typing import get_args
+
+    from agent.config import Settings
+    from agent.runs.executors import EXECUTORS
+    from agent.runs.export import FORMATS
+    from graphs.kg_dir import SOURCES
+
+    shown = {}
+    for columns in ("60", "100", "200"):
+        for command in HELP_OF:
+            result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": columns})
+            assert result.exit_code == 0, (command, result.output)
+            text = result.output
+            cut = re.search(r"[\w/.:-]…", text)  # a word cut short ("--fresh-checkpoi…"); "(…)" is the help's own
+            assert not cut and "`" not in text, (command, columns, text)
+            shown[" ".join(command)] = " ".join(text.split())
+    chosen = lambda command, option: set(re.search(rf"{option} \[([^\]]+)\]", shown[command]).group(1).split("|"))  # noqa: E731
+    assert chosen("export", "--format") == set(FORMATS)
+    assert chosen("run", "--executor") == set(EXECUTORS)
+    assert chosen("run", "--structured-output") == set(get_args(Settings.model_fields["structured_output"].annotation))
+    assert chosen("kg build", "--source") == set(SOURCES)
+    assert "pip install -e '.[ray]'" in shown["run"] and "medreason-agent[ray]" not in shown["run"]
+    assert "http://127.0.0.1:8000" in shown["run"] and "--fresh-checkpoints" in shown["run"]

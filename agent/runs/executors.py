@@ -167,7 +167,7 @@ def _ray():
     try:
         import ray
     except ImportError:
-        raise ExecutorError("--executor ray needs Ray: pip install 'medreason-agent[ray]' (or pip install ray)") from None
+        raise ExecutorError("--executor ray needs Ray: pip install -e '.[ray]' in the project's checkout (or pip install ray)") from None
     return ray
 
 
