@@ -95,6 +95,7 @@ def _open(settings: Settings) -> LoadedKG:
     """The KG of ``settings`` through the package's one loader, with progress shown."""
     from agent.reasoning import resources
 
+    err.print(f"Loading the knowledge graph in {escape(str(settings.kg_dir))} …", highlight=False)
     try:
         return resources.load_kg(settings, RichProgress())
     except CacheError as exc:
@@ -637,11 +638,9 @@ def replay_command(
                 data = replay.step_json(thread, snapshot, node)
                 if as_json:
                     print(json.dumps(data, ensure_ascii=False, default=str))
-                else:
-                    from rich.pretty import Pretty
-
+                else:  # the state as JSON (what --set takes), indented, under a one-line header
                     out.print(f"[bold]{escape(thread)}[/] step {step} ({node}), next: {', '.join(snapshot.next) or 'end'}", highlight=False)
-                    out.print(Pretty(data["values"]))
+                    print(json.dumps(data["values"], ensure_ascii=False, default=str, indent=2))
             else:
                 count = len(replay.branches(graph, thread))
                 steps = replay.timeline(replay.branch(graph, thread, branch))

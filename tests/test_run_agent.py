@@ -221,3 +221,21 @@ def test_help_shows_every_choice_whole_and_as_written_at_any_width():
     assert chosen("kg build", "--source") == set(SOURCES)
     assert "pip install -e '.[ray]'" in shown["run"] and "medreason-agent[ray]" not in shown["run"]
     assert "http://127.0.0.1:8000" in shown["run"] and "--fresh-checkpoints" in shown["run"]
+
+
+def test_a_run_says_what_it_loads_and_what_comes_next_and_a_finished_runs_resume_has_nothing_to_wait_for(tmp_path,
+                                                                                                      fixture_kg_dir):
+    records = tmp_path / "in.jsonl"
+    records.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+    args = ["run", str(records), "--out", str(tmp_path / "run"), "--kg-dir", str(fixture_kg_dir)]
+    done = cli(*args)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.index(f"Loading the knowledge graph in {fixture_kg_dir}") < done.stderr.index("Mode:")
+    text = " ".join(done.stdout.split())
+    assert f"Next: python run_agent.py view {tmp_path / 'run'}" in text
+    assert f"python run_agent.py export {tmp_path / 'run'} --format sft --out train.jsonl" in text
+    again = cli(*args, "--resume")
+    assert again.returncode == 0, again.stderr
+    message = " ".join(again.stderr.split())
+    assert "Samples 3/3: 2 accepted, 1 rejected, 0 errors; all done before, nothing left to run" in message
+    assert "/min" not in message and "ETA" not in message

@@ -65,6 +65,10 @@ def test_cli_list_timeline_and_step_json(run_dir):
     data = json.loads(step.output)
     assert data["node"] == "map" and data["next"] == ["path"]
     assert data["values"]["mappings"][0]["name"] == "fever"
+    shown = runner.invoke(cli, ["replay", str(run_dir), "--sample", "malaria", "--step", "2"], terminal_width=200)
+    assert shown.exit_code == 0, shown.output
+    header, state = shown.output.split("\n", 1)
+    assert "step 2 (map), next: path" in header and json.loads(state) == json.loads(json.dumps(data["values"]))
 
     missing = runner.invoke(cli, ["replay", str(run_dir), "--sample", "nope"])
     assert missing.exit_code == 2 and "no sample 'nope'" in missing.output
