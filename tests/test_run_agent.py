@@ -239,3 +239,17 @@ def test_a_run_says_what_it_loads_and_what_comes_next_and_a_finished_runs_resume
     message = " ".join(again.stderr.split())
     assert "Samples 3/3: 2 accepted, 1 rejected, 0 errors; all done before, nothing left to run" in message
     assert "/min" not in message and "ETA" not in message
+
+
+def test_source_fields_the_schema_does_not_read_are_kept_in_extra(tmp_path, fixture_kg_dir):
+    records = tmp_path / "in.jsonl"
+    medqa = {**RECORDS[0], "meta_info": "step1", "tags": ["infectious"], "context": {"not": "text"}}
+    medmcqa = {"id": "m1", "question": "Drug of choice for malaria?", "opa": "chloroquine", "opb": "metformin",
+               "opc": "albuterol", "opd": "insulin", "cop": 1, "exp": "Chloroquine treats malaria.", "choice_type": "single"}
+    records.write_text(json.dumps(medqa) + "\n" + json.dumps(medmcqa) + "\n")
+    done = cli("run", str(records), "--out", str(tmp_path / "run"), "--kg-dir", str(fixture_kg_dir))
+    assert done.returncode == 0, done.stderr
+    rows = {r["id"]: r for r in map(json.loads, (tmp_path / "run" / "results.jsonl").read_text().splitlines())}
+    assert rows["malaria"]["extra"] == {"meta_info": "step1", "tags": ["infectious"], "context": {"not": "text"}}
+    assert rows["malaria"]["status"] == "accepted"  # a source's own "context" that is not text is no question context
+    assert rows["m1"]["extra"] == {"choice_type": "single", "explanation": "Chloroquine treats malaria."}
