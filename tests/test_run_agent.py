@@ -63,6 +63,7 @@ def test_build_then_run_end_to_end(tmp_path, input_file):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["counts"] == {"accepted": 2, "rejected": 1, "error": 2}
     assert summary["with_path_share"] == 0.4 and summary["rejection_reasons"] == {"no path": 1}
+    assert summary["error_kinds"] == {"invalid record": 2} and "failure_reasons" not in summary  # one key per question
     assert (run_dir / "checkpoints.sqlite").stat().st_size > 0
 
     again = cli("run", str(input_file), "--out", str(run_dir), "--kg-dir", str(kg_dir))

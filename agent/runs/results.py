@@ -141,10 +141,11 @@ def summarise(rows: list[dict], mode: str, wall_time: float, processed: int | No
         "with_path_share": round(sum(1 for r in rows if r["paths"]) / total, 4) if total else 0.0,
         "mean_attempts": round(sum(len(r["attempts"]) for r in finished) / len(finished), 3) if finished else 0.0,
         "degraded": {"samples": sum(1 for r in rows if r.get("degraded")), "by_node": dict(degraded.most_common())},
+        # Why samples were rejected (the verifier's reason) and why rows are errors: two
+        # questions, two keys (a third that summed them only repeated them).
         "rejection_reasons": dict(reasons.most_common()),
         "error_kinds": dict(kinds.most_common()),
         "error_reasons": dict(errors.most_common()),
-        "failure_reasons": dict((reasons + kinds).most_common()),
         "usage": dict(usage),
         "llm_calls_per_accepted": round(usage["llm_calls"] / accepted, 2) if accepted else 0.0,
         "grounding": distribution(r.get("grounding") for r in rows),
