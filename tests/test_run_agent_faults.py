@@ -546,7 +546,7 @@ def test_chat_save_onto_a_directory_reports_and_keeps_the_session(tmp_path, fixt
     assert chat.returncode == 0, chat.stderr
     text = " ".join(chat.stdout.split())
     assert f"Could not save to {tmp_path}: Is a directory" in text
-    assert "Saved turn chat-" in text and json.loads((tmp_path / "turns.jsonl").read_text())["status"] == "accepted"
+    assert "Saved turn chat-" in text and json.loads((tmp_path / "turns.jsonl").read_text())["status"] == "unverified"
 
 
 # -- a damaged results.jsonl: every reader names the line ----------------------------------------------
