@@ -177,3 +177,18 @@ def test_a_server_lost_mid_run_is_named_as_the_cause_not_reported_as_a_bug(tmp_p
     assert "bug" not in message and "please report" not in message and "error ignored" not in message
     assert "Traceback" not in stderr and not (run_dir / "crash.log").exists()
     assert PG_PASSWORD not in stderr
+
+
+def test_a_fork_that_fails_leaves_no_branch_in_postgres(tmp_path, postgres, fixture_kg_dir):
+    url = postgres.create_database("forks")
+    records = many(tmp_path / "in.jsonl", 1)
+    run_dir = tmp_path / "run"
+    done = cli("run", records, "--out", run_dir, "--kg-dir", fixture_kg_dir, "--checkpoints", url)
+    assert done.returncode == 0, done.stderr
+    before = threads_in(url)
+    failed = cli("replay", run_dir, "--sample", "r0", "--fork", "2", "--kg-dir", fixture_kg_dir, "--offline",
+                 "--set", 'mappings.1={"role": "answer"}', PGPASSWORD=PG_PASSWORD)
+    assert failed.returncode == 2 and "the fork failed (KeyError" in " ".join(failed.stderr.split()), failed.stderr
+    assert threads_in(url) == before  # every checkpoint the fork wrote is gone
+    timeline = cli("replay", run_dir, "--sample", "r0", PGPASSWORD=PG_PASSWORD)
+    assert timeline.returncode == 0 and "branch 0 of 1" in timeline.stdout, timeline.stderr

@@ -469,6 +469,9 @@ def create_app(run_dir: Path, token: str | None = None, hosts: tuple[str, ...] =
     async def not_found(request: Request, exc: HTTPException) -> Response:
         return render(request, "error.html", status_code=exc.status_code, message=exc.detail)
 
+    async def unreadable(request: Request, exc: ViewError) -> Response:  # results.jsonl damaged while viewing
+        return render(request, "error.html", status_code=500, message=str(exc))
+
     app = Starlette(
         routes=[
             Route("/", home),
@@ -478,7 +481,7 @@ def create_app(run_dir: Path, token: str | None = None, hosts: tuple[str, ...] =
             Mount("/static", StaticFiles(directory=ASSETS / "static"), name="static"),
         ],
         middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts))],
-        exception_handlers={HTTPException: not_found},
+        exception_handlers={HTTPException: not_found, ViewError: unreadable},
     )
     return app
 

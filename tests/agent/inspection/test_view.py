@@ -168,3 +168,9 @@ def test_an_id_holding_a_newline_has_a_working_link_and_review(tmp_path, fixture
     reviewed = client.post("/review/two%0Alines", data={"token": TOKEN, "decision": "accept"}, follow_redirects=False)
     assert reviewed.status_code == 303
     assert json.loads((tmp_path / "run" / REVIEWS).read_text())["id"] == "two\nlines"
+
+    # results.jsonl damaged while the viewer runs: the page names the line, as the command does
+    results = tmp_path / "run" / "results.jsonl"
+    results.write_text("{not json\n" + results.read_text())
+    damaged = client.get("/samples")
+    assert damaged.status_code == 500 and f"{results} line 1 is not a row of this run" in unescape(damaged.text)
