@@ -180,7 +180,9 @@ def test_shards_merge_and_export_from_the_command_line(tmp_path, make_settings):
     ids = many_records(tmp_path / "in.jsonl", 6)
     for i in range(2):
         asyncio.run(run_dataset(tmp_path / "in.jsonl", tmp_path / f"s{i}", make_settings(), RunOptions(shard=(i, 2))))
-    merged = CliRunner().invoke(app, ["merge", str(tmp_path / "s0"), str(tmp_path / "s1"), "--out", str(tmp_path / "all")])
+    # many_records repeats two questions ("Case 0. …", "Case 2. …"): merge refuses that unless asked
+    merged = CliRunner().invoke(app, ["merge", str(tmp_path / "s0"), str(tmp_path / "s1"), "--out", str(tmp_path / "all"),
+                                      "--allow-duplicates"])
     assert merged.exit_code == 0, merged.output
     rows = [json.loads(line) for line in (tmp_path / "all" / "results.jsonl").read_text().splitlines()]
     assert sorted(r["id"] for r in rows) == sorted(ids)
@@ -193,7 +195,7 @@ def test_shards_merge_and_export_from_the_command_line(tmp_path, make_settings):
 
 
 # -- the help a user reads ---------------------------------------------------------------------------
-HELP_OF = [[], ["run"], ["export"], ["ground"], ["merge"], ["chat"], ["view"], ["replay"],
+HELP_OF = [[], ["run"], ["export"], ["ground"], ["merge"], ["decontaminate"], ["chat"], ["view"], ["replay"],
            ["kg"], ["kg", "build"], ["kg", "download"], ["kg", "info"], ["kg", "path"], ["kg", "neighbours"], ["kg", "search"]]
 
 
@@ -204,6 +206,7 @@ def test_help_shows_every_choice_whole_and_as_written_at_any_width():
     from agent.config import Settings
     from agent.runs.executors import EXECUTORS
     from agent.runs.export import FORMATS
+    from agent.runs.records import ID_SOURCES
     from graphs.kg_dir import SOURCES
 
     shown = {}
@@ -220,6 +223,7 @@ def test_help_shows_every_choice_whole_and_as_written_at_any_width():
     assert chosen("run", "--executor") == set(EXECUTORS)
     assert chosen("run", "--structured-output") == set(get_args(Settings.model_fields["structured_output"].annotation))
     assert chosen("kg build", "--source") == set(SOURCES)
+    assert chosen("run", "--id-from") == chosen("decontaminate", "--id-from") == set(ID_SOURCES)
     assert "pip install -e '.[ray]'" in shown["run"] and "medreason-agent[ray]" not in shown["run"]
     assert "http://127.0.0.1:8000" in shown["run"] and "--fresh-checkpoints" in shown["run"]
 
