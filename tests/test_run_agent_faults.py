@@ -585,7 +585,10 @@ def unknown_word(i: int) -> str:
     return "".join("bcdfghjklmnpqrstvwz"[(i * 7 + k * 3) % 19] + "aeiou"[(i + k) % 5] for k in range(5))
 
 
-def test_a_chroma_server_lost_mid_run_is_named_as_the_cause_not_reported_as_a_bug(tmp_path, brain):
+def test_a_chroma_server_lost_mid_run_does_not_stop_it(tmp_path, brain):
+    """The index is read from the server when the graph opens and searched in the process
+    (graphs/entity_index.py), so a server lost afterwards costs nothing; a server that fails
+    while a Ray actor opens the index is named as the cause (agent/runs/stops.py)."""
     from tests.services import chroma_server_process
 
     records = write_records(tmp_path / "in.jsonl", [
@@ -601,10 +604,7 @@ def test_a_chroma_server_lost_mid_run_is_named_as_the_cause_not_reported_as_a_bu
         wait_for_lines(run_dir / "results.jsonl", 2, run)
         chroma.kill()
         chroma.wait()
-        _, stderr = run.communicate(timeout=120)
-    assert run.returncode == 1, stderr
-    message = " ".join(stderr.split())
-    assert f"The run stopped: the entity index is unusable: the Chroma server at {url} failed a query" in message, message
-    assert "start the Chroma server again (or wait until it is back), then continue with the same command plus --resume" in message
-    assert "bug" not in message and "please report" not in message and "Traceback" not in stderr
-    assert not (run_dir / "crash.log").exists() and 2 <= len(rows_of(run_dir)) < 30
+        _, stderr = run.communicate(timeout=300)
+    assert run.returncode == 0, stderr
+    assert "bug" not in stderr and "Traceback" not in stderr and not (run_dir / "crash.log").exists()
+    assert sorted(r["id"] for r in rows_of(run_dir)) == sorted(f"r{i}" for i in range(30))
