@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from agent.reasoning.context import AgentContext
-from agent.reasoning.mentions import exact_or_nearest, find_mentions
+from agent.reasoning.mentions import exact_or_nearest, find_mentions, nodes_named
 from agent.reasoning.relevance import QuestionFrame, asked_for, frame_question, mediated, relevance, wanted_types
 from agent.reasoning.search import connect, nodes_for, option_support, path_weight, rank_paths, settings_for_attempt
 from agent.reasoning.state import Mapping, Mention, NodeChoice, SampleState, SearchSettings, Verification
@@ -54,8 +54,9 @@ def extract(state: SampleState, ctx: AgentContext) -> SampleState:
     for role, text in [("answer", record["answer"])] + [
         (f"option:{letter}", text) for letter, text in record["options"].items()
     ]:
-        # An answer that names no node is looked up whole, by meaning, in the map node.
-        found = find_mentions(ctx.kg, text) or [text]
+        # An answer named whole in other words ("Hereditary angioedema") is that node, not
+        # its parts; one that names no node is looked up whole, by meaning, in the map node.
+        found = [text] if ctx.kg.nodes_reworded(text) else find_mentions(ctx.kg, text) or [text]
         mentions.extend(Mention(text=t, role=role, type=wanted) for t in found)
     return {"entities": mentions, "status": "running"}
 
@@ -90,7 +91,7 @@ def _candidates(ctx: AgentContext, mention: Mention, hits) -> list[NodeChoice]:
     is not the gene CNP), and never of the opposite polarity ("Normal DLCO" is not
     "Decreased DLCO")."""
     kg, text, wanted = ctx.kg, mention["text"], mention["type"]
-    exact = sorted(kg.nodes_named(text), key=lambda n: -kg.degree(n))
+    exact = sorted(_named_exactly(ctx, mention), key=lambda n: -kg.degree(n))
     ranked = [NodeChoice(node_id=n, name=kg.name(n), type=kg.node(n).type, score=1.0) for n in exact]
     ranked += [
         NodeChoice(node_id=h.node_id, name=h.name, type=h.type, score=round(h.score, 4))
@@ -132,7 +133,17 @@ def _of_type(ctx: AgentContext, mention: Mention, candidates: list[NodeChoice]) 
 
 
 def _is_exact(ctx: AgentContext, mention: Mention, candidate: NodeChoice) -> bool:
-    return candidate["node_id"] in ctx.kg.nodes_named(mention["text"])
+    return candidate["node_id"] in _named_exactly(ctx, mention)
+
+
+def _named_exactly(ctx: AgentContext, mention: Mention) -> tuple[str, ...]:
+    """The nodes a mention names: by name or synonym (a finding's adjective by its noun);
+    an answer or option also in other words ("Hereditary angioedema": "Angioedema,
+    hereditary, 1"), since it is named whole."""
+    named = nodes_named(ctx.kg, mention["text"])
+    if named or mention["role"] == "question":
+        return named
+    return ctx.kg.nodes_reworded(mention["text"])
 
 
 def _mapping(mention: Mention, candidates: list[NodeChoice], ctx: AgentContext, method: str) -> Mapping:
