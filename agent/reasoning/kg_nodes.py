@@ -17,6 +17,7 @@ from agent.reasoning.state import Mapping, Mention, NodeChoice, SampleState, Sea
 from agent.reasoning.verbalise import kg_reasoning
 from graphs.names import normalize
 from graphs.paths import PathRecord, describe, keep_each_group, path_key
+from graphs.vocabulary import DISEASE
 
 # Why the KG-only gate rejects a sample whose gold option the evidence may even favour
 # (docs/quality.md lists them): a retry keeps the mappings, so the first two are final.
@@ -28,7 +29,10 @@ NO_RELEVANT_PATH = "no relevant path"
 # The gold option's evidence must reach MIN_EVIDENCE, with at least SPECIFIC_FINDINGS of
 # the question's findings each explained by it directly (an annotation or is-a chain, no
 # other disease or gene between) with SPECIFIC_SUPPORT or more: the answer explains several
-# findings itself, not through a detour. And LEAD times the best other option's.
+# findings itself, not through a detour. And LEAD times the best other option's. A condition
+# the question names (a disease node among its findings) is the deciding clue by itself: one
+# such finding linked directly with MIN_EVIDENCE ("Which drug treats tuberculosis?": rifampin
+# is indicated for it) is enough, where one shared phenotype never is.
 MIN_EVIDENCE = 0.5
 SPECIFIC_FINDINGS = 2
 SPECIFIC_SUPPORT = 0.15
@@ -269,7 +273,8 @@ def _kg_verification(state: SampleState, ctx: AgentContext) -> Verification:
     runner_up = max((s for letter, s in scores.items() if letter != gold), default=0.0)
     direct = option_support(ctx.kg, mappings, [gold], search, ctx.settings, frame, direct=True)[gold]
     specific = sum(1 for value in direct.values() if value >= SPECIFIC_SUPPORT)
-    if best < MIN_EVIDENCE or specific < SPECIFIC_FINDINGS:
+    named_condition = any(ctx.kg.node(finding).type == DISEASE and value >= MIN_EVIDENCE for finding, value in direct.items())
+    if best < MIN_EVIDENCE or (specific < SPECIFIC_FINDINGS and not named_condition):
         return failed(WEAK, f"{gold}: {best:g} (≥ {MIN_EVIDENCE:g} needed), {specific} findings it explains "
                             f"directly and specifically (≥ {SPECIFIC_FINDINGS} needed)", scores, predicted=gold)
     if best < LEAD * runner_up:
