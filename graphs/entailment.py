@@ -31,15 +31,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from graphs.relations import TREATS
 from graphs.store import Fact, KnowledgeGraph
-from graphs.vocabulary import DISEASE
+from graphs.vocabulary import DISEASE, DRUG, IS_A
 
 # Facts whose phenotype end carries over to every ancestor of the phenotype (true-path rule).
 TRUE_PATH_LABELS = frozenset({"phenotype present", "side effect", "associated with"})
 ABSENT = "phenotype absent"
 PRESENT = "phenotype present"
 IS_A_LABEL = "parent-child"
-TREATS = frozenset({"indication", "off-label use"})
 # The labels of the weaker links: they back a statement that names no relation, nothing else.
 KIND_OF_A_FEATURE = "consistent with a feature"
 DRUG_FOR_A_CAUSE = "treats a disease presenting with"
@@ -78,7 +78,7 @@ def implied_facts(kg: KnowledgeGraph, u: str, v: str) -> list[Implied]:
 
 def _is_a_chain(kg: KnowledgeGraph, low: str, high: str) -> tuple[Fact, ...]:
     terms = kg.specificity.chain_up(low, high)
-    return tuple(next(f for f in kg.facts_between(a, b) if f.head == a and f.label == IS_A_LABEL)
+    return tuple(next(f for f in kg.facts_between(a, b) if f.head == a and f.relation == IS_A)
                  for a, b in zip(terms, terms[1:]))
 
 
@@ -92,10 +92,13 @@ def _true_path(kg: KnowledgeGraph, holder: str, term: str) -> list[Implied]:
     for other in kg.graph._adj[holder]:
         if other == term or not hierarchy.is_phenotype(other):
             continue
+        below, above = term in hierarchy.ancestors(other), other in above_term
+        if not (below or above):
+            continue
         for fact in kg.facts_between(holder, other):  # either way round: a gene's association is the phenotype's
-            if fact.label in TRUE_PATH_LABELS and term in hierarchy.ancestors(other):
+            if fact.label in TRUE_PATH_LABELS and below:
                 steps = len(hierarchy.chain_up(other, term))
-            elif fact.label == ABSENT and other in above_term:
+            elif fact.label == ABSENT and above:
                 steps = len(hierarchy.chain_up(term, other))
             else:
                 continue
@@ -126,7 +129,7 @@ def _kind_of_a_feature(kg: KnowledgeGraph, disease: str, finding: str) -> list[I
 def _drug_for_a_cause(kg: KnowledgeGraph, drug: str, finding: str) -> list[Implied]:
     """A drug indicated for a disease that presents with the finding, directly or by the
     true-path rule: one link per such disease."""
-    if kg.node(drug).type != "drug":
+    if kg.node(drug).type != DRUG:
         return []
     found = []
     for disease in sorted(kg.graph._adj[drug]):

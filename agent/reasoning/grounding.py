@@ -227,14 +227,11 @@ def judge(kg: KnowledgeGraph, u: str, v: str, row: int | None, negated: bool,
     if negated:
         backs, denies = denies, backs
     pair = (u, v)
-    direct = [Implied(f.head, f.label, f.tail, (f,)) for f in kg.facts_between(u, v)]
-    said = direct + implied_facts(kg, u, v)
-    if names_relation:
-        backing = [c for c in said if _states(c, backs, u, named)]
-        denying = [c for c in said if c.label not in WEAK_LABELS and _states(c, denies, u, named)]
-    else:  # a wording naming no relation: any fact or implied one backs it, unless it says the opposite
-        denying = [c for c in said if (c.label in DENYING_LABELS) != negated and not (negated and c.label in WEAK_LABELS)]
-        backing = [c for c in said if c not in denying and not (negated and c.label in WEAK_LABELS)]
+    said = [Implied(f.head, f.label, f.tail, (f,)) for f in kg.facts_between(u, v)]
+    backing, denying = _sides(said, backs, denies, names_relation, negated, u, named)
+    if not backing:  # what chains imply is looked up only when no one fact backs the claim
+        said += implied_facts(kg, u, v)
+        backing, denying = _sides(said, backs, denies, names_relation, negated, u, named)
     if backing:
         return Claim("grounded", _chain_text(kg, backing[0]), pair)
     if denying:
@@ -243,6 +240,19 @@ def judge(kg: KnowledgeGraph, u: str, v: str, row: int | None, negated: bool,
         labels = ", ".join(sorted({c.label for c in said}))
         return Claim("unsupported", f"the graph relates them only by {labels}: " + _chain_text(kg, said[0]), pair)
     return Claim("unsupported", f"no fact, nor chain implying one, joins {kg.name(u)} and {kg.name(v)}", pair)
+
+
+def _sides(said: list[Implied], backs: frozenset[str], denies: frozenset[str], names_relation: bool, negated: bool,
+           u: str, named: frozenset[str]) -> tuple[list[Implied], list[Implied]]:
+    """The facts (and implied ones) that back the claim, and those that deny it."""
+    if names_relation:
+        backing = [c for c in said if _states(c, backs, u, named)]
+        denying = [c for c in said if c.label not in WEAK_LABELS and _states(c, denies, u, named)]
+        return backing, denying
+    # a wording naming no relation: any fact backs it unless it says the opposite; a weak link backs no denial
+    counted = [c for c in said if not (negated and c.label in WEAK_LABELS)]
+    denying = [c for c in counted if (c.label in DENYING_LABELS) != negated]
+    return [c for c in counted if c not in denying], denying
 
 
 def _states(said: Implied, labels: frozenset[str], u: str, named: frozenset[str]) -> bool:
