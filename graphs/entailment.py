@@ -48,14 +48,21 @@ WEAK_LABELS = frozenset({KIND_OF_A_FEATURE, DRUG_FOR_A_CAUSE})
 
 @dataclass(frozen=True)
 class Implied:
-    """``head —label→ tail`` as a chain of facts implies it; ``through``: the node a weaker
-    link passes (the drug's disease), else None."""
+    """``head —label→ tail`` as a chain of facts implies it (or one fact says); ``through``: the
+    node a weaker link passes (the drug's disease), else None; ``is_a``: an is-a of the
+    phenotype hierarchy, whose head is the more specific term (other parent-child facts, such
+    as PrimeKG's disease_disease rows, keep whichever of their two rows came first)."""
 
     head: str
     label: str
     tail: str
     chain: tuple[Fact, ...]
     through: str | None = None
+    is_a: bool = False
+
+    @classmethod
+    def fact(cls, fact: Fact) -> Implied:
+        return cls(fact.head, fact.label, fact.tail, (fact,), is_a=fact.relation == IS_A)
 
 
 def implied_facts(kg: KnowledgeGraph, u: str, v: str) -> list[Implied]:
@@ -66,7 +73,7 @@ def implied_facts(kg: KnowledgeGraph, u: str, v: str) -> list[Implied]:
     if hierarchy.is_phenotype(u) and hierarchy.is_phenotype(v):
         for low, high in ((u, v), (v, u)):
             if high in hierarchy.ancestors(low) and len(hierarchy.chain_up(low, high)) > 2:
-                found.append(Implied(low, IS_A_LABEL, high, _is_a_chain(kg, low, high)))
+                found.append(Implied(low, IS_A_LABEL, high, _is_a_chain(kg, low, high), is_a=True))
         return found
     for holder, term in ((u, v), (v, u)):
         if hierarchy.is_phenotype(term) and not hierarchy.is_phenotype(holder):

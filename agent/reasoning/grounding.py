@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from agent.reasoning.mentions import mention_nodes, scan_mentions
 from agent.reasoning.state import GroundedStep, Grounding, Label, StepEntity
 from graphs.paths import PathRecord
-from graphs.entailment import DRUG_FOR_A_CAUSE, IS_A_LABEL, WEAK_LABELS, Implied, implied_facts
+from graphs.entailment import DRUG_FOR_A_CAUSE, WEAK_LABELS, Implied, implied_facts
 from graphs.relations import DENYING_LABELS, RELATION_WORDING, TREATS
 from graphs.store import Fact, KnowledgeGraph
 
@@ -227,7 +227,7 @@ def judge(kg: KnowledgeGraph, u: str, v: str, row: int | None, negated: bool,
     if negated:
         backs, denies = denies, backs
     pair = (u, v)
-    said = [Implied(f.head, f.label, f.tail, (f,)) for f in kg.facts_between(u, v)]
+    said = [Implied.fact(f) for f in kg.facts_between(u, v)]
     backing, denying = _sides(said, backs, denies, names_relation, negated, u, named)
     if not backing:  # what chains imply is looked up only when no one fact backs the claim
         said += implied_facts(kg, u, v)
@@ -257,11 +257,12 @@ def _sides(said: list[Implied], backs: frozenset[str], denies: frozenset[str], n
 
 def _states(said: Implied, labels: frozenset[str], u: str, named: frozenset[str]) -> bool:
     """Whether a fact (or implied one) says what a wording with these ``labels`` says of
-    ``u`` and the other node: a kind of is read from the specific term (``u``) up; a drug
+    ``u`` and the other node: a kind of is read from the specific term (``u``) up the
+    phenotype hierarchy; a drug
     treats a disease's finding only where the statement names the disease."""
     if said.label == DRUG_FOR_A_CAUSE:
         return bool(labels & TREATS) and said.through in named
-    if said.label == IS_A_LABEL and said.head != u:
+    if said.is_a and said.head != u:
         return False
     return said.label in labels
 

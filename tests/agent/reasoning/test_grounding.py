@@ -146,6 +146,14 @@ def test_a_phenotype_more_specific_than_the_annotated_one_is_not_grounded(hpo_li
     assert one_step(hpo_like, "Abnormal movement is a kind of oculogyric crisis.")["label"] == "unsupported"  # upside down
 
 
+def test_a_disease_hierarchy_whose_direction_the_source_does_not_keep_backs_either_reading(kg):
+    kg = read_triples(MEDICAL_KG)  # a copy: this test adds a fact, as PrimeKG keeps one of its two rows
+    kg.add_node("D:9", "Cerebral malaria", DISEASE)
+    kg.add_fact(kg.resolve("malaria"), "disease_disease", "D:9")
+    assert one_step(kg, "Cerebral malaria is a kind of malaria.")["label"] == "grounded"
+    assert one_step(kg, "Malaria is a kind of cerebral malaria.")["label"] == "grounded"
+
+
 def test_a_finding_that_is_a_kind_of_a_disease_feature_is_consistent_with_the_disease_but_not_its_feature(hpo_like):
     assert one_step(hpo_like, "Oculogyric crisis suggests pyruvate dehydrogenase deficiency.")["label"] == "grounded"
     assert one_step(hpo_like, "Oculogyric crisis is a feature of pyruvate dehydrogenase deficiency.")["label"] == "unsupported"
