@@ -107,8 +107,9 @@ def hop_cost(labels) -> float:
 # and those that deny it. A step grounds against this table (``agent.reasoning.grounding``); a phrase
 # said under a negation ("does not present with") is backed by the denying labels and denied
 # by the backing ones. A row with no labels names no relation ("suggests", "points to"): any
-# fact, pruned path or two-hop chain joining the two entities backs it. Earlier rows win where
-# phrases overlap ("contraindicated" before "indicated").
+# fact joining the two entities backs it, or one a chain implies (``graphs.entailment``); a
+# link only through a gene or another disease does not. Earlier rows win where phrases
+# overlap ("contraindicated" before "indicated").
 TREATS = frozenset({"indication", "off-label use"})
 PROTEIN_LINKS = frozenset({"ppi", "interacts with", "synergistic interaction", "target", "enzyme", "transporter", "carrier"})
 

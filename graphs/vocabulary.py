@@ -5,6 +5,7 @@ store, the sources and the phenotype hierarchy can all read it without importing
 PHENOTYPE = "effect/phenotype"
 DISEASE = "disease"
 GENE = "gene/protein"
+DRUG = "drug"
 
 IS_A = "phenotype_phenotype"
 DISEASE_PHENOTYPE_POSITIVE = "disease_phenotype_positive"

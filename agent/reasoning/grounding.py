@@ -1,4 +1,4 @@
-"""Every reasoning step checked against the knowledge graph.
+"""Every reasoning step checked against the knowledge graph: does the graph back what it claims?
 
 A **step** is one numbered item of the ``Reasoning Process:`` (a sentence, for free-form
 chain of thought). Its entities are found as the KG-only extractor finds them
@@ -6,14 +6,30 @@ chain of thought). Its entities are found as the KG-only extractor finds them
 negated entity is kept: the negation turns the statement around instead ("malaria does not
 present with X" is backed by ``phenotype absent``). Each clause's entities are split by the
 relation phrases between them (``graphs.relations.RELATION_WORDING``) and every pair across a
-phrase is a claim, judged on the graph:
+phrase is a claim, judged on the graph by what it says, not by whether the two nodes are
+connected (``graphs.entailment`` has the chains):
 
 * **grounded**: a one-hop fact with a relation the wording names (any fact, when it names
-  none), the sample's pruned paths carrying both entities, or a two-hop chain (one of whose
-  facts has the named relation);
-* **contradicted**: the graph holds the opposite (``contraindication`` where the step says
-  it treats, ``phenotype absent`` where it says present, a fact the step denies);
-* **unsupported**: the graph joins the pair only by another relation, or not within two hops.
+  none: "suggests", "points to", "links"), or a fact a chain implies: HPO's true-path rule (a
+  disease annotated with "Oculogyric crisis" presents with "Dystonia", any number of is-a
+  steps up; likewise a drug's side effect and a gene's phenotype), an absence reaching every
+  kind of the absent phenotype, an is-a chain for "is a kind of" (read from the specific term
+  up). A wording naming no relation is also backed by a finding that is a kind of a
+  disease's feature (consistent with the disease) and by a drug indicated for a disease that
+  presents with the finding; "treats" a finding only where the clause names that disease;
+* **contradicted**: the graph holds, or implies, the opposite (``contraindication`` where the
+  step says it treats, ``phenotype absent`` of the phenotype or of an ancestor where it says
+  present, a fact the step denies);
+* **unsupported**: anything else. A phenotype *more specific* than the annotated one (a
+  disease with "Dystonia" does not present with every kind of dystonia), a link only through
+  a gene, or only through another disease ("fever points to cough" because tuberculosis has
+  both), or a relation the graph holds only in another sense. A path through a third node,
+  even one the sample's pruned paths hold, backs none of the claims between its ends.
+
+KG-only reasoning (``agent.reasoning.verbalise.kg_reasoning``) states each path's hops, each
+backed by its own fact, and ends every step with "This links <finding> to <answer>": a claim
+naming no relation, judged as above, so a path through another disease or a gene leaves its
+step unsupported, and a KG-only sample scores below 1.0 when its reasoning leans on such links.
 
 A step is contradicted if any of its claims is, else unsupported if any is, else grounded;
 **unlinked** when it names fewer than two nodes. The score is grounded / (grounded +
@@ -31,7 +47,8 @@ from dataclasses import dataclass
 from agent.reasoning.mentions import mention_nodes, scan_mentions
 from agent.reasoning.state import GroundedStep, Grounding, Label, StepEntity
 from graphs.paths import PathRecord
-from graphs.relations import DENYING_LABELS, RELATION_WORDING
+from graphs.entailment import DRUG_FOR_A_CAUSE, WEAK_LABELS, Implied, implied_facts
+from graphs.relations import DENYING_LABELS, RELATION_WORDING, TREATS
 from graphs.store import Fact, KnowledgeGraph
 
 UNGROUNDED = "ungrounded reasoning"  # the verdict's reason when a sample scores below --min-grounding
@@ -65,7 +82,8 @@ _PATH_ARROW = re.compile(r"\s*(?:(?:—[^→—\n]*→|←[^—←\n]*—)\s*)+|
 
 @dataclass(frozen=True)
 class Evidence:
-    """A path the reasoning may lean on: its nodes (ids) and how it reads."""
+    """A path of the sample: its nodes (ids) and how it reads. Its node names are read whole in
+    the steps and path adherence follows it; it backs no claim (the graph's facts do)."""
 
     nodes: tuple[str, ...]
     text: str
@@ -203,61 +221,67 @@ def _fact_text(kg: KnowledgeGraph, fact: Fact) -> str:
     return f"{kg.name(fact.head)} —{fact.label}→ {kg.name(fact.tail)}"
 
 
-def judge(kg: KnowledgeGraph, u: str, v: str, row: int | None, negated: bool, paths: list[Evidence]) -> Claim:
-    """Whether the graph backs, denies or leaves unbacked a statement relating ``u`` and ``v``."""
+def judge(kg: KnowledgeGraph, u: str, v: str, row: int | None, negated: bool,
+          named: frozenset[str] = frozenset()) -> Claim:
+    """Whether the graph backs, denies or leaves unbacked a statement relating ``u`` and ``v``
+    (``u`` written first; ``named``: every node the statement's clause names)."""
     backs, denies = (RELATION_WORDING[row][1], RELATION_WORDING[row][2]) if row is not None else (frozenset(), frozenset())
     names_relation = bool(backs or denies)
     if negated:
         backs, denies = denies, backs
-    facts = kg.facts_between(u, v)
     pair = (u, v)
-    if facts:
-        if names_relation:
-            backing = [f for f in facts if f.label in backs]
-            denying = [f for f in facts if f.label in denies]
-        else:  # a wording naming no relation: any fact backs it, unless all say the opposite
-            denying = [f for f in facts if (f.label in DENYING_LABELS) != negated]
-            backing = [f for f in facts if f not in denying]
-        if backing:
-            return Claim("grounded", _fact_text(kg, backing[0]), pair)
-        if denying:
-            return Claim("contradicted", "the graph holds the opposite: " + _fact_text(kg, denying[0]), pair)
-        said = ", ".join(sorted({f.label for f in facts}))
-        return Claim("unsupported", f"the graph relates them only by {said}: " + _fact_text(kg, facts[0]), pair)
-    if negated:
-        return Claim("unsupported", f"no fact between {kg.name(u)} and {kg.name(v)} says so", pair)
-    carrying = next((p for p in paths if u in p.nodes and v in p.nodes), None)
-    if carrying:
-        return Claim("grounded", "path: " + carrying.text, pair)
-    chain = _two_hops(kg, u, v, backs if names_relation else None)
-    if chain:
-        return Claim("grounded", chain, pair)
-    return Claim("unsupported", f"no fact, path or two-hop chain joins {kg.name(u)} and {kg.name(v)}"
-                 + (" with that relation" if names_relation else ""), pair)
+    said = [Implied.fact(f) for f in kg.facts_between(u, v)]
+    backing, denying = _sides(said, backs, denies, names_relation, negated, u, named)
+    if not backing:  # what chains imply is looked up only when no one fact backs the claim
+        said += implied_facts(kg, u, v)
+        backing, denying = _sides(said, backs, denies, names_relation, negated, u, named)
+    if backing:
+        return Claim("grounded", _chain_text(kg, backing[0]), pair)
+    if denying:
+        return Claim("contradicted", "the graph holds the opposite: " + _chain_text(kg, denying[0]), pair)
+    if said:
+        labels = ", ".join(sorted({c.label for c in said}))
+        return Claim("unsupported", f"the graph relates them only by {labels}: " + _chain_text(kg, said[0]), pair)
+    return Claim("unsupported", f"no fact, nor chain implying one, joins {kg.name(u)} and {kg.name(v)}", pair)
 
 
-def _two_hops(kg: KnowledgeGraph, u: str, v: str, wanted: frozenset[str] | None) -> str | None:
-    """``u — m — v`` through the most specific shared neighbour (one of whose facts has a
-    ``wanted`` label, when given), as text; None when there is none."""
-    adj = kg.graph._adj
-    near, far = sorted((adj[u], adj[v]), key=len)
-    shared = [m for m in near if m in far and m not in (u, v)]
-    if wanted is not None:
-        shared = [m for m in shared if any(f.label in wanted for f in kg.facts_between(u, m) + kg.facts_between(m, v))]
-    if not shared:
-        return None
-    m = min(shared, key=lambda n: (kg.degree(n), n))
-    return f"{_fact_text(kg, kg.facts_between(u, m)[0])}; {_fact_text(kg, kg.facts_between(m, v)[0])}"
+def _sides(said: list[Implied], backs: frozenset[str], denies: frozenset[str], names_relation: bool, negated: bool,
+           u: str, named: frozenset[str]) -> tuple[list[Implied], list[Implied]]:
+    """The facts (and implied ones) that back the claim, and those that deny it."""
+    if names_relation:
+        backing = [c for c in said if _states(c, backs, u, named)]
+        denying = [c for c in said if c.label not in WEAK_LABELS and _states(c, denies, u, named)]
+        return backing, denying
+    # a wording naming no relation: any fact backs it unless it says the opposite; a weak link backs no denial
+    counted = [c for c in said if not (negated and c.label in WEAK_LABELS)]
+    denying = [c for c in counted if (c.label in DENYING_LABELS) != negated]
+    return [c for c in counted if c not in denying], denying
 
 
-def _best(kg: KnowledgeGraph, a: _Entity, b: _Entity, row: int | None, negated: bool, paths: list[Evidence]) -> Claim | None:
+def _states(said: Implied, labels: frozenset[str], u: str, named: frozenset[str]) -> bool:
+    """Whether a fact (or implied one) says what a wording with these ``labels`` says of
+    ``u`` and the other node: a kind of is read from the specific term (``u``) up the
+    phenotype hierarchy; a drug
+    treats a disease's finding only where the statement names the disease."""
+    if said.label == DRUG_FOR_A_CAUSE:
+        return bool(labels & TREATS) and said.through in named
+    if said.is_a and said.head != u:
+        return False
+    return said.label in labels
+
+
+def _chain_text(kg: KnowledgeGraph, said: Implied) -> str:
+    return "; ".join(_fact_text(kg, f) for f in said.chain)
+
+
+def _best(kg: KnowledgeGraph, a: _Entity, b: _Entity, row: int | None, negated: bool, named: frozenset[str]) -> Claim | None:
     """The verdict for the likeliest reading of two mentions (a name can stand for several nodes)."""
     best = None
     for u in a.ids:
         for v in b.ids:
             if u == v:
                 continue
-            claim = judge(kg, u, v, row, negated, paths)
+            claim = judge(kg, u, v, row, negated, named)
             if best is None or _WEIGHT[claim.label] > _WEIGHT[best.label]:
                 best = claim
             if best.label == "grounded":
@@ -277,8 +301,9 @@ def ground_step(kg: KnowledgeGraph, text: str, paths: list[Evidence]) -> tuple[G
     for clause in _clauses(masked):
         found = sorted(_entities(kg, clause) + _named(clause, named), key=lambda e: e.start)
         entities += found
+        in_clause = frozenset(node for e in found for node in e.ids)
         for a, b, row, negated in _claims_of(clause, found):
-            claim = _best(kg, a, b, row, negated, paths)
+            claim = _best(kg, a, b, row, negated, in_clause)
             if claim is not None:
                 claims.append(claim)
     distinct = {e.ids for e in entities}
