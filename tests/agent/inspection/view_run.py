@@ -58,3 +58,19 @@ def make_view_run(root: Path, settings: Settings) -> Path:
     chat.mkdir()
     shutil.copy(run_dir / "checkpoints.sqlite", chat / "checkpoints.sqlite")
     return run_dir
+
+
+FIXED_GOLD = ["record.answer=ascorbic acid", "record.answer_idx=B"]  # scurvy's gold in RECORDS is wrong
+
+
+def fork_fixing_scurvy(run_dir: Path, settings: Settings) -> int:
+    """Fork the rejected scurvy sample at step 0 with its right gold answer, as a reviewer
+    fixing it does (``replay --fork 0 --set …``); the fork is accepted. Returns its branch."""
+    from agent.inspection import replay
+
+    thread = next(r["thread_id"] for r in map(json.loads, (run_dir / "results.jsonl").read_text().splitlines())
+                  if r["id"] == "scurvy")
+    with replay.open_run(run_dir) as app:
+        _, final, number = replay.fork(app, thread, 0, settings, FIXED_GOLD)
+    assert final["status"] == "accepted"
+    return number
