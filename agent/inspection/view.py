@@ -534,15 +534,20 @@ def create_app(run_dir: Path, token: str | None = None, hosts: tuple[str, ...] =
             who=unquote(request.cookies.get(REVIEWER_COOKIE, "")), adopted=row.get("adopted"),
         )
 
-    async def review(request: Request) -> Response:
+    async def posted(request: Request) -> tuple[Any, str, str]:
+        """The form of a review or adoption, its sample and reviewer: refused without this
+        viewer session's token (a page of another site cannot read it), 404 for an unknown sample."""
         form = await request.form()
-        refused = _refusal(form)
-        if refused:
-            return refused
+        if not secrets.compare_digest(str(form.get("token") or ""), token):
+            raise HTTPException(403, "This review was refused: it does not carry this viewer session's token. "
+                                     "Review from the viewer's own page.")
         sample_id = request.path_params["sample_id"]
         if sample_id not in index.positions:
             raise HTTPException(404, f"no sample {sample_id!r} in this run")
-        who = str(form.get("who") or "").strip()
+        return form, sample_id, str(form.get("who") or "").strip()
+
+    async def review(request: Request) -> Response:
+        form, sample_id, who = await posted(request)
         try:
             index.record_review(sample_id, str(form.get("decision") or ""), str(form.get("note") or "").strip(), who or None)
         except ReviewError as exc:
@@ -550,26 +555,13 @@ def create_app(run_dir: Path, token: str | None = None, hosts: tuple[str, ...] =
         return _saved(form, sample_id, who)
 
     async def adopt_fork(request: Request) -> Response:
-        form = await request.form()
-        refused = _refusal(form)
-        if refused:
-            return refused
-        sample_id = request.path_params["sample_id"]
-        if sample_id not in index.positions:
-            raise HTTPException(404, f"no sample {sample_id!r} in this run")
-        who = str(form.get("who") or "").strip()
+        form, sample_id, who = await posted(request)
         try:
             adopt(run_dir, sample_id, _int(str(form.get("branch") or ""), -1), who, str(form.get("note") or "").strip())
         except AdoptionError as exc:
             return HTMLResponse(f"Adoption refused: {escape(str(exc))}", status_code=400, headers=SECURITY_HEADERS)
         index.refresh()
         return _saved(form, sample_id, who)
-
-    def _refusal(form) -> Response | None:
-        if secrets.compare_digest(str(form.get("token") or ""), token):
-            return None
-        return HTMLResponse("This review was refused: it does not carry this viewer session's token. "
-                            "Review from the viewer's own page.", status_code=403, headers=SECURITY_HEADERS)
 
     def _saved(form, sample_id: str, who: str) -> Response:
         """On to the page the form names (only a page of this viewer, never another site),
@@ -585,7 +577,7 @@ def create_app(run_dir: Path, token: str | None = None, hosts: tuple[str, ...] =
         return response
 
     async def not_found(request: Request, exc: HTTPException) -> Response:
-        return render(request, "error.html", status_code=exc.status_code, message=exc.detail)
+        return render(request, "error.html", status_code=exc.status_code, message=exc.detail, code=exc.status_code)
 
     app = Starlette(
         routes=[
