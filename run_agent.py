@@ -558,6 +558,8 @@ def adopt(
     as_json: Annotated[bool, typer.Option("--json", help="Print the sample's new row as one JSON object.")] = False,
 ) -> None:
     """Make a fork of a sample (replay --fork) its result in results.jsonl, as a reviewer's accept; the original is kept."""
+    import shlex
+
     from agent.inspection.adoption import ADOPTIONS, AdoptionError
     from agent.inspection.adoption import adopt as adopt_fork
 
@@ -573,9 +575,10 @@ def adopt(
                   highlight=False, markup=False)
         return
     adopted = row["adopted"]
+    restore = shlex.join(["python", "run_agent.py", "adopt", str(run_dir), "--sample", sample, "--branch", "0", "--who", who])
     out.print(f"{sample}: its result is now fork {branch} ({row['status']}; the run had {adopted['original_status']}), "
               f"adopted by {who} at {adopted['time']}. The replaced row is kept in {run_dir / ADOPTIONS}; "
-              f"`adopt {run_dir} --sample {sample} --branch 0 --who NAME` restores it.", highlight=False, markup=False)
+              f"{restore} restores it.", highlight=False, markup=False)
 
 
 @app.command("replay")

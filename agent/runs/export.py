@@ -308,13 +308,11 @@ def run_reviews(run_dir: Path, wanted: ReviewFilter) -> dict[str, dict]:
 
 
 def export_items(rows: list[dict], format: str, options: ExportOptions, source: RunSource) -> list[dict]:
-    """The items of ``format`` for the ``selected_rows``, each with its provenance when asked
+    """The items of ``format`` for the rows ``choose_rows`` took, each with its provenance when asked
     (hf always has one)."""
     if format == "hf":
         return [hf_item(r, options, source) for r in rows]
-    item = ITEMS.get(format)
-    if item is None:
-        raise ExportError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
+    item = ITEMS[format]  # export_run refused any other
     if options.provenance:
         return [{**item(r, options), "provenance": provenance(r, source)} for r in rows]
     return [item(r, options) for r in rows]
