@@ -55,7 +55,8 @@ def make_row(i: int, rng: random.Random) -> dict:
     hop = [{"relation": "phenotype_present", "label": "phenotype present", "forward": False}]
     paths = [{"nodes": [f"HP:{i}{k}", f"D:{disease}"], "names": [f, disease], "types": ["effect/phenotype", "disease"],
               "hops": [hop], "text": f"{f} ←phenotype present— {disease}", "truncated": False,
-              "relevance": round(rng.random(), 3)} for k, f in enumerate(findings[:3])]
+              "relevance": {"score": round(rng.random(), 4), "reasons": ["specificity 0.80", "from the presenting problem"]}}
+             for k, f in enumerate(findings[:3])]
     reasoning = ("Finding reasoning paths:\n" + "\n".join(p["text"] for p in paths) + "\n\nReasoning Process:\n"
                  + " ".join(rng.choice(WORDS) for _ in range(150)) + f"\n\nConclusion:\nThe answer is A. {disease}.")
     return {
@@ -71,6 +72,7 @@ def make_row(i: int, rng: random.Random) -> dict:
         "attempts": [{"attempt": a + 1, "settings": {"attempt": a + 1, "max_hops": 3}, "paths": 3,
                       "correct": status == "accepted", "reason": "no path"} for a in range(1 if status == "accepted" else 3)],
         "usage": {"llm_calls": 0, "input_tokens": 0, "output_tokens": 0},
+        "relevance": round(sum(p["relevance"]["score"] for p in paths) / len(paths), 4),
         "grounding": None if status == "error" else {
             "score": round(rng.random(), 2), "adherence": 1.0, "steps": [
                 {"text": f"Step {k}.", "label": rng.choice(("grounded", "unsupported", "unlinked")),

@@ -87,7 +87,7 @@ class Entry:
     question: str  # its start, as the list shows it
     answer: str  # the gold answer: option letter and text
     grounding: float | None  # the share of reasoning steps the graph backs
-    relevance: float | None  # the best path's relevance, when the row's paths carry one
+    relevance: float | None  # how relevant its paths are to the question, when the run recorded it
     adopted: int  # the fork its result was adopted from (0: the run's own)
 
 
@@ -107,11 +107,20 @@ def _number(value: Any) -> float | None:
     return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
 
 
+def path_relevance(path: dict) -> float | None:
+    """A path's relevance score: ``{"score", "reasons"}`` as runs record it, or a bare number."""
+    value = path.get("relevance")
+    return _number(value.get("score") if isinstance(value, dict) else value)
+
+
 def relevance_of(row: dict) -> float | None:
-    """The row's relevance (its own, else its best path's), when the run recorded one."""
+    """The sample's relevance: the row's own (the mean over the paths its reasoning was
+    given), else that mean worked out from its paths; None when the run recorded none."""
     own = _number(row.get("relevance"))
-    found = [r for r in (_number(p.get("relevance")) for p in row.get("paths") or [] if isinstance(p, dict)) if r is not None]
-    return own if own is not None else max(found, default=None)
+    if own is not None:
+        return own
+    found = [r for r in (path_relevance(p) for p in row.get("paths") or [] if isinstance(p, dict)) if r is not None]
+    return round(sum(found) / len(found), 4) if found else None
 
 
 def _entry(row: dict, offset: int) -> Entry:
@@ -487,7 +496,7 @@ def create_app(run_dir: Path, token: str | None = None, hosts: tuple[str, ...] =
     index = RunIndex(run_dir)
     token = token or secrets.token_urlsafe(24)
     pages = templates()
-    pages.env.globals.update(quote=_quote, type_colour=type_colour)
+    pages.env.globals.update(quote=_quote, type_colour=type_colour, path_relevance=path_relevance)
 
     def render(request: Request, name: str, status_code: int = 200, **context) -> Response:
         context.update(run_dir=str(run_dir), chat=index.chat, token=token)

@@ -178,16 +178,19 @@ def test_list_shows_question_answer_status_and_scores_and_sorts_by_them(client, 
     page = client.get("/samples?status=rejected&sort=grounding").text
     assert "sort=-grounding" in page and "status=rejected" in page  # a header keeps the filters and turns the order
 
-    # a path relevance (recorded by newer runs) is a column of its own, sortable too
+    # relevance, as runs record it (each path's with its reasons, the sample's the mean), is a column of its own
     results = reviewable_run / "results.jsonl"
     lines = [json.loads(line) for line in results.read_text().splitlines()]
     for row in lines:
+        base = {"malaria": 0.9, "scurvy": 0.2}.get(row["id"], 0.5)
         for n, path in enumerate(row["paths"]):
-            path["relevance"] = {"malaria": 0.9, "scurvy": 0.2}.get(row["id"], 0.5) - n * 0.01
+            path["relevance"] = {"score": base - n * 0.02, "reasons": ["specificity 0.90", "from the <presenting> problem"]}
+        row["relevance"] = base if row["id"] != "malaria" else None  # a row without its own: the mean of its paths'
     results.write_text("".join(json.dumps(r) + "\n" for r in lines))
     rows = list_rows(client.get("/samples?sort=-relevance").text)
-    assert [r["id"].split()[0] for r in rows][0] == "malaria" and rows[0]["relevance"] == "0.90"
-    assert "relevance 0.90" in client.get("/sample/malaria").text
+    mean = sum(0.9 - n * 0.02 for n in range(len(lines[0]["paths"]))) / len(lines[0]["paths"])
+    assert [r["id"].split()[0] for r in rows][0] == "malaria" and rows[0]["relevance"] == f"{mean:.2f}"
+    assert "relevance 0.90: specificity 0.90; from the &lt;presenting&gt; problem" in client.get("/sample/malaria").text
 
 
 def test_the_sample_page_follows_the_sorted_list_and_says_where_the_reviewer_is(client):
