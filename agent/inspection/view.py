@@ -315,6 +315,8 @@ def overview(index: RunIndex) -> dict:
     reviewed = Counter(r["decision"] for r in index.reviews.values() if r["id"] in index.positions)
     return {
         "total": len(index.entries),
+        "reviewed": sum(reviewed.values()),
+        "adopted": sum(1 for e in index.entries if e.adopted),
         "charts": [
             ("Status", bars(statuses), "status"),
             ("Rejection reasons", bars(reasons), "reason"),

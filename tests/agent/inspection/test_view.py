@@ -255,6 +255,7 @@ def test_a_fork_is_adopted_from_the_viewer_and_the_original_restored(client, rev
     assert read_reviews(reviewable_run)["scurvy"]["decision"] == "accept"
     rows = list_rows(client.get("/samples").text)
     assert next(r for r in rows if r["id"].startswith("scurvy"))["status"] == "accepted fork 1"
+    assert "· 1 reviewed · 1 adopted from a fork" in client.get("/").text
 
     restored = client.post("/adopt/scurvy", data={"token": TOKEN, "branch": 0, "who": "dr b"})
     assert 'id="adopted-badge"' not in restored.text and "✓ Saved: <b>flag</b>" in restored.text
