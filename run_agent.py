@@ -45,12 +45,24 @@ MinGrounding = Annotated[
     typer.Option("--min-grounding", min=0.0, max=1.0,
                  help="Grounding score (0-1: share of reasoning steps the graph backs) a sample needs. [env: MEDREASON_MIN_GROUNDING]"),
 ]
+IdFrom = Annotated[
+    str,
+    typer.Option("--id-from", help="Records without an id of their own are named by file (<file stem>-<line>) or by content (a hash of the normalised question and options: the same question in two files gets one id)."),
+]
 EXIT_CANNOT_START = 2
 
 
 def fail(message: str) -> typer.Exit:
     err.print(f"[bold red]error:[/] {escape(message)}", highlight=False)
     return typer.Exit(EXIT_CANNOT_START)
+
+
+def _id_from(value: str) -> str:
+    from agent.runs.records import ID_SOURCES
+
+    if value not in ID_SOURCES:
+        raise fail(f"unknown --id-from {value!r}; choose one of {', '.join(ID_SOURCES)}")
+    return value
 
 
 def _settings(**overrides) -> Settings:
@@ -258,6 +270,8 @@ def run(
     structured_output: StructuredOutput = None,
     min_grounding: MinGrounding = None,
     checkpoints: Annotated[Optional[str], typer.Option("--checkpoints", help="A PostgreSQL database for the checkpoints, postgresql://USER@HOST:PORT/DB (password: PGPASSWORD or ~/.pgpass; default: RUN_DIR/checkpoints.sqlite). --resume, replay and view find it recorded with the run.")] = None,
+    exclude_overlap: Annotated[Optional[list[str]], typer.Option("--exclude-overlap", help="An evaluation set (a file, or hf:OWNER/NAME when online); records that copy its questions get status `excluded` before any LLM call. Repeatable.")] = None,
+    id_from: IdFrom = "file",
 ) -> None:
     """Turn every QA record of INPUT into verified, KG-grounded reasoning."""
     from agent.console import RunProgress
@@ -279,11 +293,11 @@ def run(
         raise fail("--ray-address and --actors place samples on Ray actors: pass --executor ray too")
     if actors is not None and actors < 1:
         raise fail("--actors must be ≥ 1")
-    fields = FieldMap(id_field, question_field, answer_field, options_field, cop_base)
+    fields = FieldMap(id_field, question_field, answer_field, options_field, cop_base, _id_from(id_from))
     options = RunOptions(limit, resume, concurrency, offset=offset, shard=_shard(shard), fields=fields,
                          retry_errors=retry_errors, fresh_checkpoints=fresh_checkpoints, encoding=encoding,
                          checkpoints=checkpoints, executor=executor, ray_address=ray_address, actors=actors,
-                         allow_changed=allow_changed)
+                         allow_changed=allow_changed, exclude_overlap=tuple(exclude_overlap or ()))
     with ExitStack() as held:
         try:  # everything that can refuse the run, before the KG loads or an LLM call is paid for
             plan = prepare(input, out_dir, options, held)
@@ -293,6 +307,10 @@ def run(
             shown = ", ".join(plan.duplicates[:5]) + (" …" if len(plan.duplicates) > 5 else "")
             err.print(f"[yellow]Note[/]: results.jsonl held {len(plan.duplicates)} id(s) more than once "
                       f"({escape(shown)}); kept one row each.", highlight=False)
+        excluded = plan.done.get("excluded", 0)
+        if exclude_overlap:
+            err.print(f"Overlap check: {excluded} record(s) excluded as copies of "
+                      f"{escape(', '.join(exclude_overlap))} (status excluded, never sent to an LLM)", highlight=False)
         if plan.set_aside:
             err.print(f"Checkpoints set aside as {escape(str(plan.set_aside))}; unfinished samples start from scratch.",
                       highlight=False)
@@ -489,18 +507,65 @@ def merge(
     run_dirs: Annotated[list[Path], typer.Argument(help="Run directories to combine (e.g. one per --shard).")],
     out_dir: Annotated[Path, typer.Option("--out", help="New directory for the merged results.jsonl and summary.json.")],
     allow_mixed: Annotated[bool, typer.Option("--allow-mixed", help="Merge runs made on different graphs, in different modes or with different models; each row keeps its own.")] = False,
+    allow_duplicates: Annotated[bool, typer.Option("--allow-duplicates", help="Merge although some rows are the same question (exact or near duplicates) under different ids.")] = False,
 ) -> None:
-    """Combine the results of several runs, refusing duplicate ids, and recompute the summary."""
+    """Combine the results of several runs, refusing duplicate ids and repeated questions, and recompute the summary."""
     from agent.runs.export import ExportError, merge_runs
     from agent.runs.safe_write import OutputError
 
     try:
-        summary = merge_runs(run_dirs, out_dir, allow_mixed)
+        summary = merge_runs(run_dirs, out_dir, allow_mixed, allow_duplicates)
     except (ExportError, OutputError) as exc:
         raise fail(str(exc)) from exc
     except OSError as exc:
         raise fail(f"--out {out_dir} cannot be written: {exc.strerror or exc}") from exc
     print_summary(summary, out_dir)
+
+
+@app.command("decontaminate")
+def decontaminate(
+    inputs: Annotated[list[str], typer.Argument(help="Records to check: files run reads (JSONL, JSON, CSV), or hf:OWNER/NAME[:CONFIG][@SPLIT] (a Hugging Face dataset, when online or cached). Several are also checked against each other for duplicates.")],
+    against: Annotated[list[str], typer.Option("--against", help="An evaluation set, as INPUT; repeatable.")],
+    out_path: Annotated[Path, typer.Option("--out", help="The report: JSON Lines, one line per input record with its matches, pairs for review and duplicates.")],
+    embeddings: Annotated[bool, typer.Option("--embeddings", help="Also compare candidate pairs by MiniLM question embeddings and list close ones for review (slower).")] = False,
+    duplicates: Annotated[bool, typer.Option("--duplicates/--no-duplicates", help="Report records that repeat another input record (exact or near, MinHash).")] = True,
+    id_from: IdFrom = "file",
+    encoding: Annotated[Optional[str], typer.Option("--encoding", help="Text encoding of the files (default UTF-8).")] = None,
+    id_field: Annotated[Optional[str], typer.Option("--id-field", help="INPUT: field holding the record id.")] = None,
+    question_field: Annotated[Optional[str], typer.Option("--question-field", help="INPUT: field holding the question.")] = None,
+    answer_field: Annotated[Optional[str], typer.Option("--answer-field", help="INPUT: field holding the answer.")] = None,
+    options_field: Annotated[Optional[str], typer.Option("--options-field", help="INPUT: field holding the options.")] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --out.")] = False,
+) -> None:
+    """Find evaluation questions copied into a dataset (verbatim, re-formatted or edited), and repeated questions."""
+    from agent.console import print_overlap_report
+    from agent.runs import overlap
+    from agent.runs.records import FieldMap
+    from agent.runs.runner import RunOptions
+    from agent.runs.safe_write import OutputError, atomic_text, check_target
+
+    fields = FieldMap(id_field, question_field, answer_field, options_field, id_from=_id_from(id_from))
+    try:
+        check_target(out_path, [], force)
+        if any(Path(spec).resolve() == out_path.resolve() for spec in [*inputs, *against]):
+            raise OutputError(f"--out {out_path} is one of the files checked; choose another path")
+        sets = overlap.read_sets(inputs, RunOptions(fields=fields, encoding=encoding))
+        evals = overlap.read_sets(against, RunOptions(encoding=encoding, fields=FieldMap(id_from=fields.id_from)))
+    except (InputError, OutputError) as exc:
+        raise fail(str(exc)) from exc
+    embedder = None
+    if embeddings:
+        from graphs.embedding import Embedder
+
+        embedder = Embedder(_settings().embedding_model)
+    result = overlap.check(sets, evals, embedder, duplicates)
+    try:
+        with atomic_text(out_path) as f:
+            for row in result.rows():
+                f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    except OutputError as exc:
+        raise fail(str(exc)) from exc
+    print_overlap_report(result.summary(), out_path)
 
 
 @app.command("chat")

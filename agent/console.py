@@ -58,7 +58,7 @@ class RunProgress:
         from rich.progress import TaskProgressColumn
 
         self.console, self.total, self.interval = console, total, interval
-        self.counts = {s: (done or {}).get(s, 0) for s in ("accepted", "rejected", "error")}
+        self.counts = {**dict.fromkeys(("accepted", "rejected", "error"), 0), **(done or {})}
         self.bar = Progress(
             TextColumn("Samples"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
             TextColumn("[green]✓ {task.fields[accepted]}[/] [yellow]✗ {task.fields[rejected]}[/] [red]! {task.fields[error]}[/]"),
@@ -137,6 +137,7 @@ def print_summary(summary: dict, out_dir: Path) -> None:
         ("accepted", str(counts["accepted"])),
         ("rejected", str(counts["rejected"])),
         ("error", str(counts["error"])),
+        *([("excluded (evaluation overlap)", str(counts["excluded"]))] if counts.get("excluded") else []),
         ("with a path", f"{summary['with_path_share']:.0%}"),
         ("mean attempts", f"{summary['mean_attempts']:.2f}"),
         ("LLM calls", f"{usage.get('llm_calls', 0):,}"),
@@ -192,3 +193,31 @@ def outcome_table(rows, left: str, right: str) -> Table:
         style = "bold yellow" if differs else ""
         table.add_row(name, escape(str(a)), escape(str(b)), style=style)
     return table
+
+
+def print_overlap_report(summary: dict, report: Path) -> None:
+    """``decontaminate``'s report: per evaluation set, the records matched, by method, with
+    examples; then the pairs for review, duplicates and unreadable records."""
+    against = ", ".join(f"{a['name']} ({a['questions']:,} questions)" for a in summary["against"])
+    out.print(f"{summary['records']:,} records checked against {against}", highlight=False, markup=False)
+    table = Table(title_justify="left")
+    for column in ("evaluation set", "records matched", "by method (a record may match by several)"):
+        table.add_column(column)
+    for name, found in summary["by_eval"].items():
+        methods = ", ".join(f"{method} {n:,}" for method, n in found["methods"].items()) or "—"
+        table.add_row(escape(name), f"{found['records']:,}", escape(methods))
+    out.print(table)
+    for name, found in summary["by_eval"].items():
+        for example in found["examples"]:
+            out.print(f"  {example['id']} = {name} {example['eval_id']} ({example['method']} {example['score']}): "
+                      f"“{example['span'][:100]}”", highlight=False, markup=False)
+    duplicates = summary["duplicates"]
+    for line in (
+        f"Matched: {summary['matched']:,} of {summary['records']:,} records",
+        f"For review (close but below the match thresholds, or the same text with another answer): {summary['for_review']:,}",
+        f"Duplicates of other input records: {duplicates['records']:,}"
+        + (f" ({', '.join(f'{m} {n:,}' for m, n in duplicates['by_method'].items())})" if duplicates["records"] else ""),
+        *([f"Unreadable records (their lines say why): {summary['unreadable']:,}"] if summary["unreadable"] else []),
+        f"Report: {report}",
+    ):
+        out.print(line, highlight=False, markup=False)

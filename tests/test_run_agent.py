@@ -179,7 +179,9 @@ def test_shards_merge_and_export_from_the_command_line(tmp_path, make_settings):
     ids = many_records(tmp_path / "in.jsonl", 6)
     for i in range(2):
         asyncio.run(run_dataset(tmp_path / "in.jsonl", tmp_path / f"s{i}", make_settings(), RunOptions(shard=(i, 2))))
-    merged = CliRunner().invoke(app, ["merge", str(tmp_path / "s0"), str(tmp_path / "s1"), "--out", str(tmp_path / "all")])
+    # many_records repeats two questions ("Case 0. …", "Case 2. …"): merge refuses that unless asked
+    merged = CliRunner().invoke(app, ["merge", str(tmp_path / "s0"), str(tmp_path / "s1"), "--out", str(tmp_path / "all"),
+                                      "--allow-duplicates"])
     assert merged.exit_code == 0, merged.output
     rows = [json.loads(line) for line in (tmp_path / "all" / "results.jsonl").read_text().splitlines()]
     assert sorted(r["id"] for r in rows) == sorted(ids)

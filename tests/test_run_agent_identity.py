@@ -142,7 +142,7 @@ def test_merge_of_an_llm_run_and_a_kg_only_run_is_refused_until_allowed_then_eac
     assert refused.returncode == 2 and "mode llm, model fake" in said(refused) and "mode kg-only, model none" in said(refused)
     assert "--allow-mixed" in said(refused) and not (tmp_path / "all").exists()
 
-    merged = cli("merge", *runs, "--out", tmp_path / "all", "--allow-mixed")
+    merged = cli("merge", *runs, "--out", tmp_path / "all", "--allow-mixed", "--allow-duplicates")  # four_records repeats two questions
     assert merged.returncode == 0, merged.stderr
     rows = {r["id"]: r["run"] for r in lines(tmp_path / "all" / "results.jsonl")}
     assert {i: (run["mode"], run["model"]) for i, run in rows.items()} == {
@@ -178,7 +178,7 @@ def test_merge_of_runs_on_two_graphs_is_refused_until_allowed_then_each_row_keep
     assert refused.returncode == 2 and "--allow-mixed" in said(refused)
     assert "43 nodes" in said(refused) and "45 nodes" in said(refused) and not (tmp_path / "all").exists()
 
-    merged = cli("merge", *runs, "--out", tmp_path / "all", "--allow-mixed")
+    merged = cli("merge", *runs, "--out", tmp_path / "all", "--allow-mixed", "--allow-duplicates")  # four_records repeats two questions
     assert merged.returncode == 0, merged.stderr
     rows = lines(tmp_path / "all" / "results.jsonl")
     run_ids = [json.loads((run / "fingerprint.json").read_text())["run_id"] for run in runs]

@@ -72,6 +72,7 @@ class RunSource:
     kg: dict
     model: str | None
     fingerprint: dict | None
+    overlap_check: dict | None = None  # what the input was checked against (run --exclude-overlap)
 
 
 def provenance(row: dict, source: RunSource) -> dict:
@@ -91,6 +92,7 @@ def provenance(row: dict, source: RunSource) -> dict:
         "kg": {"source": run_kg.get("source"), "sha256": run_kg.get("sha256")},
         "model": run["model"] if run else source.model,
         "fingerprint": source.fingerprint,
+        "overlap_check": source.overlap_check,
         "review": review_of(row),
         "adopted": adoption_of(row),
     }
@@ -338,7 +340,7 @@ def export_run(run_dir: Path, format: str, out: Path, options: ExportOptions = E
     rows, left_out = choose_rows(rows, format, options, reviews)
     identities = run_identities(run_dir, rows, summary)
     rows = [{**r, "run": identities[r["id"]]} for r in rows]
-    source = RunSource(summary.get("kg") or {}, summary.get("model"), read_fingerprint(run_dir))
+    source = RunSource(summary.get("kg") or {}, summary.get("model"), read_fingerprint(run_dir), summary.get("overlap_check"))
     items = export_items(rows, format, options, source)
     reasons = dict(left_out.most_common())
     if format == "hf":
@@ -422,6 +424,7 @@ def dataset_card(rows: list[dict], summary: dict, options: ExportOptions, items:
         f"rejected {counts.get('rejected', 0):,}, error {counts.get('error', 0):,}",
         *_made_with(rows, summary),
         f"- Grounding (share of reasoning steps the graph backs): {_grounding_line(rows)}",
+        f"- Decontamination: {_overlap_line(summary)}",
         *_review_lines(rows, options),
         *_left_out_lines(left_out),
         "",
@@ -465,6 +468,17 @@ def _left_out_lines(left_out: dict[str, int]) -> list[str]:
             *(f"  - {n:,} {left_out_hint(reason)}" for reason, n in left_out.items())]
 
 
+def _overlap_line(summary: dict) -> str:
+    check = summary.get("overlap_check")
+    if not check:
+        return "not checked against evaluation sets"
+    sets = ", ".join(f"{a['name']} ({a['questions']:,} questions, {a['source']})" for a in check["against"])
+    methods = check["methods"]
+    return (f"checked against {sets} by normalised exact match, word {' and '.join(map(str, methods['ngram_sizes']))}-gram "
+            f"overlap (≥ {methods['ngram_match']:.0%} of a record's n-grams) and fuzzy ratio (≥ {methods['fuzzy_match']:g}), "
+            f"answers agreeing; {summary.get('counts', {}).get('excluded', 0):,} records excluded before generation")
+
+
 def _grounding_line(rows: list[dict]) -> str:
     grounding = distribution(r.get("grounding") for r in rows)
     if grounding["mean_score"] is None:
@@ -503,20 +517,36 @@ def _sources(rows: list[dict]) -> list[dict]:
             for k, n in counts.items()]
 
 
-def merge_runs(run_dirs: list[Path], out: Path, allow_mixed: bool = False) -> dict:
+def _refuse_repeated_questions(rows: list[dict]) -> None:
+    """Rows under different ids that are the same question (``overlap.repeated_questions``:
+    file-based ids of two overlapping input files) would count and train on it twice."""
+    from agent.runs.overlap import repeated_questions
+
+    repeated = repeated_questions(rows)
+    if repeated:
+        shown = "; ".join(repeated[:5]) + (f" (and {len(repeated) - 5} more)" if len(repeated) > 5 else "")
+        raise ExportError(
+            f"{len(repeated)} row(s) repeat the question of another row under another id: {shown}. Merge runs of "
+            "distinct records (run with --id-from content to give the same question the same id), or pass "
+            "--allow-duplicates to keep every row."
+        )
+
+
+def merge_runs(run_dirs: list[Path], out: Path, allow_mixed: bool = False, allow_duplicates: bool = False) -> dict:
     """One results.jsonl and a recomputed summary.json in ``out`` from several runs. Runs made
     on different graphs, in different modes or with different models are refused unless
     ``allow_mixed``; every merged row carries its own run's identity (``run``), and the
     summary counts the rows of each (``sources``) instead of naming one for all."""
     if out.exists() and any(out.iterdir()):
         raise ExportError(f"--out {out} is not empty; choose a new directory")
-    rows, owner, duplicates = [], {}, []
+    rows, owner, duplicates, checks = [], {}, [], []
     wall = 0.0
     kinds: dict[str, list[str]] = {}
     for run_dir in run_dirs:
         run_rows, summary = load_run(run_dir)
         identities = run_identities(run_dir, run_rows, summary)
         wall += summary.get("wall_time_s", 0.0)
+        checks.append(summary.get("overlap_check"))
         for row in run_rows:
             if row["id"] in owner:
                 duplicates.append(f"{row['id']!r} in {owner[row['id']]} and {run_dir}")
@@ -536,6 +566,8 @@ def merge_runs(run_dirs: list[Path], out: Path, allow_mixed: bool = False) -> di
             "Merge runs of one graph, mode and model, or pass --allow-mixed to merge them anyway: each row then "
             "keeps its own run's graph, mode and model (`run` in results.jsonl, `sources` in the summary)."
         )
+    if not allow_duplicates:
+        _refuse_repeated_questions(rows)
     out.mkdir(parents=True, exist_ok=True)
     _write_jsonl(out / RESULTS, rows)
     first = rows[0]["run"] if rows else {}
@@ -545,6 +577,8 @@ def merge_runs(run_dirs: list[Path], out: Path, allow_mixed: bool = False) -> di
         model=None if mixed else first.get("model"), kg=None if mixed else first.get("kg"),
         sources=_sources(rows),
         merged_from=[str(d) for d in run_dirs],
+        # what every run was checked against (run --exclude-overlap), when they all say the same
+        **({"overlap_check": checks[0]} if checks and checks[0] and all(c == checks[0] for c in checks) else {}),
     )
     write_summary(out, summary)
     return summary

@@ -25,10 +25,12 @@ from __future__ import annotations
 
 import codecs
 import csv
+import hashlib
 import io
 import json
 import re
 import sys
+import unicodedata
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -63,6 +65,7 @@ class FieldMap:
     answer: str | None = None
     options: str | None = None
     cop_base: int | None = None  # MedMCQA: 0 or 1; None detects it from the input
+    id_from: str = "file"  # records without an id: "file" (<stem>-<line>) or "content" (content_id)
 
     @property
     def custom(self) -> bool:
@@ -204,10 +207,35 @@ def parse_record(raw: RawRecord, fields: FieldMap = DEFAULT_FIELDS) -> Record:
     if fields.id and record_id is None:
         raise RecordError(f"{raw.where}: field {fields.id!r} (--id-field) is missing or empty")
     record = parse(raw.where, data, fields)
-    record["id"] = record_id or raw.default_id
+    record["id"] = record_id or (content_id(record) if fields.id_from == "content" else raw.default_id)
     record["dataset"] = schema
     record["position"] = raw.position
     return record
+
+
+ID_SOURCES = ("file", "content")
+_WORD = re.compile(r"\w+")
+
+
+def normalised(text: str) -> str:
+    """Text as copies of a question differ least: Unicode compatibility forms folded (NFKC:
+    full-width letters, ligatures, non-breaking spaces), case folded, punctuation and spacing
+    reduced to single spaces between words."""
+    return " ".join(_WORD.findall(unicodedata.normalize("NFKC", text).casefold()))
+
+
+def question_key(record: Record) -> str:
+    """What makes two records the same question: the normalised question followed by its
+    normalised options in sorted order, so neither spacing, case, punctuation nor the order
+    and lettering of the options tells copies apart."""
+    parts = [normalised(record["question"]), *sorted(normalised(o) for o in (record.get("options") or {}).values())]
+    return " ".join(p for p in parts if p)
+
+
+def content_id(record: Record) -> str:
+    """An id made of the record's content (``--id-from content``): the same question read from
+    two files, re-lettered or re-spaced, gets the same id, so ``merge`` sees it twice."""
+    return "q-" + hashlib.sha256(question_key(record).encode()).hexdigest()[:16]
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
@@ -397,3 +425,45 @@ def _answer(where: str, answer: Any, idx: Any, options: dict[str, str], answer_n
     if not idx and options:
         idx = next((letter for letter, text in options.items() if text == answer), None)
     return answer, idx
+
+
+HF_PREFIX = "hf:"
+
+
+def is_hf_name(spec: str) -> bool:
+    """Whether a command-line INPUT names a Hugging Face dataset (``hf:OWNER/NAME``) rather than a file."""
+    return spec.startswith(HF_PREFIX)
+
+
+def read_hf(spec: str) -> list[RawRecord]:
+    """The records of a Hugging Face dataset, ``hf:OWNER/NAME[:CONFIG][@SPLIT]`` (every split
+    when none is named), fetched by ``datasets`` into its cache like any download (HF_HOME,
+    by default under the user's cache directory) and read from there afterwards, offline too.
+    Records without an id are named ``<NAME>-<split>-<n>``. Raises InputError when the
+    dataset cannot be had: offline (or ``HF_HUB_OFFLINE=1``) and not cached, or no such dataset."""
+    name, _, split = spec.removeprefix(HF_PREFIX).partition("@")
+    name, _, config = name.partition(":")
+    if not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", name):
+        raise InputError(f"{spec}: a Hugging Face dataset is named hf:OWNER/NAME[:CONFIG][@SPLIT], e.g. hf:openlifescienceai/medmcqa@validation")
+    import datasets
+    from datasets.exceptions import DatasetNotFoundError
+
+    try:
+        loaded = datasets.load_dataset(name, config or None, split=split or None)
+    except ConnectionError as exc:
+        raise InputError(f"{spec}: cannot fetch the dataset from the Hugging Face Hub and it is not in the local cache "
+                         f"(are you offline? {exc})") from None
+    except (DatasetNotFoundError, FileNotFoundError) as exc:
+        raise InputError(f"{spec}: no such dataset on the Hugging Face Hub ({exc})") from None
+    except ValueError as exc:  # an unknown split or config
+        raise InputError(f"{spec}: {exc}") from None
+    splits = {split: loaded} if split else dict(loaded)
+    stem = name.rsplit("/", 1)[-1]
+    raws, position = [], 0
+    for split_name, rows in splits.items():
+        for n, row in enumerate(rows, start=1):
+            raws.append(RawRecord(f"{spec}[{split_name}:{n}]", f"{stem}-{split_name}-{n}", row, position=position))
+            position += 1
+    if not raws:
+        raise InputError(f"{spec} holds no records")
+    return raws

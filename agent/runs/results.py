@@ -121,7 +121,7 @@ def rejection_kind(row: dict) -> str:
 def summarise(rows: list[dict], mode: str, wall_time: float, processed: int | None = None, **info: Any) -> dict[str, Any]:
     """Counts and figures over every row so far; ``processed`` rows took ``wall_time``."""
     counts = Counter(r["status"] for r in rows)
-    finished = [r for r in rows if r["status"] != "error"]
+    finished = [r for r in rows if r["status"] in ("accepted", "rejected")]
     reasons = Counter(rejection_kind(r) for r in rows if r["status"] == "rejected")
     errors = Counter((r["error"] or "").split(": ", 1)[-1][:80] for r in rows if r["status"] == "error")
     kinds = Counter(error_kind(r) for r in rows if r["status"] == "error")
@@ -136,7 +136,7 @@ def summarise(rows: list[dict], mode: str, wall_time: float, processed: int | No
     return {
         "mode": mode,
         "records": total,
-        "counts": {s: counts.get(s, 0) for s in ("accepted", "rejected", "error")},
+        "counts": {s: counts.get(s, 0) for s in ("accepted", "rejected", "error") + (("excluded",) if counts.get("excluded") else ())},
         "accepted_share": round(accepted / total, 4) if total else 0.0,
         "with_path_share": round(sum(1 for r in rows if r["paths"]) / total, 4) if total else 0.0,
         "mean_attempts": round(sum(len(r["attempts"]) for r in finished) / len(finished), 3) if finished else 0.0,

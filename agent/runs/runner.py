@@ -80,6 +80,7 @@ class RunOptions:
     ray_address: str | None = None  # an existing Ray cluster; None starts a local one for the run
     actors: int | None = None  # Ray actors; None: one per CPU of the cluster
     checkpoints: str | None = None  # a PostgreSQL URL (--checkpoints); None: the run's own store
+    exclude_overlap: tuple[str, ...] = ()  # evaluation sets: records overlapping them get ``excluded`` rows
 
 
 @dataclass
@@ -152,7 +153,12 @@ def select(raws: list[RawRecord], options: RunOptions) -> list[RawRecord]:
 def read_jobs(input_path: Path, options: RunOptions, stem: str | None = None) -> list[Job]:
     """The selected records of the input, parsed; raises InputError when there is nothing to run.
     ``stem`` names records without an id (``recorded_stem``)."""
-    raws = list(read_raw(input_path, options.encoding, stem))
+    return parse_jobs(read_raw(input_path, options.encoding, stem), options)
+
+
+def parse_jobs(raws: list[RawRecord], options: RunOptions) -> list[Job]:
+    """The selected ``raws`` parsed, each under the id a run gives it: its own, else its
+    file's (or content's) name for it; a repeated id gets an error row named by where it is."""
     fields = options.fields
     if fields.cop_base is None:
         fields = replace(fields, cop_base=detect_cop_base(raws))
@@ -349,8 +355,34 @@ def prepare(input_path: Path, run_dir: Path, options: RunOptions, held: ExitStac
     the input, claim RUN_DIR (held by ``held`` until the run ends), plan what is left."""
     stem = recorded_stem(input_path, run_dir) if options.resume else None
     jobs = read_jobs(input_path, options, stem)
+    evals = None
+    if options.exclude_overlap:  # an unreadable evaluation set is refused before RUN_DIR is touched
+        from agent.runs import overlap
+
+        evals = overlap.read_sets(options.exclude_overlap)
     held.enter_context(claim_run_dir(run_dir, options.resume))
-    return plan_run(input_path, run_dir, options, jobs)
+    plan = plan_run(input_path, run_dir, options, jobs)
+    if evals is not None:
+        exclude_overlap(plan, run_dir, options, evals)
+    return plan
+
+
+def exclude_overlap(plan: Plan, run_dir: Path, options: RunOptions, evals) -> None:
+    """``--exclude-overlap``: the pending records that match a question of the evaluation sets
+    (``overlap.QuestionSet``) get their row now, status ``excluded`` with the match as reason,
+    so no LLM call is ever made for them; what was checked against what goes to summary.json
+    (``overlap_check``)."""
+    from agent.runs import overlap
+
+    rows, info = overlap.excluded_rows(plan.pending, evals)
+    if rows:
+        results = ResultsFile(run_dir)
+        for row in rows.values():
+            results.append(row)
+        results.close()
+    plan.pending = [j for j in plan.pending if j.id not in rows]
+    plan.done.update(row["status"] for row in rows.values())
+    options.info["overlap_check"] = info
 
 
 async def execute(plan: Plan, run_dir: Path, settings: Settings, options: RunOptions) -> dict:
@@ -436,7 +468,7 @@ def _cancel_on_sigterm() -> _SigtermSeen:
 
 
 # What an earlier session recorded of where its rows came from, kept when this one runs nothing.
-CARRIED_OVER = ("mode", "model", "base_url", "kg", "run_id")
+CARRIED_OVER = ("mode", "model", "base_url", "kg", "run_id", "overlap_check")
 
 
 def run_provenance(previous: dict[str, Any], plan: Plan, settings: Settings, options: RunOptions) -> dict[str, Any]:

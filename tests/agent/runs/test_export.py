@@ -278,3 +278,16 @@ def test_min_grounding_exports_only_samples_that_reach_it(run_dir, tmp_path):
     (lowered / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     n = export_run(lowered, "huatuo", tmp_path / "strict.jsonl", ExportOptions(include_all=True, min_grounding=0.9)).written
     assert n == len(graded) - 1
+
+
+def test_merge_keeps_the_overlap_check_every_run_made_alike(run_dir, tmp_path):
+    rows = (run_dir / "results.jsonl").read_text().splitlines(keepends=True)
+    check = {"against": [{"name": "exam", "source": "exam.jsonl", "questions": 2, "sha256": "ab"}], "methods": {}}
+    for i, part in enumerate((rows[:2], rows[2:])):
+        (tmp_path / f"s{i}").mkdir()
+        (tmp_path / f"s{i}" / "results.jsonl").write_text("".join(part))
+        summary = {**json.loads((run_dir / "summary.json").read_text()), "overlap_check": check}
+        (tmp_path / f"s{i}" / "summary.json").write_text(json.dumps(summary))
+    assert merge_runs([tmp_path / "s0", tmp_path / "s1"], tmp_path / "alike")["overlap_check"] == check
+    (tmp_path / "s1" / "summary.json").write_text((run_dir / "summary.json").read_text())  # this one was not checked
+    assert "overlap_check" not in merge_runs([tmp_path / "s0", tmp_path / "s1"], tmp_path / "unlike")
