@@ -143,6 +143,7 @@ def print_summary(summary: dict, out_dir: Path) -> None:
         ("LLM calls", f"{usage.get('llm_calls', 0):,}"),
         ("tokens in / out", f"{usage.get('input_tokens', 0):,} / {usage.get('output_tokens', 0):,}"),
         *grounding_rows(summary.get("grounding")),
+        *relevance_rows(summary.get("relevance")),
         ("wall time", f"{summary['wall_time_s']:.1f} s"),
         ("samples per minute", f"{summary.get('samples_per_minute', 0):,.1f}"),
     ):
@@ -172,6 +173,15 @@ def grounding_rows(grounding: dict | None) -> list[tuple[str, str]]:
     return [("grounding (mean score)", mean(grounding["mean_score"])),
             ("path adherence (mean)", mean(grounding["mean_adherence"])),
             ("steps grounded / contradicted / unsupported / unlinked", steps)]
+
+
+def relevance_rows(relevance: dict | None) -> list[tuple[str, str]]:
+    """The report's lines on path relevance: its mean over accepted samples and over all."""
+    if not relevance or not relevance["samples"]:
+        return []
+    mean = lambda x: "–" if x is None else f"{x:.2f}"  # noqa: E731
+    return [("relevance (mean, accepted)", mean(relevance["accepted_mean"])),
+            ("relevance (mean, with paths)", mean(relevance["mean"]))]
 
 
 def samples_table(samples: list[dict]) -> Table:

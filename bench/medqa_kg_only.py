@@ -11,8 +11,8 @@ have each side rebuild it for the other).
 
 Per side: accepted share, with-path share (a sample kept some path), scorable share (the
 verifier found KG evidence for some option), the gold option's win rate among scorable
-questions (the gold option alone scored highest), the failure reasons and the time per
-record. ``--show N`` prints N accepted samples' reasoning from this tree first.
+questions (the gold option alone scored highest), the failure reasons, the mean relevance of
+the accepted samples' paths (docs/quality.md) and the time per record. ``--show N`` prints N accepted samples' reasoning from this tree first.
 Last line: one JSON object.
 """
 
@@ -58,12 +58,16 @@ def outcomes(rows: list[dict], seconds: float) -> dict:
     scorable = [v for v in verdicts if any((v.get("scores") or {}).values())]
     wins = sum(1 for v in scorable if v.get("correct"))
     reasons = Counter((r.get("verification") or {}).get("reason") or r["status"] for r in rows if r["status"] != "accepted")
+    accepted = [r.get("relevance") for r in rows if r["status"] == "accepted"]
+    scored = [x for x in accepted if x is not None]
     return {
         "accepted_share": round(sum(r["status"] == "accepted" for r in rows) / n, 4),
         "with_path_share": round(sum(1 for r in rows if r["paths"]) / n, 4),
         "scorable_share": round(len(scorable) / n, 4),
         "win_rate": round(wins / len(scorable), 4) if scorable else 0.0,
         "failure_reasons": dict(reasons.most_common()),
+        # the mean relevance of the accepted samples' paths (None where the code records none)
+        "accepted_relevance_mean": round(sum(scored) / len(scored), 4) if scored else None,
         "mean_attempts": round(sum(len(r["attempts"]) for r in rows) / n, 3),
         "seconds_per_record": round(seconds, 3),
     }

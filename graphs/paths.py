@@ -12,7 +12,7 @@ nodes over hubs, clinical relations over generic ones) and a work bound, not a c
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 from graphs.path_search import COST_UNIT, PathSearch, degree_cost, search_paths
 from graphs.relations import hop_cost
@@ -32,6 +32,8 @@ class PathRecord(TypedDict):
     hops: list[list[HopFact]]  # hop i joins nodes[i] and nodes[i+1]: every fact on that edge
     text: str
     truncated: bool  # the search that found it hit its work bound (other paths may exist)
+    # how well it explains the question's answer: {"score": [0, 1], "reasons": [...]}, set by the agent
+    relevance: NotRequired[dict]
 
 
 def hop_facts(kg: KnowledgeGraph, u: str, v: str) -> list[HopFact]:

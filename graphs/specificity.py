@@ -35,7 +35,7 @@ class Specificity:
     def __init__(self, kg: KnowledgeGraph) -> None:
         self.parents: dict[str, set[str]] = defaultdict(set)
         self.children: dict[str, set[str]] = defaultdict(set)
-        annotations: dict[str, set[str]] = defaultdict(set)
+        annotations: dict[str, set[str]] = defaultdict(set)  # disease -> its annotated terms
         self.annotated_by: dict[str, set[str]] = defaultdict(set)  # term -> diseases carrying it
         for fact in kg.facts():
             if fact.relation == IS_A and fact.head != fact.tail:
@@ -55,6 +55,8 @@ class Specificity:
             term: min(1.0, math.log2(self.annotated / n) / self._scale) for term, n in counts.items()
         }
         self._phenotypes = {n for n, t in kg.graph.nodes(data="type") if t == PHENOTYPE}
+        self._annotations = annotations
+        self._explained: dict[str, frozenset[str]] = {}
 
     def ancestors(self, term: str) -> dict[str, str | None]:
         """The term and every ancestor, each mapped to the node one step nearer ``term``."""
@@ -71,6 +73,16 @@ class Specificity:
                             nxt.append(parent)
                 frontier = nxt
             self._ancestors[term] = found
+        return found
+
+    def explained_by(self, disease: str) -> frozenset[str]:
+        """Every term a disease explains: its annotations and all their ancestors (a disease
+        with "Arthralgia of the knee" explains "Arthralgia"), remembered per disease."""
+        found = self._explained.get(disease)
+        if found is None:
+            terms = self._annotations.get(disease, ())
+            found = frozenset().union(*(self.ancestors(t) for t in terms)) if terms else frozenset()
+            self._explained[disease] = found
         return found
 
     def chain_up(self, term: str, ancestor: str) -> tuple[str, ...]:

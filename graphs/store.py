@@ -162,7 +162,7 @@ class KnowledgeGraph:
                     data["facts"] = data["facts"] + ((local[r], u),)
         self._forget_derived(FACT_VIEWS)
 
-    def _forget_derived(self, derived_from: tuple[str, ...] = ("name_index", *FACT_VIEWS)) -> None:
+    def _forget_derived(self, derived_from: tuple[str, ...] = ("name_index", "node_types", *FACT_VIEWS)) -> None:
         """Drop cached views of the graph that a change invalidates (names: nodes; the
         others: facts)."""
         for derived in derived_from:
@@ -219,6 +219,11 @@ class KnowledgeGraph:
 
     def type_counts(self) -> Counter[str]:
         return Counter(t for _, t in self.graph.nodes(data="type"))
+
+    @cached_property
+    def node_types(self) -> frozenset[str]:
+        """The node types the graph holds: whether it can hold a drug answer at all."""
+        return frozenset(t for _, t in self.graph.nodes(data="type"))
 
     def relation_counts(self) -> Counter[Relation]:
         """Facts per (relation, display label)."""

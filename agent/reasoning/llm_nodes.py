@@ -184,8 +184,10 @@ def _tool_error(call_id: str, message: str) -> ToolMessage:
 
 @falls_back_to(kg_nodes.prune)
 def prune(state: SampleState, ctx: AgentContext) -> SampleState:
-    """One call picks at most K paths per group where a group has more; else as KG-only."""
-    paths = state.get("paths", [])
+    """One call picks at most K paths per group where a group has more; else as KG-only.
+    Paths that explain nothing (relevance 0: from a denied finding, through a disease the
+    patient shows no sign of or a gene outside genetics) are never offered."""
+    paths = kg_nodes.relevant(state.get("paths", []))
     groups = kg_nodes.path_groups(paths)
     if not any(len(g) > ctx.settings.prune_per_group for g in groups.values()):
         return kg_nodes.prune(state, ctx)
@@ -205,7 +207,7 @@ def _select_paths(
         lines = []
         for path in group:
             numbered.append((g, path))
-            lines.append(f"  [{len(numbered)}] {path['text']}")
+            lines.append(f"  [{len(numbered)}] {path['text']}{_relevance_note(path)}")
         listing.append(f"Group {g}: {group[0]['names'][0]} → {group[0]['names'][-1]}\n" + "\n".join(lines))
     schema = selection_schema(len(numbered), k * len(groups))
     answer = ctx.llm.structured("prune", schema, prompts.render(
@@ -220,6 +222,13 @@ def _select_paths(
             per_group[g] = per_group.get(g, 0) + 1
             chosen.append(path)
     return (chosen or None), answer
+
+
+def _relevance_note(path: PathRecord) -> str:
+    """How a path's relevance reads to the pruner: `` (relevance 0.42: reason; reason)``."""
+    if "relevance" not in path:
+        return ""
+    return f" (relevance {path['relevance']['score']:.2f}: {'; '.join(path['relevance']['reasons'])})"
 
 
 @falls_back_to(kg_nodes.generate)
@@ -244,6 +253,12 @@ def _grounding_feedback(state: SampleState) -> str:
 def _format_problem(text: str) -> str | None:
     missing = [h for h in FORMAT_HEADERS if h not in text]
     return f"the reply lacks the section(s) {', '.join(missing)}" if missing else None
+
+
+def unanswerable(state: SampleState, ctx: AgentContext) -> Verification | None:
+    """With a model, none: it may reason to an answer the graph holds no node of (a drug on
+    HPO) from paths that explain the question's findings; the paths' relevance is recorded."""
+    return None
 
 
 def verify_by_kg(state: SampleState, ctx: AgentContext) -> SampleState:

@@ -39,7 +39,7 @@ STOPWORDS = frozenset(
 NOT_THE_PATIENT = frozenset("no not denies denied without negative absent family mother father sister brother".split())
 NEGATION_WINDOW = 6  # words a cue reaches
 _CLAUSE_END = re.compile(r"[.;:?!\n]")
-_CLAUSE_TURN = frozenset("but except however although".split())
+CLAUSE_TURN = frozenset("but except however although".split())
 
 
 class Found(NamedTuple):
@@ -89,7 +89,7 @@ def scan_mentions(kg: KnowledgeGraph, text: str) -> list[Found]:
 def _not_the_patient(text: str, words: list[tuple[str, int, int]], i: int) -> bool:
     """Whether a negation or relative cue governs word ``i`` from within its clause."""
     for j in range(i - 1, max(-1, i - 1 - NEGATION_WINDOW), -1):
-        if _CLAUSE_END.search(text, words[j][2], words[j + 1][1]) or words[j][0].lower() in _CLAUSE_TURN:
+        if _CLAUSE_END.search(text, words[j][2], words[j + 1][1]) or words[j][0].lower() in CLAUSE_TURN:
             return False
         if words[j][0].lower() in NOT_THE_PATIENT:
             return True

@@ -19,12 +19,14 @@ from agent.config import Settings
 from agent.reasoning import kg_nodes, llm_nodes, resources
 from agent.reasoning.context import AgentContext
 from agent.reasoning.grounding import UNGROUNDED, below, ground_reasoning, path_evidence, unbacked
-from agent.reasoning.kg_nodes import failed
+from agent.reasoning.kg_nodes import LOOSE, NO_RELEVANT_PATH, OUTSIDE, failed
+from agent.reasoning.relevance import mean_relevance
 from agent.reasoning.state import Grounding, SampleState, Verification
 
 # A retry widens the path search but keeps the mappings, so it cannot mend these: the sample
 # is rejected at once with that reason instead of spending attempts (and LLM calls) on it.
 UNMAPPED = ("no question entity mapped", "no answer entity mapped")
+FINAL = (*UNMAPPED, OUTSIDE, LOOSE)
 
 
 def behaviours(ctx: AgentContext) -> ModuleType:
@@ -66,17 +68,18 @@ def verify(state: SampleState, runtime: Runtime[Settings]) -> SampleState:
     """Does the reasoning reach the gold answer, on steps the graph backs? Decides accept,
     retry or reject."""
     ctx = opened(runtime)
-    verification = precheck(state)
+    verification = behaviours(ctx).unanswerable(state, ctx) or precheck(state)
     update = {"verification": verification} if verification else behaviours(ctx).verify(state, ctx)
     grounding = ground_reasoning(ctx.kg, state.get("reasoning") or "", path_evidence(state.get("pruned", [])))
     if update["verification"]["correct"] and below(grounding, ctx.settings.min_grounding):
         update["verification"] = ungrounded(grounding, ctx.settings.min_grounding)
     update["grounding"] = grounding
+    update["relevance"] = mean_relevance(state.get("pruned", []))
     verification = update["verification"]
     search = state["search"]
     if verification["correct"]:
         status = "accepted"
-    elif search["attempt"] < ctx.settings.max_attempts and verification["reason"] not in UNMAPPED:
+    elif search["attempt"] < ctx.settings.max_attempts and verification["reason"] not in FINAL:
         status = "retry"
     else:
         status = "rejected"
@@ -102,6 +105,9 @@ def precheck(state: SampleState) -> Verification | None:
         # A widened search finds at least the earlier paths; reasoning over them again would
         # only repeat the verdict, so the sample ends here rather than paying for it.
         return failed("no new path", f"the widened search found only the {len(state['used_paths'])} paths already reasoned over")
+    if not state.get("pruned") and state.get("paths"):
+        return failed(NO_RELEVANT_PATH, f"none of the {len(state['paths'])} paths found explains the answer "
+                                        "(denied findings, unsupported mediators, genes outside genetics)")
     if not state.get("pruned"):
         return failed("no path", f"no path of at most {search['max_hops']} hops from question to answer")
     return None

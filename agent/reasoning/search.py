@@ -17,6 +17,7 @@ from collections import Counter
 
 from agent.config import Settings
 from agent.reasoning.grounding import UNGROUNDED
+from agent.reasoning.relevance import QuestionFrame, factor, mediated
 from agent.reasoning.state import Mapping, SearchSettings
 from graphs.neighbours import neighbours
 from graphs.paths import ranked_paths
@@ -160,12 +161,23 @@ def _paths_via(kg, source, target, via, search, settings) -> list[tuple[str, ...
 
 
 def option_evidence(
-    kg: KnowledgeGraph, mappings: list[Mapping], letters, search: SearchSettings, settings: Settings
+    kg: KnowledgeGraph, mappings: list[Mapping], letters, search: SearchSettings, settings: Settings,
+    frame: QuestionFrame | None = None,
 ) -> dict[str, float]:
-    """Each option's KG evidence from the question's findings (the KG-only verifier's measure)."""
+    """Each option's KG evidence from the question's findings (the KG-only verifier's
+    measure), each path weighed by its relevance to the question when ``frame`` is given."""
+    support = option_support(kg, mappings, letters, search, settings, frame)
+    return {letter: round(sum(found.values()), 4) for letter, found in support.items()}
+
+
+def option_support(
+    kg: KnowledgeGraph, mappings: list[Mapping], letters, search: SearchSettings, settings: Settings,
+    frame: QuestionFrame | None = None, direct: bool = False,
+) -> dict[str, dict[str, float]]:
+    """Per option, what each question finding contributes to its evidence (``finding_support``)."""
     sources = nodes_for(mappings, "question", search, settings)
     return {
-        letter: evidence(kg, connect(kg, sources, nodes_for(mappings, f"option:{letter}", search, settings), search, settings))
+        letter: finding_support(kg, connect(kg, sources, nodes_for(mappings, f"option:{letter}", search, settings), search, settings), frame, direct)
         for letter in letters
     }
 
@@ -222,17 +234,33 @@ def path_weight(kg: KnowledgeGraph, path: tuple[str, ...] | list[str]) -> float:
     return round(weight * information, 4)
 
 
-def evidence(kg: KnowledgeGraph, paths: list[tuple[str, ...]]) -> float:
+def evidence(kg: KnowledgeGraph, paths: list[tuple[str, ...]], frame: QuestionFrame | None = None) -> float:
     """KG support for a target: for each question finding its best path weight, summed.
 
     Phenomizer's query-to-disease similarity: every finding of the patient counts once,
     by the most informative way the target explains it; the count of weak paths is
-    irrelevant, so a hub-rich option cannot win on numbers.
+    irrelevant, so a hub-rich option cannot win on numbers. With the question's ``frame``
+    each path counts by its relevance (``agent.reasoning.relevance``): background history
+    less, denied findings, unsupported mediators and genes outside genetics not at all.
     """
+    return round(sum(finding_support(kg, paths, frame).values()), 4)
+
+
+def finding_support(
+    kg: KnowledgeGraph, paths: list[tuple[str, ...]], frame: QuestionFrame | None = None, direct: bool = False
+) -> dict[str, float]:
+    """For each path's first node (a question finding), the weight of its best path, weighed
+    by its relevance when ``frame`` is given; with ``direct``, of its best path that passes
+    through no other disease and no gene (the target explains the finding itself)."""
     best: dict[str, float] = {}
     for path in paths:
-        best[path[0]] = max(best.get(path[0], 0.0), path_weight(kg, path))
-    return round(sum(best.values()), 4)
+        if direct and mediated(kg, path):
+            continue
+        weight = path_weight(kg, path)
+        if frame is not None and weight > 0:
+            weight *= factor(kg, path, frame)[0]
+        best[path[0]] = max(best.get(path[0], 0.0), weight)
+    return best
 
 
 def rank_paths(

@@ -143,6 +143,7 @@ class SampleState(TypedDict, total=False):
     explanation: str  # the model's closing message after exploring the KG with tools
     verification: Verification
     grounding: Grounding
+    relevance: float | None  # mean relevance of the pruned paths (agent.reasoning.relevance); None without
     attempts: Annotated[list[AttemptLog], operator.add]
     usage: Annotated[Usage, add_usage]
     # "node: why" for each node whose model answer stayed unusable, so its KG-only behaviour ran

@@ -40,6 +40,7 @@ def result_row(record_id: str, thread_id: str, state: SampleState | None, error:
         "mappings": state.get("mappings", []),
         "verification": verification,
         "grounding": state.get("grounding"),
+        "relevance": state.get("relevance"),
         "attempts": state.get("attempts", []),
         "usage": state.get("usage") or {"llm_calls": 0, "input_tokens": 0, "output_tokens": 0},
         "degraded": state.get("degraded", []),
@@ -148,10 +149,26 @@ def summarise(rows: list[dict], mode: str, wall_time: float, processed: int | No
         "usage": dict(usage),
         "llm_calls_per_accepted": round(usage["llm_calls"] / accepted, 2) if accepted else 0.0,
         "grounding": distribution(r.get("grounding") for r in rows),
+        "relevance": relevance_summary(rows),
         "wall_time_s": round(wall_time, 2),
         "samples_per_minute": round(60 * processed / wall_time, 1) if wall_time >= 0.01 else 0.0,
         **info,
     }
+
+
+def relevance_summary(rows: list[dict]) -> dict[str, Any]:
+    """The relevance of the paths samples reasoned over (``agent.reasoning.relevance``):
+    mean over accepted samples, over all that had paths, and accepted samples by bin. Unlike
+    a KG-only grounding score (1.0 by construction: the steps are the paths), it tells a
+    sound sample from one that is merely derived from the graph."""
+    scored = [r for r in rows if r.get("relevance") is not None]
+    accepted = [r["relevance"] for r in scored if r["status"] == "accepted"]
+    mean = lambda xs: round(sum(xs) / len(xs), 4) if xs else None  # noqa: E731
+    bins = {"0.5-1": 0, "0.25-0.5": 0, "0-0.25": 0}
+    for score in accepted:
+        bins["0.5-1" if score >= 0.5 else "0.25-0.5" if score >= 0.25 else "0-0.25"] += 1
+    return {"samples": len(scored), "mean": mean([r["relevance"] for r in scored]),
+            "accepted_mean": mean(accepted), "accepted_bins": bins}
 
 
 def read_rows(path: Path) -> list[dict]:

@@ -19,10 +19,12 @@ def test_a_clear_case_is_accepted_on_the_first_attempt(make_settings):
 
 
 def test_a_sample_that_fails_first_passes_after_widening(make_settings):
-    # hemoptysis and rifampin are two hops apart: out of reach at max_hops=1 until the third
-    # attempt reaches the answer through its neighbour tuberculosis.
+    # hemoptysis, night sweats and rifampin are two hops apart: out of reach at max_hops=1 until
+    # the third attempt reaches the answer through its neighbour tuberculosis (the findings
+    # are two, so that the evidence is specific enough to accept).
     settings = make_settings(max_hops=1)
-    rec = record("A man coughs up blood (hemoptysis). Which drug?", "rifampin", {"A": "rifampin", "B": "metformin"}, "A")
+    rec = record("A man coughs up blood (hemoptysis) and has night sweats. Which drug?", "rifampin",
+                 {"A": "rifampin", "B": "metformin"}, "A")
     _, _, state = invoke(settings, rec)
     assert state["status"] == "accepted"
     assert [(a["attempt"], a["correct"]) for a in state["attempts"]] == [(1, False), (2, False), (3, True)]
