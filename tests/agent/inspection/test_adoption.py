@@ -8,8 +8,7 @@ from typer.testing import CliRunner
 
 from agent.runs.reviews import read_reviews
 from run_agent import app
-
-FIX = ["--set", "record.answer=ascorbic acid", "--set", "record.answer_idx=B"]  # the record's gold was wrong
+from tests.agent.inspection.view_run import FIX, FIXED_QUESTION
 
 
 def cli(*args):
@@ -21,9 +20,9 @@ def rows(run_dir) -> dict[str, dict]:
 
 
 def fork_scurvy(run_dir, kg_dir) -> None:
-    forked = cli("replay", run_dir, "--sample", "scurvy", "--fork", 0, *FIX, "--kg-dir", kg_dir, "--json")
+    forked = cli("replay", run_dir, "--sample", "scurvy", "--fork", 0, *(a for s in FIX for a in ("--set", s)), "--kg-dir", kg_dir, "--json")
     assert forked.exit_code == 0, forked.output
-    assert json.loads(forked.output)["fork"]["status"] == "accepted"
+    assert json.loads(forked.output)["fork"]["status"] == "accepted", forked.output
 
 
 def test_an_adopted_fork_becomes_the_result_and_the_original_comes_back(reviewable_run, fixture_kg_dir, tmp_path):
@@ -31,17 +30,18 @@ def test_an_adopted_fork_becomes_the_result_and_the_original_comes_back(reviewab
     assert original["status"] == "rejected"
     fork_scurvy(reviewable_run, fixture_kg_dir)
 
-    done = cli("adopt", reviewable_run, "--sample", "scurvy", "--branch", 1, "--who", "dr b", "--note", "gold was B")
+    done = cli("adopt", reviewable_run, "--sample", "scurvy", "--branch", 1, "--who", "dr b", "--note", "question fixed")
     assert done.exit_code == 0, done.output
     assert "now fork 1 (accepted; the run had rejected), adopted by dr b" in " ".join(done.output.split())
     row = rows(reviewable_run)["scurvy"]
-    assert row["status"] == "accepted" and row["answer"] == "ascorbic acid" and row["reasoning"]
+    assert row["status"] == "accepted" and row["question"] == FIXED_QUESTION and row["reasoning"]
     adopted = row["adopted"]
     assert (adopted["branch"], adopted["who"], adopted["original_status"], adopted["forked_at_step"]) == (1, "dr b", "rejected", 0)
-    assert adopted["changes"] == ["record: answer chloroquine→ascorbic acid, answer_idx A→B"] and adopted["checkpoint_id"]
+    assert adopted["changes"] == [f"record: question {len(original['question'])} chars→{len(FIXED_QUESTION)} chars"]
+    assert adopted["checkpoint_id"]
     assert json.loads((reviewable_run / "adoptions.jsonl").read_text())["replaced"] == original
     review = read_reviews(reviewable_run)["scurvy"]
-    assert (review["decision"], review["who"], review["note"], review["adopted"]) == ("accept", "dr b", "gold was B", 1)
+    assert (review["decision"], review["who"], review["note"], review["adopted"]) == ("accept", "dr b", "question fixed", 1)
     summary = json.loads((reviewable_run / "summary.json").read_text())
     assert summary["counts"]["accepted"] == 3 and summary["adopted_forks"] == 1
 
@@ -51,9 +51,9 @@ def test_an_adopted_fork_becomes_the_result_and_the_original_comes_back(reviewab
     assert json.loads(exported.stdout) == {
         "written": 1, "out": str(out), "left_out": {"review:none": 1, "degraded": 1, "no question": 1}}
     [item] = map(json.loads, (out / "data" / "train.jsonl").read_text().splitlines())
-    assert (item["id"], item["answer"], item["review_decision"], item["reviewer"], item["adopted_fork"]) == (
-        "scurvy", "ascorbic acid", "accept", "dr b", 1)
-    assert item["provenance"]["adopted"]["who"] == "dr b" and item["provenance"]["review"]["note"] == "gold was B"
+    assert (item["id"], item["question"], item["review_decision"], item["reviewer"], item["adopted_fork"]) == (
+        "scurvy", FIXED_QUESTION, "accept", "dr b", 1)
+    assert item["provenance"]["adopted"]["who"] == "dr b" and item["provenance"]["review"]["note"] == "question fixed"
     card = (out / "README.md").read_text()
     assert "1 of 1 samples reviewed (accept 1) by dr b" in card and "adopted" in card and "1 not reviewed" in card
 

@@ -168,6 +168,13 @@ def test_list_shows_question_answer_status_and_scores_and_sorts_by_them(client, 
     assert malaria["answer"] == "A. chloroquine" and malaria["status"] == "accepted" and malaria["grounding"] == "0.50"
     hostile = next(r for r in rows if r["id"].startswith("hostile"))
     assert hostile["question"].startswith("<script>alert('x')</script> Fever & splenomegaly")  # shown as text
+    results = reviewable_run / "results.jsonl"
+    lines = [json.loads(line) for line in results.read_text().splitlines()]
+    for row in lines:  # as a run made before relevance was recorded
+        row.pop("relevance", None)
+        for path in row["paths"]:
+            path.pop("relevance", None)
+    results.write_text("".join(json.dumps(r) + "\n" for r in lines))
     assert "relevance" not in client.get("/samples").text  # no row carries one: no column
 
     by_grounding = [r["id"].split()[0] for r in list_rows(client.get("/samples?sort=-grounding").text)]
@@ -179,8 +186,6 @@ def test_list_shows_question_answer_status_and_scores_and_sorts_by_them(client, 
     assert "sort=-grounding" in page and "status=rejected" in page  # a header keeps the filters and turns the order
 
     # relevance, as runs record it (each path's with its reasons, the sample's the mean), is a column of its own
-    results = reviewable_run / "results.jsonl"
-    lines = [json.loads(line) for line in results.read_text().splitlines()]
     for row in lines:
         base = {"malaria": 0.9, "scurvy": 0.2}.get(row["id"], 0.5)
         for n, path in enumerate(row["paths"]):
@@ -246,7 +251,7 @@ def test_a_fork_is_adopted_from_the_viewer_and_the_original_restored(client, rev
     refused = client.post("/adopt/scurvy", data={"token": TOKEN, "branch": branch, "who": ""})
     assert refused.status_code == 400 and "say who adopts the fork" in refused.text
 
-    adopted = client.post("/adopt/scurvy", data={"token": TOKEN, "branch": branch, "who": "dr b", "note": "gold was B",
+    adopted = client.post("/adopt/scurvy", data={"token": TOKEN, "branch": branch, "who": "dr b", "note": "question fixed",
                                                  "next": "/sample/scurvy?status=rejected"})
     assert adopted.status_code == 200
     assert 'id="adopted-badge">fork 1 adopted' in adopted.text and "adopted by dr b" in adopted.text

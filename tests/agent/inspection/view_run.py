@@ -60,17 +60,19 @@ def make_view_run(root: Path, settings: Settings) -> Path:
     return run_dir
 
 
-FIXED_GOLD = ["record.answer=ascorbic acid", "record.answer_idx=B"]  # scurvy's gold in RECORDS is wrong
+# scurvy's record in RECORDS holds another question's text (its options and gold are the malaria ones)
+FIXED_QUESTION = "A sailor back from the tropics has fever, splenomegaly and anemia. Which drug treats the likely disease?"
+FIX = [f"record.question={FIXED_QUESTION}"]
 
 
 def fork_fixing_scurvy(run_dir: Path, settings: Settings) -> int:
-    """Fork the rejected scurvy sample at step 0 with its right gold answer, as a reviewer
+    """Fork the rejected scurvy sample at step 0 with its question corrected, as a reviewer
     fixing it does (``replay --fork 0 --set …``); the fork is accepted. Returns its branch."""
     from agent.inspection import replay
 
     thread = next(r["thread_id"] for r in map(json.loads, (run_dir / "results.jsonl").read_text().splitlines())
                   if r["id"] == "scurvy")
     with replay.open_run(run_dir) as app:
-        _, final, number = replay.fork(app, thread, 0, settings, FIXED_GOLD)
+        _, final, number = replay.fork(app, thread, 0, settings, FIX)
     assert final["status"] == "accepted"
     return number
