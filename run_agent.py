@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 from contextlib import ExitStack
+from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Annotated, Optional
 
 import typer
@@ -269,38 +271,92 @@ def run(
     base_url: BaseUrl = None,
     structured_output: StructuredOutput = None,
     min_grounding: MinGrounding = None,
+    max_cost: Annotated[Optional[float], typer.Option("--max-cost", min=0.0, help="Stop starting samples before the spend (every session of the run) could pass this many US dollars; samples in flight finish. Exit code 3 when reached.")] = None,
+    max_tokens: Annotated[Optional[int], typer.Option("--max-tokens", min=1, help="The same cap in tokens (input + output).")] = None,
+    price_input: Annotated[Optional[float], typer.Option("--price-input", help="USD per million input tokens (default: the genai-prices table for the model; a local server is free).")] = None,
+    price_output: Annotated[Optional[float], typer.Option("--price-output", help="USD per million output tokens (with --price-input).")] = None,
     checkpoints: Annotated[Optional[str], typer.Option("--checkpoints", help="A PostgreSQL database for the checkpoints, postgresql://USER@HOST:PORT/DB (password: PGPASSWORD or ~/.pgpass; default: RUN_DIR/checkpoints.sqlite). --resume, replay and view find it recorded with the run.")] = None,
     exclude_overlap: Annotated[Optional[list[str]], typer.Option("--exclude-overlap", help="An evaluation set (a file, or hf:OWNER/NAME when online); records that copy its questions get status `excluded` before any LLM call. Repeatable.")] = None,
     id_from: IdFrom = "file",
 ) -> None:
-    """Turn every QA record of INPUT into verified, KG-grounded reasoning."""
-    from agent.console import RunProgress
+    """Turn every QA record of INPUT into verified, KG-grounded reasoning.
+
+    Exit code: 0 done, 1 stopped by its environment or a bug, 2 could not start, 3 the budget
+    (--max-cost/--max-tokens) was reached, 130 interrupted, 143 terminated."""
+    _dataset_run(dict(locals()))
+
+
+def estimate(
+    pilot: Annotated[Optional[int], typer.Option("--pilot", min=1, help="Pilot this many records (default: grow the pilot until the tokens' 90% range is within ±15%, at most 40% of the records, 30 to 400).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the projection as one JSON object on the last line.")] = False,
+    **run_options,
+) -> None:
+    """Project what running INPUT will cost (LLM calls, tokens, wall time, accepted share, US
+    dollars, each with a 90% range) from a pilot of records chosen across it, run for real in
+    --out; `run INPUT --out RUN_DIR --resume` then goes on from the pilot. Takes every run option."""
+    _dataset_run(run_options, Pilot(pilot, as_json))
+
+
+def _with_run_options(command):
+    """``command`` taking every option of ``run`` besides its own (typer reads the signature)."""
+    import inspect
+    from typing import get_type_hints
+
+    own = [p for p in inspect.signature(command, eval_str=True).parameters.values() if p.kind is not p.VAR_KEYWORD]
+    shared = list(inspect.signature(run, eval_str=True).parameters.values())
+    command.__signature__ = inspect.Signature(shared[:2] + own + shared[2:])
+    command.__annotations__ = {**get_type_hints(run, include_extras=True),
+                               **get_type_hints(command, include_extras=True)}
+    return command
+
+
+@dataclass
+class Pilot:
+    size: Optional[int]
+    as_json: bool
+
+
+def _dataset_run(args: dict, pilot: Optional[Pilot] = None) -> None:
+    """``run`` (``pilot`` None) or ``estimate``: the same checks, RUN_DIR, fingerprint and
+    budget; then every record, or a pilot and its projection."""
+    from agent.console import RunProgress, estimate_table
     from agent.runs.checkpoints import database_errors
+    from agent.runs.cost import Caps, Meter, PriceError, find_price
+    from agent.runs.estimate import run_pilot, write_estimate
     from agent.runs.executors import EXECUTORS, ExecutorError
     from agent.runs.fingerprint import endpoint
     from agent.runs.records import FieldMap
+    from agent.runs.results import RESULTS, SUMMARY, read_rows
     from agent.runs.runner import RunOptions, Terminated, execute, identify, prepare
 
-    settings = _llm_settings(kg_dir=kg_dir, chroma_url=chroma_url, offline=offline or None, model=model, base_url=base_url,
-                             structured_output=structured_output, min_grounding=min_grounding)
-    if concurrency < 1 or offset < 0 or (limit is not None and limit < 0) or cop_base not in (None, 0, 1):
+    a = SimpleNamespace(**args)
+    out_dir = a.out_dir
+    settings = _llm_settings(kg_dir=a.kg_dir, chroma_url=a.chroma_url, offline=a.offline or None, model=a.model,
+                             base_url=a.base_url, structured_output=a.structured_output, min_grounding=a.min_grounding)
+    if a.concurrency < 1 or a.offset < 0 or (a.limit is not None and a.limit < 0) or a.cop_base not in (None, 0, 1):
         raise fail("--concurrency must be ≥ 1, --offset and --limit ≥ 0, --cop-base 0 or 1")
-    if (retry_errors or fresh_checkpoints or allow_changed) and not resume:
+    if (a.retry_errors or a.fresh_checkpoints or a.allow_changed) and not a.resume:
         raise fail("--retry-errors, --fresh-checkpoints and --allow-changed continue a run: pass --resume too")
-    if executor not in EXECUTORS:
-        raise fail(f"unknown --executor {executor!r}; choose one of {', '.join(EXECUTORS)}")
-    if (ray_address is not None or actors is not None) and executor != "ray":
+    if a.executor not in EXECUTORS:
+        raise fail(f"unknown --executor {a.executor!r}; choose one of {', '.join(EXECUTORS)}")
+    if (a.ray_address is not None or a.actors is not None) and a.executor != "ray":
         raise fail("--ray-address and --actors place samples on Ray actors: pass --executor ray too")
-    if actors is not None and actors < 1:
+    if a.actors is not None and a.actors < 1:
         raise fail("--actors must be ≥ 1")
-    fields = FieldMap(id_field, question_field, answer_field, options_field, cop_base, _id_from(id_from))
-    options = RunOptions(limit, resume, concurrency, offset=offset, shard=_shard(shard), fields=fields,
-                         retry_errors=retry_errors, fresh_checkpoints=fresh_checkpoints, encoding=encoding,
-                         checkpoints=checkpoints, executor=executor, ray_address=ray_address, actors=actors,
-                         allow_changed=allow_changed, exclude_overlap=tuple(exclude_overlap or ()))
+    try:
+        price = find_price(settings.model if settings.llm_configured else None, settings.base_url,
+                           a.price_input, a.price_output)
+        meter = Meter(price, Caps(a.max_cost, a.max_tokens), settings, a.concurrency)
+    except PriceError as exc:
+        raise fail(str(exc)) from exc
+    fields = FieldMap(a.id_field, a.question_field, a.answer_field, a.options_field, a.cop_base, _id_from(a.id_from))
+    options = RunOptions(a.limit, a.resume, a.concurrency, offset=a.offset, shard=_shard(a.shard), fields=fields,
+                         retry_errors=a.retry_errors, fresh_checkpoints=a.fresh_checkpoints, encoding=a.encoding,
+                         checkpoints=a.checkpoints, executor=a.executor, ray_address=a.ray_address, actors=a.actors,
+                         allow_changed=a.allow_changed, exclude_overlap=tuple(a.exclude_overlap or ()), meter=meter)
     with ExitStack() as held:
         try:  # everything that can refuse the run, before the KG loads or an LLM call is paid for
-            plan = prepare(input, out_dir, options, held)
+            plan = prepare(a.input, out_dir, options, held)
         except InputError as exc:
             raise fail(str(exc)) from exc
         if plan.duplicates:
@@ -308,15 +364,17 @@ def run(
             err.print(f"[yellow]Note[/]: results.jsonl held {len(plan.duplicates)} id(s) more than once "
                       f"({escape(shown)}); kept one row each.", highlight=False)
         excluded = plan.done.get("excluded", 0)
-        if exclude_overlap:
+        if a.exclude_overlap:
             err.print(f"Overlap check: {excluded} record(s) excluded as copies of "
-                      f"{escape(', '.join(exclude_overlap))} (status excluded, never sent to an LLM)", highlight=False)
+                      f"{escape(', '.join(a.exclude_overlap))} (status excluded, never sent to an LLM)", highlight=False)
         if plan.set_aside:
             err.print(f"Checkpoints set aside as {escape(str(plan.set_aside))}; unfinished samples start from scratch.",
                       highlight=False)
-        if resume:
+        if a.resume:
             err.print(f"Resuming {escape(str(out_dir))}: {sum(plan.done.values())} of {len(plan.jobs)} samples "
                       f"already done, {len(plan.pending)} to go", highlight=False)
+            meter.resume_from(read_rows(out_dir / RESULTS) if (out_dir / RESULTS).exists() else [],
+                              _recorded(out_dir / SUMMARY).get("spent"))
         if plan.lost:
             _warn_lost_checkpoints(plan)
         if plan.pending:
@@ -330,13 +388,19 @@ def run(
                 err.print(f"Mode: [bold]LLM[/] ({escape(settings.model)} at {escape(endpoint(settings.base_url))})",
                           highlight=False)
                 _print_structured_output(settings)
+                err.print(f"Price: {escape(price.describe())}", highlight=False)
             else:
                 err.print("Mode: [bold]KG-only[/] (" + ("--offline" if settings.offline else "no LLM configured: pass --model") + ")")
-        stopped = None
-        with RunProgress(len(plan.jobs), dict(plan.done)) as progress:
+        stopped = projection = None
+        with RunProgress(len(plan.jobs), dict(plan.done), meter=meter) as progress:
             options.on_result = progress
             try:
-                summary = asyncio.run(execute(plan, out_dir, settings, options))
+                if pilot is None:
+                    summary = asyncio.run(execute(plan, out_dir, settings, options))
+                else:
+                    projection = asyncio.run(run_pilot(plan, out_dir, settings, options, meter, pilot.size,
+                                                       lambda found: _pilot_line(found, progress)))
+                    summary = _recorded(out_dir / SUMMARY)
             except KeyboardInterrupt:
                 summary, exit_code = None, 130
             except Terminated:
@@ -356,7 +420,44 @@ def run(
                   f"(kept in {escape(str(out_dir / 'results.jsonl'))}; summary in {escape(str(out_dir / 'summary.json'))}). "
                   "Continue with the same command plus --resume.", highlight=False)
         raise typer.Exit(exit_code)
-    print_summary(summary, out_dir)
+    if pilot is None:
+        print_summary(summary, out_dir)
+    elif projection is not None:
+        found = projection.as_json()
+        where = write_estimate(out_dir, projection, {"price_note": price.describe()})
+        out.print(estimate_table(found))
+        out.print(f"Price: {price.describe()}\nPilot samples kept in {out_dir / RESULTS}; run the rest with: "
+                  f"run {a.input} --out {out_dir} --resume (and the same options)\nEstimate: {where}",
+                  markup=False, highlight=False)
+        if pilot.as_json:
+            print(json.dumps(found))
+    if meter.reached:
+        spent = meter.so_far(0)
+        err.print(f"[bold yellow]Budget reached[/]: {spent['tokens']:,} tokens"
+                  + (f" (${spent['cost_usd']:,.4f})" if spent["cost_usd"] is not None else "")
+                  + f" spent; no more samples were started. Go on with a higher cap: the same command plus --resume "
+                  "and a higher --max-cost/--max-tokens (what was spent keeps counting).", highlight=False)
+        raise typer.Exit(EXIT_BUDGET)
+
+
+app.command("estimate")(_with_run_options(estimate))
+EXIT_BUDGET = 3
+
+
+def _recorded(path: Path) -> dict:
+    """A summary.json as written, or {} when there is none (yet) or it cannot be read."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _pilot_line(found, progress) -> None:
+    """One line per pilot batch: its size and the tokens' projection so far."""
+    tokens = found.tokens
+    progress.console.print(f"Pilot of {found.pilot}: {tokens.point:,.0f} tokens projected for {found.records:,} records "
+                           f"(90% range {tokens.low:,.0f} – {tokens.high:,.0f}, ±{100 * tokens.relative_half_width:.0f}%)",
+                           highlight=False, markup=False)
 
 
 EXIT_STOPPED = 1

@@ -22,6 +22,11 @@ def default_kg_dir() -> Path:
     return platformdirs.user_cache_path("medreason-agent") / "kg" / "hpo"
 
 
+def default_vector_cache() -> Path:
+    """Where the transformer's vectors of looked-up texts are kept across runs (graphs.embedding.VectorCache)."""
+    return platformdirs.user_cache_path("medreason-agent") / "vectors"
+
+
 def default_primekg_dir() -> Path:
     """Where ``kg download primekg`` puts PrimeKG by default: next to the HPO graph."""
     return platformdirs.user_cache_path("medreason-agent") / "kg" / "primekg"
@@ -33,6 +38,8 @@ class Settings(BaseSettings):
     kg_dir: Path = Field(default_factory=default_kg_dir)
     embedding_model: str = DEFAULT_MODEL
     chroma_url: str | None = None
+    # the transformer's vectors of looked-up texts, kept across runs (one file per model); None: this process only
+    vector_cache: Path | None = Field(default_factory=default_vector_cache)
 
     # LLM endpoint; none configured means KG-only
     offline: bool = False

@@ -15,6 +15,7 @@ from rich.table import Table
 
 if TYPE_CHECKING:  # the replay module loads LangGraph: not for every command's start
     from agent.inspection.replay import Step
+    from agent.runs.cost import Meter
 
 err = Console(stderr=True, soft_wrap=True, emoji=False)
 out = Console(emoji=False)  # data (ids, names, reasons) is printed as text: escaped, never markup or :emoji:
@@ -54,18 +55,19 @@ class RunProgress:
     """
 
     def __init__(self, total: int, done: dict[str, int] | None = None, console: Console = err,
-                 interval: float = 30.0) -> None:
+                 interval: float = 30.0, meter: Meter | None = None) -> None:
         from rich.progress import TaskProgressColumn
 
-        self.console, self.total, self.interval = console, total, interval
+        self.console, self.total, self.interval, self.meter = console, total, interval, meter
         self.counts = {**dict.fromkeys(("accepted", "rejected", "error"), 0), **(done or {})}
         self.bar = Progress(
             TextColumn("Samples"), BarColumn(), MofNCompleteColumn(), TaskProgressColumn(),
             TextColumn("[green]✓ {task.fields[accepted]}[/] [yellow]✗ {task.fields[rejected]}[/] [red]! {task.fields[error]}[/]"),
             TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-            console=console, transient=False,
+            TextColumn("{task.fields[spend]}"), console=console, transient=False,
         ) if console.is_terminal else None
-        self.task = self.bar.add_task("run", total=total, completed=sum(self.counts.values()), rate="", **self.counts) if self.bar else None
+        self.task = self.bar.add_task("run", total=total, completed=sum(self.counts.values()), rate="", spend="",
+                                      **self.counts) if self.bar else None
         self._started, self._new = None, 0
         self._stop = threading.Event()
         self._ticker: threading.Thread | None = None
@@ -92,7 +94,7 @@ class RunProgress:
         self.counts[row["status"]] = self.counts.get(row["status"], 0) + 1
         self._new += 1
         if self.bar:
-            self.bar.update(self.task, advance=1, rate=f"{self._rate():,.1f}/min", **self.counts)
+            self.bar.update(self.task, advance=1, rate=f"{self._rate():,.1f}/min", spend=self._spend(), **self.counts)
 
     def _rate(self) -> float:
         """Samples per minute finished in this session."""
@@ -110,9 +112,25 @@ class RunProgress:
         seconds = round(60 * left / rate) if rate > 0 else None
         eta = f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds is not None else "unknown"
         share = f" ({100 * done / self.total:.0f}%)" if self.total else ""
+        spend = self._spend()
         return (f"Samples {done}/{self.total}{share}: {self.counts['accepted']} accepted, "
                 f"{self.counts['rejected']} rejected, {self.counts['error']} errors; "
-                f"{rate:,.1f}/min, ETA {eta}")
+                f"{rate:,.1f}/min, ETA {eta}" + (f"; {spend}" if spend else ""))
+
+    def _spend(self) -> str:
+        """Tokens and cost so far, and the projection for the records left (``cost.Meter``)."""
+        if self.meter is None:
+            return ""
+        spent = self.meter.so_far(self.total - sum(self.counts.values()))
+        text = f"{spent['tokens']:,} tokens{_usd(spent['cost_usd'])} so far"
+        rest = spent.get("rest")
+        if rest and rest["records"]:
+            text += f", ~{rest['tokens']['point']:,.0f}{_usd(rest['cost_usd'])} for the rest"
+        return text
+
+
+def _usd(cost: float | None) -> str:
+    return f" (${cost:,.4f})" if cost else ""
 
 
 def timeline_table(steps: list[Step], title: str) -> Table:
@@ -142,6 +160,7 @@ def print_summary(summary: dict, out_dir: Path) -> None:
         ("mean attempts", f"{summary['mean_attempts']:.2f}"),
         ("LLM calls", f"{usage.get('llm_calls', 0):,}"),
         ("tokens in / out", f"{usage.get('input_tokens', 0):,} / {usage.get('output_tokens', 0):,}"),
+        *spend_rows(summary),
         *grounding_rows(summary.get("grounding")),
         *relevance_rows(summary.get("relevance")),
         ("wall time", f"{summary['wall_time_s']:.1f} s"),
@@ -231,3 +250,43 @@ def print_overlap_report(summary: dict, report: Path) -> None:
         f"Report: {report}",
     ):
         out.print(line, highlight=False, markup=False)
+
+
+def spend_rows(summary: dict) -> list[tuple[str, str]]:
+    """The report's lines on what the run spent (every session) and its budget."""
+    spent, budget = summary.get("spent"), summary.get("budget")
+    if not spent:
+        return []
+    rows = [("tokens spent, every session", f"{spent['tokens']:,}")]
+    if spent.get("cost_usd") is not None:
+        rows.append(("cost, every session", f"${spent['cost_usd']:,.4f}"))
+    if budget:
+        caps = " and ".join(c for c in (f"${budget['max_cost_usd']:,}" if budget["max_cost_usd"] is not None else "",
+                                        f"{budget['max_tokens']:,} tokens" if budget["max_tokens"] is not None else "") if c)
+        rows.append(("budget", f"{caps}: {'reached' if budget['reached'] else 'not reached'}"))
+    return rows
+
+
+def estimate_table(found: dict) -> Table:
+    """``estimate``'s projection of the whole input: each measure with its 90% range."""
+    table = Table(title=f"Projection for {found['records']:,} records from a pilot of {found['pilot']:,} "
+                        f"(90% range)", title_justify="left")
+    for column, justify in (("measure", "left"), ("estimate", "right"), ("range", "right")):
+        table.add_column(column, justify=justify)
+
+    def add(name: str, key: str, shown) -> None:
+        if found.get(key) is None:
+            table.add_row(name, "unknown", "")
+            return
+        table.add_row(name, shown(found[key]), f"{shown(found[key + '_low'])} – {shown(found[key + '_high'])}")
+
+    count = lambda v: f"{v:,.0f}"  # noqa: E731
+    add("LLM calls", "llm_calls", count)
+    add("input tokens", "input_tokens", count)
+    add("output tokens", "output_tokens", count)
+    add("tokens", "tokens", count)
+    add(f"wall time at concurrency {found['concurrency']}", "wall_time_s", lambda v: f"{v / 60:,.1f} min")
+    add("accepted share", "accepted_share", lambda v: f"{v:.0%}")
+    add("cost", "cost_usd", lambda v: f"${v:,.4f}")
+    add("cost per accepted sample", "cost_per_accepted_usd", lambda v: f"${v:,.5f}")
+    return table

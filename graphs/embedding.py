@@ -18,11 +18,23 @@ Two encoders share one model:
   "splenomegaly", and the labels' mean vector is subtracted (it is shared by all texts).
   Static vectors only preselect: the transformer ranks the few nearest
   (graphs.entity_index). bench/entity_lookup.py measures the recall of each stage.
+
+A text's transformer vector is the same bit for bit whatever else is encoded with it, and on
+any machine: the model runs in float64 and its vectors are rounded to float32. In float32,
+the padding of a pass and the number of texts in it change the last bits of a vector (the
+kernels sum in blocks that depend on the shapes: up to 2.4e-7 here, enough to reorder two
+near-equal candidates or change a score's fourth decimal, so which samples happened to share
+a pass changed rows); float64's error (1e-16) almost never reaches float32's last bit. It
+costs about 1.5 times the CPU of a float32 pass, once per text: a vector can be kept and reused
+without changing any result, in memory for the process and on disk across runs
+(:class:`VectorCache`, keyed by the model and the text).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
+import sqlite3
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -61,11 +73,21 @@ class Embedder:
     # position, on a loaded 2-core machine), so texts are grouped by length (_length_groups).
     PASS_COST_POSITIONS = 32
 
-    def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 256) -> None:
+    def __init__(self, model: str = DEFAULT_MODEL, batch_size: int = 256, cache_dir: Path | None = None) -> None:
+        """``cache_dir``: where the vectors of query-time texts are kept across runs (one
+        file per model, :class:`VectorCache`); None keeps them for this process only."""
         self.model_name = model
         self.batch_size = batch_size
         self._cache: Recent[str, np.ndarray] = Recent(self.CACHE_SIZE)
         self._batcher = _Coalescer(self._encode)
+        self.cache_dir = cache_dir
+
+    @cached_property
+    def disk(self) -> VectorCache | None:
+        """The vectors this model gave texts in earlier runs, on disk (None: not kept)."""
+        if self.cache_dir is None:
+            return None
+        return VectorCache(self.cache_dir, model_key(self.model_name), self.dimension)
 
     @cached_property
     def _model(self):
@@ -81,12 +103,13 @@ class Embedder:
         # 2-core machine). Bulk work (token_vectors) widens the pool while it runs.
         torch.set_num_threads(1)
         try:
-            return SentenceTransformer(model_location(self.model_name), device="cpu", local_files_only=True)
+            model = SentenceTransformer(model_location(self.model_name), device="cpu", local_files_only=True)
         except OSError as exc:
             raise EmbeddingModelError(
                 f"embedding model {self.model_name!r} is not available locally ({exc}); "
                 "give a local path or a model already in the Hugging Face cache"
             ) from exc
+        return model.double()  # vectors that do not depend on the pass (module doc)
 
     @cached_property
     def tokenizer(self):
@@ -114,10 +137,17 @@ class Embedder:
             return self._encode(texts)
         found = self._cache.found(texts)
         missing = [t for t in dict.fromkeys(texts) if t not in found]
+        if missing and self.disk is not None:
+            kept = self.disk.found(missing)
+            found.update(kept)
+            self._cache.keep(kept)
+            missing = [t for t in missing if t not in kept]
         if missing:
             encoded = dict(zip(missing, self._batcher.run(missing)))
             found.update(encoded)
             self._cache.keep(encoded)
+            if self.disk is not None:
+                self.disk.keep(encoded)
         return np.stack([found[t] for t in texts])
 
     def _encode(self, texts: list[str]) -> np.ndarray:
@@ -158,8 +188,70 @@ class Embedder:
                     [torch.full_like(chunk, tokenizer.cls_token_id), chunk, torch.full_like(chunk, tokenizer.sep_token_id)], 1
                 )
                 hidden = model(input_ids=inputs, attention_mask=torch.ones_like(inputs)).last_hidden_state
-                out[start : start + len(chunk)] = hidden.mean(1).numpy()
+                out[start : start + len(chunk)] = hidden.mean(1).float().numpy()
         return out
+
+
+# What the vectors of :class:`Embedder` are, besides the model: a change to how a text is
+# encoded (pooling, passes) is a change of this number, so vectors kept before are not reused.
+ENCODING = 1
+
+
+def model_key(model: str) -> str:
+    """A name for ``model``'s vectors: its name, the encoding, and each of its files (name,
+    size and, for the small ones such as the configuration, content), so another model, or
+    the same name installed with other weights, keeps its vectors apart."""
+    digest = hashlib.sha256(f"{model}\0{ENCODING}".encode())
+    location = Path(model_location(model))
+    if location.is_dir():
+        for path in sorted(p for p in location.rglob("*") if p.is_file()):
+            size = path.stat().st_size
+            digest.update(f"\0{path.relative_to(location)}\0{size}".encode())
+            if size < 1 << 20:
+                digest.update(path.read_bytes())
+    return digest.hexdigest()[:24]
+
+
+class VectorCache:
+    """The vectors one model gave texts, kept on disk across runs and processes: a SQLite file
+    per model (``<directory>/<model key>.sqlite``, see :func:`model_key`), text to float32
+    bytes. A text's vector does not depend on when or beside what it was encoded
+    (:class:`Embedder`), so a kept vector is exactly the one a new pass would give. Processes
+    share a file (SQLite's locking); a row of the wrong size, from a damaged file, is
+    encoded again, never used."""
+
+    def __init__(self, directory: Path, key: str, dimension: int) -> None:
+        self.path = directory / f"{key}.sqlite"
+        self.dimension = dimension
+        directory.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # a vector lost in a crash is encoded again
+        self._db.execute("CREATE TABLE IF NOT EXISTS vectors (text TEXT PRIMARY KEY, vector BLOB NOT NULL)")
+
+    def __len__(self) -> int:
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
+
+    def found(self, texts: list[str]) -> dict[str, np.ndarray]:
+        """The kept vectors of those of ``texts`` that have one."""
+        size = self.dimension * 4
+        found: dict[str, np.ndarray] = {}
+        with self._lock:
+            for start in range(0, len(texts), 500):  # SQLite's limit on parameters
+                chunk = texts[start : start + 500]
+                rows = self._db.execute(f"SELECT text, vector FROM vectors WHERE text IN ({','.join('?' * len(chunk))})",
+                                        chunk).fetchall()
+                found.update((text, np.frombuffer(blob, dtype=np.float32)) for text, blob in rows if len(blob) == size)
+        return found
+
+    def keep(self, vectors: dict[str, np.ndarray]) -> None:
+        rows = [(text, np.asarray(v, dtype=np.float32).tobytes()) for text, v in vectors.items()]
+        with self._lock:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?)", rows)
+            self._db.execute("COMMIT")
 
 
 def _length_groups(lengths: list[int], pass_cost: int, most: int) -> list[list[int]]:
@@ -300,6 +392,10 @@ class StaticEncoder:
         encoder = cls(embedder, rows, vectors, weights, np.zeros(vectors.shape[1], np.float32))
         encoder.centre = encoder._pool(tokenized, encoder.table, normalise=False).mean(axis=0)
         return encoder, encoder._pool(tokenized, encoder.table)
+
+    def save(self, path: Path) -> None:
+        with open(path, "wb") as out:
+            np.savez(out, rows=self.rows, token_vectors=self.vectors, weights=self.weights, centre=self.centre)
 
     def encode(self, texts: list[str]) -> np.ndarray:
         tokenized = _token_ids(self.embedder, texts)

@@ -1,15 +1,22 @@
-"""The entity index: every node name and synonym as a vector in a Chroma collection.
+"""The entity index: every node name and synonym as a vector, stored in a Chroma collection
+and searched exactly in the process.
 
-Chroma is the store, in one of two places reached by the same code: embedded (chromadb's
-``PersistentClient`` in ``KG_DIR/index/chroma``), or a Chroma server (``--chroma-url``) that
-many machines share. Beside it, ``KG_DIR/index/encoder.npz`` holds the static token encoder
-(graphs.embedding.StaticEncoder) that made the vectors and encodes queries.
+Built in one pass, as the data flows: the graph's names (``labels_of``), their static vectors
+(graphs.embedding.StaticEncoder, distilled from the names), the store. Chroma is the store, in
+one of two places reached by the same code: embedded (chromadb's ``PersistentClient`` in
+``KG_DIR/index/chroma``), or a Chroma server (``--chroma-url``) that many machines and other
+tools share. Beside it, ``KG_DIR/index/encoder.npz`` holds the static token encoder that made
+the vectors and encodes queries; opening an index encodes the names again with it (a second
+for HPO's 59,313), which gives the stored vectors bit for bit.
 
 A query first takes the labels that equal it once normalised (score 1.0: no vector query is
-needed to know them), then the nearest labels by the static vectors (Chroma's HNSW index),
-of which the transformer ranks the ``RERANK`` nearest. Filtering by node type does not use
-Chroma's ``where=`` (a metadata-filtered query took 40 ms, twenty single queries' worth): the
-nearest labels are over-fetched and filtered here, fetching more only when a rare type needs it.
+needed to know them), then the nearest labels by the static vectors, of which the transformer
+ranks the ``RERANK`` nearest. The nearest are found exactly (every name scored, one matrix
+product; ties go to the earlier name), not by Chroma's HNSW index: an HNSW graph depends on
+the order and threads of its insertions, so two builds of the same graph disagreed on 20% of
+the 12-nearest lists and gave different rows for 6 of 200 MedQA records; exact search gives
+every build on every machine the same answer (see docs/architecture.md). Filtering by node
+type is a mask over the same scores.
 
 Opening a KG never writes to it (it may sit on read-only storage), but chromadb writes to its
 catalogue (``chroma.sqlite3``) whenever it opens one. So an embedded index is opened from a
@@ -26,8 +33,9 @@ import shutil
 import tempfile
 import zipfile
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -41,7 +49,10 @@ ENCODER = "encoder.npz"
 EMBEDDED = "chroma"  # the embedded Chroma store, under KG_DIR/index/
 CATALOGUE = "chroma.sqlite3"
 RERANK = 12  # static neighbours the transformer ranks (10 and 30 gave the same recall@1)
-OVERFETCH = 8  # a type-filtered query fetches this many times the labels it needs, then more if short
+# Names taken from the float32 scores beyond those wanted, then scored again in float64: which
+# names are nearest then never depends on how a BLAS kernel summed (the matrix product's last
+# bits vary with the number of queries and the machine).
+RESCORED = 16
 WRITE_BATCH = 4096
 
 
@@ -131,17 +142,29 @@ class EntityIndex:
 
     # Lookups kept, most recently used first: a dataset run looks the same answers and
     # findings up sample after sample ("Metformin", "Fever"), and a text that names no node
-    # costs a static encoding and a Chroma query each time (its transformer vectors are
-    # cached by the embedder).
+    # costs a static encoding and a search each time (its transformer vectors are cached by
+    # the embedder).
     RESULTS_KEPT = 20_000
 
-    def __init__(self, kg: KnowledgeGraph, embedder: Embedder, encoder: StaticEncoder, collection, store: ChromaStore) -> None:
-        self.kg, self.embedder, self.encoder, self.collection, self.store = kg, embedder, encoder, collection, store
-        self.node_ids, self.labels = labels_of(kg)
+    def __init__(self, kg: KnowledgeGraph, names: tuple[list[str], list[str]], encoder: StaticEncoder,
+                 vectors: np.ndarray, collection, store: ChromaStore) -> None:
+        """``names``: (node id, label) of every entry (``labels_of``); ``vectors``: their static
+        vectors, searched here; ``collection``: where ``store`` holds the same vectors."""
+        self.kg, self.encoder, self.collection, self.store = kg, encoder, collection, store
+        self.embedder = encoder.embedder
+        self.node_ids, self.labels = names
+        # (dimension, names), each dimension's scores contiguous: a few queries times this
+        # matrix took 14 ms of CPU against 25 ms for the names' rows transposed (HPO, load 11)
+        self._columns = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32).T)
         self._results: Recent[tuple[str, int, str | None], list[Candidate]] = Recent(self.RESULTS_KEPT)
 
     def __len__(self) -> int:
         return len(self.labels)
+
+    @property
+    def vectors(self) -> np.ndarray:
+        """The static vector of every entry, one row each (a view)."""
+        return self._columns.T
 
     # -- building and opening -----------------------------------------------------------
     @classmethod
@@ -149,19 +172,21 @@ class EntityIndex:
         cls, kg: KnowledgeGraph, embedder: Embedder, directory: Path, name: str, url: str | None = None,
         progress: Callable[[int, int], None] | None = None,
     ) -> EntityIndex:
-        """Encode every label of ``kg`` with static token vectors, write the encoder into
-        ``directory`` and the vectors into collection ``name`` (embedded, or at ``url``)."""
-        report = progress or (lambda done, total: None)
-        _, labels = labels_of(kg)
-        encoder, vectors = StaticEncoder.distill(embedder, labels)
+        """Graph, names, vectors, store: the labels of ``kg`` encoded with static token vectors
+        distilled from them, the encoder written into ``directory`` and the vectors into
+        collection ``name`` (embedded, or at ``url``)."""
+        names = labels_of(kg)
+        encoder, vectors = StaticEncoder.distill(embedder, names[1])
         shutil.rmtree(directory, ignore_errors=True)  # also an older format's files
         directory.mkdir(parents=True)
-        client = ChromaStore(directory, url).client(new=True)
-        _write(client, name, embedder.model_name, vectors, report)
-        client.close()  # its files complete, and no handle left on them should they be rebuilt
-        with open(directory / ENCODER, "wb") as out:
-            np.savez(out, rows=encoder.rows, token_vectors=encoder.vectors, weights=encoder.weights, centre=encoder.centre)
-        return cls.open(kg, embedder, directory, name, len(labels), url)  # searched as every later process does
+        store = ChromaStore(directory, url)
+        client = store.client(new=True)
+        collection = _write(client, name, embedder.model_name, vectors, progress or (lambda done, total: None))
+        if not url:  # embedded: its files complete, and no handle left on them should they be rebuilt
+            client.close()
+            collection = None
+        encoder.save(directory / ENCODER)
+        return cls(kg, names, encoder, vectors, collection, store)
 
     @classmethod
     def open(
@@ -170,29 +195,24 @@ class EntityIndex:
     ) -> EntityIndex:
         """Open the index (never writing to ``directory``). Raises IndexFileError when the
         local files are missing or do not fit (a rebuild mends them), IndexStoreError when the
-        Chroma store cannot be used. A server that lacks the collection is given it, written
-        from the encoder (``progress`` counts the labels written)."""
-        try:
-            with np.load(directory / ENCODER) as saved:
-                encoder = StaticEncoder(embedder, saved["rows"], saved["token_vectors"], saved["weights"], saved["centre"])
-        except FileNotFoundError as exc:
-            raise IndexFileError(f"the entity index is missing ({Path(exc.filename).name})") from exc
-        except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
-            raise IndexFileError(f"the entity index in {directory} is truncated or corrupt ({exc})") from exc
+        Chroma store cannot be used. A server that lacks the collection is given it
+        (``progress`` counts the labels written)."""
+        encoder = _load_encoder(embedder, directory)
+        names = labels_of(kg)
+        vectors = encoder.encode(names[1])
         from chromadb.errors import NotFoundError
 
         store = ChromaStore(directory, url)
         client = store.client(new=False)
         if url and _unwritten(client, name):
-            _, labels = labels_of(kg)
-            collection = _write(client, name, embedder.model_name, encoder.encode(labels), progress or (lambda d, t: None))
+            collection = _write(client, name, embedder.model_name, vectors, progress or (lambda d, t: None))
         else:
             try:
                 collection = client.get_collection(name)
             except NotFoundError as exc:
                 raise IndexFileError(f"the entity index in {store.directory} has no collection {name}") from exc
         _check(collection, store, embedder.model_name, entries)
-        return cls(kg, embedder, encoder, collection, store)
+        return cls(kg, names, encoder, vectors, collection, store)
 
     # -- searching ----------------------------------------------------------------------
     def search(self, texts: list[str], k: int = 5, type: str | None = None) -> list[list[Candidate]]:
@@ -222,7 +242,7 @@ class EntityIndex:
         if not wanted or not len(self):
             return [list(best.values())[:k] for best in found]
         queries = self.encoder.encode([texts[i] for i in wanted])
-        nearest = dict(zip(wanted, self._nearest(queries, max(2 * k, RERANK), type)))
+        nearest = dict(zip(wanted, self.nearest(queries, max(2 * k, RERANK), type)))
         # Meaning decides the top result of a text with no exact match: the transformer ranks
         # the nearest labels of all such texts in one call (one pass, or a few by length,
         # instead of one per text).
@@ -250,11 +270,11 @@ class EntityIndex:
         position = {t: i for i, t in enumerate(unique)}
         if not unique:
             return []
-        vectors = self.embedder.encode(unique)
+        vectors = self.embedder.encode(unique).astype(np.float64)  # products exact, sums to 1e-16
         scores = []
         for group in texts:
             rows = vectors[[position[t] for t in group]]
-            scores.append(rows[1:] @ rows[0])
+            scores.append((rows[1:] * rows[0]).sum(axis=1))
         return scores
 
     def _exact(self, text: str, type: str | None) -> list[Candidate]:
@@ -262,42 +282,61 @@ class EntityIndex:
         nodes = [self.kg.node(n) for n in ids]
         return [Candidate(n.id, n.name, n.type, text, 1.0) for n in nodes if type is None or n.type == type]
 
-    def _nearest(self, queries: np.ndarray, n: int, type: str | None) -> list[list[tuple[int, float]]]:
-        """(label entry, cosine) of the ``n`` labels nearest each query (of ``type``), best first."""
-        fetch = n if type is None else n * OVERFETCH
-        available = len(self) if type is None else self._entries_of_type.get(type, 0)
-        while True:
-            fetch = min(fetch, len(self))
-            result = self._query(queries, fetch)
-            nearest = [[(int(e), 1.0 - d) for e, d in zip(ids, distances)
-                        if type is None or self._types[int(e)] == type][:n]
-                       for ids, distances in zip(result["ids"], result["distances"])]
-            if fetch >= len(self) or all(len(found) >= min(n, available) for found in nearest):
-                return nearest
-            fetch *= OVERFETCH
-
-    def _query(self, queries: np.ndarray, n: int) -> dict:
-        """Chroma's ``n`` nearest labels of each query. A store that fails the query (a Chroma
-        server gone mid-run answers with httpx's ConnectError, a damaged store with a
-        ChromaError) is an ``IndexStoreError`` naming it, which callers can tell from a bug."""
-        import httpx
-        from chromadb.errors import ChromaError
-
-        try:
-            return self.collection.query(query_embeddings=queries, n_results=n, include=["distances"])
-        except (ChromaError, httpx.HTTPError) as exc:
-            raise IndexStoreError(f"{self.store} failed a query ({type(exc).__name__}: {exc})") from exc
-
-    @cached_property
-    def _types(self) -> list[str]:
-        return [self.kg.node(node_id).type for node_id in self.node_ids]
+    def nearest(self, queries: np.ndarray, n: int, type: str | None = None) -> list[list[tuple[int, float]]]:
+        """(label entry, cosine) of the ``n`` labels nearest each query (of ``type``), best
+        first, equal cosines in entry order: every label scored (one float32 matrix product),
+        the best ``n + RESCORED`` of each query scored again in float64, so the answer is the
+        same whatever else was asked at once and on any machine."""
+        entries = self._entries_of_type.get(type, np.zeros(0, np.int64)) if type is not None else None
+        with _one_blas_thread():
+            scores = queries.astype(np.float32) @ self._columns
+        if entries is not None:
+            scores = scores[:, entries]
+        take = min(n + RESCORED, scores.shape[1])
+        out = []
+        for query, row in zip(queries.astype(np.float64), scores):
+            if not take:
+                out.append([])
+                continue
+            best = np.argpartition(-row, take - 1)[:take] if take < len(row) else np.arange(len(row))
+            if entries is not None:
+                best = entries[best]
+            rows = np.ascontiguousarray(self._columns[:, best].T, dtype=np.float64)
+            exact = (rows * query).sum(axis=1)
+            order = np.lexsort((best, -exact))[:n]
+            out.append([(int(best[i]), float(exact[i])) for i in order])
+        return out
 
     @cached_property
-    def _entries_of_type(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for t in self._types:
-            counts[t] = counts.get(t, 0) + 1
-        return counts
+    def _entries_of_type(self) -> dict[str, np.ndarray]:
+        types = np.array([self.kg.node(node_id).type for node_id in self.node_ids], dtype=object)
+        return {t: np.flatnonzero(types == t) for t in dict.fromkeys(types.tolist())}
+
+
+def _load_encoder(embedder: Embedder, directory: Path) -> StaticEncoder:
+    try:
+        with np.load(directory / ENCODER) as saved:
+            return StaticEncoder(embedder, saved["rows"], saved["token_vectors"], saved["weights"], saved["centre"])
+    except FileNotFoundError as exc:
+        raise IndexFileError(f"the entity index is missing ({Path(exc.filename).name})") from exc
+    except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
+        raise IndexFileError(f"the entity index in {directory} is truncated or corrupt ({exc})") from exc
+
+
+@contextmanager
+def _one_blas_thread():
+    """One BLAS thread for a search's product: a few queries against the names are done in a
+    few milliseconds, and a second thread would spin on the other core, which the samples
+    running beside this one need."""
+    with _blas().limit(limits=1, user_api="blas"):
+        yield
+
+
+@lru_cache(maxsize=1)
+def _blas():
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 def _write(client, name: str, model: str, vectors: np.ndarray, report: Callable[[int, int], None]):

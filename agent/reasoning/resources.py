@@ -4,7 +4,8 @@ LangGraph's runtime context is the plain ``Settings`` (strings and numbers, so t
 server can build it from JSON and a Ray actor can receive it); every node turns it into an
 ``AgentContext`` here. Opening a KG or an embedding model takes seconds and much memory, so
 each is opened once per process and kept, keyed by the settings that decide it: the KG by
-``kg_dir``, ``embedding_model`` and ``chroma_url``, the embedder by its model name, the chat
+``kg_dir``, ``embedding_model``, ``chroma_url`` and ``vector_cache``, the embedder by its model
+name and vector cache, the chat
 model by its endpoint settings. The CLI, chat, replay forks, benches, tests, Ray actors and
 the LangGraph server all come through here, so a fork with ``settings.model=X`` runs with X.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
+from pathlib import Path
 from typing import Generic, TypeVar
 
 from agent.config import Settings, default_kg_dir
@@ -54,8 +56,10 @@ _EMBEDDERS: _Opened[Embedder] = _Opened(2)
 _LLMS: _Opened[LLM | None] = _Opened(8)
 
 
-def embedder(model_name: str) -> Embedder:
-    return _EMBEDDERS.get(model_name, lambda: Embedder(model_name))
+def embedder(model_name: str, vector_cache: Path | None = None) -> Embedder:
+    """The embedder of ``model_name``, keeping its vectors in ``vector_cache`` across runs
+    (None: for this process only)."""
+    return _EMBEDDERS.get((model_name, vector_cache), lambda: Embedder(model_name, cache_dir=vector_cache))
 
 
 def load_kg(settings: Settings, progress: Progress | None = None) -> LoadedKG:
@@ -70,10 +74,10 @@ def load_kg(settings: Settings, progress: Progress | None = None) -> LoadedKG:
         )
 
     def open_() -> LoadedKG:
-        return open_kg(kg_dir, embedder(settings.embedding_model), progress or Silent(),
+        return open_kg(kg_dir, embedder(settings.embedding_model, settings.vector_cache), progress or Silent(),
                        chroma_url=settings.chroma_url, default_source=Source("hpo") if is_default else None)
 
-    return _KGS.get((kg_dir, settings.embedding_model, settings.chroma_url), open_)
+    return _KGS.get((kg_dir, settings.embedding_model, settings.chroma_url, settings.vector_cache), open_)
 
 
 def load_llm(settings: Settings) -> LLM | None:

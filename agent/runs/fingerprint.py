@@ -38,7 +38,7 @@ PLAIN_THREADS = "plain_thread_ids"  # set on runs adopted from before fingerprin
 # key. Every other setting is recorded, so a setting added later is compared without anyone
 # having to remember it here. Model, endpoint and KG are recorded on their own.
 NOT_RESULT_SETTINGS = frozenset({
-    "kg_dir", "chroma_url", "offline", "model", "base_url", "api_key",
+    "kg_dir", "chroma_url", "vector_cache", "offline", "model", "base_url", "api_key",
     "llm_timeout", "llm_max_retries", "requests_per_second",
 })
 # What a resume or merge compares, as (section, key) pairs of the fingerprint; key None: the whole section.

@@ -39,6 +39,7 @@ from agent.runs import executors
 from agent.reasoning import resources
 from agent.runs import fingerprint as fingerprints
 from agent.runs.checkpoints import CHECKPOINTS, CheckpointStore, CheckpointStoreError, run_store
+from agent.runs.cost import Meter
 from agent.config import Settings
 from agent.runs.executors import ExecutorName
 from agent.runs.fingerprint import PLAIN_THREADS, read_fingerprint, thread_id, write_fingerprint
@@ -81,6 +82,7 @@ class RunOptions:
     actors: int | None = None  # Ray actors; None: one per CPU of the cluster
     checkpoints: str | None = None  # a PostgreSQL URL (--checkpoints); None: the run's own store
     exclude_overlap: tuple[str, ...] = ()  # evaluation sets: records overlapping them get ``excluded`` rows
+    meter: Meter | None = None  # spend, sample times and the budget (agent.runs.cost): asked before each sample starts
 
 
 @dataclass
@@ -398,6 +400,7 @@ async def execute(plan: Plan, run_dir: Path, settings: Settings, options: RunOpt
     started_log = StartedLog(run_dir)
     processed = 0
     interrupted = False
+    meter = options.meter
     terminated = _cancel_on_sigterm()
     try:
         if plan.pending:
@@ -410,12 +413,16 @@ async def execute(plan: Plan, run_dir: Path, settings: Settings, options: RunOpt
                 async def worker(process: SampleProcessor) -> None:
                     nonlocal processed
                     for job in queue:  # one shared iterator: each job goes to one worker (ids are unique)
+                        if meter is not None and not await meter.admit(job.id, job.record):
+                            break  # the budget is reached: start no more samples
                         thread = thread_id(fingerprint, job.id)
                         if job.record is not None:  # durably, before its first step: see started_without_checkpoints
                             started_log.started(job.id, thread)
                         row = await process(job, thread)
                         results.append(row)
                         processed += 1
+                        if meter is not None:
+                            await meter.finished(row)
                         options.on_result(row)
 
                 workers = [asyncio.create_task(worker(process)) for process in slots[: len(plan.pending)]]
@@ -511,6 +518,8 @@ def _summary(run_dir: Path, plan: Plan, settings: Settings, options: RunOptions,
         info["checkpoints"] = str(plan.store)  # never with its password
     if settings.llm_configured:  # what structured output the run used, and what the endpoint was found to honour
         info["structured_output"] = resources.load_llm(settings).report()
+    if options.meter is not None:  # spend of every session, the budget, the projection for what is left
+        info.update(options.meter.report(rows, sum(1 for j in plan.jobs if j.id not in ids)))
     summary = summarise(
         rows, mode, earlier + wall, len(rows), interrupted=interrupted, processed_this_session=processed,
         session_wall_time_s=round(wall, 2),

@@ -23,8 +23,8 @@ def test_a_text_looked_up_again_gets_its_candidates_without_another_query(loaded
     index = loaded.index
     first = index.search(["a cough with blood and night sweats", "tuberculosis"], k=5)
     queries = []
-    query = index.collection.query
-    monkeypatch.setattr(index.collection, "query", lambda **kw: queries.append(kw) or query(**kw))
+    nearest = index.nearest
+    monkeypatch.setattr(index, "nearest", lambda *args: queries.append(args) or nearest(*args))
     again = index.search(["tuberculosis", "a cough with blood and night sweats"], k=5)
     assert again == first[::-1] and queries == []
     again[0].clear()  # the caller's list: what is kept stays whole

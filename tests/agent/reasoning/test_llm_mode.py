@@ -213,21 +213,22 @@ def test_invalid_tool_arguments_go_back_to_the_model(llm_context, brain):
 
 def test_a_tool_the_graph_cannot_answer_goes_back_to_the_model_and_the_sample_goes_on(llm_context, brain, loaded,
                                                                                        monkeypatch):
-    # The entity index's Chroma server goes away while the retry explores: the model's
-    # lookup_entity call fails, the next request carries the tool error, and the sample ends
-    # with a verdict found through shortest_paths, not as an error.
+    # The entity index cannot answer once while the retry explores: the model's lookup_entity
+    # call fails, the next request carries the tool error, and the sample ends with a verdict
+    # found through shortest_paths, not as an error.
+    from graphs.entity_index import IndexStoreError
+
     ctx = llm_context(max_hops=1)
     rec = record("A man coughs up blood (hemoptysis). Which drug?", "rifampin", {"A": "rifampin", "B": "metformin"}, "A")
-    collection, down = loaded.index.collection, []
+    nearest, down = loaded.index.nearest, []
 
-    class GoneOnce:
-        def query(self, **kwargs):
-            if down:
-                down.pop()
-                raise httpx.ConnectError("[Errno 111] Connection refused")
-            return collection.query(**kwargs)
+    def gone_once(*args):
+        if down:
+            down.pop()
+            raise IndexStoreError(f"{loaded.index.store} failed a query (ConnectError: [Errno 111] Connection refused)")
+        return nearest(*args)
 
-    monkeypatch.setattr(loaded.index, "collection", GoneOnce())
+    monkeypatch.setattr(loaded.index, "nearest", gone_once)
 
     def handler(request):
         body = json.loads(request.content)
