@@ -1,4 +1,4 @@
-"""The MedReason Agent command line (also installed as ``medreason``)."""
+"""The MedReason Agent command line (also installed as medreason)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Annotated, Optional
+from typing import Annotated, Optional, get_args
 
 import typer
 from rich.markup import escape
@@ -16,12 +16,20 @@ from rich.table import Table
 
 from agent.config import Settings, default_primekg_dir
 from agent.console import RichProgress, err, grounding_rows, out, outcome_table, print_summary, samples_table
-from agent.runs.records import InputError
+from agent.runs.records import ID_SOURCES, InputError
 from graphs.cache import CacheError
 from graphs.kg_dir import SOURCES, LoadedKG, Source, build_kg
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__)
-kg_app = typer.Typer(no_args_is_help=True, help="Build and inspect knowledge graphs.")
+
+def choices(names) -> str:
+    """The metavar of an option that takes one of ``names``."""
+    return "[" + "|".join(names) + "]"
+
+
+# Plain help (no Rich panels): it wraps at the terminal's width instead of cutting long option
+# names and URLs with "…", and prints the help texts as they are written.
+app = typer.Typer(no_args_is_help=True, add_completion=False, help=__doc__, rich_markup_mode=None)
+kg_app = typer.Typer(no_args_is_help=True, help="Build and inspect knowledge graphs.", rich_markup_mode=None)
 app.add_typer(kg_app, name="kg")
 
 KgDir = Annotated[
@@ -38,7 +46,7 @@ ChromaUrl = Annotated[
 ]
 StructuredOutput = Annotated[
     Optional[str],
-    typer.Option("--structured-output",
+    typer.Option("--structured-output", metavar=choices(get_args(Settings.model_fields["structured_output"].annotation)),
                  help="How structured answers are asked for: json_schema (constrained JSON), tools (a forced tool call), "
                       "text (JSON in the reply), or auto (the first the endpoint honours). [env: MEDREASON_STRUCTURED_OUTPUT]"),
 ]
@@ -49,7 +57,7 @@ MinGrounding = Annotated[
 ]
 IdFrom = Annotated[
     str,
-    typer.Option("--id-from", help="Records without an id of their own are named by file (<file stem>-<line>) or by content (a hash of the normalised question and options: the same question in two files gets one id)."),
+    typer.Option("--id-from", metavar=choices(ID_SOURCES), help="Records without an id of their own are named by file (<file stem>-<line>) or by content (a hash of the normalised question and options: the same question in two files gets one id)."),
 ]
 EXIT_CANNOT_START = 2
 
@@ -101,6 +109,7 @@ def _open(settings: Settings) -> LoadedKG:
     """The KG of ``settings`` through the package's one loader, with progress shown."""
     from agent.reasoning import resources
 
+    err.print(f"Loading the knowledge graph in {escape(str(settings.kg_dir))} …", highlight=False)
     try:
         return resources.load_kg(settings, RichProgress())
     except CacheError as exc:
@@ -109,7 +118,7 @@ def _open(settings: Settings) -> LoadedKG:
 
 @kg_app.command("build")
 def kg_build(
-    source: Annotated[str, typer.Option(help=f"One of: {', '.join(SOURCES)}.")] = "hpo",
+    source: Annotated[str, typer.Option(metavar=choices(SOURCES), help="What to build from.")] = "hpo",
     input: Annotated[Optional[Path], typer.Option("--input", help="Source file (PrimeKG kg.csv, triples TSV/CSV).")] = None,
     kg_dir: KgDir = None,
     chroma_url: ChromaUrl = None,
@@ -231,16 +240,51 @@ def kg_neighbours(
     limit: Annotated[int, typer.Option()] = 20,
 ) -> None:
     """The most specific neighbours of a node (id or exact name)."""
-    from graphs.neighbours import neighbours
+    from graphs.neighbours import UnknownFilter, neighbours
 
     kg = _open(_settings(kg_dir=kg_dir)).kg
     try:
         node_id = kg.resolve(node)
+        found = neighbours(kg, node_id, relation=relation, type=type, limit=limit)
     except KeyError as exc:
-        raise fail(exc.args[0]) from exc
-    for n in neighbours(kg, node_id, relation=relation, type=type, limit=limit):
+        raise fail(f"{exc.args[0]}; find it with: kg search {node}") from exc
+    except UnknownFilter as exc:
+        raise fail(str(exc)) from exc
+    if not found:
+        err.print("No neighbours" + (" by that relation" if relation else "") + (" of that type" if type else "") + ".")
+    for n in found:
         out.print(f"{escape(kg.name(node_id))} {escape(n.arrow)} {escape(n.name)} "
                   f"[dim]({escape(n.type)}, {escape(n.node_id)}, degree {n.degree})[/]", highlight=False)
+
+
+@kg_app.command("search")
+def kg_search(
+    name: Annotated[str, typer.Argument(help="A name as you remember it; misspelt or partial is fine.")],
+    kg_dir: KgDir = None,
+    type: Annotated[Optional[str], typer.Option("--type", help="Only nodes of this type (see kg info).")] = None,
+    limit: Annotated[int, typer.Option(min=1)] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object: the matches.")] = False,
+) -> None:
+    """Nodes whose name or synonym is closest to NAME (fuzzy), best first: their ids and names
+    are what kg path, kg neighbours and replay --set take."""
+    from graphs.name_search import search_names
+
+    kg = _open(_settings(kg_dir=kg_dir)).kg
+    found = search_names(kg, name, limit=limit, type=type)
+    if as_json:
+        print(json.dumps({"matches": [vars(m) for m in found]}, ensure_ascii=False))
+        return
+    if not found:
+        err.print(f"No node named like {escape(name)!r}" + (f" of type {escape(type)!r}" if type else "") + ".",
+                  highlight=False)
+        raise typer.Exit(1)
+    table = Table(title_justify="left")
+    for column in ("score", "name", "type", "id", "matched synonym"):
+        table.add_column(column, justify="right" if column == "score" else "left")
+    for m in found:
+        table.add_row(f"{m.score:.0f}", escape(m.name), escape(m.type), escape(m.node_id),
+                      escape(m.synonym or ""))
+    out.print(table)
 
 
 @app.command("run")
@@ -258,7 +302,7 @@ def run(
     retry_errors: Annotated[bool, typer.Option("--retry-errors", help="With --resume: run samples that failed on the LLM again, from their last checkpoint.")] = False,
     fresh_checkpoints: Annotated[bool, typer.Option("--fresh-checkpoints", help="With --resume: set the checkpoint database aside (kept, renamed) and redo unfinished samples from scratch.")] = False,
     concurrency: Annotated[int, typer.Option(help="Samples in flight at once (with --executor ray: in each actor).")] = 1,
-    executor: Annotated[str, typer.Option("--executor", help="Where samples run: local (this process) or ray (Ray actors; pip install 'medreason-agent[ray]').")] = "local",
+    executor: Annotated[str, typer.Option("--executor", metavar=choices(("local", "ray")), help="Where samples run: local (this process) or ray (Ray actors; needs the ray extra: pip install -e '.[ray]').")] = "local",
     ray_address: Annotated[Optional[str], typer.Option("--ray-address", help="With --executor ray: a running Ray cluster (e.g. 10.0.0.5:6379); default: a local Ray started and stopped for the run.")] = None,
     actors: Annotated[Optional[int], typer.Option("--actors", help="With --executor ray: how many actors (default: one per CPU of the cluster).")] = None,
     encoding: Annotated[Optional[str], typer.Option("--encoding", help="Text encoding of INPUT (default UTF-8; e.g. latin-1, cp1252).")] = None,
@@ -266,7 +310,7 @@ def run(
     question_field: Annotated[Optional[str], typer.Option("--question-field", help="Field holding the question.")] = None,
     answer_field: Annotated[Optional[str], typer.Option("--answer-field", help="Field holding the answer (text, option letter or 0-based index).")] = None,
     options_field: Annotated[Optional[str], typer.Option("--options-field", help="Field holding the options ({letter: text} or a list).")] = None,
-    cop_base: Annotated[Optional[int], typer.Option("--cop-base", help="MedMCQA: 0 or 1 if `cop` is 0- or 1-based (default: detected).")] = None,
+    cop_base: Annotated[Optional[int], typer.Option("--cop-base", help="MedMCQA: 0 or 1 if its cop field is 0- or 1-based (default: detected).")] = None,
     model: Annotated[Optional[str], typer.Option(help="LLM model name; without one the run is KG-only. [env: MEDREASON_MODEL]")] = None,
     base_url: BaseUrl = None,
     structured_output: StructuredOutput = None,
@@ -276,7 +320,7 @@ def run(
     price_input: Annotated[Optional[float], typer.Option("--price-input", help="USD per million input tokens (default: the genai-prices table for the model; a local server is free).")] = None,
     price_output: Annotated[Optional[float], typer.Option("--price-output", help="USD per million output tokens (with --price-input).")] = None,
     checkpoints: Annotated[Optional[str], typer.Option("--checkpoints", help="A PostgreSQL database for the checkpoints, postgresql://USER@HOST:PORT/DB (password: PGPASSWORD or ~/.pgpass; default: RUN_DIR/checkpoints.sqlite). --resume, replay and view find it recorded with the run.")] = None,
-    exclude_overlap: Annotated[Optional[list[str]], typer.Option("--exclude-overlap", help="An evaluation set (a file, or hf:OWNER/NAME when online); records that copy its questions get status `excluded` before any LLM call. Repeatable.")] = None,
+    exclude_overlap: Annotated[Optional[list[str]], typer.Option("--exclude-overlap", help="An evaluation set (a file, or hf:OWNER/NAME when online); records that copy its questions get status excluded before any LLM call. Repeatable.")] = None,
     id_from: IdFrom = "file",
 ) -> None:
     """Turn every QA record of INPUT into verified, KG-grounded reasoning.
@@ -326,7 +370,7 @@ def _dataset_run(args: dict, pilot: Optional[Pilot] = None) -> None:
     from agent.runs.executors import EXECUTORS, ExecutorError
     from agent.runs.fingerprint import endpoint
     from agent.runs.records import FieldMap
-    from agent.runs.results import RESULTS, SUMMARY, read_rows
+    from agent.runs.results import RESULTS, SUMMARY, CorruptLineError, read_rows
     from agent.runs.runner import RunOptions, Terminated, execute, identify, prepare
 
     a = SimpleNamespace(**args)
@@ -357,7 +401,7 @@ def _dataset_run(args: dict, pilot: Optional[Pilot] = None) -> None:
     with ExitStack() as held:
         try:  # everything that can refuse the run, before the KG loads or an LLM call is paid for
             plan = prepare(a.input, out_dir, options, held)
-        except InputError as exc:
+        except (InputError, CorruptLineError) as exc:
             raise fail(str(exc)) from exc
         if plan.duplicates:
             shown = ", ".join(plan.duplicates[:5]) + (" …" if len(plan.duplicates) > 5 else "")
@@ -412,7 +456,7 @@ def _dataset_run(args: dict, pilot: Optional[Pilot] = None) -> None:
             except Exception as exc:  # a bug: a few lines here, the traceback in RUN_DIR/crash.log
                 stopped = exc
         if stopped is not None:
-            _stopped(stopped, out_dir, len(plan.jobs))
+            _stopped(stopped, out_dir, len(plan.jobs), plan.store)
     if summary is None:
         done = json.loads((out_dir / "summary.json").read_text())
         how = "Interrupted" if exit_code == 130 else "Terminated (SIGTERM)"
@@ -475,23 +519,23 @@ def _warn_lost_checkpoints(plan) -> None:
               "copy; a sample stopped an instant after it started has none yet.)", highlight=False)
 
 
-def _stopped(exc: Exception, out_dir: Path, total: int) -> None:
-    """A run stopped by its environment (a full disk, a broken database) or by a bug: what
-    is kept and what to do, in a few lines; a bug's traceback goes to RUN_DIR/crash.log."""
-    import sqlite3
-
+def _stopped(exc: Exception, out_dir: Path, total: int, store) -> None:
+    """A run stopped by its environment (a full disk, the checkpoint database or the Chroma
+    server gone: ``agent.runs.stops``) or by a bug: what is kept and what to do, in a few
+    lines; a bug's traceback goes to RUN_DIR/crash.log."""
     from agent.runs.results import RESULTS, read_rows
     from agent.runs.runner import write_crash_log
+    from agent.runs.stops import environment_stop
 
     try:
         saved = len(read_rows(out_dir / RESULTS))
     except (OSError, ValueError):
         saved = 0
     kept = f"{saved} of {total} samples are saved in {escape(str(out_dir / RESULTS))}"
-    if isinstance(exc, (OSError, sqlite3.Error)):
-        cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        err.print(f"[bold red]The run stopped[/]: {escape(cause)} ({type(exc).__name__}). {kept}; fix the cause "
-                  "(e.g. free space), then continue with the same command plus --resume.", highlight=False)
+    stop = environment_stop(exc, store)
+    if stop is not None:
+        err.print(f"[bold red]The run stopped[/]: {escape(stop.cause)}. {kept}; {escape(stop.remedy)}, then continue "
+                  "with the same command plus --resume.", highlight=False)
         raise typer.Exit(EXIT_STOPPED)
     try:
         log = f"the full traceback is in {escape(str(write_crash_log(out_dir, exc)))}"
@@ -518,23 +562,24 @@ def _shard(value: str | None) -> tuple[int, int] | None:
 @app.command("export")
 def export(
     run_dir: Annotated[Path, typer.Argument(help="A run directory (or a merged one).")],
-    format: Annotated[str, typer.Option("--format", help="medreason (MedReason's dataset fields), huatuo (Question/Complex_CoT/Response), sft (chat messages for TRL) or hf (a Hugging Face dataset directory).")],
+    format: Annotated[str, typer.Option("--format", metavar=choices(("medreason", "huatuo", "sft", "hf")), help="medreason (MedReason's dataset fields), huatuo (Question/Complex_CoT/Response), sft (chat messages for TRL) or hf (a Hugging Face dataset directory).")],
     out_path: Annotated[Path, typer.Option("--out", help="Output file (.json: one JSON array; else JSON Lines), or a directory for hf.")],
     all_rows: Annotated[bool, typer.Option("--all", help="Include rejected and error samples (default: accepted only).")] = False,
     dataset_name: Annotated[Optional[str], typer.Option("--dataset-name", help="dataset_name to write (default: the detected schema: medqa, medmcqa, pubmedqa, …), e.g. medbullets.")] = None,
     thinking_tags: Annotated[bool, typer.Option("--thinking-tags", help="sft: wrap the reasoning in <think>…</think> before the final answer.")] = False,
     system: Annotated[Optional[str], typer.Option("--system", help="sft: a system message to put first.")] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite an existing --out (never the run's own files).")] = False,
-    reviewed: Annotated[bool, typer.Option("--reviewed", help="Leave out the samples a reviewer rejected (reviews.jsonl, written by `view`).")] = False,
+    reviewed: Annotated[bool, typer.Option("--reviewed", help="Leave out the samples a reviewer rejected (reviews.jsonl, written by view).")] = False,
     only_reviewed: Annotated[bool, typer.Option("--only-reviewed", help="Only the samples a reviewer accepted.")] = False,
     with_provenance: Annotated[bool, typer.Option("--provenance", help="Add a provenance object per item: mapped nodes, paths, grounding per step, KG, model, run fingerprint (hf always has it).")] = False,
     min_grounding: Annotated[Optional[float], typer.Option("--min-grounding", min=0.0, max=1.0, help="Only samples whose grounding score reaches this.")] = None,
-    include_degraded: Annotated[bool, typer.Option("--include-degraded", help="Also samples where a node fell back to its KG-only behaviour because the model's answer was unusable (row field `degraded`).")] = False,
+    include_degraded: Annotated[bool, typer.Option("--include-degraded", help="Also samples where a node fell back to its KG-only behaviour because the model's answer was unusable (row field degraded).")] = False,
     include_thinking: Annotated[bool, typer.Option("--include-thinking", help="sft: put a reasoning model's own thinking behind the reasoning first, in <think>…</think>.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object: samples written, the output, and the rows left out by reason.")] = False,
 ) -> None:
     """Write a run's samples as a fine-tuning or dataset file, and say which rows were left out and why."""
     from agent.runs.export import FORMATS, ExportError, ExportOptions, export_run, left_out_hint
+    from agent.runs.results import CorruptLineError
     from agent.runs.safe_write import OutputError
 
     if format not in FORMATS:
@@ -550,7 +595,7 @@ def export(
                             include_thinking=include_thinking)
     try:
         written = export_run(run_dir, format, out_path, options, force=force)
-    except (ExportError, OutputError) as exc:
+    except (ExportError, OutputError, CorruptLineError) as exc:
         raise fail(str(exc)) from exc
     if as_json:
         print(json.dumps({"written": written.written, "out": str(out_path), "left_out": written.left_out}, ensure_ascii=False))
@@ -612,11 +657,12 @@ def merge(
 ) -> None:
     """Combine the results of several runs, refusing duplicate ids and repeated questions, and recompute the summary."""
     from agent.runs.export import ExportError, merge_runs
+    from agent.runs.results import CorruptLineError
     from agent.runs.safe_write import OutputError
 
     try:
         summary = merge_runs(run_dirs, out_dir, allow_mixed, allow_duplicates)
-    except (ExportError, OutputError) as exc:
+    except (ExportError, OutputError, CorruptLineError) as exc:
         raise fail(str(exc)) from exc
     except OSError as exc:
         raise fail(f"--out {out_dir} cannot be written: {exc.strerror or exc}") from exc
@@ -794,11 +840,9 @@ def replay_command(
                 data = replay.step_json(thread, snapshot, node)
                 if as_json:
                     print(json.dumps(data, ensure_ascii=False, default=str))
-                else:
-                    from rich.pretty import Pretty
-
+                else:  # the state as JSON (what --set takes), indented, under a one-line header
                     out.print(f"[bold]{escape(thread)}[/] step {step} ({node}), next: {', '.join(snapshot.next) or 'end'}", highlight=False)
-                    out.print(Pretty(data["values"]))
+                    print(json.dumps(data["values"], ensure_ascii=False, default=str, indent=2))
             else:
                 count = len(replay.branches(graph, thread))
                 steps = replay.timeline(replay.branch(graph, thread, branch))

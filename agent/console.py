@@ -109,6 +109,9 @@ class RunProgress:
         done = sum(self.counts.values())
         rate = self._rate()
         left = self.total - done
+        if not left and not self._new:  # a finished run resumed: no rate to give, nothing to wait for
+            return (f"Samples {done}/{self.total}: {self.counts['accepted']} accepted, {self.counts['rejected']} "
+                    f"rejected, {self.counts['error']} errors; all done before, nothing left to run")
         seconds = round(60 * left / rate) if rate > 0 else None
         eta = f"{seconds // 3600}:{seconds % 3600 // 60:02d}:{seconds % 60:02d}" if seconds is not None else "unknown"
         share = f" ({100 * done / self.total:.0f}%)" if self.total else ""
@@ -181,6 +184,19 @@ def print_summary(summary: dict, out_dir: Path) -> None:
     )
 
     out.print(f"Results: {out_dir / RESULTS}\nSummary: {out_dir / SUMMARY}", markup=False)
+    print_next_steps(out_dir)
+
+
+def print_next_steps(run_dir: Path) -> None:
+    """The commands a user goes on with after a run: see and review it, then export it."""
+    import shlex
+    import sys
+
+    program = "python run_agent.py" if Path(sys.argv[0]).name == "run_agent.py" else "medreason"
+    where = shlex.quote(str(run_dir))
+    out.print(f"Next: {program} view {where}   (browse and review the samples in the browser)\n"
+              f"      {program} export {where} --format sft --out train.jsonl   (a training file; "
+              "--format medreason, huatuo or hf for the others)", markup=False, highlight=False)
 
 
 def grounding_rows(grounding: dict | None) -> list[tuple[str, str]]:
@@ -189,9 +205,14 @@ def grounding_rows(grounding: dict | None) -> list[tuple[str, str]]:
         return []
     mean = lambda x: "–" if x is None else f"{x:.2f}"  # noqa: E731
     steps = " / ".join(str(n) for n in grounding["steps"].values())
-    return [("grounding (mean score)", mean(grounding["mean_score"])),
+    rows = [("grounding (mean score)", mean(grounding["mean_score"])),
             ("path adherence (mean)", mean(grounding["mean_adherence"])),
             ("steps grounded / contradicted / unsupported / unlinked", steps)]
+    if grounding.get("ungraded_steps"):
+        from agent.reasoning.grounding import MAX_GRADED_STEPS
+
+        rows.append((f"steps not graded (past a record's first {MAX_GRADED_STEPS:,})", f"{grounding['ungraded_steps']:,}"))
+    return rows
 
 
 def relevance_rows(relevance: dict | None) -> list[tuple[str, str]]:

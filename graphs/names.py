@@ -33,6 +33,9 @@ SPELLINGS = {
 }
 
 _NON_WORD = re.compile(r"[^0-9a-z]+")
+# A possessive "'s" (or a plural's bare apostrophe) is part of no name: "Bartter's syndrome"
+# is "Bartter syndrome", "Hashimoto’s thyroiditis" "Hashimoto thyroiditis".
+_POSSESSIVE = re.compile(r"(?<=[a-z])['’]s?\b")
 # A letter run followed by a digit run (or the reverse) split only by punctuation: "il-4", "a-1".
 _SPLIT_SYMBOL = re.compile(r"\b([a-z]{1,5}) (\d{1,3})\b")
 _SYMBOL_PUNCT = re.compile(r"[\s\-_/.]+")
@@ -65,10 +68,23 @@ def normalize(text: str) -> str:
     >>> normalize("IL-4") == normalize("IL4"), normalize("ACE inhibitors") == normalize("ACE inhibitor")
     (True, True)
     """
-    words = _NON_WORD.sub(" ", _fold(text)).split()
+    words = _NON_WORD.sub(" ", _POSSESSIVE.sub("", _fold(text))).split()
     words = [SPELLINGS.get(w, w) for w in words]
     joined = _SPLIT_SYMBOL.sub(r"\1\2", " ".join(_singular(w) for w in words))
     return joined.strip()
+
+
+# Words a name may add or leave out and still name the same concept in other words:
+# "Angioedema, hereditary, 1" is "Hereditary angioedema" numbered, "Fallot tetralogy" is
+# "Tetralogy of Fallot".
+_REWORDING_FILLER = frozenset("of the type".split())
+
+
+def reworded_key(text: str, numbered: bool = True) -> frozenset[str]:
+    """A name's words in any order, without filler; without its numbers too unless
+    ``numbered`` (a name's forms are numbered: "Angioedema, hereditary, 1", "..., 2")."""
+    return frozenset(w for w in normalize(text).split()
+                     if w not in _REWORDING_FILLER and (numbered or not w.isdigit()))
 
 
 def symbol_form(text: str) -> str:

@@ -13,6 +13,10 @@ from graphs.paths import HopFact, arrow, hop_facts
 from graphs.store import KnowledgeGraph
 
 
+class UnknownFilter(ValueError):
+    """A relation or node type the graph does not have; the message lists those it has."""
+
+
 @dataclass(frozen=True)
 class Neighbour:
     node_id: str
@@ -36,7 +40,16 @@ def neighbours(
 ) -> list[Neighbour]:
     """Neighbours of ``node_id``, optionally only by ``relation`` (name or display label:
     then only the matching facts are kept), of ``type``, and of degree at most
-    ``max_degree``; the ``limit`` most specific first."""
+    ``max_degree``; the ``limit`` most specific first. A relation or type the graph does not
+    have raises UnknownFilter (an empty answer would read as "no such neighbour")."""
+    if relation:
+        known = sorted({word for r in kg.relations for word in r})
+        if relation not in known:
+            raise UnknownFilter(f"no relation {relation!r} in this graph; its relations (name or label): {', '.join(known)}")
+    if type:
+        types = sorted(kg.type_counts())
+        if type not in types:
+            raise UnknownFilter(f"no node type {type!r} in this graph; its types: {', '.join(types)}")
     found = []
     for other in kg.graph.adj[node_id]:
         attrs = kg.graph.nodes[other]

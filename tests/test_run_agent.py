@@ -63,6 +63,7 @@ def test_build_then_run_end_to_end(tmp_path, input_file):
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["counts"] == {"accepted": 2, "rejected": 1, "error": 2}
     assert summary["with_path_share"] == 0.4 and summary["rejection_reasons"] == {"no path": 1}
+    assert summary["error_kinds"] == {"invalid record": 2} and "failure_reasons" not in summary  # one key per question
     assert (run_dir / "checkpoints.sqlite").stat().st_size > 0
 
     again = cli("run", str(input_file), "--out", str(run_dir), "--kg-dir", str(kg_dir))
@@ -191,3 +192,69 @@ def test_shards_merge_and_export_from_the_command_line(tmp_path, make_settings):
     assert exported.exit_code == 0 and "Wrote 6 samples" in exported.output
     bad = CliRunner().invoke(app, ["run", str(tmp_path / "in.jsonl"), "--out", str(tmp_path / "x"), "--shard", "2/2"])
     assert bad.exit_code == 2 and "shards are numbered from 0" in bad.output
+
+
+# -- the help a user reads ---------------------------------------------------------------------------
+HELP_OF = [[], ["run"], ["export"], ["ground"], ["merge"], ["decontaminate"], ["chat"], ["view"], ["replay"],
+           ["kg"], ["kg", "build"], ["kg", "download"], ["kg", "info"], ["kg", "path"], ["kg", "neighbours"], ["kg", "search"]]
+
+
+def test_help_shows_every_choice_whole_and_as_written_at_any_width():
+    import re
+    from typing import get_args
+
+    from agent.config import Settings
+    from agent.runs.executors import EXECUTORS
+    from agent.runs.export import FORMATS
+    from agent.runs.records import ID_SOURCES
+    from graphs.kg_dir import SOURCES
+
+    shown = {}
+    for columns in ("60", "100", "200"):
+        for command in HELP_OF:
+            result = CliRunner().invoke(app, [*command, "--help"], env={"COLUMNS": columns})
+            assert result.exit_code == 0, (command, result.output)
+            text = result.output
+            cut = re.search(r"[\w/.:-]…", text)  # a word cut short ("--fresh-checkpoi…"); "(…)" is the help's own
+            assert not cut and "`" not in text, (command, columns, text)
+            shown[" ".join(command)] = " ".join(text.split())
+    chosen = lambda command, option: set(re.search(rf"{option} \[([^\]]+)\]", shown[command]).group(1).split("|"))  # noqa: E731
+    assert chosen("export", "--format") == set(FORMATS)
+    assert chosen("run", "--executor") == set(EXECUTORS)
+    assert chosen("run", "--structured-output") == set(get_args(Settings.model_fields["structured_output"].annotation))
+    assert chosen("kg build", "--source") == set(SOURCES)
+    assert chosen("run", "--id-from") == chosen("decontaminate", "--id-from") == set(ID_SOURCES)
+    assert "pip install -e '.[ray]'" in shown["run"] and "medreason-agent[ray]" not in shown["run"]
+    assert "http://127.0.0.1:8000" in shown["run"] and "--fresh-checkpoints" in shown["run"]
+
+
+def test_a_run_says_what_it_loads_and_what_comes_next_and_a_finished_runs_resume_has_nothing_to_wait_for(tmp_path,
+                                                                                                      fixture_kg_dir):
+    records = tmp_path / "in.jsonl"
+    records.write_text("".join(json.dumps(r) + "\n" for r in RECORDS))
+    args = ["run", str(records), "--out", str(tmp_path / "run"), "--kg-dir", str(fixture_kg_dir)]
+    done = cli(*args)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.index(f"Loading the knowledge graph in {fixture_kg_dir}") < done.stderr.index("Mode:")
+    text = " ".join(done.stdout.split())
+    assert f"Next: python run_agent.py view {tmp_path / 'run'}" in text
+    assert f"python run_agent.py export {tmp_path / 'run'} --format sft --out train.jsonl" in text
+    again = cli(*args, "--resume")
+    assert again.returncode == 0, again.stderr
+    message = " ".join(again.stderr.split())
+    assert "Samples 3/3: 2 accepted, 1 rejected, 0 errors; all done before, nothing left to run" in message
+    assert "/min" not in message and "ETA" not in message
+
+
+def test_source_fields_the_schema_does_not_read_are_kept_in_extra(tmp_path, fixture_kg_dir):
+    records = tmp_path / "in.jsonl"
+    medqa = {**RECORDS[0], "meta_info": "step1", "tags": ["infectious"], "context": {"not": "text"}}
+    medmcqa = {"id": "m1", "question": "Drug of choice for malaria?", "opa": "chloroquine", "opb": "metformin",
+               "opc": "albuterol", "opd": "insulin", "cop": 1, "exp": "Chloroquine treats malaria.", "choice_type": "single"}
+    records.write_text(json.dumps(medqa) + "\n" + json.dumps(medmcqa) + "\n")
+    done = cli("run", str(records), "--out", str(tmp_path / "run"), "--kg-dir", str(fixture_kg_dir))
+    assert done.returncode == 0, done.stderr
+    rows = {r["id"]: r for r in map(json.loads, (tmp_path / "run" / "results.jsonl").read_text().splitlines())}
+    assert rows["malaria"]["extra"] == {"meta_info": "step1", "tags": ["infectious"], "context": {"not": "text"}}
+    assert rows["malaria"]["status"] == "accepted"  # a source's own "context" that is not text is no question context
+    assert rows["m1"]["extra"] == {"choice_type": "single", "explanation": "Chloroquine treats malaria."}

@@ -469,6 +469,11 @@ def test_latin1_input_is_refused_with_its_line_or_read_with_encoding(tmp_path, f
         assert "not valid UTF-8 (byte 0xe9" in message and "--encoding" in message and "Traceback" not in message
     assert "in.jsonl:1: not valid UTF-8" in " ".join(cli("run", tmp_path / "in.jsonl", "--out", tmp_path / "r",
                                                          "--kg-dir", fixture_kg_dir).stderr.split())
+    for codec in ("nope", "rot13", "base64"):  # unknown, and codecs that are not text encodings
+        for command in (["run", "--out", tmp_path / "r"], ["ground", "--out", tmp_path / "g.jsonl"]):
+            refused = cli(command[0], tmp_path / "in.jsonl", *command[1:], "--encoding", codec)
+            assert refused.returncode == 2 and "Traceback" not in refused.stderr, refused.stderr
+            assert f"unknown --encoding '{codec}': not a text encoding" in " ".join(refused.stderr.split())
     done = cli("run", tmp_path / "in.jsonl", "--out", tmp_path / "run", "--kg-dir", fixture_kg_dir, "--encoding", "latin-1")
     assert done.returncode == 0, done.stderr
     assert all(r["question"].endswith("Café au lait spots?") for r in rows_of(tmp_path / "run"))
@@ -541,4 +546,65 @@ def test_chat_save_onto_a_directory_reports_and_keeps_the_session(tmp_path, fixt
     assert chat.returncode == 0, chat.stderr
     text = " ".join(chat.stdout.split())
     assert f"Could not save to {tmp_path}: Is a directory" in text
-    assert "Saved turn chat-" in text and json.loads((tmp_path / "turns.jsonl").read_text())["status"] == "accepted"
+    assert "Saved turn chat-" in text and json.loads((tmp_path / "turns.jsonl").read_text())["status"] == "unverified"
+
+
+# -- a damaged results.jsonl: every reader names the line ----------------------------------------------
+@pytest.mark.parametrize("damage, problem", [
+    ('{"id": "tb", "status": "acc', "not JSON (Unterminated string"),  # a bad copy
+    ('{"id": "tb", "reasoning": "edited by hand"}', "missing status, paths, attempts, error"),
+])
+def test_a_corrupt_line_in_results_is_named_by_every_command_that_reads_it(tmp_path, fixture_kg_dir, damage, problem):
+    records = write_records(tmp_path / "in.jsonl", RECORDS)
+    run_dir = tmp_path / "run"
+    assert cli("run", records, "--out", run_dir, "--kg-dir", fixture_kg_dir).returncode == 0
+    results = run_dir / "results.jsonl"
+    lines = results.read_text().splitlines()
+    results.write_text("\n".join([lines[0], damage, lines[2]]) + "\n")
+    before = results.read_bytes()
+    for args in (["view", run_dir, "--port", "0"], ["export", run_dir, "--format", "sft", "--out", tmp_path / "sft.jsonl"],
+                 ["merge", run_dir, "--out", tmp_path / "merged"], ["replay", run_dir],
+                 ["replay", run_dir, "--sample", "malaria"],
+                 ["run", records, "--out", run_dir, "--kg-dir", fixture_kg_dir, "--resume"]):
+        refused = cli(*args)
+        message = " ".join(refused.stderr.split())
+        assert refused.returncode == 2, (args, refused.stderr)
+        assert f"{results} line 2 is not a row of this run: {problem}" in message, (args, message)
+        assert "Fix that line, or delete it" in message and "Traceback" not in refused.stderr, (args, message)
+    assert results.read_bytes() == before and not (tmp_path / "sft.jsonl").exists() and not (tmp_path / "merged").exists()
+
+    results.write_text("\n".join([lines[0], lines[2]]) + "\n")  # the line deleted: resume makes that sample again
+    resumed = cli("run", records, "--out", run_dir, "--kg-dir", fixture_kg_dir, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert sorted(r["id"] for r in rows_of(run_dir)) == ["malaria", "scurvy", "tb"]
+
+
+# -- a service lost mid-run is the environment, not a bug ------------------------------------------------
+def unknown_word(i: int) -> str:
+    """A long word no graph names: the fake model extracts it, and mapping it asks the index."""
+    return "".join("bcdfghjklmnpqrstvwz"[(i * 7 + k * 3) % 19] + "aeiou"[(i + k) % 5] for k in range(5))
+
+
+def test_a_chroma_server_lost_mid_run_does_not_stop_it(tmp_path, brain):
+    """The index is read from the server when the graph opens and searched in the process
+    (graphs/entity_index.py), so a server lost afterwards costs nothing; a server that fails
+    while a Ray actor opens the index is named as the cause (agent/runs/stops.py)."""
+    from tests.services import chroma_server_process
+
+    records = write_records(tmp_path / "in.jsonl", [
+        {**RECORDS[0], "id": f"r{i}", "question": f"A patient reports {unknown_word(i)} and {unknown_word(i + 100)}."}
+        for i in range(30)])
+    run_dir, kg_dir = tmp_path / "run", tmp_path / "kg"
+    with chroma_server_process(tmp_path / "chroma") as (url, chroma), FakeOpenAIServer(brain, latency=0.1) as server:
+        built = cli("kg", "build", "--source", "triples", "--input", ROOT / "tests" / "fixtures" / "medical_kg.tsv",
+                    "--kg-dir", kg_dir, "--chroma-url", url)
+        assert built.returncode == 0, built.stderr
+        run = start("run", records, "--out", run_dir, "--kg-dir", kg_dir, "--chroma-url", url, "--model", "fake",
+                    "--base-url", server.url)
+        wait_for_lines(run_dir / "results.jsonl", 2, run)
+        chroma.kill()
+        chroma.wait()
+        _, stderr = run.communicate(timeout=300)
+    assert run.returncode == 0, stderr
+    assert "bug" not in stderr and "Traceback" not in stderr and not (run_dir / "crash.log").exists()
+    assert sorted(r["id"] for r in rows_of(run_dir)) == sorted(f"r{i}" for i in range(30))

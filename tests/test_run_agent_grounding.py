@@ -133,6 +133,28 @@ def test_ground_reads_other_datasets_and_turns_unreadable_records_into_error_lin
     assert "graded" in done.stdout and "4" in done.stdout
 
 
+def test_ground_keeps_the_valid_records_beside_a_lone_surrogate_and_says_which_steps_were_not_graded(
+        fixture_kg_dir, tmp_path):
+    good = {"id": "good", "reasoning": "Malaria presents with fever."}
+    surrogate = json.dumps({"id": "bad", "reasoning": "Malaria presents with fever."}).replace("with", "wi\\ud800th")
+    long = {"id": "long", "reasoning": "Reasoning Process:\n" + "".join(
+        f"{i}. {'Malaria presents with fever' if i % 2 else 'Asthma presents with fever'}.\n" for i in range(1, 10_001))}
+    source = tmp_path / "cot.jsonl"
+    source.write_text("\n".join([json.dumps(good), surrogate, json.dumps(long)]) + "\n")
+    done = cli("ground", str(source), "--kg-dir", str(fixture_kg_dir), "--out", str(tmp_path / "out.jsonl"))
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr
+    good_row, bad_row, long_row = lines(tmp_path / "out.jsonl")
+    assert good_row["id"] == "good" and good_row["grounding"]["score"] == 1.0
+    assert bad_row["id"] == "bad" and "field 'reasoning' holds a lone surrogate (U+D800)" in bad_row["error"]
+    steps = long_row["grounding"]["steps"]  # each numbered step its own, none merged into another
+    assert len(steps) == 1000 and long_row["grounding"]["ungraded_steps"] == 9000
+    assert [s["text"] for s in steps[-2:]] == ["Malaria presents with fever.", "Asthma presents with fever."]
+    summary = json.loads((tmp_path / "out.jsonl.summary.json").read_text())
+    assert summary["records"] == 3 and summary["errors"] == 1 and summary["ungraded_steps"] == 9000
+    assert "steps not graded (past a record's first 1,000)" in " ".join(done.stdout.split())
+
+
 def test_ground_refuses_what_it_cannot_start_on(fixture_kg_dir, tmp_path):
     missing = cli("ground", str(tmp_path / "none.jsonl"), "--kg-dir", str(fixture_kg_dir), "--out", str(tmp_path / "o.jsonl"))
     assert missing.returncode == 2 and "does not exist" in missing.stderr

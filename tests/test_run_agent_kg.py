@@ -52,3 +52,24 @@ def test_kg_neighbours_filters_facts_by_display_label(kg_dir):
     assert lines == ["Levamlodipine —enzyme→ CYP3A4", "Levamlodipine —enzyme→ NOS3"]
     out = run("kg", "neighbours", "NOS3", "--kg-dir", str(kg_dir))
     assert "NOS3 ←target, enzyme— Levamlodipine" in out
+
+
+def test_kg_neighbours_with_a_relation_or_type_the_graph_lacks_lists_the_valid_ones(kg_dir):
+    for option, value, valid in (("--relation", "treats", ["indication", "enzyme", "drug_protein"]),
+                                 ("--type", "symptom", ["drug", "disease", "gene/protein"])):
+        refused = CliRunner().invoke(app, ["kg", "neighbours", "Levamlodipine", option, value, "--kg-dir", str(kg_dir)],
+                                     terminal_width=200)
+        message = " ".join(refused.output.split())
+        assert refused.exit_code == 2 and f"{value!r} in this graph" in message, refused.output
+        assert all(name in message for name in valid), message
+
+
+def test_kg_search_finds_misspelt_and_partial_names_best_first(kg_dir):
+    found = json.loads(run("kg", "search", "levamlodipin", "--json", "--kg-dir", str(kg_dir)))["matches"]
+    assert found[0]["name"] == "Levamlodipine" and found[0]["score"] >= 90
+    found = json.loads(run("kg", "search", "hypertens", "--json", "--kg-dir", str(kg_dir)))["matches"]
+    assert found[0]["name"] == "hypertension" and all(m["score"] >= 80 for m in found)
+    table = run("kg", "search", "CYP3A", "--kg-dir", str(kg_dir))
+    assert "CYP3A4" in table and "gene/protein" in table
+    nothing = CliRunner().invoke(app, ["kg", "search", "zzqqxx", "--kg-dir", str(kg_dir)])
+    assert nothing.exit_code == 1 and "No node named like 'zzqqxx'" in nothing.output

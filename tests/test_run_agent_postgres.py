@@ -9,6 +9,7 @@ import pytest
 
 from tests.fake_llm import FakeOpenAIServer
 from tests.services import PG_PASSWORD, free_port, postgres_server
+from tests.test_run_agent import wait_for_lines
 from tests.test_run_agent_faults import (
     HoldSamples,
     cli,
@@ -156,3 +157,38 @@ def test_a_checkpoint_database_that_cannot_be_reached_refuses_the_run_before_it_
     assert not (tmp_path / "run" / "results.jsonl").exists()
     wrong = cli("run", records, "--out", tmp_path / "run2", "--kg-dir", fixture_kg_dir, "--checkpoints", "mysql://x@h/db")
     assert wrong.returncode == 2 and "expected postgresql://USER@HOST:PORT/DB" in " ".join(wrong.stderr.split())
+
+
+def test_a_server_lost_mid_run_is_named_as_the_cause_not_reported_as_a_bug(tmp_path, fixture_kg_dir, brain):
+    records = many(tmp_path / "in.jsonl", 30)
+    run_dir = tmp_path / "run"
+    with postgres_server() as lost, FakeOpenAIServer(brain, latency=0.1) as server:  # its own: this test stops it
+        url = lost.create_database("lost")
+        run = start("run", records, "--out", run_dir, "--kg-dir", fixture_kg_dir, "--model", "fake",
+                    "--base-url", server.url, "--concurrency", "2", "--checkpoints", url)
+        wait_for_lines(run_dir / "results.jsonl", 2, run)
+        lost.stop_now()
+        _, stderr = run.communicate(timeout=120)
+    assert run.returncode == 1, stderr
+    message = " ".join(stderr.split())
+    public = url.replace(f":{PG_PASSWORD}@", "@")
+    assert f"The run stopped: the checkpoint database {public} failed:" in message, message
+    assert "bring the PostgreSQL server back, then continue with the same command plus --resume" in message
+    assert "bug" not in message and "please report" not in message and "error ignored" not in message
+    assert "Traceback" not in stderr and not (run_dir / "crash.log").exists()
+    assert PG_PASSWORD not in stderr
+
+
+def test_a_fork_that_fails_leaves_no_branch_in_postgres(tmp_path, postgres, fixture_kg_dir):
+    url = postgres.create_database("forks")
+    records = many(tmp_path / "in.jsonl", 1)
+    run_dir = tmp_path / "run"
+    done = cli("run", records, "--out", run_dir, "--kg-dir", fixture_kg_dir, "--checkpoints", url)
+    assert done.returncode == 0, done.stderr
+    before = threads_in(url)
+    failed = cli("replay", run_dir, "--sample", "r0", "--fork", "2", "--kg-dir", fixture_kg_dir, "--offline",
+                 "--set", 'mappings.1={"role": "answer"}', PGPASSWORD=PG_PASSWORD)
+    assert failed.returncode == 2 and "the fork failed (KeyError" in " ".join(failed.stderr.split()), failed.stderr
+    assert threads_in(url) == before  # every checkpoint the fork wrote is gone
+    timeline = cli("replay", run_dir, "--sample", "r0", PGPASSWORD=PG_PASSWORD)
+    assert timeline.returncode == 0 and "branch 0 of 1" in timeline.stdout, timeline.stderr

@@ -237,3 +237,20 @@ def test_a_killed_driver_resumes_with_resume_and_its_local_ray_goes_with_it(tmp_
     assert killed_at < len(ids)
     found = by_id(tmp_path / "run")
     assert sorted(found) == sorted(ids) and found == by_id(tmp_path / "local")
+
+
+def test_sigterm_under_ray_writes_the_summary_and_exits_143_like_the_local_executor(tmp_path, fixture_kg_dir, brain):
+    path = tmp_path / "in.jsonl"
+    records(path, 30)
+    with FakeOpenAIServer(brain, latency=0.1) as server:
+        args = run_args(path, tmp_path / "run", fixture_kg_dir, "--model", "fake", "--base-url", server.url,
+                        "--executor", "ray", "--actors", 2)
+        driver = subprocess.Popen(args, cwd=ROOT, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        wait_for_rows(tmp_path / "run", 2, driver)
+        driver.send_signal(signal.SIGTERM)
+        _, stderr = driver.communicate(timeout=300)
+    assert driver.returncode == 143, stderr[-3000:]
+    message = " ".join(stderr.split())
+    assert "Terminated (SIGTERM)" in message and "--resume" in message and "Aborted" not in message
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["interrupted"] is True and summary["records"] == len(rows(tmp_path / "run")) < 30

@@ -91,7 +91,10 @@ class KGToolbox:
             node_id = self.kg.resolve(node)
         except KeyError as exc:
             return _error(f"{exc.args[0]}; use lookup_entity to find the node id")
-        found = neighbours(self.kg, node_id, relation=relation, type=type, limit=limit)
+        try:
+            found = neighbours(self.kg, node_id, relation=relation, type=type, limit=limit)
+        except UnknownFilter as exc:
+            return _error(str(exc))
         return json.dumps({"node": self.kg.name(node_id), "neighbours": [
             {"id": n.node_id, "name": n.name, "type": n.type, "degree": n.degree,
              "relations": [{"relation": f["label"], "direction": "out" if f["forward"] else "in"} for f in n.facts]}

@@ -20,7 +20,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from agent.inspection import replay
-from agent.runs.results import RESULTS, SUMMARY, JsonLinesLog, read_rows, result_row, rewrite_rows, summarise, write_summary
+from agent.runs.results import RESULTS, SUMMARY, CorruptLineError, JsonLinesLog, read_rows, result_row, rewrite_rows, summarise, write_summary
 from agent.runs.reviews import append_review, review_line
 from agent.runs.run_lock import RunDirBusy, run_dir_lock
 
@@ -63,7 +63,7 @@ def adopt(run_dir: Path, sample_id: str, branch: int, who: str, note: str = "") 
             return new
     except RunDirBusy as exc:
         raise AdoptionError(str(exc)) from None
-    except replay.ReplayError as exc:
+    except (replay.ReplayError, CorruptLineError) as exc:
         raise AdoptionError(str(exc)) from None
 
 
@@ -100,7 +100,7 @@ def _original(run_dir: Path, current: dict) -> dict:
 def adoptions(run_dir: Path) -> list[dict]:
     """Every adoption of the run, oldest first (a torn last line, from a crash, is skipped)."""
     path = run_dir / ADOPTIONS
-    return read_rows(path) if path.is_file() else []
+    return read_rows(path, required=("id", "branch", "replaced")) if path.is_file() else []
 
 
 def _log(run_dir: Path, line: dict) -> None:

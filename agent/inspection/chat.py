@@ -121,6 +121,8 @@ class ChatSession:
                 return None
         record = Record(id=thread, question=question.question, options=question.options,
                         answer=question.answer, answer_idx=question.answer_idx)
+        if chosen is not None:
+            record["answer_chosen"] = True  # verify then says "unverified", never accepted / correct
         config = {"configurable": {"thread_id": thread}, "recursion_limit": RECURSION_LIMIT}
         for update in self.app.stream({"record": record}, config, context=self.ctx.settings, stream_mode="updates"):
             for node, delta in update.items():

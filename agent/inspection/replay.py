@@ -29,9 +29,10 @@ from langgraph.types import Overwrite, StateSnapshot
 from agent.config import Settings
 from agent.reasoning import resources
 from agent.reasoning.graph import RECURSION_LIMIT, compile_graph
-from agent.runs.checkpoints import CHECKPOINTS, CheckpointStoreError, run_store
+from agent.runs.checkpoints import CHECKPOINTS, CheckpointStoreError, delete_checkpoints, run_store
 from agent.runs.checkpoints import thread_ids as store_thread_ids
-from agent.runs.results import RESULTS
+from agent.runs.results import RESULTS, CorruptLineError, read_rows
+from graphs.store import KnowledgeGraph
 
 
 class ReplayError(Exception):
@@ -78,7 +79,10 @@ def list_samples(run_dir: Path, app) -> list[dict]:
     run wrote one, else from the latest checkpoint of each thread (the chat store)."""
     results = run_dir / RESULTS
     if results.is_file():
-        rows = [json.loads(line) for line in results.read_text(encoding="utf-8").splitlines() if line.strip()]
+        try:
+            rows = read_rows(results)
+        except CorruptLineError as exc:
+            raise ReplayError(str(exc)) from None
         return [_summary_of(r["id"], r.get("thread_id") or r["id"], r) for r in rows]
     return [_summary_of(values.get("record", {}).get("id", thread), thread, {
         "status": values.get("status", "running"), "attempts": values.get("attempts", []),
@@ -354,12 +358,47 @@ def fork(app, thread: str, step: int, settings: Settings, sets: list[str], from_
     if refusal:
         raise ReplayError(refusal)
     settings = changed_settings(settings, setting_changes)
-    resources.load(settings)
+    unknown_nodes(resources.load(settings).kg, state_changes)
     update = state_update(app, past.values, state_changes)
-    config = app.update_state(past.config, update, as_node=_writer(chain, chain.index(past)))
-    final = app.invoke(None, {**config, "recursion_limit": RECURSION_LIMIT}, context=settings)
+    before = _checkpoint_ids(app, thread)
+    try:
+        config = app.update_state(past.config, update, as_node=_writer(chain, chain.index(past)))
+        final = app.invoke(None, {**config, "recursion_limit": RECURSION_LIMIT}, context=settings)
+    except BaseException as exc:  # a fork that fails (an error, Ctrl-C) leaves no half-made branch behind
+        delete_checkpoints(app.checkpointer, thread, _checkpoint_ids(app, thread) - before)
+        if isinstance(exc, Exception):  # --set can put any value in the state: say what it did
+            raise ReplayError(f"the fork failed ({type(exc).__name__}: {exc}); nothing of it was kept, "
+                              f"branch {from_branch} is unchanged") from exc
+        raise
     number = len(branches(app, thread)) - 1
     return chain[-1].values, final, number
+
+
+def unknown_nodes(kg: KnowledgeGraph, state_changes: dict[str, Any]) -> None:
+    """Refuse a ``--set`` that names a node the graph lacks (``mappings.2.node_id=HP:9999999``,
+    or a node id anywhere in a value set whole), before anything is written."""
+    for dotted, value in state_changes.items():
+        named = [value] if dotted.split(".")[-1] == "node_id" else list(_node_ids(value))
+        missing = [n for n in named if not isinstance(n, str) or n not in kg]
+        if missing:
+            raise ReplayError(f"--set {dotted}: {missing[0]!r} is not a node of the graph; "
+                              f"find one with `kg search NAME` or `kg neighbours NODE`")
+
+
+def _node_ids(value: Any) -> Iterator[Any]:
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if key == "node_id":
+                yield item
+            else:
+                yield from _node_ids(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _node_ids(item)
+
+
+def _checkpoint_ids(app, thread: str) -> set[str]:
+    return {c.config["configurable"]["checkpoint_id"] for c in app.checkpointer.list(_config(thread))}
 
 
 # -- outcomes --------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import secrets
 import shlex
 import threading
@@ -42,7 +43,7 @@ from starlette.templating import Jinja2Templates
 from agent.inspection import replay
 from agent.inspection.adoption import AdoptionError, adopt
 from agent.runs.fingerprint import FINGERPRINT, endpoint
-from agent.runs.results import RESULTS, SUMMARY, error_kind, rejection_kind, result_row
+from agent.runs.results import RESULTS, SUMMARY, CorruptLineError, error_kind, iter_rows, rejection_kind, result_row
 from agent.runs.reviews import DECISIONS, REVIEWS, ReviewError, append_review, read_reviews, review_line
 
 ASSETS = Path(__file__).parent / "view_assets"
@@ -242,13 +243,10 @@ class RunIndex:
                 self._reviews_stamp = stamp
 
     def _load_results(self) -> None:
-        entries, offset = [], 0
-        with open(self.results, "rb") as f:
-            for line in f:
-                if line.endswith(b"\n") and line.strip():  # a torn last line (a crash) is not a sample yet
-                    entries.append(_entry(json.loads(line), offset))
-                offset += len(line)
-        self.entries = entries
+        try:  # a torn last line (a crash) is not a sample yet
+            self.entries = [_entry(row, offset) for offset, row in iter_rows(self.results)]
+        except CorruptLineError as exc:
+            raise ViewError(str(exc)) from None
 
     def _load_chat(self) -> None:
         with replay.open_run(self.run_dir) as graph:
@@ -590,19 +588,30 @@ def create_app(run_dir: Path, token: str | None = None, hosts: tuple[str, ...] =
     async def not_found(request: Request, exc: HTTPException) -> Response:
         return render(request, "error.html", status_code=exc.status_code, message=exc.detail, code=exc.status_code)
 
+    async def unreadable(request: Request, exc: ViewError) -> Response:  # results.jsonl damaged while viewing
+        return render(request, "error.html", status_code=500, message=str(exc))
+
     app = Starlette(
         routes=[
             Route("/", home),
             Route("/samples", samples),
-            Route("/review/{sample_id:path}", review, methods=["POST"]),
-            Route("/adopt/{sample_id:path}", adopt_fork, methods=["POST"]),
-            Route("/sample/{sample_id:path}", sample),
+            _any_id_route("/review/", review, methods=["POST"]),
+            _any_id_route("/adopt/", adopt_fork, methods=["POST"]),
+            _any_id_route("/sample/", sample),
             Mount("/static", StaticFiles(directory=ASSETS / "static"), name="static"),
         ],
         middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=list(hosts))],
-        exception_handlers={HTTPException: not_found},
+        exception_handlers={HTTPException: not_found, ViewError: unreadable},
     )
     return app
+
+
+def _any_id_route(prefix: str, endpoint, **options) -> Route:
+    """A route ending in a sample id, whatever it holds: Starlette's ``path`` convertor (``.*``)
+    stops at a newline, so the link of an id holding one would 404."""
+    route = Route(f"{prefix}{{sample_id:path}}", endpoint, **options)
+    route.path_regex = re.compile(route.path_regex.pattern, re.DOTALL)
+    return route
 
 
 def _neighbours(entries: list[Entry], sample_id: str) -> tuple[int, str | None, str | None]:

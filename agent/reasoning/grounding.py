@@ -36,6 +36,9 @@ from graphs.store import Fact, KnowledgeGraph
 
 UNGROUNDED = "ungrounded reasoning"  # the verdict's reason when a sample scores below --min-grounding
 LABELS: tuple[Label, ...] = ("grounded", "contradicted", "unsupported", "unlinked")
+# Steps graded per chain of thought (about 1 ms each): a pathological record of 10,000 steps
+# costs a second, not ten; the steps beyond are counted in ``ungraded_steps``, never dropped silently.
+MAX_GRADED_STEPS = 1000
 # Which claim decides a step: a contradiction outweighs an unbacked claim, which outweighs a backed one.
 _WEIGHT = {"contradicted": 0, "unsupported": 1, "grounded": 2}
 
@@ -52,7 +55,7 @@ _SECTION = r"^[#*\s]*{}[*\s]*:?[*\s]*$"
 _REASONING = re.compile(_SECTION.format("reasoning process"), re.I | re.M)
 _PATHS = re.compile(_SECTION.format("finding reasoning paths"), re.I | re.M)
 _CONCLUSION = re.compile(_SECTION.format("conclusion"), re.I | re.M)
-_ITEM = re.compile(r"^\s*(?:step\s*)?\d{1,3}\s*[.):]\s+|^\s*[-*•]\s+", re.I | re.M)
+_ITEM = re.compile(r"^\s*(?:step\s*)?\d+\s*[.):]\s+|^\s*[-*•]\s+", re.I | re.M)
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(])")
 _THINK = re.compile(r"</?think>", re.I)
 # Separators of a path as reasoning lists it: ours (``a ←indication— b —target, enzyme→ c``),
@@ -331,18 +334,22 @@ def ground_reasoning(kg: KnowledgeGraph, reasoning: str, paths: list[Evidence] |
     paths (None: those the reasoning lists that the graph holds)."""
     paths = listed_paths(kg, reasoning) if paths is None else paths
     steps, mentioned = [], []
-    for text in reasoning_steps(reasoning):
+    texts = reasoning_steps(reasoning)
+    for text in texts[:MAX_GRADED_STEPS]:
         step, nodes = ground_step(kg, text, paths)
         steps.append(step)
         mentioned.append({node for ids in nodes for node in ids})
     counted = [s for s in steps if s["label"] != "unlinked"]
     score = sum(s["label"] == "grounded" for s in counted) / len(counted) if counted else None
     adherence = sum(_follows(p.nodes, mentioned) for p in paths) / len(paths) if paths else None
-    return Grounding(
+    grounding = Grounding(
         score=None if score is None else round(score, 4),
         adherence=None if adherence is None else round(adherence, 4),
         steps=steps,
     )
+    if len(texts) > MAX_GRADED_STEPS:
+        grounding["ungraded_steps"] = len(texts) - MAX_GRADED_STEPS
+    return grounding
 
 
 def _follows(path: tuple[str, ...], mentioned: list[set[str]]) -> bool:
@@ -370,11 +377,12 @@ def distribution(groundings: Iterable[Grounding | None]) -> dict:
     """How grounded a set of samples is: scores in bins, mean score and adherence, step labels."""
     scores, adherences, steps = [], [], dict.fromkeys(LABELS, 0)
     bins = {"1.0": 0, "0.75-1": 0, "0.5-0.75": 0, "0-0.5": 0, "no scored step": 0}
-    samples = 0
+    samples = ungraded = 0
     for grounding in groundings:
         if not grounding:
             continue
         samples += 1
+        ungraded += grounding.get("ungraded_steps", 0)
         for step in grounding["steps"]:
             steps[step["label"]] += 1
         score = grounding["score"]
@@ -387,7 +395,7 @@ def distribution(groundings: Iterable[Grounding | None]) -> dict:
         bins["1.0" if score >= 1 else "0.75-1" if score >= 0.75 else "0.5-0.75" if score >= 0.5 else "0-0.5"] += 1
     mean = lambda xs: round(sum(xs) / len(xs), 4) if xs else None  # noqa: E731
     return {"samples": samples, "mean_score": mean(scores), "mean_adherence": mean(adherences),
-            "score_bins": bins, "steps": steps}
+            "score_bins": bins, "steps": steps, "ungraded_steps": ungraded}
 
 
 def below(grounding: Grounding, minimum: float | None) -> bool:

@@ -10,13 +10,14 @@ from __future__ import annotations
 from collections import defaultdict
 
 from agent.reasoning.context import AgentContext
-from agent.reasoning.mentions import exact_or_nearest, find_mentions
+from agent.reasoning.mentions import exact_or_nearest, find_mentions, nodes_named
 from agent.reasoning.relevance import QuestionFrame, asked_for, frame_question, mediated, relevance, wanted_types
 from agent.reasoning.search import connect, nodes_for, option_support, path_weight, rank_paths, settings_for_attempt
 from agent.reasoning.state import Mapping, Mention, NodeChoice, SampleState, SearchSettings, Verification
 from agent.reasoning.verbalise import kg_reasoning
 from graphs.names import normalize
 from graphs.paths import PathRecord, describe, keep_each_group, path_key
+from graphs.vocabulary import DISEASE
 
 # Why the KG-only gate rejects a sample whose gold option the evidence may even favour
 # (docs/quality.md lists them): a retry keeps the mappings, so the first two are final.
@@ -28,7 +29,10 @@ NO_RELEVANT_PATH = "no relevant path"
 # The gold option's evidence must reach MIN_EVIDENCE, with at least SPECIFIC_FINDINGS of
 # the question's findings each explained by it directly (an annotation or is-a chain, no
 # other disease or gene between) with SPECIFIC_SUPPORT or more: the answer explains several
-# findings itself, not through a detour. And LEAD times the best other option's.
+# findings itself, not through a detour. And LEAD times the best other option's. A condition
+# the question names (a disease node among its findings) is the deciding clue by itself: one
+# such finding linked directly with MIN_EVIDENCE ("Which drug treats tuberculosis?": rifampin
+# is indicated for it) is enough, where one shared phenotype never is.
 MIN_EVIDENCE = 0.5
 SPECIFIC_FINDINGS = 2
 SPECIFIC_SUPPORT = 0.15
@@ -54,8 +58,9 @@ def extract(state: SampleState, ctx: AgentContext) -> SampleState:
     for role, text in [("answer", record["answer"])] + [
         (f"option:{letter}", text) for letter, text in record["options"].items()
     ]:
-        # An answer that names no node is looked up whole, by meaning, in the map node.
-        found = find_mentions(ctx.kg, text) or [text]
+        # An answer named whole in other words ("Hereditary angioedema") is that node, not
+        # its parts; one that names no node is looked up whole, by meaning, in the map node.
+        found = [text] if ctx.kg.nodes_reworded(text) else find_mentions(ctx.kg, text) or [text]
         mentions.extend(Mention(text=t, role=role, type=wanted) for t in found)
     return {"entities": mentions, "status": "running"}
 
@@ -90,7 +95,7 @@ def _candidates(ctx: AgentContext, mention: Mention, hits) -> list[NodeChoice]:
     is not the gene CNP), and never of the opposite polarity ("Normal DLCO" is not
     "Decreased DLCO")."""
     kg, text, wanted = ctx.kg, mention["text"], mention["type"]
-    exact = sorted(kg.nodes_named(text), key=lambda n: -kg.degree(n))
+    exact = sorted(_named_exactly(ctx, mention), key=lambda n: -kg.degree(n))
     ranked = [NodeChoice(node_id=n, name=kg.name(n), type=kg.node(n).type, score=1.0) for n in exact]
     ranked += [
         NodeChoice(node_id=h.node_id, name=h.name, type=h.type, score=round(h.score, 4))
@@ -132,7 +137,17 @@ def _of_type(ctx: AgentContext, mention: Mention, candidates: list[NodeChoice]) 
 
 
 def _is_exact(ctx: AgentContext, mention: Mention, candidate: NodeChoice) -> bool:
-    return candidate["node_id"] in ctx.kg.nodes_named(mention["text"])
+    return candidate["node_id"] in _named_exactly(ctx, mention)
+
+
+def _named_exactly(ctx: AgentContext, mention: Mention) -> tuple[str, ...]:
+    """The nodes a mention names: by name or synonym (a finding's adjective by its noun);
+    an answer or option also in other words ("Hereditary angioedema": "Angioedema,
+    hereditary, 1"), since it is named whole."""
+    named = nodes_named(ctx.kg, mention["text"])
+    if named or mention["role"] == "question":
+        return named
+    return ctx.kg.nodes_reworded(mention["text"])
 
 
 def _mapping(mention: Mention, candidates: list[NodeChoice], ctx: AgentContext, method: str) -> Mapping:
@@ -258,7 +273,8 @@ def _kg_verification(state: SampleState, ctx: AgentContext) -> Verification:
     runner_up = max((s for letter, s in scores.items() if letter != gold), default=0.0)
     direct = option_support(ctx.kg, mappings, [gold], search, ctx.settings, frame, direct=True)[gold]
     specific = sum(1 for value in direct.values() if value >= SPECIFIC_SUPPORT)
-    if best < MIN_EVIDENCE or specific < SPECIFIC_FINDINGS:
+    named_condition = any(ctx.kg.node(finding).type == DISEASE and value >= MIN_EVIDENCE for finding, value in direct.items())
+    if best < MIN_EVIDENCE or (specific < SPECIFIC_FINDINGS and not named_condition):
         return failed(WEAK, f"{gold}: {best:g} (≥ {MIN_EVIDENCE:g} needed), {specific} findings it explains "
                             f"directly and specifically (≥ {SPECIFIC_FINDINGS} needed)", scores, predicted=gold)
     if best < LEAD * runner_up:

@@ -16,7 +16,7 @@ from typing import NamedTuple
 from graphs.entity_index import Candidate, EntityIndex
 from graphs.names import symbol_form
 from graphs.store import KnowledgeGraph
-from graphs.vocabulary import GENE
+from graphs.vocabulary import GENE, PHENOTYPE
 
 MAX_WORDS = 8
 _WORD = re.compile(r"[A-Za-z0-9]+")
@@ -39,6 +39,7 @@ STOPWORDS = frozenset(
 NOT_THE_PATIENT = frozenset("no not denies denied without negative absent family mother father sister brother".split())
 NEGATION_WINDOW = 6  # words a cue reaches
 _CLAUSE_END = re.compile(r"[.;:?!\n]")
+_SENTENCE_END = re.compile(r"[.?!;\n]\s")
 CLAUSE_TURN = frozenset("but except however although".split())
 
 
@@ -76,6 +77,8 @@ def scan_mentions(kg: KnowledgeGraph, text: str) -> list[Found]:
         for i in range(len(words) - n + 1):
             if any(taken[i : i + n]) or any(negated[i : i + n]) != negated[i]:
                 continue
+            if n > 1 and _SENTENCE_END.search(text, words[i][2], words[i + n - 1][1]):
+                continue  # a name never runs across sentences ("absent. Patellar reflexes")
             surface = text[words[i][1] : words[i + n - 1][2]]
             if _is_specific(kg, surface):
                 taken[i : i + n] = [True] * n
@@ -102,13 +105,61 @@ def exact_or_nearest(kg: KnowledgeGraph, index: EntityIndex, texts: list[str], k
     An exact (normalised) name is the mention's meaning; its embedding neighbours would
     only compete with it ("IL-4" lands next to IL6), and skipping them saves the query.
     """
-    unmatched = [t for t in texts if not kg.nodes_named(t)]
+    unmatched = [t for t in texts if not nodes_named(kg, t)]
     nearest = dict(zip(unmatched, index.search(unmatched, k=k))) if unmatched else {}
     return [nearest.get(t, []) for t in texts]
 
 
+# An adjective a case report writes for a finding, and the endings of the finding's noun:
+# "somnolent" somnolence, "tachycardic" tachycardia, "cyanotic" cyanosis, "hypotensive"
+# hypotension, "jaundiced" jaundice, "confused" confusion. Not "-ated" ("aspirated" is a
+# procedure's), "-philic" (a stain's: "basophilic stippling" is no basophil count) nor
+# "-tonic" (a solution's: "hypertonic saline").
+NOUN_ENDINGS = (
+    ("eic", "ea"), ("etic", "esis"), ("otic", "osis"), ("ctic", "xia"), ("ic", "ia"), ("ic", "y"),
+    ("ent", "ence"), ("sive", "sion"), ("used", "usion"), ("iced", "ice"), ("tous", ""),
+)  # fmt: skip
+NOT_A_FINDING_ADJECTIVE = ("philic", "tonic")
+# Adjectives whose noun is another word.
+IRREGULAR_NOUNS = {"febrile": "fever", "pale": "pallor", "obese": "obesity"}
+
+
+# Words a finding's name opens with that say the same direction: "elevated TSH" is HPO's
+# "High TSH", "raised creatinine" its "Elevated creatinine".
+SAME_DIRECTION = (("elevated", "increased", "high", "raised"), ("decreased", "low", "reduced", "diminished"))
+
+
+def nodes_named(kg: KnowledgeGraph, text: str) -> tuple[str, ...]:
+    """The nodes a text names: by name or synonym; a finding opened by a direction in
+    another word for it ("elevated TSH": High TSH); for one adjective, the phenotypes its
+    noun names ("somnolent": Somnolence). Only phenotypes: a finding's wording, and a
+    disease or gene spelled like a derived noun would be a word-alike."""
+    named = kg.nodes_named(text)
+    if named or not text.replace(" ", "").isalpha():
+        return named
+    first, _, rest = text.strip().partition(" ")
+    if rest:
+        same = next((words for words in SAME_DIRECTION if first.lower() in words), ())
+        for word in same:
+            found = tuple(n for n in kg.nodes_named(f"{word} {rest}") if kg.node(n).type == PHENOTYPE)
+            if found:
+                return found
+        return ()
+    word = text.lower()
+    if word.endswith(NOT_A_FINDING_ADJECTIVE):
+        return ()
+    nouns = [IRREGULAR_NOUNS[word]] if word in IRREGULAR_NOUNS else [
+        word[: -len(ending)] + noun for ending, noun in NOUN_ENDINGS if word.endswith(ending) and len(word) > len(ending) + 3
+    ]
+    for noun in nouns:
+        found = tuple(n for n in kg.nodes_named(noun) if kg.node(n).type == PHENOTYPE)
+        if found:
+            return found
+    return ()
+
+
 def _is_specific(kg: KnowledgeGraph, surface: str) -> bool:
-    if not kg.nodes_named(surface):
+    if not nodes_named(kg, surface):
         return False
     words = surface.lower().split()
     if all(w in STOPWORDS or w.isdigit() for w in _WORD.findall(surface.lower())):
@@ -123,7 +174,7 @@ def _is_specific(kg: KnowledgeGraph, surface: str) -> bool:
 def mention_nodes(kg: KnowledgeGraph, surface: str) -> tuple[str, ...]:
     """The nodes a mention can stand for, most connected first: those named so, qualifiers
     excepted, gene symbols only in their own capitalisation."""
-    ids = [i for i in kg.nodes_named(surface) if i not in kg.qualifiers and _matches_case(kg, i, surface)]
+    ids = [i for i in nodes_named(kg, surface) if i not in kg.qualifiers and _matches_case(kg, i, surface)]
     return tuple(sorted(ids, key=lambda i: -kg.degree(i)))
 
 

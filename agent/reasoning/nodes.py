@@ -77,7 +77,13 @@ def verify(state: SampleState, runtime: Runtime[Settings]) -> SampleState:
     update["relevance"] = mean_relevance(state.get("pruned", []))
     verification = update["verification"]
     search = state["search"]
-    if verification["correct"]:
+    if verification["correct"] and state["record"].get("answer_chosen"):
+        # The evidence that would verify the answer is what chose it: reaching it confirms nothing.
+        verification = update["verification"] = {
+            **verification, "correct": None, "reason": "answer chosen by KG evidence",
+            "detail": "no known answer: the best-supported candidate was taken, so it is not verified"}
+        status = "unverified"
+    elif verification["correct"]:
         status = "accepted"
     elif search["attempt"] < ctx.settings.max_attempts and verification["reason"] not in FINAL:
         status = "retry"

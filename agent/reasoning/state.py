@@ -13,7 +13,9 @@ from typing_extensions import NotRequired
 
 from graphs.paths import PathRecord
 
-Status = Literal["running", "retry", "accepted", "rejected", "error"]
+# "unverified": the answer was no gold answer but picked by the KG evidence that would verify it
+# (Record.answer_chosen, the chat without a known answer), so reaching it confirms nothing.
+Status = Literal["running", "retry", "accepted", "rejected", "error", "unverified"]
 Method = Literal["exact", "embedding", "llm"]
 
 
@@ -31,6 +33,7 @@ class Record(TypedDict):
     dataset: NotRequired[str]  # the detected input schema: medqa, medmcqa, pubmedqa, huatuogpt-o1, custom
     extra: NotRequired[dict[str, Any]]  # kept from the source: PubMedQA context/long answer, explanations, CoT
     position: NotRequired[int]  # 0-based position in its input file (exported as id_in_dataset)
+    answer_chosen: NotRequired[bool]  # True: no known answer; ``answer`` is the KG's best-supported candidate
 
 
 class Mention(TypedDict):
@@ -73,7 +76,7 @@ class SearchSettings(TypedDict):
 
 class Verification(TypedDict):
     predicted: str | None
-    correct: bool
+    correct: bool | None  # None: there was no known answer to check against (status "unverified")
     reason: str  # a category that failures are grouped by ("no path", "verifier disagreed")
     detail: str
     scores: dict[str, float]
@@ -129,6 +132,8 @@ class Grounding(TypedDict):
     score: float | None  # grounded / (grounded + contradicted + unsupported); None with no such step
     adherence: float | None  # share of the pruned paths the reasoning follows in order; None without paths
     steps: list[GroundedStep]
+    # steps past grounding.MAX_GRADED_STEPS, not graded (present only when there are some)
+    ungraded_steps: NotRequired[int]
 
 
 class SampleState(TypedDict, total=False):

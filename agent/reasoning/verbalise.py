@@ -43,7 +43,8 @@ PROMPT_CONTEXT_CHARS = 4000  # a PubMedQA abstract is ~1,500; longer evidence is
 def question_text(record: Record, context_chars: int | None = None) -> str:
     """The question as a reader needs it: with the evidence it is about (PubMedQA's context)
     first, cut to ``context_chars`` at a word boundary when given."""
-    context = ((record.get("extra") or {}).get("context") or "").strip()
+    context = (record.get("extra") or {}).get("context")
+    context = context.strip() if isinstance(context, str) else ""  # a source's own "context" field may be anything
     if not context:
         return record["question"]
     if context_chars is not None and len(context) > context_chars:

@@ -12,6 +12,7 @@ open the same store; the password comes from the environment (``PGPASSWORD``) or
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sqlite3
 from collections.abc import AsyncIterator, Collection, Iterator
@@ -97,7 +98,7 @@ class CheckpointStore:
             with psycopg.connect(self.url, connect_timeout=10):
                 pass
         except psycopg.Error as exc:
-            raise CheckpointStoreError(f"cannot reach the checkpoint database {self}: {_reason(exc, self.url)}") from None
+            raise CheckpointStoreError(f"cannot reach the checkpoint database {self}: {reason(exc, self.url)}") from None
 
     def threads_with_checkpoints(self, threads: Collection[str]) -> set[str]:
         """Which of ``threads`` have at least one checkpoint in the store, read without
@@ -123,7 +124,7 @@ class CheckpointStore:
                 rows = conn.execute("SELECT DISTINCT thread_id FROM checkpoints WHERE thread_id = ANY(%s)", (wanted,))
                 return {thread for (thread,) in rows.fetchall()}
         except psycopg.Error as exc:
-            raise CheckpointStoreError(f"cannot read the checkpoint database {self}: {_reason(exc, self.url)}") from None
+            raise CheckpointStoreError(f"cannot read the checkpoint database {self}: {reason(exc, self.url)}") from None
 
     @asynccontextmanager
     async def open_async(self) -> AsyncIterator:
@@ -143,11 +144,13 @@ class CheckpointStore:
         import psycopg
         from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
+        _quiet_teardown(logging.getLogger("psycopg"))
+
         async with AsyncExitStack() as stack:
             try:
                 saver = await stack.enter_async_context(AsyncPostgresSaver.from_conn_string(self.url))
             except psycopg.Error as exc:
-                raise CheckpointStoreError(f"cannot reach the checkpoint database {self}: {_reason(exc, self.url)}") from None
+                raise CheckpointStoreError(f"cannot reach the checkpoint database {self}: {reason(exc, self.url)}") from None
             # try, sleep, try again: a session waiting inside pg_advisory_lock holds a snapshot that
             # the migrations' CREATE INDEX CONCURRENTLY waits for, a deadlock PostgreSQL then breaks
             # by failing one run
@@ -179,9 +182,23 @@ class CheckpointStore:
             try:
                 saver = stack.enter_context(PostgresSaver.from_conn_string(self.url))
             except psycopg.Error as exc:
-                raise CheckpointStoreError(f"cannot reach the checkpoint database {self}: {_reason(exc, self.url)}") from None
+                raise CheckpointStoreError(f"cannot reach the checkpoint database {self}: {reason(exc, self.url)}") from None
             saver.setup()
             yield saver
+
+
+class _TeardownNoise(logging.Filter):
+    """psycopg logs at WARNING each pipeline it cannot close once its server is gone ("error
+    ignored terminating …: the connection is lost"), a stray line amid the run's progress:
+    the run stops with its own message naming the server (``agent.runs.stops``)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("error ignored terminating")
+
+
+def _quiet_teardown(logger: logging.Logger) -> None:
+    if not any(isinstance(f, _TeardownNoise) for f in logger.filters):
+        logger.addFilter(_TeardownNoise())
 
 
 async def _end_cancelled_write(saver) -> None:
@@ -194,6 +211,23 @@ async def _end_cancelled_write(saver) -> None:
     async with saver.lock:
         if saver.conn.in_transaction:
             await saver.conn.rollback()
+
+
+def delete_checkpoints(saver, thread: str, checkpoint_ids: Collection[str]) -> None:
+    """Remove these checkpoints of ``thread`` with their pending writes: what a fork that
+    failed had written, so that it leaves no branch (as ``delete_thread`` does for a thread;
+    a PostgreSQL blob left unreferenced by them is never read)."""
+    ids = list(checkpoint_ids)
+    if not ids:
+        return
+    if hasattr(saver, "_cursor"):  # PostgresSaver
+        with saver._cursor(pipeline=True) as cur:
+            for table in ("checkpoints", "checkpoint_writes"):
+                cur.execute(f"DELETE FROM {table} WHERE thread_id = %s AND checkpoint_id = ANY(%s)", (thread, ids))
+        return
+    with saver.cursor() as cur:  # SqliteSaver
+        for table in ("checkpoints", "writes"):
+            cur.executemany(f"DELETE FROM {table} WHERE thread_id = ? AND checkpoint_id = ?", [(thread, i) for i in ids])
 
 
 def database_errors() -> tuple[type[Exception], ...]:
@@ -249,7 +283,7 @@ def public_url(url: str) -> str:
     return redaction.public_url(url, keep_user=True)
 
 
-def _reason(exc: Exception, url: str) -> str:
+def reason(exc: Exception, url: str) -> str:
     """psycopg's message, first line (host, port, what failed), with the URL's password removed
     should a message ever echo it."""
     text = str(exc).strip()

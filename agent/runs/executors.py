@@ -20,6 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
+import threading
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -165,18 +167,25 @@ def _ray():
     try:
         import ray
     except ImportError:
-        raise ExecutorError("--executor ray needs Ray: pip install 'medreason-agent[ray]' (or pip install ray)") from None
+        raise ExecutorError("--executor ray needs Ray: pip install -e '.[ray]' in the project's checkout (or pip install ray)") from None
     return ray
 
 
 def _connect(ray, address: str | None) -> None:
     # A run never reports usage statistics to Ray's servers unless the user asked for it.
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # ray.init replaces the SIGTERM handler with one that exits at once (Ray's stack dump,
+    # exit 134): the run's own (agent.runs.runner) is put back, so SIGTERM writes the summary
+    # and exits 143 as under the local executor.
+    own_sigterm = signal.getsignal(signal.SIGTERM)
     try:
         # "local" starts a new instance even where `ray start` left one this run was not pointed at.
         ray.init(address=address or "local", include_dashboard=False, log_to_driver=False)
     except ConnectionError as exc:
         raise ExecutorError(f"--ray-address {address}: no Ray cluster reachable there ({exc})") from None
+    finally:
+        if own_sigterm is not None and threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, own_sigterm)
 
 
 def _actor_env() -> dict[str, str]:

@@ -22,7 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from agent.reasoning.grounding import Evidence, distribution, ground_reasoning, listed_paths, path_evidence
-from agent.runs.records import RawRecord
+from agent.runs.records import RawRecord, lone_surrogate
 from agent.runs.safe_write import atomic_text
 from graphs.store import KnowledgeGraph
 
@@ -38,18 +38,24 @@ class RecordProblem(ValueError):
 
 
 def record_id(raw: RawRecord) -> str:
+    """The record's own id (a lone surrogate in it cannot be written: then its place)."""
     data = raw.data if isinstance(raw.data, dict) else {}
     if data.get("id") not in (None, ""):
-        return str(data["id"])
-    if data.get("id_in_dataset") is not None:
-        return f"{data.get('dataset_name') or 'record'}:{data['id_in_dataset']}"
-    return raw.default_id
+        own = str(data["id"])
+    elif data.get("id_in_dataset") is not None:
+        own = f"{data.get('dataset_name') or 'record'}:{data['id_in_dataset']}"
+    else:
+        return raw.default_id
+    return raw.default_id if lone_surrogate(own) else own
 
 
 def chain_of_thought(kg: KnowledgeGraph, data: object) -> tuple[str, list[Evidence]]:
     """The reasoning of one record and the paths it may lean on; raises RecordProblem."""
     if not isinstance(data, dict):
         raise RecordProblem(f"expected a JSON object, found {type(data).__name__}")
+    problem = lone_surrogate(data)  # such text cannot be written out, nor graded
+    if problem:
+        raise RecordProblem(problem)
     field = next((f for f in REASONING_FIELDS if f in data), None)
     if field is None:
         raise RecordProblem(f"no chain of thought: none of the fields {', '.join(REASONING_FIELDS)}")

@@ -18,12 +18,13 @@ means 1-based, and a file with only 1–3 is read as 1-based. ``FieldMap.cop_bas
 PubMedQA records become multiple choice {A: yes, B: no, C: maybe} with the decision as the
 gold letter; the contexts and the long answer are kept in ``extra``. HuatuoGPT-o1 records are
 free text; ``Complex_CoT`` is kept in ``extra``. Other schemas are read through ``FieldMap``
-(``--id-field``, ``--question-field``, ``--answer-field``, ``--options-field``).
+(``--id-field``, ``--question-field``, ``--answer-field``, ``--options-field``). Every field a
+schema does not read (MedQA's ``meta_info``, a dataset's own tags) is kept in ``extra`` under
+its own name, so no source data is dropped.
 """
 
 from __future__ import annotations
 
-import codecs
 import csv
 import hashlib
 import io
@@ -105,10 +106,13 @@ def read_raw(path: Path, encoding: str | None = None, stem: str | None = None) -
 
 def _decoded(path: Path, encoding: str | None) -> str:
     codec = encoding or "utf-8-sig"  # a UTF-8 byte-order mark is dropped
+    refused = InputError(f"unknown --encoding {encoding!r}: not a text encoding (e.g. utf-8, latin-1, cp1252)")
     try:
-        codecs.lookup(codec)
+        b"_".decode(codec)  # before reading: unknown codecs, and those that are not text encodings (rot13, base64)
     except LookupError:
-        raise InputError(f"unknown --encoding {encoding!r} (e.g. utf-8, latin-1, cp1252)") from None
+        raise refused from None
+    except UnicodeDecodeError:
+        pass  # a text encoding (utf-16, say) in which "_" alone is not text
     data = path.read_bytes()
     try:
         return data.decode(codec)
@@ -207,10 +211,30 @@ def parse_record(raw: RawRecord, fields: FieldMap = DEFAULT_FIELDS) -> Record:
     if fields.id and record_id is None:
         raise RecordError(f"{raw.where}: field {fields.id!r} (--id-field) is missing or empty")
     record = parse(raw.where, data, fields)
+    kept = {k: v for k, v in data.items() if k not in _read_fields(schema, fields) and v not in (None, "", [])}
+    if kept:  # fields the schema does not read (MedQA's meta_info, a source's own tags) travel with the row
+        record["extra"] = {**kept, **record.get("extra", {})}
     record["id"] = record_id or (content_id(record) if fields.id_from == "content" else raw.default_id)
     record["dataset"] = schema
     record["position"] = raw.position
     return record
+
+
+# The source fields each schema reads itself; every other field of a record is kept in ``extra``.
+_SCHEMA_FIELDS = {
+    "medqa": {"id", "question", "options", "answer", "answer_idx"},
+    "medmcqa": {"id", "question", *MEDMCQA_OPTIONS, "cop", "exp", "subject_name", "topic_name"},
+    "pubmedqa": {"id", "pubid", "QUESTION", "question", "final_decision", "CONTEXTS", "context", "LONG_ANSWER",
+                 "long_answer"},
+    "huatuogpt-o1": {"id", "Question", "Response", "Complex_CoT"},
+}
+
+
+def _read_fields(schema: str, fields: FieldMap) -> set[str]:
+    if schema != "custom":
+        return _SCHEMA_FIELDS[schema]
+    return {"id", "answer_idx", fields.id or "id", fields.question or "question", fields.answer or "answer",
+            fields.options or "options"}
 
 
 ID_SOURCES = ("file", "content")

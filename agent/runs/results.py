@@ -11,7 +11,7 @@ import json
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from agent.reasoning.grounding import distribution
 from agent.reasoning.state import SampleState
@@ -103,7 +103,7 @@ class StartedLog(JsonLinesLog):
 def started_threads(run_dir: Path) -> dict[str, str]:
     """Each sample ever started in RUN_DIR, with its checkpoint thread (the latest line wins)."""
     path = run_dir / STARTED
-    return {row["id"]: row["thread_id"] for row in read_rows(path)} if path.exists() else {}
+    return {row["id"]: row["thread_id"] for row in read_rows(path, ("id", "thread_id"))} if path.exists() else {}
 
 
 def error_kind(row: dict) -> str:
@@ -142,10 +142,11 @@ def summarise(rows: list[dict], mode: str, wall_time: float, processed: int | No
         "with_path_share": round(sum(1 for r in rows if r["paths"]) / total, 4) if total else 0.0,
         "mean_attempts": round(sum(len(r["attempts"]) for r in finished) / len(finished), 3) if finished else 0.0,
         "degraded": {"samples": sum(1 for r in rows if r.get("degraded")), "by_node": dict(degraded.most_common())},
+        # Why samples were rejected (the verifier's reason) and why rows are errors: two
+        # questions, two keys (a third that summed them only repeated them).
         "rejection_reasons": dict(reasons.most_common()),
         "error_kinds": dict(kinds.most_common()),
         "error_reasons": dict(errors.most_common()),
-        "failure_reasons": dict((reasons + kinds).most_common()),
         "usage": dict(usage),
         "llm_calls_per_accepted": round(usage["llm_calls"] / accepted, 2) if accepted else 0.0,
         "grounding": distribution(r.get("grounding") for r in rows),
@@ -171,14 +172,52 @@ def relevance_summary(rows: list[dict]) -> dict[str, Any]:
             "accepted_mean": mean(accepted), "accepted_bins": bins}
 
 
-def read_rows(path: Path) -> list[dict]:
-    """The complete lines of a results file (a torn last line, from a crash, is skipped)."""
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            if line.endswith("\n") and line.strip():
-                rows.append(json.loads(line))
-    return rows
+ROW_FIELDS = ("id", "status", "paths", "attempts", "error")
+STATUSES = ("accepted", "rejected", "error", "excluded")  # excluded: agent.runs.overlap
+
+
+class CorruptLineError(ValueError):
+    """A complete line of a run's JSON Lines file that is not one of its rows (a hand edit,
+    a bad copy). Every reader stops at it with the same message: which file and line, and
+    what to do; a torn last line (a crash mid-write) is not one, it is skipped."""
+
+
+def iter_rows(path: Path, required: tuple[str, ...] = ROW_FIELDS) -> Iterator[tuple[int, dict]]:
+    """(byte offset, row) of each complete line of ``path`` (a torn last line is skipped);
+    raises CorruptLineError at a line that is not a JSON object holding ``required``
+    (and, for result rows, a known ``status``)."""
+    offset = 0
+    with open(path, "rb") as f:
+        for number, line in enumerate(f, 1):
+            if line.endswith(b"\n") and line.strip():
+                yield offset, _row(path, number, line, required)
+            offset += len(line)
+
+
+def _row(path: Path, number: int, line: bytes, required: tuple[str, ...]) -> dict:
+    try:
+        row = json.loads(line.rstrip(b"\r\n"))
+    except ValueError as exc:  # JSONDecodeError names the column; UnicodeDecodeError the byte
+        problem = f"not JSON ({exc})"
+    else:
+        missing = [field for field in required if not isinstance(row, dict) or field not in row]
+        if not isinstance(row, dict):
+            problem = f"a JSON {type(row).__name__}, not an object"
+        elif missing:
+            problem = f"missing {', '.join(missing)}"
+        elif "status" in required and row["status"] not in STATUSES:
+            problem = f"status {row['status']!r} is none of {', '.join(STATUSES)}"
+        else:
+            return row
+    raise CorruptLineError(
+        f"{path} line {number} is not a row of this run: {problem}. Fix that line, or delete it "
+        "(that sample then counts as not done: `run … --resume` makes it again)")
+
+
+def read_rows(path: Path, required: tuple[str, ...] = ROW_FIELDS) -> list[dict]:
+    """The rows of a results file (a torn last line, from a crash, is skipped; a corrupt
+    line elsewhere raises CorruptLineError)."""
+    return [row for _, row in iter_rows(path, required)]
 
 
 def write_summary(run_dir: Path, summary: dict) -> None:

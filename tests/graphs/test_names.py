@@ -17,6 +17,9 @@ from graphs.store import KnowledgeGraph
     ("kidneys", "Kidney"),
     ("antibodies", "Antibody"),
     ("TNF-α", "TNF alpha"),
+    ("Bartter's syndrome", "Bartter syndrome"),
+    ("Hashimoto’s thyroiditis", "Hashimoto thyroiditis"),
+    ("Graves' disease", "Graves disease"),
 ])
 def test_exam_spellings_meet_ontology_names(exam, ontology):
     assert normalize(exam) == normalize(ontology)
@@ -43,3 +46,17 @@ def test_the_name_index_matches_through_the_same_normalisation():
     assert kg.nodes_named("type-2 diabetes") == ("HP:0005978",)
     assert kg.nodes_named("Type 2 Diabetes Mellitus") == ("HP:0005978",)
     assert kg.nodes_named("IL-4") == ("NCBIGene:3565",)
+
+
+def test_an_answer_in_other_words_finds_the_node_and_its_numbered_forms():
+    kg = KnowledgeGraph()
+    kg.add_node("OMIM:106100", "Angioedema, hereditary, 1", "disease")
+    kg.add_node("OMIM:610618", "Angioedema, hereditary, 3", "disease")
+    kg.add_node("ORPHA:3303", "Tetralogy of Fallot", "disease")
+    kg.add_node("OMIM:125853", "Diabetes mellitus, type 1", "disease")
+    assert set(kg.nodes_reworded("Hereditary angioedema")) == {"OMIM:106100", "OMIM:610618"}
+    assert kg.nodes_reworded("Fallot tetralogy") == ("ORPHA:3303",)
+    # a number the answer states must be the node's; one word is too loose to reword
+    assert kg.nodes_reworded("Type 2 diabetes mellitus") == ()
+    assert kg.nodes_reworded("Diabetes mellitus type 1") == ("OMIM:125853",)
+    assert kg.nodes_reworded("Angioedema") == ()

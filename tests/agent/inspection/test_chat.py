@@ -46,12 +46,14 @@ def test_a_question_with_options_then_commands(make_context, tmp_path):
     assert "✓" not in text  # the score that chose the answer does not certify it
     assert DISCLAIMER in text
     assert "Neighbours of malaria" in text and "malaria ←indication— chloroquine" in text  # /expand
-    assert "verify" in text and "running→accepted" in text  # /trace
+    # /trace: an answer the KG evidence chose is not verified by that evidence, so not "accepted"
+    assert "verify" in text and "running→unverified" in text and "correct=None, answer chosen by KG evidence" in text
+    assert "accepted" not in text and "correct=True" not in text
     assert f"replay {tmp_path}" in text
-    assert session.last["state"]["status"] == "accepted"
+    assert session.last["state"]["status"] == "unverified"
     with replay.open_run(tmp_path) as graph:
         assert replay.thread_ids(graph) == ["chat-t-1"]
-        assert replay.list_samples(tmp_path, graph)[0]["status"] == "accepted"
+        assert replay.list_samples(tmp_path, graph)[0]["status"] == "unverified"
 
 
 def test_a_question_without_answer_or_options_and_save(make_context, tmp_path):
@@ -66,7 +68,8 @@ def test_a_question_without_answer_or_options_and_save(make_context, tmp_path):
     import json
 
     row = json.loads(saved.read_text())
-    assert row["id"] == row["thread_id"] == "chat-t-1" and row["status"] == "accepted" and row["answer"] == "malaria"
+    assert row["id"] == row["thread_id"] == "chat-t-1" and row["status"] == "unverified" and row["answer"] == "malaria"
+    assert row["verification"]["correct"] is None
 
 
 def test_a_known_answer_is_checked_not_chosen(make_context, tmp_path):
@@ -93,4 +96,20 @@ def test_chat_command_reads_stdin(fixture_kg_dir, tmp_path):
     text = " ".join(result.output.split())
     assert "KG-only" in text and "Answer: A. chloroquine" in text and f"replay {store}" in text
     listed = CliRunner().invoke(cli, ["replay", str(store)])
-    assert listed.exit_code == 0 and "accepted" in listed.output
+    assert listed.exit_code == 0 and "unverified" in listed.output and "accepted" not in listed.output
+
+
+def test_a_chosen_answer_shows_as_not_verified_in_the_viewer(make_context, tmp_path):
+    from starlette.testclient import TestClient
+
+    from agent.inspection.view import create_app
+
+    chat(make_context(), tmp_path, [QUESTION, "/quit"])
+    page = TestClient(create_app(tmp_path, token="t"), base_url="http://127.0.0.1").get("/sample/chat-t-1").text
+    assert "status-unverified" in page and "not verified" in page
+    assert "status-accepted" not in page and ", correct" not in page
+
+
+def test_a_known_answer_reached_is_still_accepted(make_context, tmp_path):
+    session, text = chat(make_context(), tmp_path, [QUESTION + " \\", "Answer: A", "/quit"])
+    assert "Known answer A. chloroquine: reached" in text and session.last["state"]["status"] == "accepted"

@@ -65,6 +65,10 @@ def test_cli_list_timeline_and_step_json(run_dir):
     data = json.loads(step.output)
     assert data["node"] == "map" and data["next"] == ["path"]
     assert data["values"]["mappings"][0]["name"] == "fever"
+    shown = runner.invoke(cli, ["replay", str(run_dir), "--sample", "malaria", "--step", "2"], terminal_width=200)
+    assert shown.exit_code == 0, shown.output
+    header, state = shown.output.split("\n", 1)
+    assert "step 2 (map), next: path" in header and json.loads(state) == json.loads(json.dumps(data["values"]))
 
     missing = runner.invoke(cli, ["replay", str(run_dir), "--sample", "nope"])
     assert missing.exit_code == 2 and "no sample 'nope'" in missing.output
@@ -153,4 +157,21 @@ def test_a_fork_onto_a_missing_graph_is_refused_before_any_branch_is_made(run_di
     with replay.open_run(run_dir) as graph:
         with pytest.raises(CacheError, match="does not exist"):
             replay.fork(graph, thread(run_dir), 2, make_settings(), [f"settings.kg_dir={tmp_path / 'nowhere'}"])
+        assert len(replay.branches(graph, thread(run_dir))) == 1
+
+
+@pytest.mark.parametrize("value, refusal", [
+    ("mappings.3.node_id=HP:9999999", "--set mappings.3.node_id: 'HP:9999999' is not a node of the graph"),
+    ('mappings.3={"node_id": "nowhere:1", "role": "answer"}', "--set mappings.3: 'nowhere:1' is not a node of the graph"),
+    ('mappings.3={"role": "answer"}', "the fork failed (KeyError"),  # gets past the check, fails in a node
+])
+def test_a_fork_that_cannot_be_made_says_why_and_leaves_no_branch(run_dir, fixture_kg_dir, value, refusal):
+    with replay.open_run(run_dir) as graph:
+        before = [s.config["configurable"]["checkpoint_id"] for s in graph.checkpointer.list(None)]
+    refused = CliRunner().invoke(cli, ["replay", str(run_dir), "--sample", "malaria", "--fork", "2", "--kg-dir",
+                                       str(fixture_kg_dir), "--offline", "--set", value])
+    assert refused.exit_code == 2, refused.output
+    assert refusal in " ".join(refused.output.split()) and "Traceback" not in refused.output
+    with replay.open_run(run_dir) as graph:
+        assert [s.config["configurable"]["checkpoint_id"] for s in graph.checkpointer.list(None)] == before
         assert len(replay.branches(graph, thread(run_dir))) == 1

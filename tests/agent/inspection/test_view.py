@@ -265,3 +265,33 @@ def test_a_fork_is_adopted_from_the_viewer_and_the_original_restored(client, rev
     restored = client.post("/adopt/scurvy", data={"token": TOKEN, "branch": 0, "who": "dr b"})
     assert 'id="adopted-badge"' not in restored.text and "✓ Saved: <b>flag</b>" in restored.text
     assert client.post("/adopt/broken", data={"token": TOKEN, "branch": 1, "who": "dr b"}).status_code == 400
+
+
+def test_an_id_holding_a_newline_has_a_working_link_and_review(tmp_path, fixture_kg_dir):
+    import re
+    import subprocess
+    import sys
+    from html import unescape
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    records = tmp_path / "in.jsonl"
+    records.write_text(json.dumps({"id": "two\nlines", "question": "Fever and splenomegaly?", "options": {"A": "malaria"},
+                                   "answer": "malaria"}) + "\n")
+    done = subprocess.run([sys.executable, str(root / "run_agent.py"), "run", str(records), "--out", str(tmp_path / "run"),
+                           "--kg-dir", str(fixture_kg_dir)], capture_output=True, text=True, cwd=root, timeout=300)
+    assert done.returncode == 0, done.stderr
+    client = TestClient(create_app(tmp_path / "run", token=TOKEN), base_url="http://127.0.0.1")
+    link = unescape(re.search(r'class="sample-link" href="([^"]*)"', client.get("/samples").text).group(1))
+    assert link == "/sample/two%0Alines"
+    page = client.get(link)
+    assert page.status_code == 200 and "two\nlines" in unescape(page.text)
+    reviewed = client.post("/review/two%0Alines", data={"token": TOKEN, "decision": "accept"}, follow_redirects=False)
+    assert reviewed.status_code == 303
+    assert json.loads((tmp_path / "run" / REVIEWS).read_text())["id"] == "two\nlines"
+
+    # results.jsonl damaged while the viewer runs: the page names the line, as the command does
+    results = tmp_path / "run" / "results.jsonl"
+    results.write_text("{not json\n" + results.read_text())
+    damaged = client.get("/samples")
+    assert damaged.status_code == 500 and f"{results} line 1 is not a row of this run" in unescape(damaged.text)

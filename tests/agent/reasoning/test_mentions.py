@@ -1,4 +1,4 @@
-from agent.reasoning.mentions import exact_or_nearest, find_mentions, scan_mentions
+from agent.reasoning.mentions import exact_or_nearest, find_mentions, nodes_named, scan_mentions
 from graphs.store import KnowledgeGraph
 
 
@@ -74,3 +74,28 @@ def test_exact_names_skip_the_vector_query(loaded):
     found = exact_or_nearest(loaded.kg, index, ["Splenomegaly", "tuberculosis infection"], k=3)
     assert index.asked == ["tuberculosis infection"]
     assert found[0] == [] and found[1][0].node_id == "disease:tuberculosis"
+
+
+def test_a_finding_written_as_an_adjective_is_the_phenotype_of_its_noun():
+    kg = kg_with(("P1", "Somnolence", "effect/phenotype"), ("P2", "Tachycardia", "effect/phenotype"),
+                 ("P3", "Pallor", "effect/phenotype"), ("P4", "Aspiration", "effect/phenotype"),
+                 ("P5", "Increased basophil count", "effect/phenotype"), ("P6", "Basophilia", "effect/phenotype"),
+                 ("D1", "Cyanosis", "disease"))
+    text = "He is somnolent, pale and tachycardic; not cyanotic. Fluid was aspirated; basophilic stippling."
+    assert find_mentions(kg, text) == ["somnolent", "pale", "tachycardic"]
+    assert nodes_named(kg, "somnolent") == ("P1",) and nodes_named(kg, "pale") == ("P3",)
+    # a disease spelled like the noun is a word-alike, not the finding
+    assert nodes_named(kg, "cyanotic") == ()
+
+
+def test_a_finding_opened_by_another_word_for_its_direction_is_found():
+    kg = kg_with(("P1", "High TSH", "effect/phenotype"), ("P2", "Reduced haptoglobin level", "effect/phenotype"),
+                 ("D1", "Increased pain syndrome", "disease"))
+    assert find_mentions(kg, "Elevated TSH, decreased haptoglobin level and elevated pain syndrome.") == [
+        "Elevated TSH", "decreased haptoglobin level"]
+
+
+def test_a_name_never_runs_across_sentences():
+    kg = kg_with(("P1", "Chest pain", "effect/phenotype"), ("P2", "Type 2 diabetes", "effect/phenotype"))
+    assert find_mentions(kg, "A bruise on his chest. Pain began today; type 2 diabetes.") == ["type 2 diabetes"]
+    assert find_mentions(kg, "He has chest pain.") == ["chest pain"]

@@ -148,3 +148,31 @@ def test_an_exact_name_of_another_type_is_kept_when_no_node_has_the_type(two_vit
     mention = {"text": "vitamin d", "role": "answer", "type": "gene/protein"}
     (mapping,), _ = settle_mentions(two_vitamins, [mention], two_vitamins.settings.min_score)
     assert mapping["node_id"].endswith(":vitamin d") and mapping["method"] == "exact"
+
+
+@pytest.fixture(scope="module")
+def angioedema(tmp_path_factory, embedder):
+    """A tiny graph with a disease named only in numbered forms, as OMIM names them."""
+    from agent.config import Settings
+    from agent.reasoning import resources
+    from graphs.kg_dir import Source, build_kg
+    from graphs.progress import Silent
+
+    tsv = tmp_path_factory.mktemp("src") / "kg.tsv"
+    tsv.write_text("head\trelation\ttail\thead_type\ttail_type\n"
+                   "Angioedema, hereditary, 1\tdisease_phenotype_positive\tangioedema\tdisease\teffect/phenotype\n"
+                   "Angioedema, hereditary, 1\tdisease_phenotype_positive\tsomnolence\tdisease\teffect/phenotype\n")
+    kg_dir = tmp_path_factory.mktemp("kg3")
+    build_kg(kg_dir, Source("triples", tsv), embedder, Silent())
+    return resources.load(Settings(kg_dir=kg_dir))
+
+
+def test_an_answer_named_in_other_words_maps_whole_and_exactly(angioedema):
+    rec = record("A somnolent boy has recurrent angioedema. Which of the following is the most likely diagnosis?",
+                 "Hereditary angioedema", {"A": "Hereditary angioedema", "B": "Urticaria"}, "A")
+    state = through({"record": rec}, angioedema, nodes.extract, nodes.map_entities)
+    by_role = {m["role"]: m for m in state["mappings"]}
+    assert [m["text"] for m in state["entities"] if m["role"] == "question"] == ["somnolent", "angioedema"]
+    assert (by_role["answer"]["name"], by_role["answer"]["method"]) == ("Angioedema, hereditary, 1", "exact")
+    assert by_role["question"]["method"] == "exact"
+    assert {m["name"] for m in state["mappings"] if m["role"] == "question"} == {"somnolence", "angioedema"}

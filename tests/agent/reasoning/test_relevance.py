@@ -146,6 +146,17 @@ def test_kg_only_accepts_specific_evidence_clearly_ahead_and_records_its_relevan
     assert close["verification"]["reason"] in {"tie", "evidence not clearly ahead"}
 
 
+def test_a_condition_the_question_names_explains_its_answer_alone_where_one_shared_finding_does_not(make_context):
+    ctx = make_context()
+    drugs = {"A": "rifampin", "B": "metformin", "C": "levothyroxine"}
+    treats = run_graph(ctx, record("Which drug treats tuberculosis?", "rifampin", drugs, "A"))
+    assert treats["status"] == "accepted", treats["verification"]
+    one_finding = run_graph(ctx, record("A man presents with cough. Which of the following is the most likely diagnosis?",
+                                        "tuberculosis", {"A": "tuberculosis", "B": "malaria"}, "A"))
+    assert one_finding["status"] == "rejected"
+    assert one_finding["verification"]["reason"] == "weak evidence"
+
+
 def test_relevance_is_shown_to_the_llm_pruner(context):
     from langgraph.runtime import Runtime
 

@@ -56,7 +56,7 @@ def test_llm_failures_are_retried_from_their_checkpoint_with_retry_errors(tmp_pa
         settings = llm_settings(server, llm_max_retries=0)
         first = asyncio.run(run_dataset(path, run_dir, settings, RunOptions()))
         assert first["counts"]["error"] == 2 and first["error_kinds"] == {"LLM error": 2}
-        assert first["failure_reasons"] == {"LLM error": 2}
+        assert first["rejection_reasons"] == {} and "failure_reasons" not in first
         again = asyncio.run(run_dataset(path, run_dir, settings, RunOptions(resume=True)))
         assert again["counts"]["error"] == 2 and server.hits == 2  # plain --resume: errors stay done
         server.fault_rate = 0.0
