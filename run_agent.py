@@ -575,9 +575,10 @@ def export(
     min_grounding: Annotated[Optional[float], typer.Option("--min-grounding", min=0.0, max=1.0, help="Only samples whose grounding score reaches this.")] = None,
     include_degraded: Annotated[bool, typer.Option("--include-degraded", help="Also samples where a node fell back to its KG-only behaviour because the model's answer was unusable (row field degraded).")] = False,
     include_thinking: Annotated[bool, typer.Option("--include-thinking", help="sft: put a reasoning model's own thinking behind the reasoning first, in <think>…</think>.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object: samples written, the output, and the rows left out by reason.")] = False,
 ) -> None:
-    """Write a run's samples as a fine-tuning or dataset file."""
-    from agent.runs.export import FORMATS, ExportError, ExportOptions, export_run
+    """Write a run's samples as a fine-tuning or dataset file, and say which rows were left out and why."""
+    from agent.runs.export import FORMATS, ExportError, ExportOptions, export_run, left_out_hint
     from agent.runs.results import CorruptLineError
     from agent.runs.safe_write import OutputError
 
@@ -596,10 +597,13 @@ def export(
         written = export_run(run_dir, format, out_path, options, force=force)
     except (ExportError, OutputError, CorruptLineError) as exc:
         raise fail(str(exc)) from exc
+    if as_json:
+        print(json.dumps({"written": written.written, "out": str(out_path), "left_out": written.left_out}, ensure_ascii=False))
     err.print(f"Wrote {written.written:,} samples to {escape(str(out_path))}", highlight=False)
-    if written.without_reasoning:
-        err.print(f"Left out {written.without_reasoning:,} samples without reasoning (they never reached generation): "
-                  "a training file never holds an empty chain of thought.", highlight=False)
+    if written.left_out:
+        err.print(f"Left out {sum(written.left_out.values()):,} rows:", highlight=False)
+        for reason, count in written.left_out.items():
+            err.print(f"  {count:>6,}  {escape(left_out_hint(reason))}", highlight=False)
     if format == "medreason" and "ours" not in str(out_path):
         err.print("Note: MedReason's SFT.py reads question/reasoning/answer only from a data path containing "
                   "'ours' (e.g. medreason_ours.jsonl).", highlight=False)
@@ -754,6 +758,39 @@ def view(
         serve(run_dir, host=host, port=port)
     except ViewError as exc:
         raise fail(str(exc)) from exc
+
+
+@app.command("adopt")
+def adopt(
+    run_dir: Annotated[Path, typer.Argument(help="A run directory (run --out).")],
+    sample: Annotated[str, typer.Option("--sample", help="The sample whose result the fork becomes.")],
+    branch: Annotated[int, typer.Option("--branch", help="The fork (replay --sample ID lists its branches); 0 restores the run's original result.")],
+    who: Annotated[str, typer.Option("--who", help="Your name: the adopted result records who adopted it and when.")],
+    note: Annotated[str, typer.Option("--note", help="Why (kept with the review the adoption records).")] = "",
+    as_json: Annotated[bool, typer.Option("--json", help="Print the sample's new row as one JSON object.")] = False,
+) -> None:
+    """Make a fork of a sample (replay --fork) its result in results.jsonl, as a reviewer's accept; the original is kept."""
+    import shlex
+
+    from agent.inspection.adoption import ADOPTIONS, AdoptionError
+    from agent.inspection.adoption import adopt as adopt_fork
+
+    try:
+        row = adopt_fork(run_dir, sample, branch, who, note)
+    except AdoptionError as exc:
+        raise fail(str(exc)) from exc
+    if as_json:
+        print(json.dumps(row, ensure_ascii=False))
+        return
+    if branch == 0:
+        out.print(f"{sample}: the run's original result is back ({row['status']}), flagged for review again.",
+                  highlight=False, markup=False)
+        return
+    adopted = row["adopted"]
+    restore = shlex.join(["python", "run_agent.py", "adopt", str(run_dir), "--sample", sample, "--branch", "0", "--who", who])
+    out.print(f"{sample}: its result is now fork {branch} ({row['status']}; the run had {adopted['original_status']}), "
+              f"adopted by {who} at {adopted['time']}. The replaced row is kept in {run_dir / ADOPTIONS}; "
+              f"{restore} restores it.", highlight=False, markup=False)
 
 
 @app.command("replay")

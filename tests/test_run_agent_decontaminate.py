@@ -95,6 +95,7 @@ def test_run_exclude_overlap_sends_no_request_about_an_excluded_record_and_expor
     assert exported.returncode == 0, exported.stderr
     items = lines(tmp_path / "hf" / "data" / "train.jsonl")
     assert "tb" not in {i["id"] for i in items} and len(items) == 2
+    assert "Left out 1 rows: 1 excluded before the run (they overlap an evaluation set)" in " ".join(exported.stderr.split())
     assert items[0]["provenance"]["overlap_check"]["against"][0]["name"] == "exam"
     card = (tmp_path / "hf" / "README.md").read_text()
     assert "- Decontamination: checked against exam (2 questions, " in card and "1 records excluded before generation" in card

@@ -27,18 +27,24 @@ def test_every_format_and_flag_after_a_sharded_run(tmp_path, make_settings):
     assert CliRunner().invoke(app, ["merge", str(tmp_path / "s0"), str(tmp_path / "s1"), "--out", str(tmp_path / "all")]).exit_code == 0
     run = tmp_path / "all"
 
-    done = export(run, "--format", "medreason", "--out", tmp_path / "mr.jsonl", "--dataset-name", "medbullets")
+    statuses = [json.loads(line)["status"] for line in (run / "results.jsonl").read_text().splitlines()]
+    accepted = export(run, "--format", "medreason", "--out", tmp_path / "accepted.jsonl")  # what the gate accepted
+    assert accepted.exit_code == 0 and f"Wrote {statuses.count('accepted')} samples" in accepted.output
+    rejected = statuses.count("rejected")
+    assert (f"Left out {rejected} rows: {rejected} rejected by the run; --all takes them" in " ".join(accepted.output.split())
+            if rejected else "Left out" not in accepted.output)
+    done = export(run, "--format", "medreason", "--all", "--out", tmp_path / "mr.jsonl", "--dataset-name", "medbullets")
     assert done.exit_code == 0 and "Wrote 2 samples" in done.output and "containing 'ours'" in done.output
     items = sorted((json.loads(line) for line in (tmp_path / "mr.jsonl").read_text().splitlines()), key=lambda i: i["id_in_dataset"])
     assert [(i["dataset_name"], i["id_in_dataset"]) for i in items] == [("medbullets", 0), ("medbullets", 1)]  # positions survive shards
     assert "Note:" not in export(run, "--format", "medreason", "--out", tmp_path / "medreason_ours.jsonl").output
 
-    assert export(run, "--format", "huatuo", "--out", tmp_path / "h.json").exit_code == 0
+    assert export(run, "--format", "huatuo", "--all", "--out", tmp_path / "h.json").exit_code == 0
     assert {d["Response"] for d in json.loads((tmp_path / "h.json").read_text())} == {
         "The answer is A. chloroquine.", "The answer is A. rifampin. Explanation: Rifampin is a first-line antitubercular drug.",
     }
 
-    assert export(run, "--format", "sft", "--thinking-tags", "--system", "Be careful.", "--out", tmp_path / "s.jsonl").exit_code == 0
+    assert export(run, "--format", "sft", "--all", "--thinking-tags", "--system", "Be careful.", "--out", tmp_path / "s.jsonl").exit_code == 0
     for line in (tmp_path / "s.jsonl").read_text().splitlines():
         system, user, assistant = json.loads(line)["messages"]
         assert system == {"role": "system", "content": "Be careful."} and user["role"] == "user"

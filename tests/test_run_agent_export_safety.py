@@ -59,7 +59,9 @@ def test_a_training_export_with_all_leaves_out_samples_without_reasoning_and_say
     for fmt, out in (("sft", "sft.jsonl"), ("huatuo", "huatuo.json"), ("medreason", "medreason_ours.jsonl")):
         done = cli("export", kg_only_run, "--format", fmt, "--out", tmp_path / out, "--all")
         assert done.returncode == 0, done.stderr
-        assert "Wrote 2 samples" in done.stderr and "Left out 1 samples without reasoning" in " ".join(done.stderr.split())
+        said = " ".join(done.stderr.split())
+        assert "Wrote 2 samples" in said and "Left out 1 rows:" in said
+        assert "1 no reasoning (they never reached generation)" in said
     assert all("## Thinking" in json.loads(line)["messages"][-1]["content"]
                for line in (tmp_path / "sft.jsonl").read_text().splitlines())
     assert all(item["Complex_CoT"].strip() for item in json.loads((tmp_path / "huatuo.json").read_text()))

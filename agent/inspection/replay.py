@@ -433,6 +433,17 @@ def diverge(chain_a: list[StateSnapshot], chain_b: list[StateSnapshot]) -> int:
     return shared
 
 
+def fork_origin(chains: list[list[StateSnapshot]], number: int) -> dict[str, Any]:
+    """Where branch ``number`` (a fork) left the original run: the step it was forked at,
+    what the fork set there, and the id of its last checkpoint."""
+    original = {_id(s) for s in chains[0]}
+    chain = chains[number]
+    first = next(i for i, s in enumerate(chain) if _id(s) not in original)
+    forked_at = chain[first - 1] if first else chain[first]
+    return {"checkpoint_id": _id(chain[-1]), "forked_at_step": forked_at.metadata.get("step"),
+            "changes": changes(forked_at.values, chain[first].values)}
+
+
 # -- reports: what the replay command (and anything else) shows of a fork or a diff -----------
 def fork_report(app, thread: str, step: int, settings: Settings, sets: list[str], from_branch: int = 0) -> dict:
     """Fork ``thread`` at ``step`` (``fork``) and say what came of it: the outcomes side by

@@ -4,7 +4,8 @@ A Starlette app over one run directory (or the chat store, whose turns are its s
 an overview of the run's records, a filtered, searchable, paged list of samples, and one page
 per sample with its reasoning, mapped entities, KG paths drawn as a graph (laid out here,
 drawn as SVG by the template), attempts and checkpoint timeline (read by ``agent.inspection.replay``,
-the same reading ``replay`` prints). The only write is a review, appended to reviews.jsonl.
+the same reading ``replay`` prints). It writes two things: a review, appended to reviews.jsonl,
+and an adopted fork (``agent.inspection.adoption``), which replaces the sample's row.
 
 Safety: sample ids in URLs are keys of an in-memory index, never parts of a file path;
 Jinja2 escapes every text; a review POST must carry this server session's token, which only
@@ -20,12 +21,13 @@ import re
 import secrets
 import shlex
 import threading
+import zlib
 from collections import Counter
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, unquote, urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
@@ -39,6 +41,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from agent.inspection import replay
+from agent.inspection.adoption import AdoptionError, adopt
 from agent.runs.fingerprint import FINGERPRINT, endpoint
 from agent.runs.results import RESULTS, SUMMARY, CorruptLineError, error_kind, iter_rows, rejection_kind, result_row
 from agent.runs.reviews import DECISIONS, REVIEWS, ReviewError, append_review, read_reviews, review_line
@@ -52,8 +55,17 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
-# Node fill colours, given to node types in the order a graph first shows them.
-PALETTE = ("#4e79a7", "#f28e2b", "#59a14f", "#e15759", "#b07aa1", "#76b7b2", "#edc948", "#9c755f", "#ff9da7", "#bab0ac")
+# One fill colour per node type on every graph of every page (PrimeKG's and HPO's types);
+# a type not listed gets one of OTHER_COLOURS, chosen by its name, so it too is the same everywhere.
+TYPE_COLOURS = {
+    "effect/phenotype": "#4e79a7", "disease": "#e15759", "drug": "#59a14f", "gene/protein": "#b07aa1",
+    "anatomy": "#f28e2b", "exposure": "#9c755f", "biological_process": "#76b7b2", "molecular_function": "#edc948",
+    "cellular_component": "#ff9da7", "pathway": "#17becf",
+}
+OTHER_COLOURS = ("#bab0ac", "#8c6d31", "#637939", "#843c39", "#7b4173", "#3182bd")
+REVIEWER_COOKIE = "medreason_reviewer"  # the last name a reviewer gave, prefilled on every page
+# The list's sortable columns: what each sorts by (None, a missing score, always last).
+SORTS = ("id", "question", "answer", "status", "grounding", "relevance", "attempts", "review")
 
 
 class ViewError(Exception):
@@ -73,6 +85,14 @@ class Entry:
     degraded: tuple[str, ...]  # the nodes that fell back to a weaker behaviour ("node: why")
     offset: int  # byte offset of its line in results.jsonl (-1: a chat turn, kept in memory)
     text: str  # question and reasoning, lower-cased, for search
+    question: str  # its start, as the list shows it
+    answer: str  # the gold answer: option letter and text
+    grounding: float | None  # the share of reasoning steps the graph backs
+    relevance: float | None  # how relevant its paths are to the question, when the run recorded it
+    adopted: int  # the fork its result was adopted from (0: the run's own)
+
+
+QUESTION_SHOWN = 110  # characters of the question the list shows
 
 
 def reason_of(row: dict) -> str:
@@ -84,12 +104,37 @@ def reason_of(row: dict) -> str:
     return ""
 
 
+def _number(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+
+
+def path_relevance(path: dict) -> float | None:
+    """A path's relevance score: ``{"score", "reasons"}`` as runs record it, or a bare number."""
+    value = path.get("relevance")
+    return _number(value.get("score") if isinstance(value, dict) else value)
+
+
+def relevance_of(row: dict) -> float | None:
+    """The sample's relevance: the row's own (the mean over the paths its reasoning was
+    given), else that mean worked out from its paths; None when the run recorded none."""
+    own = _number(row.get("relevance"))
+    if own is not None:
+        return own
+    found = [r for r in (path_relevance(p) for p in row.get("paths") or [] if isinstance(p, dict)) if r is not None]
+    return round(sum(found) / len(found), 4) if found else None
+
+
 def _entry(row: dict, offset: int) -> Entry:
+    question = " ".join(str(row.get("question") or "").split())
+    answer = " ".join(filter(None, (f"{row['answer_idx']}." if row.get("answer_idx") else "", str(row.get("answer") or ""))))
     return Entry(
         id=str(row["id"]), status=row.get("status") or "?", reason=reason_of(row),
         dataset=row.get("dataset") or "", attempts=len(row.get("attempts") or []),
         degraded=tuple(str(d).split(":", 1)[0].strip() for d in row.get("degraded") or []), offset=offset,
         text=f"{row.get('question') or ''}\n{row.get('reasoning') or ''}".lower(),
+        question=question if len(question) <= QUESTION_SHOWN else question[:QUESTION_SHOWN - 1].rstrip() + "…",
+        answer=answer, grounding=_number((row.get("grounding") or {}).get("score")), relevance=relevance_of(row),
+        adopted=(row.get("adopted") or {}).get("branch") or 0,
     )
 
 
@@ -101,6 +146,7 @@ class Filters:
     attempts: str = ""
     reviewed: str = ""  # "", "yes", "no" or a decision
     q: str = ""
+    sort: str = ""  # one of SORTS, "-" first for descending; "" is the run's order
 
     @classmethod
     def from_query(cls, params) -> Filters:
@@ -127,6 +173,31 @@ class Filters:
             return False
         return not self.q or self.q.lower() in entry.text
 
+    def order(self, entries: list[Entry], reviews: dict[str, dict]) -> list[Entry]:
+        """The entries in the chosen order (stable: equal ones keep the run's order)."""
+        column, descending = self.sort.lstrip("-"), self.sort.startswith("-")
+        if column not in SORTS:
+            return entries
+        value = {
+            "id": lambda e: e.id, "question": lambda e: e.question.lower(), "answer": lambda e: e.answer.lower(),
+            "status": lambda e: (e.status, e.reason), "grounding": lambda e: e.grounding,
+            "relevance": lambda e: e.relevance, "attempts": lambda e: e.attempts,
+            "review": lambda e: (reviews.get(e.id) or {}).get("decision"),
+        }[column]
+        present = [(value(e), e) for e in entries]
+        known = sorted((pair for pair in present if pair[0] is not None), key=lambda pair: pair[0], reverse=descending)
+        return [e for _, e in known] + [e for v, e in present if v is None]
+
+    def sorted_by(self, column: str) -> str:
+        """The query string that sorts by ``column``: ascending first, then descending
+        (scores start high-first: ``grounding`` and ``relevance`` are read best or worst first)."""
+        first = f"-{column}" if column in ("grounding", "relevance") else column
+        following = first[1:] if first.startswith("-") else f"-{first}"
+        return Filters(**{**vars(self), "sort": following if self.sort == first else first}).query()
+
+    def sort_mark(self, column: str) -> str:
+        return "" if self.sort.lstrip("-") != column else " ▼" if self.sort.startswith("-") else " ▲"
+
 
 class RunIndex:
     """The samples of a run directory (results.jsonl) or of the chat store (its checkpoint
@@ -145,6 +216,7 @@ class RunIndex:
         self._reviews_stamp: tuple | None = None
         self.entries: list[Entry] = []
         self.positions: dict[str, int] = {}
+        self.has_relevance = False  # whether any row carries a relevance (the list then shows it)
         self._chat_rows: dict[str, dict] = {}
         self._reviews: dict[str, dict] = {}
         self.refresh()
@@ -163,6 +235,7 @@ class RunIndex:
             if stamp != self._results_stamp:
                 self._load_chat() if self.chat else self._load_results()
                 self.positions = {e.id: i for i, e in enumerate(self.entries)}
+                self.has_relevance = any(e.relevance is not None for e in self.entries)
                 self._results_stamp = stamp
             stamp = self._stamp(self.run_dir / REVIEWS)
             if stamp != self._reviews_stamp:
@@ -199,7 +272,7 @@ class RunIndex:
 
     def select(self, filters: Filters) -> list[Entry]:
         reviews = self._reviews
-        return [e for e in self.entries if filters.keep(e, reviews)]
+        return filters.order([e for e in self.entries if filters.keep(e, reviews)], reviews)
 
     def facets(self) -> dict[str, list[tuple[str, int]]]:
         """The values each list filter can take, with how many samples have them."""
@@ -240,6 +313,8 @@ def overview(index: RunIndex) -> dict:
     reviewed = Counter(r["decision"] for r in index.reviews.values() if r["id"] in index.positions)
     return {
         "total": len(index.entries),
+        "reviewed": sum(reviewed.values()),
+        "adopted": sum(1 for e in index.entries if e.adopted),
         "charts": [
             ("Status", bars(statuses), "status"),
             ("Rejection reasons", bars(reasons), "reason"),
@@ -318,13 +393,12 @@ def path_graph(paths: list[dict]) -> dict:
         by_column.setdefault(column[node], []).append(node)
     tallest = max(len(nodes) for nodes in by_column.values())
     height = 2 * MARGIN + (tallest - 1) * ROW_HEIGHT
-    colours: dict[str, str] = {}
     nodes: dict[str, GraphNode] = {}
     for col, members in by_column.items():
         top = (height - (len(members) - 1) * ROW_HEIGHT) / 2
         for row, node in enumerate(members):
             name, type_ = info[node]
-            colour = colours.setdefault(type_, PALETTE[len(colours) % len(PALETTE)])
+            colour = type_colour(type_)
             role = "start" if node in starts else "end" if node in ends else ""
             nodes[node] = GraphNode(node, name, type_, MARGIN + 60 + col * COLUMN_WIDTH, top + row * ROW_HEIGHT, colour, role)
     labels: dict[tuple[str, str], list[str]] = {}
@@ -343,8 +417,18 @@ def path_graph(paths: list[dict]) -> dict:
     return {
         "nodes": list(nodes.values()), "edges": edges,
         "width": 2 * MARGIN + 120 + (max(column.values()) * COLUMN_WIDTH), "height": height,
-        "legend": list(colours.items()),
+        "legend": legend(n.type for n in nodes.values()),
     }
+
+
+def type_colour(node_type: str) -> str:
+    """The fill of a node of this type, the same on every graph of every page."""
+    return TYPE_COLOURS.get(node_type) or OTHER_COLOURS[zlib.crc32(node_type.encode("utf-8")) % len(OTHER_COLOURS)]
+
+
+def legend(types) -> list[tuple[str, str]]:
+    """(type, colour) of each node type shown, in first-seen order."""
+    return [(t, type_colour(t)) for t in dict.fromkeys(types)]
 
 
 def _edge(a: GraphNode, b: GraphNode, label: str, bend: float) -> GraphEdge:
@@ -366,6 +450,8 @@ def _edge(a: GraphNode, b: GraphNode, label: str, bend: float) -> GraphEdge:
 class TimelineBranch:
     number: int
     steps: list[dict]
+    status: str  # the status its last checkpoint holds
+    finished: bool  # whether it ran to its end (only a finished fork can be adopted)
 
 
 def checkpoint_view(run_dir: Path, sample_id: str, thread: str | None) -> dict:
@@ -380,7 +466,8 @@ def checkpoint_view(run_dir: Path, sample_id: str, thread: str | None) -> dict:
                 {"step": s.step, "node": s.node, "changes": s.changes, "time": s.created_at[11:23],
                  "fork": fork_command(run_dir, sample_id, s.step, number)
                  if replay.fork_refusal(s.snapshot, s.step) is None else ""}
-                for s in replay.timeline(chain)]) for number, chain in enumerate(chains)]
+                for s in replay.timeline(chain)], chain[-1].values.get("status") or "?", not chain[-1].next)
+                for number, chain in enumerate(chains)]
             candidates = chains[0][-1].values.get("paths") or []
     except replay.ReplayError as exc:
         return {"branches": [], "candidates": [], "missing": str(exc)}
@@ -409,7 +496,7 @@ def create_app(run_dir: Path, token: str | None = None, hosts: tuple[str, ...] =
     index = RunIndex(run_dir)
     token = token or secrets.token_urlsafe(24)
     pages = templates()
-    pages.env.globals["quote"] = _quote
+    pages.env.globals.update(quote=_quote, type_colour=type_colour, path_relevance=path_relevance)
 
     def render(request: Request, name: str, status_code: int = 200, **context) -> Response:
         context.update(run_dir=str(run_dir), chat=index.chat, token=token)
@@ -426,9 +513,11 @@ def create_app(run_dir: Path, token: str | None = None, hosts: tuple[str, ...] =
         pages_total = max(1, math.ceil(len(chosen) / PAGE_SIZE))
         page = min(max(_int(request.query_params.get("page"), 1), 1), pages_total)
         shown = chosen[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
+        reviews = index.reviews
         return render(request, "samples.html", filters=filters, facets=index.facets(), shown=shown,
-                      matching=len(chosen), page=page, pages=pages_total, reviews=index.reviews,
-                      back=filters.query(), total=len(index.entries))
+                      matching=len(chosen), page=page, pages=pages_total, reviews=reviews,
+                      back=filters.query(), total=len(index.entries), relevance=index.has_relevance,
+                      reviewed_in_list=sum(1 for e in chosen if e.id in reviews))
 
     def sample(request: Request) -> Response:
         index.refresh()
@@ -437,37 +526,67 @@ def create_app(run_dir: Path, token: str | None = None, hosts: tuple[str, ...] =
         if row is None:
             raise HTTPException(404, f"no sample {sample_id!r} in this run")
         filters = Filters.from_query(request.query_params)
-        neighbours = _neighbours(index.select(filters), sample_id)
+        listed = index.select(filters)
+        position, previous, following = _neighbours(listed, sample_id)
         checkpoints = checkpoint_view(run_dir, sample_id, row.get("thread_id"))
         verification = row.get("verification") or {}
         body, conclusion = split_conclusion(row.get("reasoning") or "")
+        pruned, candidates = path_graph(row.get("paths") or []), path_graph(checkpoints["candidates"])
+        saved_id = request.query_params.get("saved")
         return render(
             request, "sample.html", row=row, review=index.reviews.get(sample_id), body=body, conclusion=conclusion,
-            verification=verification, pruned=path_graph(row.get("paths") or []),
-            candidates=path_graph(checkpoints["candidates"]), checkpoints=checkpoints,
-            back=filters.query(), previous=neighbours[0], next=neighbours[1], decisions=DECISIONS,
+            verification=verification, pruned=pruned, candidates=candidates,
+            legend=legend(n.type for g in (pruned, candidates) for n in g["nodes"]), checkpoints=checkpoints,
+            back=filters.query(), previous=previous, next=following, decisions=DECISIONS,
+            position=position, listed=len(listed), reviewed_in_list=sum(1 for e in listed if e.id in index.reviews),
+            saved=(saved_id, index.reviews.get(saved_id)) if saved_id in index.reviews else None,
+            who=unquote(request.cookies.get(REVIEWER_COOKIE, "")), adopted=row.get("adopted"),
         )
 
-    async def review(request: Request) -> Response:
+    async def posted(request: Request) -> tuple[Any, str, str]:
+        """The form of a review or adoption, its sample and reviewer: refused without this
+        viewer session's token (a page of another site cannot read it), 404 for an unknown sample."""
         form = await request.form()
         if not secrets.compare_digest(str(form.get("token") or ""), token):
-            return HTMLResponse("This review was refused: it does not carry this viewer session's token. "
-                                "Review from the viewer's own page.", status_code=403, headers=SECURITY_HEADERS)
+            raise HTTPException(403, "This review was refused: it does not carry this viewer session's token. "
+                                     "Review from the viewer's own page.")
         sample_id = request.path_params["sample_id"]
         if sample_id not in index.positions:
             raise HTTPException(404, f"no sample {sample_id!r} in this run")
+        return form, sample_id, str(form.get("who") or "").strip()
+
+    async def review(request: Request) -> Response:
+        form, sample_id, who = await posted(request)
         try:
-            index.record_review(sample_id, str(form.get("decision") or ""), str(form.get("note") or "").strip(),
-                                str(form.get("who") or "").strip() or None)
+            index.record_review(sample_id, str(form.get("decision") or ""), str(form.get("note") or "").strip(), who or None)
         except ReviewError as exc:
             return HTMLResponse(f"Review refused: {escape(str(exc))}", status_code=400, headers=SECURITY_HEADERS)
+        return _saved(form, sample_id, who)
+
+    async def adopt_fork(request: Request) -> Response:
+        form, sample_id, who = await posted(request)
+        try:
+            adopt(run_dir, sample_id, _int(str(form.get("branch") or ""), -1), who, str(form.get("note") or "").strip())
+        except AdoptionError as exc:
+            return HTMLResponse(f"Adoption refused: {escape(str(exc))}", status_code=400, headers=SECURITY_HEADERS)
+        index.refresh()
+        return _saved(form, sample_id, who)
+
+    def _saved(form, sample_id: str, who: str) -> Response:
+        """On to the page the form names (only a page of this viewer, never another site),
+        saying what was saved, with the reviewer's name remembered for the next form."""
         target = str(form.get("next") or "")
-        if not target.startswith("/sample/"):  # only a page of this viewer, never another site
+        if not target.startswith("/sample/"):
             target = f"/sample/{_quote(sample_id)}"
-        return RedirectResponse(target, status_code=303)
+        target += ("&" if "?" in target else "?") + urlencode({"saved": sample_id})
+        response = RedirectResponse(target, status_code=303)
+        if who:
+            response.set_cookie(REVIEWER_COOKIE, quote(who, safe=""), max_age=365 * 24 * 3600, path="/",
+                                httponly=True, samesite="strict")
+        return response
 
     async def not_found(request: Request, exc: HTTPException) -> Response:
-        return render(request, "error.html", status_code=exc.status_code, message=exc.detail)
+        return render(request, "error.html", status_code=exc.status_code, message=exc.detail, code=exc.status_code)
 
     async def unreadable(request: Request, exc: ViewError) -> Response:  # results.jsonl damaged while viewing
         return render(request, "error.html", status_code=500, message=str(exc))
@@ -477,6 +596,7 @@ def create_app(run_dir: Path, token: str | None = None, hosts: tuple[str, ...] =
             Route("/", home),
             Route("/samples", samples),
             _any_id_route("/review/", review, methods=["POST"]),
+            _any_id_route("/adopt/", adopt_fork, methods=["POST"]),
             _any_id_route("/sample/", sample),
             Mount("/static", StaticFiles(directory=ASSETS / "static"), name="static"),
         ],
@@ -494,13 +614,13 @@ def _any_id_route(prefix: str, endpoint, **options) -> Route:
     return route
 
 
-def _neighbours(entries: list[Entry], sample_id: str) -> tuple[str | None, str | None]:
-    """The samples before and after ``sample_id`` in the current list."""
-    ids = [e.id for e in entries]
-    if sample_id not in ids:
-        return None, None
-    at = ids.index(sample_id)
-    return (ids[at - 1] if at else None), (ids[at + 1] if at + 1 < len(ids) else None)
+def _neighbours(entries: list[Entry], sample_id: str) -> tuple[int, str | None, str | None]:
+    """The sample's position (1-based; 0: not in the current list) and the samples before
+    and after it in the current list."""
+    at = next((i for i, e in enumerate(entries) if e.id == sample_id), None)
+    if at is None:
+        return 0, None, None
+    return at + 1, (entries[at - 1].id if at else None), (entries[at + 1].id if at + 1 < len(entries) else None)
 
 
 def _int(value: str | None, default: int) -> int:

@@ -16,12 +16,17 @@ writing files, and matches what its consumer reads (docs/export_formats.md has t
   ``include_thinking``, a reasoning model's own thinking behind the reasoning (the row's
   ``thinking`` of its generate node) goes first, in ``<think>…</think>``.
 
-Samples that fell back to a KG-only behaviour at some node (the row's ``degraded``) are left
-out unless ``include_degraded``; a model's thinking never enters any item's reasoning.
 - ``hf``: a directory that ``datasets.load_dataset(DIR)`` reads: ``data/train.jsonl`` (the
   medreason fields plus run columns and ``messages``) and a ``README.md`` dataset card.
 
 ``--out`` ending in ``.json`` gets one JSON array; any other file gets JSON Lines.
+
+Which rows an export takes is one decision per row (``left_out_reason``): a row is written,
+or left out for the first reason that applies, and every reason is counted (``Exported.left_out``),
+so an export never drops a sample silently. Samples that fell back to a KG-only behaviour at
+some node (the row's ``degraded``) are left out unless ``include_degraded``; a model's thinking
+never enters any item's reasoning. The latest human review of each sample (reviews.jsonl) and
+an adopted fork (the row's ``adopted``) go into every item's provenance and the dataset card.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from pathlib import Path
 from agent.runs.fingerprint import identity, identity_of_rows, read_fingerprint
 from agent.reasoning.grounding import below, distribution
 from agent.runs.results import RESULTS, SUMMARY, read_rows, summarise, write_summary
-from agent.runs.reviews import ReviewError, ReviewFilter, passes, read_reviews
+from agent.runs.reviews import ReviewError, ReviewFilter, read_reviews
 from agent.runs.safe_write import atomic_text, check_target
 from agent.reasoning.verbalise import options_text, question_text
 
@@ -73,8 +78,9 @@ class RunSource:
 def provenance(row: dict, source: RunSource) -> dict:
     """Where a sample's reasoning comes from: the nodes its mentions were mapped to, the
     paths it used (relation labels and node ids per hop), each step's grounding, the KG
-    (source and hash), the model and the run's fingerprint. A row's own ``run`` (a merge of
-    runs made differently, a run resumed with --allow-changed) comes before the run's."""
+    (source and hash), the model and the run's fingerprint; who reviewed it (its latest
+    review, or null) and the fork it was adopted from (or null). A row's own ``run`` (a merge
+    of runs made differently, a run resumed with --allow-changed) comes before the run's."""
     run = row.get("run")
     run_kg = (run or {}).get("kg") or source.kg
     return {
@@ -87,7 +93,22 @@ def provenance(row: dict, source: RunSource) -> dict:
         "model": run["model"] if run else source.model,
         "fingerprint": source.fingerprint,
         "overlap_check": source.overlap_check,
+        "review": review_of(row),
+        "adopted": adoption_of(row),
     }
+
+
+def review_of(row: dict) -> dict | None:
+    """The sample's latest review as exports carry it: decision, note, who, time."""
+    review = row.get("review")
+    return {k: review.get(k) for k in ("decision", "note", "who", "time")} if review else None
+
+
+def adoption_of(row: dict) -> dict | None:
+    """Which fork the row's result comes from, who adopted it and when (null: the original run)."""
+    adopted = row.get("adopted")
+    return {k: adopted.get(k) for k in ("branch", "checkpoint_id", "forked_at_step", "changes", "who", "time",
+                                        "original_status")} if adopted else None
 
 
 def load_run(run_dir: Path) -> tuple[list[dict], dict]:
@@ -202,6 +223,10 @@ def hf_item(row: dict, options: ExportOptions, source: RunSource) -> dict:
         "context": extra.get("context") or "",
         "long_answer": extra.get("long_answer") or "",
         "messages": sft_item(row, options)["messages"],
+        "review_decision": (row.get("review") or {}).get("decision") or "",
+        "review_note": (row.get("review") or {}).get("note") or "",
+        "reviewer": (row.get("review") or {}).get("who") or "",
+        "adopted_fork": (row.get("adopted") or {}).get("branch") or 0,
         "provenance": provenance(row, source),
     }
 
@@ -209,39 +234,87 @@ def hf_item(row: dict, options: ExportOptions, source: RunSource) -> dict:
 ITEMS = {"sft": sft_item, "medreason": medreason_item, "huatuo": huatuo_item}
 
 
-def selected_rows(rows: list[dict], include_all: bool, min_grounding: float | None = None,
-                  include_degraded: bool = False) -> list[dict]:
-    """The rows an export takes: accepted ones not degraded (unless ``include_degraded``), or
-    with ``include_all`` every row that has a question (malformed input rows have none to
-    export); with ``min_grounding``, only those whose grounding score reaches it."""
-    if include_all:  # never a record excluded as a copy of an evaluation question (run --exclude-overlap)
-        chosen = [r for r in rows if r.get("question") and r["status"] != "excluded"]
-    else:
-        chosen = [r for r in rows if r["status"] == "accepted" and (include_degraded or not r.get("degraded"))]
-    if min_grounding is not None:
-        chosen = [r for r in chosen if not below(r.get("grounding") or {"score": None}, min_grounding)]
-    return chosen
+# Why a row is left out of an export, by key (what --json and the dataset card give); each
+# status other than the ones taken is its own ``status:<name>`` key, each review decision its
+# own ``review:<decision>``, so a status or decision added later is counted without a change here.
+TAKEN_STATUSES = ("accepted",)  # --all adds ALL_STATUSES
+ALL_STATUSES = ("accepted", "rejected", "error")
+LEFT_OUT_HINTS = {
+    "no question": "malformed input records: nothing to export",
+    "status:rejected": "rejected by the run; --all takes them",
+    "status:error": "errors; --all takes those with a question",
+    "status:excluded": "excluded before the run (they overlap an evaluation set)",
+    "run rejected, reviewer accepted": "a reviewer accepted them but their row is still the run's rejected one: "
+                                       "adopt the fork that fixed each (`adopt`, or the viewer), or pass --all",
+    "degraded": "a node fell back to its KG-only behaviour; --include-degraded takes them",
+    "below min grounding": "grounding score below --min-grounding",
+    "review:reject": "a reviewer rejected them",
+    "review:flag": "flagged by a reviewer, not accepted (--only-reviewed)",
+    "review:none": "not reviewed (--only-reviewed)",
+    "no reasoning": "no reasoning (they never reached generation): a training file never holds an empty chain of thought",
+}
 
 
-def reviewed_rows(run_dir: Path, rows: list[dict], wanted: ReviewFilter) -> list[dict]:
-    """The rows whose latest review in RUN_DIR/reviews.jsonl passes ``wanted``."""
+def left_out_hint(reason: str) -> str:
+    """What a left-out reason means and, where one exists, the option that takes such rows."""
+    return LEFT_OUT_HINTS.get(reason) or (f"status {reason.split(':', 1)[1]}" if reason.startswith("status:") else reason)
+
+
+def left_out_reason(row: dict, format: str, options: ExportOptions, reviews: dict[str, dict]) -> str | None:
+    """Why ``row`` is left out of this export (a ``LEFT_OUT_HINTS`` key, or ``status:<name>``), or
+    None when it is written. The first reason that applies counts: what the run made of the row,
+    then the export's filters, then the reviews, then what the format needs."""
+    status, review = row.get("status"), reviews.get(row["id"])
+    decision = review["decision"] if review else None
+    if not row.get("question"):
+        return "no question"
+    if status not in (ALL_STATUSES if options.include_all else TAKEN_STATUSES):
+        if status in ALL_STATUSES and decision == "accept":
+            return "run rejected, reviewer accepted"
+        return f"status:{status}"
+    if row.get("degraded") and not options.include_degraded and not options.include_all:
+        return "degraded"
+    if options.min_grounding is not None and below(row.get("grounding") or {"score": None}, options.min_grounding):
+        return "below min grounding"
+    if options.reviewed == "not-rejected" and decision == "reject":
+        return "review:reject"
+    if options.reviewed == "accepted" and decision != "accept":
+        return f"review:{decision or 'none'}"
+    if format in TRAINING_FORMATS and not (row.get("reasoning") or "").strip():
+        return "no reasoning"
+    return None
+
+
+def choose_rows(rows: list[dict], format: str, options: ExportOptions, reviews: dict[str, dict]) -> tuple[list[dict], Counter]:
+    """The rows ``format`` takes, each with its latest review (``review``), and how many were
+    left out for each reason."""
+    kept, left_out = [], Counter()
+    for row in rows:
+        reason = left_out_reason(row, format, options, reviews)
+        if reason:
+            left_out[reason] += 1
+        else:
+            kept.append({**row, "review": reviews.get(row["id"])})
+    return kept, left_out
+
+
+def run_reviews(run_dir: Path, wanted: ReviewFilter) -> dict[str, dict]:
+    """The latest review of each sample; a filter by reviews on a run nobody reviewed is refused."""
     try:
         reviews = read_reviews(run_dir)
     except ReviewError as exc:
         raise ExportError(str(exc)) from exc
-    if not reviews:
+    if wanted != "any" and not reviews:
         raise ExportError(f"{run_dir} has no reviews yet; review samples with `view {run_dir}` first")
-    return [r for r in rows if passes(reviews.get(r["id"]), wanted)]
+    return reviews
 
 
 def export_items(rows: list[dict], format: str, options: ExportOptions, source: RunSource) -> list[dict]:
-    """The items of ``format`` for the ``selected_rows``, each with its provenance when asked
+    """The items of ``format`` for the rows ``choose_rows`` took, each with its provenance when asked
     (hf always has one)."""
     if format == "hf":
         return [hf_item(r, options, source) for r in rows]
-    item = ITEMS.get(format)
-    if item is None:
-        raise ExportError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
+    item = ITEMS[format]  # export_run refused any other
     if options.provenance:
         return [{**item(r, options), "provenance": provenance(r, source)} for r in rows]
     return [item(r, options) for r in rows]
@@ -249,32 +322,33 @@ def export_items(rows: list[dict], format: str, options: ExportOptions, source: 
 
 class Exported(NamedTuple):
     written: int  # samples written
-    without_reasoning: int  # left out of a training format: their chain of thought is empty
+    left_out: dict[str, int]  # rows left out, by reason (``left_out_reason``), most first
 
 
 TRAINING_FORMATS = ("sft", "medreason", "huatuo")
 
 
 def export_run(run_dir: Path, format: str, out: Path, options: ExportOptions = ExportOptions(), force: bool = False) -> Exported:
-    """Write ``format`` to ``out``. A training format never holds an empty chain of thought:
-    rows without one (with --all, samples that never reached generation) are left out and counted."""
+    """Write ``format`` to ``out`` and say what was left out and why. A training format never
+    holds an empty chain of thought: rows without one (with --all, samples that never reached
+    generation) are left out and counted."""
+    if format not in FORMATS:
+        raise ExportError(f"unknown format {format!r}; choose one of {', '.join(FORMATS)}")
     check_target(out, [run_dir], force, directory=format == "hf")
     rows, summary = load_run(run_dir)
-    rows = selected_rows(rows, options.include_all, options.min_grounding, options.include_degraded)
-    if options.reviewed != "any":
-        rows = reviewed_rows(run_dir, rows, options.reviewed)
-    without_reasoning = 0
-    if format in TRAINING_FORMATS:
-        kept = [r for r in rows if (r.get("reasoning") or "").strip()]
-        without_reasoning, rows = len(rows) - len(kept), kept
+    reviews = run_reviews(run_dir, options.reviewed)
+    rows, left_out = choose_rows(rows, format, options, reviews)
     identities = run_identities(run_dir, rows, summary)
     rows = [{**r, "run": identities[r["id"]]} for r in rows]
     source = RunSource(summary.get("kg") or {}, summary.get("model"), read_fingerprint(run_dir), summary.get("overlap_check"))
     items = export_items(rows, format, options, source)
+    reasons = dict(left_out.most_common())
     if format == "hf":
-        return Exported(_export_hf(items, rows, summary, out, options.include_all), 0)
-    write_items(out, items)
-    return Exported(len(items), without_reasoning)
+        _write_jsonl(out / "data" / "train.jsonl", items)
+        _write_text(out / "README.md", dataset_card(rows, summary, options, items, reasons))
+    else:
+        write_items(out, items)
+    return Exported(len(items), reasons)
 
 
 def write_items(path: Path, items: Iterable[dict]) -> None:
@@ -297,13 +371,6 @@ def _write_jsonl(path: Path, items) -> None:
             f.write(json.dumps(item, ensure_ascii=False) + "\n")
 
 
-def _export_hf(items: list[dict], rows: list[dict], summary: dict, out: Path, include_all: bool) -> int:
-    """``rows``: the exported ones (``selected_rows``); ``out`` was checked to be a directory."""
-    _write_jsonl(out / "data" / "train.jsonl", items)
-    _write_text(out / "README.md", dataset_card(rows, summary, include_all, items))
-    return len(items)
-
-
 def _made_with(rows: list[dict], summary: dict) -> list[str]:
     """The card's lines on mode, model and graph: one of each when every row shares them,
     else each (KG, mode, model) with its number of samples."""
@@ -322,7 +389,7 @@ def _made_with(rows: list[dict], summary: dict) -> list[str]:
               f"{graph(s['kg'])}" for s in sources)]
 
 
-def dataset_card(rows: list[dict], summary: dict, include_all: bool, items: list[dict]) -> str:
+def dataset_card(rows: list[dict], summary: dict, options: ExportOptions, items: list[dict], left_out: dict[str, int]) -> str:
     statuses = Counter(r["status"] for r in rows)
     datasets = Counter(i["dataset_name"] for i in items)
     size = "n<1K" if len(rows) < 1000 else "1K<n<10K" if len(rows) < 10_000 else "10K<n<100K" if len(rows) < 100_000 else "n>100K"
@@ -351,23 +418,54 @@ def dataset_card(rows: list[dict], summary: dict, include_all: bool, items: list
         "(arXiv 2504.00993), generated by the MedReason Agent.",
         "",
         f"- Samples: {len(rows):,} ({', '.join(f'{s} {n:,}' for s, n in statuses.most_common())})"
-        + ("" if include_all else " — accepted samples only"),
+        + ("" if options.include_all else " — accepted samples only"),
         f"- Source datasets: {', '.join(f'{d} {n:,}' for d, n in datasets.most_common())}",
         f"- Run: {summary.get('records', len(rows)):,} records; accepted {counts.get('accepted', 0):,}, "
         f"rejected {counts.get('rejected', 0):,}, error {counts.get('error', 0):,}",
         *_made_with(rows, summary),
         f"- Grounding (share of reasoning steps the graph backs): {_grounding_line(rows)}",
         f"- Decontamination: {_overlap_line(summary)}",
+        *_review_lines(rows, options),
+        *_left_out_lines(left_out),
         "",
         "Columns: `dataset_name`, `id_in_dataset` (0-based position in the input file), `question`, `answer`, "
         "`reasoning`, `options` (as in UCSC-VLAA/MedReason), `id`, `answer_idx`, `status`, `paths` (the KG paths "
         "the reasoning used), `verification`, `attempts`, `llm_calls`, `context`, `long_answer`, `messages` "
         "(chat format, as TRL's SFTTrainer reads it), `provenance` (the mapped nodes, the paths with their relation "
-        "labels and node ids, each reasoning step's grounding against the graph, the KG source and hash, the model "
-        "and the run's fingerprint).",
+        "labels and node ids, each reasoning step's grounding against the graph, the KG source and hash, the model, "
+        "the run's fingerprint, the latest human `review` and the fork a result was `adopted` from), `review_decision`, "
+        "`review_note`, `reviewer` (the latest human review; empty when none), `adopted_fork` (the branch of the "
+        "sample's checkpoints its result was adopted from; 0: the original run).",
         "",
     ]
     return "\n".join(lines)
+
+
+def _review_lines(rows: list[dict], options: ExportOptions) -> list[str]:
+    """The card's lines on human review: how many samples were reviewed, with what decisions,
+    by whom, which results come from an adopted fork, and the review filter the export used."""
+    reviewed = [r["review"] for r in rows if r.get("review")]
+    wanted = {"any": "", "not-rejected": " (export filter: reviewer-rejected samples left out)",
+              "accepted": " (export filter: only reviewer-accepted samples)"}[options.reviewed]
+    if not reviewed:
+        return [f"- Human review: none{wanted}"]
+    decisions = Counter(r["decision"] for r in reviewed)
+    who = sorted({r["who"] for r in reviewed if r.get("who")})
+    lines = [f"- Human review: {len(reviewed):,} of {len(rows):,} samples reviewed "
+             f"({', '.join(f'{d} {n:,}' for d, n in decisions.most_common())})"
+             + (f" by {', '.join(who)}" if who else "") + wanted]
+    adopted = sum(1 for r in rows if r.get("adopted"))
+    if adopted:
+        lines.append(f"- {adopted:,} samples' results come from a fork a reviewer adopted (the row's `adopted_fork`; "
+                     "`provenance.adopted` says who, when and what the fork changed)")
+    return lines
+
+
+def _left_out_lines(left_out: dict[str, int]) -> list[str]:
+    if not left_out:
+        return ["- Left out: none"]
+    return [f"- Left out: {sum(left_out.values()):,} rows of the run",
+            *(f"  - {n:,} {left_out_hint(reason)}" for reason, n in left_out.items())]
 
 
 def _overlap_line(summary: dict) -> str:

@@ -63,13 +63,3 @@ def read_reviews(run_dir: Path) -> dict[str, dict]:
                 raise ReviewError(f"{path} line {number}: unknown decision {decision!r}")
             latest[sample_id] = review
     return latest
-
-
-def passes(review: dict | None, wanted: ReviewFilter) -> bool:
-    """Whether a sample with this latest review (None: not reviewed) passes the filter."""
-    decision = review["decision"] if review else None
-    if wanted == "accepted":
-        return decision == "accept"
-    if wanted == "not-rejected":
-        return decision != "reject"
-    return True

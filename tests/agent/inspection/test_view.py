@@ -1,5 +1,6 @@
-"""The viewer over HTTP (Starlette's test client): list filters and search, the sample page,
-reviews and their token, escaping, ids that are not files, the chat store, fork commands."""
+"""The viewer over HTTP (Starlette's test client): list filters, search, columns and sorting, the
+sample page, reviews and their token, the reviewer remembered, adopting a fork, escaping, ids
+that are not files, the chat store, fork commands, node colours."""
 
 import json
 import shlex
@@ -8,8 +9,10 @@ from urllib.parse import quote
 import pytest
 from starlette.testclient import TestClient
 
-from agent.inspection.view import create_app, fork_command, path_graph
-from agent.runs.reviews import REVIEWS
+from agent.config import Settings
+from agent.inspection.view import REVIEWER_COOKIE, create_app, fork_command, path_graph
+from agent.runs.reviews import REVIEWS, read_reviews
+from tests.agent.inspection.view_run import fork_fixing_scurvy
 
 TOKEN = "test-token"
 
@@ -65,7 +68,7 @@ def test_review_without_the_token_is_refused(client, reviewable_run):
 def test_review_redirects_only_within_the_viewer(client):
     response = client.post("/review/malaria", data={"token": TOKEN, "decision": "accept", "next": "https://evil.example/"},
                            follow_redirects=False)
-    assert response.headers["location"] == "/sample/malaria"
+    assert response.headers["location"] == "/sample/malaria?saved=malaria"  # back to the sample, saying it was saved
 
 
 def test_text_from_the_data_is_escaped(client):
@@ -144,6 +147,124 @@ def test_path_graph_merges_paths_and_keeps_direction():
     assert phenotype.x1 > phenotype.x2  # the fact's head is malaria: the arrow points back to fever
     assert by["f"].colour == by["s"].colour != by["d"].colour
     assert by["f"].x < by["d"].x < by["a"].x
+
+
+def list_rows(html: str) -> list[dict[str, str]]:
+    """The list's rows as a reader sees them: each column's text by its class."""
+    import re
+    from html import unescape
+
+    rows = []
+    for body in re.findall(r'<tr class="status-[^"]*">(.*?)</tr>', html, re.S):
+        cells = dict(re.findall(r'<td class="col-([a-z]+)[^"]*"[^>]*>(.*?)</td>', body, re.S))
+        rows.append({k: " ".join(unescape(re.sub(r"<[^>]+>", " ", v)).split()) for k, v in cells.items()})
+    return rows
+
+
+def test_list_shows_question_answer_status_and_scores_and_sorts_by_them(client, reviewable_run):
+    rows = list_rows(client.get("/samples").text)
+    malaria = next(r for r in rows if r["id"].startswith("malaria"))
+    assert malaria["question"].startswith("A traveller returns with fever, splenomegaly")
+    assert malaria["answer"] == "A. chloroquine" and malaria["status"] == "accepted" and malaria["grounding"] == "0.50"
+    hostile = next(r for r in rows if r["id"].startswith("hostile"))
+    assert hostile["question"].startswith("<script>alert('x')</script> Fever & splenomegaly")  # shown as text
+    results = reviewable_run / "results.jsonl"
+    lines = [json.loads(line) for line in results.read_text().splitlines()]
+    for row in lines:  # as a run made before relevance was recorded
+        row.pop("relevance", None)
+        for path in row["paths"]:
+            path.pop("relevance", None)
+    results.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    assert "relevance" not in client.get("/samples").text  # no row carries one: no column
+
+    by_grounding = [r["id"].split()[0] for r in list_rows(client.get("/samples?sort=-grounding").text)]
+    assert by_grounding[0] == "hostile/<b>id</b>" and by_grounding[1] == "malaria"  # 1.00 then 0.50, then the unscored
+    by_answer = [r["answer"] for r in list_rows(client.get("/samples?sort=-answer").text)]
+    assert by_answer == sorted(by_answer, key=str.lower, reverse=True) and by_answer[0] != by_answer[-1]
+    assert listed_ids(client.get("/samples?sort=-nonsense").text) == listed_ids(client.get("/samples").text)
+    page = client.get("/samples?status=rejected&sort=grounding").text
+    assert "sort=-grounding" in page and "status=rejected" in page  # a header keeps the filters and turns the order
+
+    # relevance, as runs record it (each path's with its reasons, the sample's the mean), is a column of its own
+    for row in lines:
+        base = {"malaria": 0.9, "scurvy": 0.2}.get(row["id"], 0.5)
+        for n, path in enumerate(row["paths"]):
+            path["relevance"] = {"score": base - n * 0.02, "reasons": ["specificity 0.90", "from the <presenting> problem"]}
+        row["relevance"] = base if row["id"] != "malaria" else None  # a row without its own: the mean of its paths'
+    results.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    rows = list_rows(client.get("/samples?sort=-relevance").text)
+    mean = sum(0.9 - n * 0.02 for n in range(len(lines[0]["paths"]))) / len(lines[0]["paths"])
+    assert [r["id"].split()[0] for r in rows][0] == "malaria" and rows[0]["relevance"] == f"{mean:.2f}"
+    assert "relevance 0.90: specificity 0.90; from the &lt;presenting&gt; problem" in client.get("/sample/malaria").text
+
+
+def test_the_sample_page_follows_the_sorted_list_and_says_where_the_reviewer_is(client):
+    page = client.get("/sample/malaria?sort=-grounding").text
+    assert "2 of 4 in this list" in page and "0 of 4 reviewed" in page
+    assert 'id="previous" rel="prev" href="/sample/hostile%2F%3Cb%3Eid%3C%2Fb%3E?sort=-grounding"' in page
+    last = client.get("/sample/broken?sort=-grounding").text
+    assert "4 of 4 in this list (the last)" in last and 'id="next"' not in last
+
+
+def test_grounding_steps_read_as_text_not_python(client):
+    page = client.get("/sample/malaria").text
+    steps = page[page.index('id="grounded-steps"'):page.index('id="reasoning"')]
+    assert "{" not in steps and "node_id" not in steps  # no dict printed
+    assert '<span class="entity" title="x&lt;y&gt;">option → x &lt;y&gt;</span>' in steps
+    assert "<span>anemia is joined to x &lt;y&gt; only by phenotype phenotype</span>" in steps
+    assert 'class="mark-unlinked"' in steps and "Grounding: score <b>0.50</b>, path adherence 1.00" in page
+
+
+def test_each_node_type_has_one_colour_on_every_graph_with_a_legend(client):
+    import re
+
+    colours = {}
+    for path in ("/sample/malaria", "/sample/" + quote("hostile/<b>id</b>", safe=""), "/sample/scurvy"):
+        page = client.get(path).text
+        for node_type, fill in re.findall(r'<g class="node[^"]*" data-type="([^"]*)">\s*<title>.*?</title>\s*<circle [^>]*fill="([^"]*)"', page, re.S):
+            colours.setdefault(node_type, set()).add(fill)
+        legend = dict((t, c) for c, t in re.findall(r'<circle cx="6" cy="6" r="5" fill="([^"]*)"/></svg> ([^<]+)</span>', page))
+        assert all(legend[t] in colours[t] for t in legend)
+    assert len(colours) >= 2 and all(len(fills) == 1 for fills in colours.values()), colours
+    assert len({next(iter(f)) for f in colours.values()}) == len(colours)  # and no two types share one
+
+
+def test_a_review_says_it_was_saved_and_the_reviewer_is_remembered(client):
+    page = client.get("/sample/malaria").text
+    assert 'id="review-who" value=""' in page
+    response = client.post("/review/malaria", data={"token": TOKEN, "decision": "flag", "note": "check <dose>",
+                                                     "who": "dr <i>a</i>", "next": "/sample/scurvy"})
+    assert response.status_code == 200 and str(response.url).endswith("/sample/scurvy?saved=malaria")
+    assert "✓ Saved: <b>flag</b> of <a href=\"/sample/malaria\">malaria</a> by dr &lt;i&gt;a&lt;/i&gt;" in response.text
+    assert "check &lt;dose&gt;" in response.text
+    assert 'id="review-who" value="dr &lt;i&gt;a&lt;/i&gt;"' in response.text  # prefilled from the cookie
+    assert client.cookies.get(REVIEWER_COOKIE) == quote("dr <i>a</i>", safe="")
+    assert 'id="review-who" value="dr &lt;i&gt;a&lt;/i&gt;"' in client.get("/sample/broken").text  # on every page
+    assert "Saved" not in client.get("/sample/broken?saved=nobody").text
+
+
+def test_a_fork_is_adopted_from_the_viewer_and_the_original_restored(client, reviewable_run, fixture_kg_dir):
+    branch = fork_fixing_scurvy(reviewable_run, Settings(kg_dir=fixture_kg_dir))
+    page = client.get("/sample/scurvy").text
+    assert f'id="adopt-{branch}"' in page and 'id="adopt-0"' not in page  # branch 0 is already the result
+    assert client.post("/adopt/scurvy", data={"branch": branch, "who": "dr b"}).status_code == 403
+    refused = client.post("/adopt/scurvy", data={"token": TOKEN, "branch": branch, "who": ""})
+    assert refused.status_code == 400 and "say who adopts the fork" in refused.text
+
+    adopted = client.post("/adopt/scurvy", data={"token": TOKEN, "branch": branch, "who": "dr b", "note": "question fixed",
+                                                 "next": "/sample/scurvy?status=rejected"})
+    assert adopted.status_code == 200
+    assert 'id="adopted-badge">fork 1 adopted' in adopted.text and "adopted by dr b" in adopted.text
+    assert "the run had it rejected" in adopted.text and 'id="adopt-0"' in adopted.text
+    assert "✓ Saved: <b>accept</b>" in adopted.text
+    assert read_reviews(reviewable_run)["scurvy"]["decision"] == "accept"
+    rows = list_rows(client.get("/samples").text)
+    assert next(r for r in rows if r["id"].startswith("scurvy"))["status"] == "accepted fork 1"
+    assert "· 1 reviewed · 1 adopted from a fork" in client.get("/").text
+
+    restored = client.post("/adopt/scurvy", data={"token": TOKEN, "branch": 0, "who": "dr b"})
+    assert 'id="adopted-badge"' not in restored.text and "✓ Saved: <b>flag</b>" in restored.text
+    assert client.post("/adopt/broken", data={"token": TOKEN, "branch": 1, "who": "dr b"}).status_code == 400
 
 
 def test_an_id_holding_a_newline_has_a_working_link_and_review(tmp_path, fixture_kg_dir):

@@ -134,6 +134,8 @@ def test_sample_page_draws_the_path_graph(browser, viewer, view_run):
     assert lines and all(line.get_attribute("marker-end") for line in lines)  # each edge has its direction
     fills = {c.get_attribute("fill") for c in graph.find_elements(By.CSS_SELECTOR, ".node circle")}
     assert len(fills) == len({t for p in row["paths"] for t in p["types"]})  # one colour per node type
+    legend = browser.find_element(By.ID, "legend").text
+    assert all(t in legend for p in row["paths"] for t in p["types"])
 
     everything = browser.find_element(By.ID, "graph-all")
     assert not everything.is_displayed()
@@ -208,3 +210,65 @@ def test_a_question_holding_script_is_shown_as_text(browser, viewer):
     assert [s.get_attribute("src") for s in browser.find_elements(By.TAG_NAME, "script")] == [browser.current_url.split("/sample/")[0] + "/static/view.js"]
     with pytest.raises(NoAlertPresentException):
         browser.switch_to.alert.text
+
+
+def test_a_reviewer_sorts_the_list_sees_each_review_saved_and_is_remembered(browser, viewer, reviewable_run):
+    """Going through a list as a reviewer does: sort by a score by clicking its header, open
+    the first, type a note (Enter does not decide), reject with the key, see it saved on the
+    next sample with the name prefilled; the name is still there on a new visit."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+
+    browser.get(viewer + "/samples")
+    navigate(browser, browser.find_element(By.LINK_TEXT, "grounding").click)
+    assert shown_ids(browser)[:2] == ["hostile/<b>id</b>", "malaria"]  # best grounded first
+    cells = browser.find_elements(By.CSS_SELECTOR, "#sample-list tbody tr:nth-child(2) td")
+    assert [c.text.split("\n")[0] for c in cells][1:5] == [
+        "A traveller returns with fever, splenomegaly and anemia. Which drug treats the most likely disease?",
+        "A. chloroquine", "accepted", "0.50"]
+    navigate(browser, browser.find_element(By.LINK_TEXT, "malaria").click)
+    assert browser.find_element(By.ID, "position").text.startswith("2 of 4 in this list")
+
+    note = browser.find_element(By.ID, "review-note")
+    note.send_keys("check the dose", Keys.ENTER)  # Enter in a field decides nothing
+    assert not (reviewable_run / REVIEWS).exists() and browser.find_element(By.ID, "sample-id").text == "malaria"
+    browser.find_element(By.ID, "review-who").send_keys("dr a", Keys.ESCAPE)  # Esc: back to the keys
+    navigate(browser, lambda: browser.find_element(By.TAG_NAME, "body").send_keys("r"))
+    assert browser.find_element(By.ID, "sample-id").text == "scurvy"  # the next in the sorted list
+    assert browser.find_element(By.ID, "saved").text.startswith("✓ Saved: reject of malaria by dr a")
+    assert browser.find_element(By.ID, "review-who").get_attribute("value") == "dr a"
+    assert "1 of 4 reviewed" in browser.find_element(By.ID, "position").text
+    [review] = [json.loads(line) for line in (reviewable_run / REVIEWS).read_text().splitlines()]
+    assert (review["id"], review["decision"], review["note"], review["who"]) == ("malaria", "reject", "check the dose", "dr a")
+
+    browser.get(viewer + "/sample/broken")
+    assert browser.find_element(By.ID, "review-who").get_attribute("value") == "dr a"
+    assert not browser.find_elements(By.ID, "saved")
+
+
+def test_nothing_overflows_its_card(browser, viewer, reviewable_run):
+    """Long ids, questions, fork commands and relation labels wrap or scroll inside their own
+    card; the page never grows wider than the window."""
+    from selenium.webdriver.common.by import By
+
+    results = reviewable_run / "results.jsonl"
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    for row in rows:
+        if row["id"] == "malaria":
+            row["question"] = "Pneumonoultramicroscopicsilicovolcanoconiosis" * 6 + " " + row["question"]
+            row["mappings"][0]["mention"] = "x" * 300
+    results.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    for path in ("/samples", "/sample/malaria", "/"):
+        browser.get(viewer + path)
+        width = browser.execute_script("return document.documentElement.clientWidth")
+        assert browser.execute_script("return document.documentElement.scrollWidth") <= width, path
+        spilled = browser.execute_script("""
+            return [...document.querySelectorAll('section, .chart')].filter(card => {
+              const box = card.getBoundingClientRect();
+              return [...card.querySelectorAll('td, th, label, p, li, span, code')].some(el => {
+                const r = el.getBoundingClientRect();
+                const scroller = el.closest('.table-wrap, .path-graph');
+                return !scroller && r.width > 0 && (r.right > box.right + 1 || r.left < box.left - 1);
+              });
+            }).map(card => card.querySelector('h2, figcaption')?.textContent || card.className);""")
+        assert spilled == [], (path, spilled)

@@ -26,10 +26,15 @@ RECORDS = [
 OTHER_BRANCH_FIELDS = {  # the row fields of issues 16 and 19, as COMMON.md's contract gives them
     "degraded": ["prune: the model's answer was malformed twice; kept the heaviest paths"],
     "thinking": "The patient travelled; fever with splenomegaly suggests malaria.",
-    "grounding": {"score": 0.67, "adherence": 1.0, "steps": [
-        {"text": "Fever is a phenotype of malaria.", "label": "supported", "entities": ["Fever", "malaria"],
-         "evidence": ["malaria —has phenotype→ fever"]},
-        {"text": "Anemia rules out every other option.", "label": "unsupported", "entities": ["anemia"], "evidence": []},
+    "grounding": {"score": 0.5, "adherence": 1.0, "steps": [  # as agent.reasoning.grounding writes it
+        {"text": "Fever is a phenotype of malaria.", "label": "grounded",
+         "entities": [{"text": "Fever", "node_id": "fever", "name": "fever"}, {"text": "malaria", "node_id": "malaria", "name": "malaria"}],
+         "evidence": "malaria —disease phenotype positive→ fever"},
+        {"text": "Anemia rules out every other option.", "label": "unsupported",
+         "entities": [{"text": "Anemia", "node_id": "anemia", "name": "anemia"}, {"text": "option", "node_id": "x<y>", "name": "x <y>"}],
+         "evidence": "anemia is joined to x <y> only by phenotype phenotype"},
+        {"text": "So the answer is chloroquine.", "label": "unlinked",
+         "entities": [{"text": "chloroquine", "node_id": "chloroquine", "name": "chloroquine"}], "evidence": None},
     ]},
 }
 FINGERPRINT = {"run_id": "3f9a1c2e", "mode": "kg-only", "kg": {"source": "triples", "hash": "ab12cd34"},
@@ -53,3 +58,21 @@ def make_view_run(root: Path, settings: Settings) -> Path:
     chat.mkdir()
     shutil.copy(run_dir / "checkpoints.sqlite", chat / "checkpoints.sqlite")
     return run_dir
+
+
+# scurvy's record in RECORDS holds another question's text (its options and gold are the malaria ones)
+FIXED_QUESTION = "A sailor back from the tropics has fever, splenomegaly and anemia. Which drug treats the likely disease?"
+FIX = [f"record.question={FIXED_QUESTION}"]
+
+
+def fork_fixing_scurvy(run_dir: Path, settings: Settings) -> int:
+    """Fork the rejected scurvy sample at step 0 with its question corrected, as a reviewer
+    fixing it does (``replay --fork 0 --set …``); the fork is accepted. Returns its branch."""
+    from agent.inspection import replay
+
+    thread = next(r["thread_id"] for r in map(json.loads, (run_dir / "results.jsonl").read_text().splitlines())
+                  if r["id"] == "scurvy")
+    with replay.open_run(run_dir) as app:
+        _, final, number = replay.fork(app, thread, 0, settings, FIX)
+    assert final["status"] == "accepted"
+    return number

@@ -49,3 +49,27 @@ def test_torn_last_line_is_skipped_and_a_bad_line_named(tmp_path):
         read_reviews(tmp_path)
     with pytest.raises(ReviewError, match="unknown decision"):
         review_line("a", "approve")
+
+
+def test_every_row_left_out_is_counted_by_its_reason_whatever_its_status(reviewable_run, tmp_path):
+    """The four rows of the fixture run (malaria accepted but degraded, scurvy rejected, the
+    hostile one accepted, the malformed one an error without a question), plus a status made
+    by another step (``excluded``), which no option exports."""
+    results = reviewable_run / "results.jsonl"
+    rows = [json.loads(line) for line in results.read_text().splitlines()]
+    excluded = {**rows[2], "id": "copied", "status": "excluded"}
+    results.write_text("".join(json.dumps(r) + "\n" for r in [*rows, excluded]))
+    out = lambda: tmp_path / f"out{len(list(tmp_path.glob('out*')))}.jsonl"  # noqa: E731
+
+    done = export_run(reviewable_run, "sft", out())
+    assert done.written == 1
+    assert done.left_out == {"no question": 1, "status:rejected": 1, "degraded": 1, "status:excluded": 1}
+    everything = export_run(reviewable_run, "huatuo", out(), ExportOptions(include_all=True))
+    assert everything.left_out == {"no question": 1, "status:excluded": 1, "no reasoning": 1}  # --all never takes an excluded row
+
+    append_review(reviewable_run, review_line("scurvy", "accept", "the verifier was wrong", "dr a"))
+    append_review(reviewable_run, review_line("malaria", "reject"))
+    only = export_run(reviewable_run, "sft", out(), ExportOptions(reviewed="accepted", include_degraded=True))
+    assert only.written == 0 and only.left_out == {
+        "no question": 1, "run rejected, reviewer accepted": 1, "review:reject": 1, "review:none": 1, "status:excluded": 1}
+    assert sum(only.left_out.values()) + only.written == len(rows) + 1  # every row is accounted for

@@ -1,5 +1,6 @@
 // The viewer's few behaviours: the candidate-path toggle, copy buttons for fork commands,
-// and keyboard shortcuts (j/k next/previous, a/r/f accept/reject/flag). Written for this
+// and keyboard shortcuts (j/k next/previous, a/r/f accept/reject/flag, n the note, Esc
+// out of a field). Written for this
 // project; no library.
 "use strict";
 
@@ -27,7 +28,17 @@ document.addEventListener("DOMContentLoaded", () => {
   document.addEventListener("keydown", (event) => {
     const target = event.target;
     if (event.ctrlKey || event.metaKey || event.altKey) return;
-    if (target instanceof HTMLInputElement || target instanceof HTMLTextAreaElement || target instanceof HTMLSelectElement) return;
+    const typing = target instanceof HTMLInputElement || target instanceof HTMLTextAreaElement || target instanceof HTMLSelectElement;
+    if (typing) {
+      if (event.key === "Escape") target.blur();  // back to the shortcuts
+      return;
+    }
+    const note = document.getElementById("review-note");
+    if (event.key === "n" && note) {
+      event.preventDefault();
+      note.focus();
+      return;
+    }
     const button = keys[event.key] && document.getElementById(keys[event.key]);
     const link = links[event.key] && document.getElementById(links[event.key]);
     if (button) {
