@@ -125,14 +125,15 @@ def _table_price(model: str, base_url: str | None) -> Price:
 
     from genai_prices import Usage, calc_price
 
+    # The endpoint URL only tells the table which provider's price to read (no base URL: the
+    # provider is found from the model name); nothing is fetched.
     version = metadata.version("genai-prices")
     source = f"genai-prices {version} price table, offline"
-    url = base_url or "https://api.openai.com/v1"
     try:
         # Per million at the size of one request: tiered prices (long-context surcharges) apply
         # per request, so a million tokens in one go would price the wrong tier.
-        one_in = calc_price(Usage(input_tokens=1000, output_tokens=0), model_ref=model, provider_api_url=url)
-        one_out = calc_price(Usage(input_tokens=0, output_tokens=1000), model_ref=model, provider_api_url=url)
+        one_in = calc_price(Usage(input_tokens=1000, output_tokens=0), model_ref=model, provider_api_url=base_url)
+        one_out = calc_price(Usage(input_tokens=0, output_tokens=1000), model_ref=model, provider_api_url=base_url)
     except LookupError as exc:
         return Price(None, None, f"{source}: {exc}; pass --price-input/--price-output")
     return Price(float(one_in.total_price) * 1000, float(one_out.total_price) * 1000,
