@@ -370,7 +370,7 @@ def _dataset_run(args: dict, pilot: Optional[Pilot] = None) -> None:
     from agent.runs.executors import EXECUTORS, ExecutorError
     from agent.runs.fingerprint import endpoint
     from agent.runs.records import FieldMap
-    from agent.runs.results import RESULTS, SUMMARY, CorruptLineError, read_rows
+    from agent.runs.results import RESULTS, CorruptLineError, read_rows, recorded_summary
     from agent.runs.runner import RunOptions, Terminated, execute, identify, prepare
 
     a = SimpleNamespace(**args)
@@ -418,7 +418,7 @@ def _dataset_run(args: dict, pilot: Optional[Pilot] = None) -> None:
             err.print(f"Resuming {escape(str(out_dir))}: {sum(plan.done.values())} of {len(plan.jobs)} samples "
                       f"already done, {len(plan.pending)} to go", highlight=False)
             meter.resume_from(read_rows(out_dir / RESULTS) if (out_dir / RESULTS).exists() else [],
-                              _recorded(out_dir / SUMMARY).get("spent"))
+                              recorded_summary(out_dir).get("spent"))
         if plan.lost:
             _warn_lost_checkpoints(plan)
         if plan.pending:
@@ -444,7 +444,7 @@ def _dataset_run(args: dict, pilot: Optional[Pilot] = None) -> None:
                 else:
                     projection = asyncio.run(run_pilot(plan, out_dir, settings, options, meter, pilot.size,
                                                        lambda found: _pilot_line(found, progress)))
-                    summary = _recorded(out_dir / SUMMARY)
+                    summary = recorded_summary(out_dir)
             except KeyboardInterrupt:
                 summary, exit_code = None, 130
             except Terminated:
@@ -486,14 +486,6 @@ def _dataset_run(args: dict, pilot: Optional[Pilot] = None) -> None:
 
 app.command("estimate")(_with_run_options(estimate))
 EXIT_BUDGET = 3
-
-
-def _recorded(path: Path) -> dict:
-    """A summary.json as written, or {} when there is none (yet) or it cannot be read."""
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
 
 
 def _pilot_line(found, progress) -> None:

@@ -220,6 +220,15 @@ def read_rows(path: Path, required: tuple[str, ...] = ROW_FIELDS) -> list[dict]:
     return [row for _, row in iter_rows(path, required)]
 
 
+def recorded_summary(run_dir: Path) -> dict:
+    """RUN_DIR's summary.json as written, or {} when there is none yet or it cannot be read
+    (what a resume's budget or a pilot's figures fall back to: nothing recorded)."""
+    try:
+        return json.loads((run_dir / SUMMARY).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
 def write_summary(run_dir: Path, summary: dict) -> None:
     write_text(run_dir / SUMMARY, json.dumps(summary, indent=2))
 
