@@ -60,7 +60,8 @@ def cpu_seconds() -> float:
     return times.user + times.system
 
 
-def kg_only(kg_dir: Path, records: list[dict], tmp: Path) -> dict:
+def kg_only(kg_dir: Path, records: list[dict], tmp: Path, around=lambda run: run()) -> dict:
+    """``around``: what the measured run is called in (bench/sample_profile.py profiles it)."""
     from agent.config import Settings
 
     runner = agent_module("runner")
@@ -70,7 +71,8 @@ def kg_only(kg_dir: Path, records: list[dict], tmp: Path) -> dict:
     finished: list[float] = []
     options = runner.RunOptions(on_result=lambda row: finished.append(time.perf_counter()))
     started, cpu = time.perf_counter(), cpu_seconds()
-    asyncio.run(runner.run_dataset(write_records(tmp / "kg-only.jsonl", records[2:]), tmp / "kg-only", settings, options))
+    path = write_records(tmp / "kg-only.jsonl", records[2:])
+    around(lambda: asyncio.run(runner.run_dataset(path, tmp / "kg-only", settings, options)))
     cpu = cpu_seconds() - cpu
     gaps = [b - a for a, b in zip([started] + finished, finished)]
     rows = [json.loads(line) for line in open(tmp / "kg-only" / "results.jsonl")]
@@ -78,7 +80,7 @@ def kg_only(kg_dir: Path, records: list[dict], tmp: Path) -> dict:
             "rows": {r["id"]: {k: r.get(k) for k in COMPARED} for r in rows}}
 
 
-def instant_llm(kg_dir: Path, records: list[dict], tmp: Path) -> dict:
+def instant_llm(kg_dir: Path, records: list[dict], tmp: Path, around=lambda run: run()) -> dict:
     from graphs.embedding import Embedder
     from graphs.kg_dir import open_kg
     from graphs.progress import Silent
@@ -89,7 +91,7 @@ def instant_llm(kg_dir: Path, records: list[dict], tmp: Path) -> dict:
     with ServerProcess(0.0, vocabulary) as server:
         timed_run(loaded, server.url, records[:3], tmp, "warm-llm", 1)
         cpu = cpu_seconds()
-        run = timed_run(loaded, server.url, records[3:], tmp, "instant", 1)
+        run = around(lambda: timed_run(loaded, server.url, records[3:], tmp, "instant", 1))
         cpu = cpu_seconds() - cpu
     n = len(records) - 3
     return {"cpu_ms_per_sample": round(1000 * cpu / n, 1), "median_gap_ms": round(1000 * run["per_sample"], 1),

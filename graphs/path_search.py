@@ -312,17 +312,20 @@ def _simple_paths(
     """Simple paths of exactly ``hops`` hops, source first, lexicographic order."""
     ends = src | dst
     options: dict[str, list[str]] = {}  # node -> sorted neighbours within reach of dst
+    # (node, left) -> those of its options that reach dst in ``left`` hops: a hub's options
+    # are filtered by distance once, not on every visit (the paths' order is the same)
+    in_reach: dict[tuple[str, int], list[str]] = {}
 
     def steps_from(node: str, on_path: set, left: int) -> Iterator[str]:
         """Neighbours that can be hop ``hops - left`` and still reach ``dst`` in ``left``."""
-        near = options.get(node)
+        near = in_reach.get((node, left))
         if near is None:
-            budget.spend(len(adj[node]))
-            near = options[node] = sorted(v for v in adj[node] if v in to_dst)
-        return (
-            v for v in near
-            if to_dst[v] <= left and v not in on_path and (left == 0 or v not in ends)
-        )
+            every = options.get(node)
+            if every is None:
+                budget.spend(len(adj[node]))
+                every = options[node] = sorted(v for v in adj[node] if v in to_dst)
+            near = in_reach[node, left] = [v for v in every if to_dst[v] <= left]
+        return (v for v in near if v not in on_path and (left == 0 or v not in ends))
 
     end = object()
     for source in sorted(src):

@@ -162,7 +162,9 @@ class KnowledgeGraph:
                     data["facts"] = data["facts"] + ((local[r], u),)
         self._forget_derived(FACT_VIEWS)
 
-    def _forget_derived(self, derived_from: tuple[str, ...] = ("name_index", "node_types", *FACT_VIEWS)) -> None:
+    def _forget_derived(
+        self, derived_from: tuple[str, ...] = ("name_index", "name_openings", "name_words", "node_types", *FACT_VIEWS)
+    ) -> None:
         """Drop cached views of the graph that a change invalidates (names: nodes; the
         others: facts)."""
         for derived in derived_from:
@@ -241,6 +243,19 @@ class KnowledgeGraph:
                     if node_id not in ids:
                         ids.append(node_id)
         return {key: tuple(ids) for key, ids in index.items()}
+
+    @cached_property
+    def name_openings(self) -> frozenset[str]:
+        """The first word of every normalized name or synonym. Extraction looks up every run of
+        up to eight words of a text; a run whose normalized form opens with none of these names
+        no node, which one set lookup per starting word tells (``agent.reasoning.mentions``)."""
+        return frozenset(key.partition(" ")[0] for key in self.name_index)
+
+    @cached_property
+    def name_words(self) -> frozenset[str]:
+        """Every word of every normalized name or synonym: a run holding another word (one
+        ``normalize`` does not join to its neighbour) names no node."""
+        return frozenset(word for key in self.name_index for word in key.split())
 
     @cached_property
     def reworded_index(self) -> dict[frozenset[str], tuple[str, ...]]:

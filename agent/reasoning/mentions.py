@@ -11,15 +11,19 @@ IL4).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import NamedTuple
 
 from graphs.entity_index import Candidate, EntityIndex
-from graphs.names import symbol_form
+from graphs.names import normalize, symbol_form
 from graphs.store import KnowledgeGraph
 from graphs.vocabulary import GENE, PHENOTYPE
 
 MAX_WORDS = 8
 _WORD = re.compile(r"[A-Za-z0-9]+")
+# A normalized word that graphs.names.normalize may join to its neighbour ("il" "4": il4).
+_LETTERS, _NUMBER = re.compile(r"[a-z]{1,5}"), re.compile(r"\d{1,3}")
+_JOINABLE = re.compile(f"{_LETTERS.pattern}|{_NUMBER.pattern}")
 
 # Words that happen to be node names or synonyms in HPO/PrimeKG but say nothing medical.
 STOPWORDS = frozenset(
@@ -72,10 +76,11 @@ def scan_mentions(kg: KnowledgeGraph, text: str) -> list[Found]:
     words = [(m.group(), m.start(), m.end()) for m in _WORD.finditer(text)]
     negated = [_not_the_patient(text, words, i) for i in range(len(words))]
     taken = [False] * len(words)
+    may_name = _runs_that_may_name(kg, text, words)
     found: list[tuple[int, int]] = []
     for n in range(min(MAX_WORDS, len(words)), 0, -1):
         for i in range(len(words) - n + 1):
-            if any(taken[i : i + n]) or any(negated[i : i + n]) != negated[i]:
+            if not may_name(i, n) or any(taken[i : i + n]) or any(negated[i : i + n]) != negated[i]:
                 continue
             if n > 1 and _SENTENCE_END.search(text, words[i][2], words[i + n - 1][1]):
                 continue  # a name never runs across sentences ("absent. Patellar reflexes")
@@ -87,6 +92,46 @@ def scan_mentions(kg: KnowledgeGraph, text: str) -> list[Found]:
         Found(text[words[i][1] : words[i + n - 1][2]], words[i][1], words[i + n - 1][2], negated[i])
         for i, n in sorted(found)
     ]
+
+
+def _runs_that_may_name(kg: KnowledgeGraph, text: str, words: list[tuple[str, int, int]]) -> Callable[[int, int], bool]:
+    """Whether the run of ``n`` words from word ``i`` may name a node: False only for runs that
+    cannot, so that most of a text's runs are passed over with a few list lookups instead of a
+    lookup of their normalized form each.
+
+    A run of two words or more whose gaps hold only ASCII spaces and punctuation (no apostrophe:
+    a possessive is dropped, not spaced) normalizes as its words joined by spaces do
+    (``graphs.names.normalize``): each word on its own, then a short letter word joined to the
+    number after it ("IL 4": il4). So the run's first normalized word is that of its first two
+    words, and a word that normalizes to a word of no name (``KnowledgeGraph.name_words``) and
+    is not one ``normalize`` may join stays in the run's form. A run whose first word opens no
+    name or synonym (``KnowledgeGraph.name_openings``), or holding such a word, names no node,
+    unless it opens with a direction word (``nodes_named`` rewords those). Single words (an
+    adjective names its noun's finding) and other runs are looked up.
+    """
+    openings, vocabulary = kg.name_openings, kg.name_words
+    directions = {w for same in SAME_DIRECTION for w in same}
+    forms = [normalize(word) for word, _, _ in words]
+    odd_gaps, foreign = [0], [0]  # gaps among the first k that are not plain; words of no name among the first k
+    for (_, _, end), (_, start, _) in zip(words, words[1:]):
+        gap = text[end:start]
+        odd_gaps.append(odd_gaps[-1] + (not gap.isascii() or "'" in gap))
+    for (word, _, _), form in zip(words, forms):  # a direction word is reworded, so never foreign
+        foreign.append(foreign[-1] + (word.lower() not in directions and any(
+            w not in vocabulary and not _JOINABLE.fullmatch(w) for w in form.split())))
+    opens = [
+        word.lower() in directions or _first_word(form, following) in openings
+        for (word, _, _), form, following in zip(words, forms, forms[1:])
+    ]
+    return lambda i, n: n == 1 or odd_gaps[i + n - 1] > odd_gaps[i] or (opens[i] and foreign[i + n] == foreign[i])
+
+
+def _first_word(form: str, following: str) -> str:
+    """The first word of a plain run's normalized form, from its first two words' forms: the
+    first, joined to a number after it if it is a short letter word ("il" "4": il4)."""
+    first, _, rest = form.partition(" ")
+    joined = not rest and _LETTERS.fullmatch(first) and _NUMBER.fullmatch(following.partition(" ")[0])
+    return first + following.partition(" ")[0] if joined else first
 
 
 def _not_the_patient(text: str, words: list[tuple[str, int, int]], i: int) -> bool:

@@ -1,5 +1,13 @@
+import json
+from pathlib import Path
+
+from agent.reasoning import mentions
 from agent.reasoning.mentions import exact_or_nearest, find_mentions, nodes_named, scan_mentions
+from graphs.hpo import build_hpo_graph
 from graphs.store import KnowledgeGraph
+
+ROOT = Path(__file__).resolve().parents[3]
+EXAMPLES, HPO_SLICE = ROOT / "examples" / "medqa_sample.jsonl", ROOT / "tests" / "fixtures" / "hpo_slice"
 
 
 def kg_with(*nodes):
@@ -99,3 +107,55 @@ def test_a_name_never_runs_across_sentences():
     kg = kg_with(("P1", "Chest pain", "effect/phenotype"), ("P2", "Type 2 diabetes", "effect/phenotype"))
     assert find_mentions(kg, "A bruise on his chest. Pain began today; type 2 diabetes.") == ["type 2 diabetes"]
     assert find_mentions(kg, "He has chest pain.") == ["chest pain"]
+
+
+# Names whose normalized form a run's words reach only through normalize's rules: a short
+# letter word joined to its number, a Roman numeral, a possessive or an accent dropped, a
+# spelling, a plural, a direction reworded.
+TRICKY_NAMES = (
+    ("G1", "IL4 receptor", "gene/protein"), ("P1", "Type 2 diabetes mellitus", "effect/phenotype"),
+    ("D1", "Bartter syndrome", "disease"), ("D2", "Sjogren syndrome", "disease"), ("P2", "Damico sign", "effect/phenotype"),
+    ("P3", "Hemoglobin A1c level", "effect/phenotype"), ("P4", "Elevated creatinine", "effect/phenotype"),
+    ("G2", "TNF alpha inhibitor", "gene/protein"), ("P6", "Recurrent infections", "effect/phenotype"),
+    ("P7", "Anemia", "effect/phenotype"), ("P8", "Chest pain", "effect/phenotype"), ("P9", "Somnolence", "effect/phenotype"),
+)
+TRICKY_TEXT = (
+    "A 40-year-old with IL-4 receptor variants, known type II diabetes mellitus and Bartter's syndrome "
+    "(or Sjögren syndrome?) shows a positive d'Amico sign; HbA1c level 9%, raised creatinine, a TNF-α inhibitor, "
+    "recurrent infection and anaemia. He is somnolent, with chest-pain at rest. No chest pain now."
+)
+
+
+def slow_scan(monkeypatch, kg, text):
+    """scan_mentions with every run looked up (the pre-filter passing everything)."""
+    with monkeypatch.context() as patched:
+        patched.setattr(mentions, "_runs_that_may_name", lambda kg, text, words: lambda i, n: True)
+        return scan_mentions(kg, text)
+
+
+def test_runs_passed_over_without_a_lookup_name_no_node(monkeypatch):
+    kg = kg_with(*TRICKY_NAMES)
+    words = [(m.group(), m.start(), m.end()) for m in mentions._WORD.finditer(TRICKY_TEXT)]
+    may_name = mentions._runs_that_may_name(kg, TRICKY_TEXT, words)
+    passed_over = [(i, n) for n in range(1, mentions.MAX_WORDS + 1) for i in range(len(words) - n + 1)
+                   if not may_name(i, n)]
+    assert len(passed_over) > len(words)  # most runs are never looked up
+    for i, n in passed_over:
+        surface = TRICKY_TEXT[words[i][1] : words[i + n - 1][2]]
+        assert nodes_named(kg, surface) == (), surface
+    found = scan_mentions(kg, TRICKY_TEXT)
+    assert found == slow_scan(monkeypatch, kg, TRICKY_TEXT)
+    assert [f.surface for f in found] == [
+        "IL-4 receptor", "type II diabetes mellitus", "Bartter's syndrome", "Sjögren syndrome", "d'Amico sign",
+        "HbA1c level", "raised creatinine", "TNF-α inhibitor", "recurrent infection", "anaemia", "somnolent",
+        "chest-pain", "chest pain"]
+
+
+def test_extraction_with_the_pre_filter_finds_what_looking_up_every_run_finds(monkeypatch):
+    """On the HPO slice and the example questions (the README's run)."""
+    kg = build_hpo_graph(HPO_SLICE)
+    records = [json.loads(line) for line in open(EXAMPLES)]
+    texts = [r["question"] for r in records] + [option for r in records for option in r["options"].values()]
+    found = [scan_mentions(kg, text) for text in texts]
+    assert sum(map(len, found)) > len(records)
+    assert found == [slow_scan(monkeypatch, kg, text) for text in texts]
