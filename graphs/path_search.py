@@ -32,6 +32,7 @@ import heapq
 import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 
 import networkx as nx
 
@@ -68,7 +69,13 @@ class _Budget:
 def degree_cost(graph: nx.Graph) -> NodeCost:
     """log2(1 + degree) in COST_UNITs: passing through a hub costs more than a rare node."""
     adj = graph._adj
-    return lambda node: round(COST_UNIT * math.log2(1 + len(adj[node])))
+    return lambda node: _cost_of_degree(len(adj[node]))
+
+
+@lru_cache(maxsize=1 << 14)
+def _cost_of_degree(degree: int) -> int:
+    """Remembered: a search prices every node of its paths, and few degrees recur."""
+    return round(COST_UNIT * math.log2(1 + degree))
 
 
 def no_hop_cost(u: str, v: str) -> int:

@@ -103,7 +103,8 @@ def ranked_paths(kg: KnowledgeGraph, sources: Iterable[str], targets: Iterable[s
         per_relation = [round(COST_UNIT * hop_cost([relation.label])) for relation in kg.relations]
 
         def cost_of_hop(u: str, v: str) -> int:  # hop_cost of the edge's labels: nothing if one is clinical
-            return min(per_relation[r] for r, _ in adj[u][v]["facts"])
+            facts = adj[u][v]["facts"]
+            return per_relation[facts[0][0]] if len(facts) == 1 else min(per_relation[r] for r, _ in facts)
 
         found = search_paths(kg.graph, sources, targets, node_cost=degree_cost(kg.graph), hop_cost=cost_of_hop, **options)
         kg.searched.keep({key: found})
