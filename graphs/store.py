@@ -55,6 +55,7 @@ class Node:
 
 # Cached views computed from the facts (the name index depends on the nodes alone).
 FACT_VIEWS = ("specificity", "qualifiers", "searched")
+NAME_VIEWS = ("name_index", "name_openings", "name_words", "reworded_index")
 # Path searches a graph remembers (graphs.paths.ranked_paths): a sample searches the same pairs
 # again in its verifier and on each retry, and other samples search them too.
 SEARCHES_KEPT = 20_000
@@ -162,9 +163,7 @@ class KnowledgeGraph:
                     data["facts"] = data["facts"] + ((local[r], u),)
         self._forget_derived(FACT_VIEWS)
 
-    def _forget_derived(
-        self, derived_from: tuple[str, ...] = ("name_index", "name_openings", "name_words", "node_types", *FACT_VIEWS)
-    ) -> None:
+    def _forget_derived(self, derived_from: tuple[str, ...] = (*NAME_VIEWS, "node_types", *FACT_VIEWS)) -> None:
         """Drop cached views of the graph that a change invalidates (names: nodes; the
         others: facts)."""
         for derived in derived_from:

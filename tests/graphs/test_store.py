@@ -103,3 +103,9 @@ def test_path_description_reports_each_hops_true_direction(kg):
 
 def test_normalize_folds_case_and_punctuation():
     assert normalize("Type-2  Diabetes, Mellitus") == normalize("type II diabetes mellitus") == "type2 diabete mellitus"
+
+
+def test_name_views_follow_a_node_added_after_they_were_read(kg):
+    assert kg.nodes_reworded("Fever malaria") == () and "quartan" not in kg.name_words
+    kg.add_node("D2", "Quartan malaria fever", "disease")
+    assert kg.nodes_reworded("Fever quartan malaria") == ("D2",) and "quartan" in kg.name_openings
