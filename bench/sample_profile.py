@@ -112,6 +112,7 @@ def main() -> None:
     parser.add_argument("--offset", type=int, default=0)
     parser.add_argument("--kg-dir", type=Path, default=None, help="an HPO graph directory (default: the cache's)")
     parser.add_argument("--baseline", default=PER_SAMPLE_BASELINE, help="git ref of the code to compare with ('' for none)")
+    parser.add_argument("--baseline-root", type=Path, default=None, help="a checkout of the code to compare with")
     parser.add_argument("--top", type=int, default=25, help="other functions shown, heaviest first")
     parser.add_argument("--keep-profiles", type=Path, default=None,
                         help="a directory to keep py-spy's raw profiles in (CODE-MODE.txt, for flamegraph.pl)")
@@ -148,9 +149,10 @@ def main() -> None:
 
     work = Path(tempfile.mkdtemp(prefix="sample-profile-"))
     codes = {"now": ROOT}
-    if args.baseline:
-        codes["baseline"] = code_at(args.baseline, work / "baseline-code")
-    result: dict = {"kg_dir": str(kg_dir), "baseline": args.baseline or None, "records": args.records}
+    if args.baseline_root or args.baseline:
+        codes["baseline"] = args.baseline_root or code_at(args.baseline, work / "baseline-code")
+    result: dict = {"kg_dir": str(kg_dir), "baseline": str(args.baseline_root or args.baseline) or None,
+                    "records": args.records}
     for mode in (args.only,) if args.only else ("kg_only", "instant_llm"):
         for name, root in codes.items():
             run_mode(name, root, f"fill_{mode}", work / name / mode)
