@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from agent.reasoning.measurements import measured_nodes, read_measurements
 from graphs.entity_index import Candidate, EntityIndex
 from graphs.names import symbol_form
 from graphs.store import KnowledgeGraph
@@ -37,6 +38,14 @@ STOPWORDS = frozenset(
 # Words that put the findings after them, up to the clause's end, outside the patient:
 # "no fever", "denies chest pain", "family history of diabetes" (NegEx's idea, in brief).
 NOT_THE_PATIENT = frozenset("no not denies denied without negative absent family mother father sister brother".split())
+RELATIVES = frozenset("mother father sister brother".split())
+# A relative who brings the patient or speaks for them is no cue: "brought by his mother
+# because of fever", "her mother reports that she has had diarrhea" are the patient's.
+FOR_THE_PATIENT_BEFORE = frozenset("by with".split())
+FOR_THE_PATIENT_AFTER = frozenset(
+    "because for reports reported states stated says said notes noted mentions mentioned describes described"
+    " noticed notices explains explained brings brought".split()
+)
 NEGATION_WINDOW = 6  # words a cue reaches
 _CLAUSE_END = re.compile(r"[.;:?!\n]")
 _SENTENCE_END = re.compile(r"[.?!;\n]\s")
@@ -89,14 +98,53 @@ def scan_mentions(kg: KnowledgeGraph, text: str) -> list[Found]:
     ]
 
 
+def find_findings(kg: KnowledgeGraph, question: str) -> list[str]:
+    """A question's mentions (``find_mentions``) and its measured values outside their
+    reference intervals ("pulse is 112/min": ``agent.reasoning.measurements``) whose finding
+    the graph names, in order of appearance, each once; a name inside a measurement
+    ("Platelet count: 90,000/mm3" holds no "platelet count" finding) is the measurement."""
+    measured = [m for m in read_measurements(question) if measured_nodes(kg, m.surface)]
+    found = [(m.start, m.surface) for m in measured] + [
+        (f.start, f.surface) for f in scan_mentions(kg, question)
+        if not f.negated and not any(m.start <= f.start < m.end for m in measured)
+    ]
+    seen: set[str] = set()
+    ordered = []
+    for _, surface in sorted(found):
+        if surface.lower() not in seen:
+            seen.add(surface.lower())
+            ordered.append(surface)
+    return ordered
+
+
+def named_or_measured(kg: KnowledgeGraph, text: str) -> tuple[str, ...]:
+    """The nodes a mention names (``nodes_named``), or the finding it measures when it is a
+    measured value ("Potassium 2.9 mEq/L": Hypokalemia)."""
+    return nodes_named(kg, text) or measured_nodes(kg, text)
+
+
 def _not_the_patient(text: str, words: list[tuple[str, int, int]], i: int) -> bool:
     """Whether a negation or relative cue governs word ``i`` from within its clause."""
     for j in range(i - 1, max(-1, i - 1 - NEGATION_WINDOW), -1):
         if _CLAUSE_END.search(text, words[j][2], words[j + 1][1]) or words[j][0].lower() in CLAUSE_TURN:
             return False
-        if words[j][0].lower() in NOT_THE_PATIENT:
+        if is_cue([w.lower() for w, _, _ in words[max(0, j - 2) : j + 2]], min(j, 2)):
             return True
     return False
+
+
+def is_cue(words: list[str], j: int) -> bool:
+    """Whether lower-case word ``j`` puts the findings after it outside the patient: a
+    negation, or a relative other than one who brings the patient or speaks for them
+    (``FOR_THE_PATIENT_BEFORE``, ``FOR_THE_PATIENT_AFTER``)."""
+    word = words[j]
+    if word not in NOT_THE_PATIENT:
+        return False
+    if word not in RELATIVES:
+        return True
+    before = words[j - 2] if j >= 2 and words[j - 1] in ("his", "her", "the", "their") else words[j - 1] if j else ""
+    after = words[j + 1] if j + 1 < len(words) else ""
+    return before not in FOR_THE_PATIENT_BEFORE and after not in FOR_THE_PATIENT_AFTER
 
 
 def exact_or_nearest(kg: KnowledgeGraph, index: EntityIndex, texts: list[str], k: int) -> list[list[Candidate]]:
@@ -105,7 +153,7 @@ def exact_or_nearest(kg: KnowledgeGraph, index: EntityIndex, texts: list[str], k
     An exact (normalised) name is the mention's meaning; its embedding neighbours would
     only compete with it ("IL-4" lands next to IL6), and skipping them saves the query.
     """
-    unmatched = [t for t in texts if not nodes_named(kg, t)]
+    unmatched = [t for t in texts if not named_or_measured(kg, t)]
     nearest = dict(zip(unmatched, index.search(unmatched, k=k))) if unmatched else {}
     return [nearest.get(t, []) for t in texts]
 
