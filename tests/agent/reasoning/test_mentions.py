@@ -141,3 +141,13 @@ def test_a_relative_who_brings_the_patient_or_speaks_for_them_puts_nothing_outsi
     assert find_mentions(kg, "A boy is brought by his mother because of cough.") == ["cough"]
     assert find_mentions(kg, "Her mother reports a cough for 2 days.") == ["cough"]
     assert find_mentions(kg, "His mother has a cough; her brother had fever.") == []
+
+
+def test_a_finding_stated_as_a_predicate_is_the_finding_its_adjective_and_noun_name():
+    kg = kg_with(("P1", "Abdominal distention", "effect/phenotype"), ("P2", "Reduced tendon reflexes", "effect/phenotype"),
+                 ("P3", "Mydriasis", "effect/phenotype"), ("P4", "Fever", "effect/phenotype"))
+    kg.synonyms = {"P1": ("Distended abdomen",), "P2": ("Decreased tendon reflexes",), "P3": ("Dilated pupils",)}
+    text = "The abdomen is mildly distended, tendon reflexes are decreased and fever. Her pupils are not dilated."
+    assert find_findings(kg, text) == ["abdomen is mildly distended", "tendon reflexes are decreased", "fever"]
+    assert named_or_measured(kg, "abdomen is mildly distended") == ("P1",)
+    assert find_findings(kg, "There is no sign that the abdomen is distended.") == []
