@@ -40,7 +40,7 @@ from pathlib import Path
 
 from agent.runs.fingerprint import identity, identity_of_rows, read_fingerprint
 from agent.reasoning.grounding import below, distribution
-from agent.runs.results import RESULTS, SUMMARY, read_rows, summarise, write_summary
+from agent.runs.results import RESULTS, read_rows, recorded_summary, summarise, write_summary
 from agent.runs.reviews import ReviewError, ReviewFilter, read_reviews
 from agent.runs.safe_write import atomic_text, check_target
 from agent.reasoning.verbalise import options_text, question_text
@@ -115,9 +115,7 @@ def load_run(run_dir: Path) -> tuple[list[dict], dict]:
     results = run_dir / RESULTS
     if not results.exists():
         raise ExportError(f"{run_dir} holds no {RESULTS}")
-    summary_path = run_dir / SUMMARY
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    return read_rows(results), summary
+    return read_rows(results), recorded_summary(run_dir)
 
 
 # -- the pieces every format is made of ------------------------------------------------------
