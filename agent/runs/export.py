@@ -107,7 +107,7 @@ def review_of(row: dict) -> dict | None:
 def adoption_of(row: dict) -> dict | None:
     """Which fork the row's result comes from, who adopted it and when (null: the original run)."""
     adopted = row.get("adopted")
-    return {k: adopted.get(k) for k in ("branch", "checkpoint_id", "forked_at_step", "changes", "who", "time",
+    return {k: adopted.get(k) for k in ("branch", "checkpoint_id", "forked_at_step", "changes", "settings", "who", "time",
                                         "original_status")} if adopted else None
 
 
