@@ -55,7 +55,7 @@ class Node:
 
 # Cached views computed from the facts (the name index depends on the nodes alone).
 FACT_VIEWS = ("specificity", "qualifiers", "searched")
-NAME_VIEWS = ("name_index", "name_openings", "name_words", "reworded_index")
+NAME_VIEWS = ("name_index", "name_openings", "name_words", "name_word_pairs", "reworded_index")
 # Path searches a graph remembers (graphs.paths.ranked_paths): a sample searches the same pairs
 # again in its verifier and on each retry, and other samples search them too.
 SEARCHES_KEPT = 20_000
@@ -255,6 +255,13 @@ class KnowledgeGraph:
         """Every word of every normalized name or synonym: a run holding another word (one
         ``normalize`` does not join to its neighbour) names no node."""
         return frozenset(word for key in self.name_index for word in key.split())
+
+    @cached_property
+    def name_word_pairs(self) -> frozenset[tuple[str, str]]:
+        """Every two words that follow each other in a normalized name or synonym: a run in
+        which two words (neither one ``normalize`` joins) follow each other otherwise names no
+        node."""
+        return frozenset(pair for key in self.name_index for pair in zip(key.split(), key.split()[1:]))
 
     @cached_property
     def reworded_index(self) -> dict[frozenset[str], tuple[str, ...]]:

@@ -113,18 +113,26 @@ def _runs_that_may_name(kg: KnowledgeGraph, text: str, words: list[tuple[str, in
     (``graphs.names.normalize``): each word on its own, then a short letter word joined to the
     number after it ("IL 4": il4). So the run's first normalized word is that of its first two
     words, and a word that normalizes to a word of no name (``KnowledgeGraph.name_words``) and
-    is not one ``normalize`` may join stays in the run's form. A run whose first word opens no
-    name or synonym (``KnowledgeGraph.name_openings``), or holding such a word, names no node,
-    unless it opens with a direction word (``nodes_named`` rewords those). Single words (an
-    adjective names its noun's finding) and other runs are looked up.
+    is not one ``normalize`` may join stays in the run's form, as do two such words side by
+    side. A run whose first word opens no name or synonym (``KnowledgeGraph.name_openings``),
+    holding such a word, or two words side by side that no name holds so
+    (``KnowledgeGraph.name_word_pairs``) names no node, unless it opens with a direction word
+    (``nodes_named`` rewords those). Single words (an adjective names its noun's finding) and
+    other runs are looked up.
     """
     openings, vocabulary = kg.name_openings, kg.name_words
     directions = {w for same in SAME_DIRECTION for w in same}
     forms = [normalize(word) for word, _, _ in words]
-    odd_gaps, foreign = [0], [0]  # gaps among the first k that are not plain; words of no name among the first k
-    for (_, _, end), (_, start, _) in zip(words, words[1:]):
+    pairs = kg.name_word_pairs
+    # among the first k gaps: those not plain; those between two words no name has side by side
+    odd_gaps, odd_pairs, foreign = [0], [0], [0]  # foreign: words of no name among the first k
+    after = [*forms[2:], "", ""]
+    for (first, _, end), (second, start, _), form, following, then in zip(words, words[1:], forms, forms[1:], after):
         gap = text[end:start]
         odd_gaps.append(odd_gaps[-1] + (not gap.isascii() or "'" in gap))
+        odd_pairs.append(odd_pairs[-1] + (
+            first.lower() not in directions and second.lower() not in directions
+            and _apart(form.rpartition(" ")[2], following.split(" ", 2), then, pairs)))
     for (word, _, _), form in zip(words, forms):  # a direction word is reworded, so never foreign
         foreign.append(foreign[-1] + (word.lower() not in directions and any(
             w not in vocabulary and not _JOINABLE.fullmatch(w) for w in form.split())))
@@ -132,7 +140,19 @@ def _runs_that_may_name(kg: KnowledgeGraph, text: str, words: list[tuple[str, in
         word.lower() in directions or _first_word(form, following) in openings
         for (word, _, _), form, following in zip(words, forms, forms[1:])
     ]
-    return lambda i, n: n == 1 or odd_gaps[i + n - 1] > odd_gaps[i] or (opens[i] and foreign[i + n] == foreign[i])
+    return lambda i, n: n == 1 or odd_gaps[i + n - 1] > odd_gaps[i] or (
+        opens[i] and foreign[i + n] == foreign[i] and odd_pairs[i + n - 1] == odd_pairs[i])
+
+
+def _apart(last: str, following: list[str], then: str, pairs: frozenset[tuple[str, str]]) -> bool:
+    """Whether a plain run's normalized form keeps ``last`` (a word's form's last word) and the
+    next word's first, ``following[0]``, side by side, neither joined to a number nor a number
+    joined to it, and no name holds them so. ``then``: the form of the word after the next."""
+    head = following[0]
+    successor = following[1] if len(following) > 1 else then.partition(" ")[0]
+    joined = (_NUMBER.fullmatch(last) or _NUMBER.fullmatch(head)
+              or _LETTERS.fullmatch(head) and _NUMBER.fullmatch(successor))
+    return not joined and (last, head) not in pairs
 
 
 def _first_word(form: str, following: str) -> str:

@@ -107,5 +107,7 @@ def test_normalize_folds_case_and_punctuation():
 
 def test_name_views_follow_a_node_added_after_they_were_read(kg):
     assert kg.nodes_reworded("Fever malaria") == () and "quartan" not in kg.name_words
+    assert ("malaria", "fever") not in kg.name_word_pairs
     kg.add_node("D2", "Quartan malaria fever", "disease")
     assert kg.nodes_reworded("Fever quartan malaria") == ("D2",) and "quartan" in kg.name_openings
+    assert ("malaria", "fever") in kg.name_word_pairs

@@ -110,7 +110,7 @@ def test_a_name_never_runs_across_sentences():
 
 
 # Names whose normalized form a run's words reach only through normalize's rules: a short
-# letter word joined to its number, a Roman numeral, a possessive or an accent dropped, a
+# letter word joined to its number (first or later in the name), a Roman numeral, a possessive or an accent dropped, a
 # spelling, a plural, a direction reworded.
 TRICKY_NAMES = (
     ("G1", "IL4 receptor", "gene/protein"), ("P1", "Type 2 diabetes mellitus", "effect/phenotype"),
@@ -118,9 +118,10 @@ TRICKY_NAMES = (
     ("P3", "Hemoglobin A1c level", "effect/phenotype"), ("P4", "Elevated creatinine", "effect/phenotype"),
     ("G2", "TNF alpha inhibitor", "gene/protein"), ("P6", "Recurrent infections", "effect/phenotype"),
     ("P7", "Anemia", "effect/phenotype"), ("P8", "Chest pain", "effect/phenotype"), ("P9", "Somnolence", "effect/phenotype"),
+    ("P10", "Anti IL4 antibody", "effect/phenotype"),
 )
 TRICKY_TEXT = (
-    "A 40-year-old with IL-4 receptor variants, known type II diabetes mellitus and Bartter's syndrome "
+    "A 40-year-old with IL-4 receptor variants, an anti IL-4 antibody, known type II diabetes mellitus and Bartter's syndrome "
     "(or Sjögren syndrome?) shows a positive d'Amico sign; HbA1c level 9%, raised creatinine, a TNF-α inhibitor, "
     "recurrent infection and anaemia. He is somnolent, with chest-pain at rest. No chest pain now."
 )
@@ -146,7 +147,7 @@ def test_runs_passed_over_without_a_lookup_name_no_node(monkeypatch):
     found = scan_mentions(kg, TRICKY_TEXT)
     assert found == slow_scan(monkeypatch, kg, TRICKY_TEXT)
     assert [f.surface for f in found] == [
-        "IL-4 receptor", "type II diabetes mellitus", "Bartter's syndrome", "Sjögren syndrome", "d'Amico sign",
+        "IL-4 receptor", "anti IL-4 antibody", "type II diabetes mellitus", "Bartter's syndrome", "Sjögren syndrome", "d'Amico sign",
         "HbA1c level", "raised creatinine", "TNF-α inhibitor", "recurrent infection", "anaemia", "somnolent",
         "chest-pain", "chest pain"]
 
