@@ -261,7 +261,11 @@ class KnowledgeGraph:
         """Every two words that follow each other in a normalized name or synonym: a run in
         which two words (neither one ``normalize`` joins) follow each other otherwise names no
         node."""
-        return frozenset(pair for key in self.name_index for pair in zip(key.split(), key.split()[1:]))
+        pairs: set[tuple[str, str]] = set()
+        with gc_paused():  # tens of thousands of tuples: no cycles for the collector to find
+            for words in map(str.split, self.name_index):
+                pairs.update(zip(words, words[1:]))
+        return frozenset(pairs)
 
     @cached_property
     def reworded_index(self) -> dict[frozenset[str], tuple[str, ...]]:
