@@ -397,8 +397,12 @@ class StaticEncoder:
         with open(path, "wb") as out:
             np.savez(out, rows=self.rows, token_vectors=self.vectors, weights=self.weights, centre=self.centre)
 
+    def token_ids(self, texts: list[str]) -> list[np.ndarray]:
+        """The token ids each text is pooled from (in order, repeats kept)."""
+        return _token_ids(self.embedder, texts)
+
     def encode(self, texts: list[str]) -> np.ndarray:
-        tokenized = _token_ids(self.embedder, texts)
+        tokenized = self.token_ids(texts)
         table = self.table
         unseen = np.unique(np.concatenate(tokenized)) if tokenized else np.zeros(0, np.int64)
         if (table.rows[unseen] < 0).any():
