@@ -181,7 +181,8 @@ class NameVectors:
         ``n + RESCORED`` by f have s_i ≥ τ = min(f_i − ε_i) among them; a name with
         f_j + ε_j < τ has s_j < τ, below ``n + RESCORED`` others, so it is not in the best
         ``n``. Every name with f_j + ε_j ≥ τ is scored again in float64: the wanted names are
-        always among them. (On HPO E_i is about 1e-4: a few names more than n + 16.)
+        always among them. (On HPO E_i is at most 1.6e-4 and the actual error about 3e-7; the
+        lookups measured re-scored no name beyond the n + 16.)
         """
         if entries is not None and not len(entries):
             return [[] for _ in queries]
