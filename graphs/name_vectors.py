@@ -191,15 +191,17 @@ class NameVectors:
         if entries is not None:
             fast, bounds = fast[entries], bounds[entries]
         take = min(n + RESCORED, len(fast))
+        widest = float(bounds.max(initial=0.0))
         out = []
         for query, scores in zip(queries.astype(np.float64), fast.T):
             if not take:
                 out.append([])
                 continue
-            margin = bounds * (float(np.linalg.norm(query)) * (1 + 2.0**-40))
+            scale = float(np.linalg.norm(query)) * (1 + 2.0**-40)
             best = np.argpartition(-scores, take - 1)[:take] if take < len(scores) else np.arange(len(scores))
-            floor = (scores[best] - margin[best]).min()
-            chosen = np.flatnonzero(scores + margin >= floor)
+            floor = (scores[best] - bounds[best] * scale).min()
+            near = np.flatnonzero(scores >= floor - 2 * widest * scale)  # a cheap pass over every name, then
+            chosen = near[scores[near] + bounds[near] * scale >= floor]  # each one's own bound
             if entries is not None:
                 chosen = entries[chosen]
             rows = np.asarray(self.vectors[chosen], dtype=np.float64)
