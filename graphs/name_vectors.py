@@ -156,13 +156,17 @@ class NameVectors:
         return _gamma(_EPS32, dimension) * reach + self.deviations * (1 + 2.0**-40) + float64_terms
 
     def fast_scores(self, queries: np.ndarray) -> np.ndarray:
-        """(names, queries): every name's cosine with each query through the token vectors,
-        within ‖q‖·E_i of its float64 score (see nearest)."""
+        """(queries, names): every name's cosine with each query through the token vectors,
+        within ‖q‖·E_i of its float64 score (see nearest); each query's scores contiguous, as
+        the selection reads them (a strided column cost more than the sparse product)."""
         tokens = self.factors.shape[1]
         with _one_blas_thread():
             token_scores = np.asarray(self.encoder.vectors[:tokens], dtype=np.float32) @ queries.astype(np.float32).T
         centre = queries.astype(np.float64) @ np.asarray(self.encoder.centre, dtype=np.float64)
-        return self.factors @ token_scores.astype(np.float64) - np.outer(self.offsets, centre)
+        scores = np.ascontiguousarray((self.factors @ token_scores.astype(np.float64)).T)
+        for row, shift in zip(scores, centre.tolist()):
+            row -= self.offsets * shift
+        return scores
 
     def nearest(self, queries: np.ndarray, n: int, entries: np.ndarray | None = None) -> list[list[tuple[int, float]]]:
         """(entry, cosine) of the ``n`` names nearest each query (among ``entries``, all when
@@ -189,16 +193,17 @@ class NameVectors:
         fast = self.fast_scores(queries)
         bounds = self._bounds
         if entries is not None:
-            fast, bounds = fast[entries], bounds[entries]
-        take = min(n + RESCORED, len(fast))
+            fast, bounds = fast[:, entries], bounds[entries]
+        names = fast.shape[1]
+        take = min(n + RESCORED, names)
         widest = float(bounds.max(initial=0.0))
         out = []
-        for query, scores in zip(queries.astype(np.float64), fast.T):
+        for query, scores in zip(queries.astype(np.float64), fast):
             if not take:
                 out.append([])
                 continue
             scale = float(np.linalg.norm(query)) * (1 + 2.0**-40)
-            best = np.argpartition(-scores, take - 1)[:take] if take < len(scores) else np.arange(len(scores))
+            best = np.argpartition(scores, names - take)[names - take :] if take < names else np.arange(names)
             floor = (scores[best] - bounds[best] * scale).min()
             near = np.flatnonzero(scores >= floor - 2 * widest * scale)  # a cheap pass over every name, then
             chosen = near[scores[near] + bounds[near] * scale >= floor]  # each one's own bound

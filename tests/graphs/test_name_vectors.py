@@ -53,9 +53,9 @@ def test_the_fast_scores_stay_inside_their_bound(names):
     texts, encoder, vectors = names
     queries = np.vstack([encoder.encode(QUERIES), vectors.vectors[:5]])
     fast = vectors.fast_scores(queries)
-    exact = np.asarray(vectors.vectors, np.float64) @ queries.astype(np.float64).T
+    exact = queries.astype(np.float64) @ np.asarray(vectors.vectors, np.float64).T
     error = np.abs(fast - exact)
-    bound = vectors._bounds[:, None] * np.linalg.norm(queries.astype(np.float64), axis=1)
+    bound = np.linalg.norm(queries.astype(np.float64), axis=1)[:, None] * vectors._bounds
     assert (error <= bound).all()
     assert error.max() > 0 and (vectors.deviations > 0).any()  # float32 rounding is there, and measured
 
@@ -71,7 +71,7 @@ def test_names_that_fast_scores_misplace_within_the_bound_are_still_found(names,
     vectors.__dict__["_bounds"] = bound  # the cached bound, inflated
     true_scores = vectors.fast_scores
     rng = np.random.default_rng(0)
-    monkeypatch.setattr(vectors, "fast_scores", lambda q: true_scores(q) + rng.uniform(-0.04, 0.04, (len(texts), len(q))))
+    monkeypatch.setattr(vectors, "fast_scores", lambda q: true_scores(q) + rng.uniform(-0.04, 0.04, (len(q), len(texts))))
     try:
         assert vectors.nearest(queries, 5) == expected
         vectors.__dict__["_bounds"] = np.zeros(len(texts))  # without the margin the noise shows
