@@ -59,9 +59,9 @@ class NameVectors:
 
     def __init__(self, vectors: np.ndarray, factors: csr_matrix, offsets: np.ndarray, deviations: np.ndarray,
                  encoder: StaticEncoder) -> None:
-        """``factors``: names × token rows, the ``a_it``; ``offsets``: the ``b_i``;
-        ``deviations``: ‖u_i − û_i‖, the stored float32 vector's distance from the factored one
-        (its rounding), computed in float64 at build; ``encoder``: whose token vectors (its
+        """``factors``: names × token rows, the ``a_it``; ``offsets``: the ``b_i`` (both float32:
+        the sparse product reads half as much); ``deviations``: ‖u_i − û_i‖, the stored float32
+        vector's distance from the factored one (roundings), computed in float64 at build; ``encoder``: whose token vectors (its
         first ``factors.shape[1]`` rows, which never change) and centre the factors use."""
         self.vectors, self.factors, self.offsets, self.deviations = vectors, factors, offsets, deviations
         self.encoder = encoder
@@ -92,17 +92,19 @@ class NameVectors:
         shares.sum_duplicates()  # a token twice in a name: one entry, its weight twice
         token_vectors = np.asarray(encoder.vectors, dtype=np.float64)
         centre = np.asarray(encoder.centre, dtype=np.float64)
-        offsets, deviations = np.zeros(len(labels)), np.zeros(len(labels))
+        norms = np.zeros(len(labels))
+        for start in range(0, len(labels), _CHUNK):
+            norms[start : start + _CHUNK] = np.linalg.norm(shares[start : start + _CHUNK] @ token_vectors - centre, axis=1)
+        usable = (totals > 0) & (norms > 0)  # else the encoder's vector is 0, and so its score
+        offsets = np.zeros(len(labels), dtype=np.float32)
+        offsets[usable] = 1.0 / norms[usable]
+        factors = csr_matrix(shares.multiply(offsets.astype(np.float64)[:, None]), dtype=np.float32)
+        factors.sort_indices()
+        deviations = np.zeros(len(labels))  # from the factors as stored (float32), so their rounding counts
         for start in range(0, len(labels), _CHUNK):
             stop = min(start + _CHUNK, len(labels))
-            pooled = shares[start:stop] @ token_vectors - centre
-            norms = np.linalg.norm(pooled, axis=1)
-            usable = (totals[start:stop] > 0) & (norms > 0)  # else the encoder's vector is 0, and so its score
-            offsets[start:stop][usable] = 1.0 / norms[usable]
-            factored = pooled * offsets[start:stop, None]
+            factored = factors[start:stop].astype(np.float64) @ token_vectors - np.outer(offsets[start:stop], centre)
             deviations[start:stop] = np.linalg.norm(np.asarray(vectors[start:stop], np.float64) - factored, axis=1)
-        factors = csr_matrix(shares.multiply(offsets[:, None]))
-        factors.sort_indices()
         return cls(vectors, factors, offsets, deviations, encoder)
 
     def save(self, directory: Path) -> None:
@@ -133,6 +135,8 @@ class NameVectors:
         problems = []
         if vectors.dtype != np.float32 or vectors.shape != (entries, dimension):
             problems.append(f"{VECTORS} holds {vectors.shape} {vectors.dtype}, not ({entries}, {dimension}) float32")
+        if data.dtype != np.float32 or offsets.dtype != np.float32:
+            problems.append(f"{FACTORS} holds {data.dtype} factors, not float32")
         if not (len(indptr) == entries + 1 and len(offsets) == entries == len(deviations) and indptr[0] == 0
                 and indptr[-1] == len(columns) == len(data) and (np.diff(indptr) >= 0).all()
                 and tokens <= len(encoder.vectors) and (len(columns) == 0 or 0 <= columns.min() <= columns.max() < tokens)):
@@ -148,23 +152,24 @@ class NameVectors:
         """Per name, the bound E_i with |fast score − float64 score| ≤ ‖q‖·E_i (see nearest)."""
         tokens = self.factors.shape[1]
         token_norms = np.linalg.norm(np.asarray(self.encoder.vectors[:tokens], dtype=np.float64), axis=1)
-        reach = np.abs(self.factors) @ token_norms  # M_i = Σ_t |a_it| ‖v_t‖
-        centre = float(np.linalg.norm(np.asarray(self.encoder.centre, dtype=np.float64)))
+        reach = abs(self.factors).astype(np.float64) @ token_norms  # M_i = Σ_t |a_it| ‖v_t‖
+        magnitude = reach + np.abs(self.offsets.astype(np.float64)) * float(np.linalg.norm(
+            np.asarray(self.encoder.centre, dtype=np.float64)))  # M_i + b_i‖c‖
         dimension = self.vectors.shape[1]
-        longest = int(np.diff(self.factors.indptr).max(initial=0))
-        float64_terms = 4 * _gamma(_EPS64, longest + dimension + 2) * (reach + np.abs(self.offsets) * centre + 2)
-        return _gamma(_EPS32, dimension) * reach + self.deviations * (1 + 2.0**-40) + float64_terms
+        terms = np.diff(self.factors.indptr)  # k_i
+        float64_terms = 4 * _gamma(_EPS64, int(terms.max(initial=0)) + dimension + 2) * (magnitude + 2)
+        return _gamma(_EPS32, terms + dimension + 3) * magnitude + self.deviations * (1 + 2.0**-40) + float64_terms
 
     def fast_scores(self, queries: np.ndarray) -> np.ndarray:
         """(queries, names): every name's cosine with each query through the token vectors,
         within ‖q‖·E_i of its float64 score (see nearest); each query's scores contiguous, as
         the selection reads them (a strided column cost more than the sparse product)."""
-        tokens = self.factors.shape[1]
+        tokens, queries = self.factors.shape[1], queries.astype(np.float32)
         with _one_blas_thread():
-            token_scores = np.asarray(self.encoder.vectors[:tokens], dtype=np.float32) @ queries.astype(np.float32).T
-        centre = queries.astype(np.float64) @ np.asarray(self.encoder.centre, dtype=np.float64)
-        scores = np.ascontiguousarray((self.factors @ token_scores.astype(np.float64)).T)
-        for row, shift in zip(scores, centre.tolist()):
+            token_scores = np.asarray(self.encoder.vectors[:tokens], dtype=np.float32) @ queries.T
+            centre = queries @ np.asarray(self.encoder.centre, dtype=np.float32)
+        scores = np.ascontiguousarray((self.factors @ token_scores).T)
+        for row, shift in zip(scores, centre):
             row -= self.offsets * shift
         return scores
 
@@ -175,17 +180,20 @@ class NameVectors:
         of every name by that cosine, whatever else was asked at once and on any machine:
 
         The fast score f_i differs from the float64 score s_i by at most ε_i = ‖q‖·E_i, a
-        bound that holds for any summation order (so for any BLAS): the token products
-        q·v_t in float32 are within γ32_d‖v_t‖‖q‖ (d = 384 terms; Higham's bound for a dot
-        product, γ_n = nu/(1−nu)), giving γ32_d·M_i·‖q‖ with M_i = Σ_t |a_it|‖v_t‖; the stored
-        vector is ‖u_i − û_i‖ = D_i from the factored one (its float32 rounding at build,
-        measured in float64 then), giving ‖q‖·D_i; every float64 step (the sparse sums, q·c,
-        the re-scoring's own sum, the build's measure of D_i) is within γ64_(k+d+2) of its
-        terms, bounded by 4·γ64·(M_i + b_i‖c‖ + 2)·‖q‖ (‖u_i‖ ≤ 1 + 2^-20). The best
+        bound that holds for any summation order (so for any BLAS). Higham's bounds, with
+        γ_n = nu/(1−nu) and γ_a + γ_b + γ_a·γ_b ≤ γ_(a+b): in float32 (u = 2^-24), the token
+        products p_t = q·v_t (d = 384 terms) are within γ_d‖v_t‖‖q‖, the sparse sum
+        Σ_t a_it p_t (k_i terms) within γ_(k_i) of Σ|a_it||p_t|, q·c within γ_d‖c‖‖q‖, and the
+        last product and difference add γ_3; together within γ32_(d+k_i+3)·(M_i + b_i‖c‖)·‖q‖
+        of q·û_i, with M_i = Σ_t |a_it|‖v_t‖ and û_i = Σ_t a_it v_t − b_i c the factored vector
+        (from the stored a, b). The stored vector is ‖u_i − û_i‖ = D_i from it (roundings at
+        build, measured in float64 then): ‖q‖·D_i more. Every float64 step (the re-scoring's
+        own sum, the build's measure of D_i) is within γ64_(k+d+2) of its terms, bounded by
+        4·γ64·(M_i + b_i‖c‖ + 2)·‖q‖ (‖u_i‖ ≤ 1 + 2^-20). The best
         ``n + RESCORED`` by f have s_i ≥ τ = min(f_i − ε_i) among them; a name with
         f_j + ε_j < τ has s_j < τ, below ``n + RESCORED`` others, so it is not in the best
         ``n``. Every name with f_j + ε_j ≥ τ is scored again in float64: the wanted names are
-        always among them. (On HPO E_i is at most 1.6e-4 and the actual error about 3e-7; the
+        always among them. (On HPO E_i is at most 2.8e-4 and the actual error about 3e-7; the
         lookups measured re-scored no name beyond the n + 16.)
         """
         if entries is not None and not len(entries):
