@@ -141,13 +141,13 @@ class EntityIndex:
     RESULTS_KEPT = 20_000
 
     def __init__(self, kg: KnowledgeGraph, names: tuple[list[str], list[str]], encoder: StaticEncoder,
-                 vectors: NameVectors, collection, store: ChromaStore) -> None:
-        """``names``: (node id, label) of every entry (``labels_of``); ``vectors``: their static
-        vectors, searched here; ``collection``: where ``store`` holds the same vectors."""
+                 name_vectors: NameVectors, collection, store: ChromaStore) -> None:
+        """``names``: (node id, label) of every entry (``labels_of``); ``name_vectors``: their
+        static vectors, searched here; ``collection``: where ``store`` holds the same vectors."""
         self.kg, self.encoder, self.collection, self.store = kg, encoder, collection, store
         self.embedder = encoder.embedder
         self.node_ids, self.labels = names
-        self.name_vectors = vectors
+        self.name_vectors = name_vectors
         self._results: Recent[tuple[str, int, str | None], list[Candidate]] = Recent(self.RESULTS_KEPT)
 
     def __len__(self) -> int:
@@ -193,20 +193,20 @@ class EntityIndex:
         (``progress`` counts the labels written)."""
         encoder = _load_encoder(embedder, directory)
         names = labels_of(kg)
-        vectors = NameVectors.load(directory, encoder, len(names[1]))
+        name_vectors = NameVectors.load(directory, encoder, len(names[1]))
         from chromadb.errors import NotFoundError
 
         store = ChromaStore(directory, url)
         client = store.client(new=False)
         if url and _unwritten(client, name):
-            collection = _write(client, name, embedder.model_name, vectors.vectors, progress or (lambda d, t: None))
+            collection = _write(client, name, embedder.model_name, name_vectors.vectors, progress or (lambda d, t: None))
         else:
             try:
                 collection = client.get_collection(name)
             except NotFoundError as exc:
                 raise IndexFileError(f"the entity index in {store.directory} has no collection {name}") from exc
         _check(collection, store, embedder.model_name, entries)
-        return cls(kg, names, encoder, vectors, collection, store)
+        return cls(kg, names, encoder, name_vectors, collection, store)
 
     # -- searching ----------------------------------------------------------------------
     def search(self, texts: list[str], k: int = 5, type: str | None = None) -> list[list[Candidate]]:
