@@ -192,7 +192,8 @@ class NameVectors:
         4·γ64·(M_i + b_i‖c‖ + 2)·‖q‖ (‖u_i‖ ≤ 1 + 2^-20). The best
         ``n + RESCORED`` by f have s_i ≥ τ = min(f_i − ε_i) among them; a name with
         f_j + ε_j < τ has s_j < τ, below ``n + RESCORED`` others, so it is not in the best
-        ``n``. Every name with f_j + ε_j ≥ τ is scored again in float64: the wanted names are
+        ``n``. Every name with f_j + ε_j ≥ τ − 2^-40 (the comparisons' own float64 rounding,
+        below 1e-15 at these magnitudes) is scored again in float64: the wanted names are
         always among them. (On HPO E_i is at most 2.8e-4 and the actual error about 3e-7; the
         lookups measured re-scored no name beyond the n + 16.)
         """
@@ -212,7 +213,7 @@ class NameVectors:
                 continue
             scale = float(np.linalg.norm(query)) * (1 + 2.0**-40)
             best = np.argpartition(scores, names - take)[names - take :] if take < names else np.arange(names)
-            floor = (scores[best] - bounds[best] * scale).min()
+            floor = (scores[best] - bounds[best] * scale).min() - 2.0**-40  # less the comparisons' own rounding
             near = np.flatnonzero(scores >= floor - 2 * widest * scale)  # a cheap pass over every name, then
             chosen = near[scores[near] + bounds[near] * scale >= floor]  # each one's own bound
             if entries is not None:
