@@ -6,7 +6,7 @@ Each index is built and queried in its own process, from its own code:
 
 - ``this``: this checkout (graphs.entity_index: static token vectors distilled from MiniLM,
   written to an embedded Chroma collection and searched exactly in the process, the
-  transformer ranking the 12 nearest);
+  transformer ranking the 8 nearest);
 - ``today``: the code at ``--baseline`` (default 4ae5cf7: the same, searched by Chroma's HNSW
   index), extracted with shared_data.code_at.
 

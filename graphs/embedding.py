@@ -17,7 +17,12 @@ Two encoders share one model:
   document frequency over the indexed labels, so "abnormality of" weighs less than
   "splenomegaly", and the labels' mean vector is subtracted (it is shared by all texts).
   Static vectors only preselect: the transformer ranks the few nearest
-  (graphs.entity_index). bench/entity_lookup.py measures the recall of each stage.
+  (graphs.entity_index). bench/entity_lookup.py measures the recall of each stage. Alone
+  they lose paraphrases a reader expects ("Aspergillus fumigatus infection" → Aspergillosis,
+  "Blinding" → Blindness: 34 top mappings changed in 60 MedQA samples). model2vec makes
+  the same kind of model (each token through the transformer alone, weighted means), so it
+  would not mend that, and its distillation (``model2vec[distill]`` 0.10) needs
+  transformers < 5.4 (docs/benchmarks.md, the transformer's share of a sample).
 
 A text's transformer vector is the same bit for bit whatever else is encoded with it, and on
 any machine: the model runs in float64 and its vectors are rounded to float32. In float32,
@@ -25,9 +30,11 @@ the padding of a pass and the number of texts in it change the last bits of a ve
 kernels sum in blocks that depend on the shapes: up to 2.4e-7 here, enough to reorder two
 near-equal candidates or change a score's fourth decimal, so which samples happened to share
 a pass changed rows); float64's error (1e-16) almost never reaches float32's last bit. It
-costs about 1.5 times the CPU of a float32 pass, once per text: a vector can be kept and reused
-without changing any result, in memory for the process and on disk across runs
-(:class:`VectorCache`, keyed by the model and the text).
+costs 1.5 to 2 times the CPU of a float32 pass (the matrix products are three quarters of a
+pass), once per text: a vector can be kept and reused without changing any result, in memory
+for the process and on disk across runs (:class:`VectorCache`, keyed by the model and the
+text). ONNX Runtime cannot run the model in float64 (no float64 GELU), and its float32 vectors
+differ from these in the last bits of every vector, by kernels that differ by CPU.
 """
 
 from __future__ import annotations
