@@ -251,7 +251,7 @@ class EntityIndex:
         # Meaning decides the top result of a text with no exact match: the transformer ranks
         # the nearest labels of all such texts in one call (one pass, or a few by length,
         # instead of one per text).
-        ranks = [i for i in wanted if not found[i] and nearest[i]]
+        ranks = [i for i in wanted if not found[i] and nearest[i] and RERANK]  # RERANK 0: the static vectors alone
         reranked = dict(zip(ranks, self._rerank([(texts[i], [e for e, _ in nearest[i][:RERANK]]) for i in ranks])))
         for i in wanted:
             best = found[i]
