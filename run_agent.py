@@ -370,7 +370,7 @@ def _dataset_run(args: dict, pilot: Optional[Pilot] = None) -> None:
     from agent.runs.executors import EXECUTORS, ExecutorError
     from agent.runs.fingerprint import endpoint
     from agent.runs.records import FieldMap
-    from agent.runs.results import RESULTS, CorruptLineError, read_rows, recorded_summary
+    from agent.runs.results import RESULTS, CorruptLineError, SummaryFileError, read_rows, recorded_summary
     from agent.runs.runner import RunOptions, Terminated, execute, identify, prepare
 
     a = SimpleNamespace(**args)
@@ -417,8 +417,12 @@ def _dataset_run(args: dict, pilot: Optional[Pilot] = None) -> None:
         if a.resume:
             err.print(f"Resuming {escape(str(out_dir))}: {sum(plan.done.values())} of {len(plan.jobs)} samples "
                       f"already done, {len(plan.pending)} to go", highlight=False)
-            meter.resume_from(read_rows(out_dir / RESULTS) if (out_dir / RESULTS).exists() else [],
-                              recorded_summary(out_dir).get("spent"))
+            try:
+                recorded = recorded_summary(out_dir).get("spent")
+            except SummaryFileError as exc:  # the spend is counted from the rows; the summary is written anew
+                err.print(f"[yellow]Note[/]: {escape(str(exc))}", highlight=False)
+                recorded = None
+            meter.resume_from(read_rows(out_dir / RESULTS) if (out_dir / RESULTS).exists() else [], recorded)
         if plan.lost:
             _warn_lost_checkpoints(plan)
         if plan.pending:
@@ -571,7 +575,7 @@ def export(
 ) -> None:
     """Write a run's samples as a fine-tuning or dataset file, and say which rows were left out and why."""
     from agent.runs.export import FORMATS, ExportError, ExportOptions, export_run, left_out_hint
-    from agent.runs.results import CorruptLineError
+    from agent.runs.results import CorruptLineError, SummaryFileError
     from agent.runs.safe_write import OutputError
 
     if format not in FORMATS:
@@ -587,7 +591,7 @@ def export(
                             include_thinking=include_thinking)
     try:
         written = export_run(run_dir, format, out_path, options, force=force)
-    except (ExportError, OutputError, CorruptLineError) as exc:
+    except (ExportError, OutputError, CorruptLineError, SummaryFileError) as exc:
         raise fail(str(exc)) from exc
     if as_json:
         print(json.dumps({"written": written.written, "out": str(out_path), "left_out": written.left_out}, ensure_ascii=False))
@@ -649,12 +653,12 @@ def merge(
 ) -> None:
     """Combine the results of several runs, refusing duplicate ids and repeated questions, and recompute the summary."""
     from agent.runs.export import ExportError, merge_runs
-    from agent.runs.results import CorruptLineError
+    from agent.runs.results import CorruptLineError, SummaryFileError
     from agent.runs.safe_write import OutputError
 
     try:
         summary = merge_runs(run_dirs, out_dir, allow_mixed, allow_duplicates)
-    except (ExportError, OutputError, CorruptLineError) as exc:
+    except (ExportError, OutputError, CorruptLineError, SummaryFileError) as exc:
         raise fail(str(exc)) from exc
     except OSError as exc:
         raise fail(f"--out {out_dir} cannot be written: {exc.strerror or exc}") from exc

@@ -190,6 +190,26 @@ def test_shards_merge_and_export_from_the_command_line(tmp_path, make_settings):
     assert again.exit_code == 2 and "duplicate id" in again.output
     exported = CliRunner().invoke(app, ["export", str(tmp_path / "all"), "--format", "sft", "--out", str(tmp_path / "sft.jsonl")])
     assert exported.exit_code == 0 and "Wrote 6 samples" in exported.output
+    # reviews made in each shard's viewer travel with the merge: the latest decision counts
+    from starlette.testclient import TestClient
+
+    from agent.inspection.view import create_app
+
+    shard_ids = {i: [json.loads(line)["id"] for line in (tmp_path / f"s{i}" / "results.jsonl").read_text().splitlines()]
+                 for i in range(2)}
+    for i, decisions in ((0, ["reject", "accept"]), (1, ["accept"])):
+        viewer = TestClient(create_app(tmp_path / f"s{i}", token="t"), base_url="http://127.0.0.1")
+        for decision in decisions:
+            assert viewer.post(f"/review/{shard_ids[i][0]}", data={"token": "t", "decision": decision}).status_code < 400
+    reviewed = CliRunner().invoke(app, ["merge", str(tmp_path / "s0"), str(tmp_path / "s1"), "--out", str(tmp_path / "rev"),
+                                        "--allow-duplicates"])
+    assert reviewed.exit_code == 0, reviewed.output
+    only = CliRunner().invoke(app, ["export", str(tmp_path / "rev"), "--format", "hf", "--out", str(tmp_path / "ok"),
+                                    "--only-reviewed", "--all"])
+    assert only.exit_code == 0, only.output
+    items = [json.loads(line) for line in (tmp_path / "ok" / "data" / "train.jsonl").read_text().splitlines()]
+    assert sorted(item["id"] for item in items) == sorted([shard_ids[0][0], shard_ids[1][0]])
+    assert {item["review_decision"] for item in items} == {"accept"}
     bad = CliRunner().invoke(app, ["run", str(tmp_path / "in.jsonl"), "--out", str(tmp_path / "x"), "--shard", "2/2"])
     assert bad.exit_code == 2 and "shards are numbered from 0" in bad.output
 

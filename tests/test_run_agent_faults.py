@@ -1,6 +1,7 @@
 """The command line under faults and hostile input, each case as a user meets it: a subprocess
 per command, an endpoint that echoes the key, two runs on one directory, damaged files."""
 
+import html
 import json
 import os
 import re
@@ -577,6 +578,42 @@ def test_a_corrupt_line_in_results_is_named_by_every_command_that_reads_it(tmp_p
     resumed = cli("run", records, "--out", run_dir, "--kg-dir", fixture_kg_dir, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     assert sorted(r["id"] for r in rows_of(run_dir)) == ["malaria", "scurvy", "tb"]
+
+
+@pytest.mark.parametrize("damage, problem", [
+    ('{"counts": {"accepted": 2', "not JSON"),  # a torn copy
+    ("[1, 2]", "a JSON list, not an object"),
+])
+def test_a_damaged_summary_stops_only_what_needs_it_and_a_resume_writes_it_anew(tmp_path, fixture_kg_dir, damage, problem):
+    """summary.json is made from the rows: the viewer and a resume go on without it; an export,
+    whose provenance only it records, stops with the file named and what to do."""
+    records = write_records(tmp_path / "in.jsonl", RECORDS)
+    run_dir = tmp_path / "run"
+    assert cli("run", records, "--out", run_dir, "--kg-dir", fixture_kg_dir).returncode == 0
+    summary = run_dir / "summary.json"
+    recorded = json.loads(summary.read_text())
+    summary.write_text(damage)
+    for args in (["export", run_dir, "--format", "sft", "--out", tmp_path / "sft.jsonl"],
+                 ["merge", run_dir, "--out", tmp_path / "merged"]):
+        refused = cli(*args)
+        message = " ".join(refused.stderr.split())
+        assert refused.returncode == 2 and "Traceback" not in refused.stderr, (args, refused.stderr)
+        assert f"{summary} cannot be read ({problem}" in message and "--resume) writes it anew" in message, (args, message)
+    assert not (tmp_path / "sft.jsonl").exists() and not (tmp_path / "merged").exists()
+
+    from starlette.testclient import TestClient
+
+    from agent.inspection.view import create_app
+
+    page = TestClient(create_app(run_dir, token="t"), base_url="http://127.0.0.1").get("/", params={"token": "t"})
+    assert page.status_code == 200 and f"not recorded: {summary} cannot be read ({problem}" in html.unescape(page.text)
+
+    resumed = cli("run", records, "--out", run_dir, "--kg-dir", fixture_kg_dir, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    rewritten = json.loads(summary.read_text())
+    assert rewritten["counts"] == recorded["counts"] and rewritten["kg"] == recorded["kg"]
+    exported = cli("export", run_dir, "--format", "sft", "--out", tmp_path / "sft.jsonl")
+    assert exported.returncode == 0, exported.stderr
 
 
 # -- a service lost mid-run is the environment, not a bug ------------------------------------------------

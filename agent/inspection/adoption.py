@@ -15,12 +15,12 @@ results.jsonl at the same time.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 
 from agent.inspection import replay
-from agent.runs.results import RESULTS, SUMMARY, CorruptLineError, JsonLinesLog, read_rows, result_row, rewrite_rows, summarise, write_summary
+from agent.runs.results import (RESULTS, CorruptLineError, JsonLinesLog, SummaryFileError, read_rows, recorded_summary, result_row,
+                                rewrite_rows, summarise, write_summary)
 from agent.runs.reviews import append_review, review_line
 from agent.runs.run_lock import RunDirBusy, run_dir_lock
 
@@ -115,9 +115,11 @@ def _resummarise(run_dir: Path, rows: list[dict]) -> None:
     """summary.json with the counts of the rows as they now are; what the run measured
     (wall time, speed, its settings) stays as the run recorded it."""
     try:
-        previous = json.loads((run_dir / SUMMARY).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return  # no summary to correct: `view` and `export` count the rows themselves
+        previous = recorded_summary(run_dir)
+    except SummaryFileError:
+        return  # a resume makes it anew; `view` counts the rows itself
+    if not previous:
+        return  # no summary to correct
     fresh = summarise(rows, previous.get("mode", "unknown"), previous.get("wall_time_s", 0.0))
     measured = ("mode", "wall_time_s", "samples_per_minute")
     write_summary(run_dir, {**previous, **{k: v for k, v in fresh.items() if k not in measured},

@@ -247,6 +247,8 @@ def step_json(thread: str, snapshot: StateSnapshot, node: str) -> dict:
 
 
 # -- forks -----------------------------------------------------------------------------------
+FORK_SETTINGS = "fork_settings"  # checkpoint metadata: a fork's ``--set settings.…``, as shown_sets shows them
+
 def parse_sets(pairs: list[str]) -> tuple[dict[str, Any], dict[str, Any]]:
     """``KEY=VALUE`` pairs split into state changes and ``settings.`` changes; VALUE is JSON
     when it parses, else a string."""
@@ -362,7 +364,11 @@ def fork(app, thread: str, step: int, settings: Settings, sets: list[str], from_
     update = state_update(app, past.values, state_changes)
     before = _checkpoint_ids(app, thread)
     try:
-        config = app.update_state(past.config, update, as_node=_writer(chain, chain.index(past)))
+        # the settings it ran with, as a report shows them (no key, no credentials), kept on the
+        # fork's first checkpoint: an adopted fork's row then says what made it (fork_origin)
+        shown = [pair for pair in shown_sets(sets) if pair.strip().startswith("settings.")]
+        marked = {**past.config, "metadata": {FORK_SETTINGS: json.dumps(shown)}}  # metadata holds strings, not lists
+        config = app.update_state(marked, update, as_node=_writer(chain, chain.index(past)))
         final = app.invoke(None, {**config, "recursion_limit": RECURSION_LIMIT}, context=settings)
     except BaseException as exc:  # a fork that fails (an error, Ctrl-C) leaves no half-made branch behind
         delete_checkpoints(app.checkpointer, thread, _checkpoint_ids(app, thread) - before)
@@ -435,13 +441,15 @@ def diverge(chain_a: list[StateSnapshot], chain_b: list[StateSnapshot]) -> int:
 
 def fork_origin(chains: list[list[StateSnapshot]], number: int) -> dict[str, Any]:
     """Where branch ``number`` (a fork) left the original run: the step it was forked at,
-    what the fork set there, and the id of its last checkpoint."""
+    what the fork set there (state changes, and the ``--set settings.…`` it ran with), and the
+    id of its last checkpoint."""
     original = {_id(s) for s in chains[0]}
     chain = chains[number]
     first = next(i for i, s in enumerate(chain) if _id(s) not in original)
     forked_at = chain[first - 1] if first else chain[first]
     return {"checkpoint_id": _id(chain[-1]), "forked_at_step": forked_at.metadata.get("step"),
-            "changes": changes(forked_at.values, chain[first].values)}
+            "changes": changes(forked_at.values, chain[first].values),
+            "settings": json.loads(chain[first].metadata.get(FORK_SETTINGS) or "[]")}
 
 
 # -- reports: what the replay command (and anything else) shows of a fork or a diff -----------

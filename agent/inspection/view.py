@@ -43,7 +43,8 @@ from starlette.templating import Jinja2Templates
 from agent.inspection import replay
 from agent.inspection.adoption import AdoptionError, adopt
 from agent.runs.fingerprint import FINGERPRINT, endpoint
-from agent.runs.results import RESULTS, SUMMARY, CorruptLineError, error_kind, iter_rows, rejection_kind, result_row
+from agent.runs.results import (RESULTS, CorruptLineError, SummaryFileError, error_kind, iter_rows, recorded_summary, rejection_kind,
+                                result_row)
 from agent.runs.reviews import DECISIONS, REVIEWS, ReviewError, append_review, read_reviews, review_line
 
 ASSETS = Path(__file__).parent / "view_assets"
@@ -305,7 +306,10 @@ def read_json(path: Path) -> dict | None:
 
 def overview(index: RunIndex) -> dict:
     """The charts and the run's records for the overview page."""
-    summary = read_json(index.run_dir / SUMMARY) or {}
+    try:
+        summary = recorded_summary(index.run_dir)
+    except SummaryFileError as exc:  # shown, and the page is made from the rows
+        summary = {"unreadable": str(exc)}
     statuses = Counter(e.status for e in index.entries)
     reasons = Counter(e.reason for e in index.entries if e.status == "rejected")
     errors = Counter(e.reason for e in index.entries if e.status == "error")

@@ -10,8 +10,10 @@ from __future__ import annotations
 from collections import defaultdict
 
 from agent.reasoning.context import AgentContext
-from agent.reasoning.mentions import exact_or_nearest, find_mentions, nodes_named
-from agent.reasoning.relevance import QuestionFrame, asked_for, frame_question, mediated, relevance, wanted_types
+from agent.reasoning.mentions import exact_or_nearest, find_findings, find_mentions, named_or_measured
+from agent.reasoning.relevance import (
+    QuestionFrame, asked_for, asks_for_exception, frame_question, mediated, relevance, wanted_types,
+)
 from agent.reasoning.search import connect, nodes_for, option_support, path_weight, rank_paths, settings_for_attempt
 from agent.reasoning.state import Mapping, Mention, NodeChoice, SampleState, SearchSettings, Verification
 from agent.reasoning.verbalise import kg_reasoning
@@ -26,6 +28,7 @@ LOOSE = "answer mapped loosely"
 WEAK = "weak evidence"
 NOT_AHEAD = "evidence not clearly ahead"
 NO_RELEVANT_PATH = "no relevant path"
+EXCEPTION = "question asks for an exception"
 # The gold option's evidence must reach MIN_EVIDENCE, with at least SPECIFIC_FINDINGS of
 # the question's findings each explained by it directly (an annotation or is-a chain, no
 # other disease or gene between) with SPECIFIC_SUPPORT or more: the answer explains several
@@ -52,7 +55,7 @@ CROSS_TYPE_SCORE = 0.92
 def extract(state: SampleState, ctx: AgentContext) -> SampleState:
     """Mentions of graph nodes in the question and the answer (and every option)."""
     record = state["record"]
-    mentions = [Mention(text=t, role="question", type=None) for t in find_mentions(ctx.kg, record["question"])]
+    mentions = [Mention(text=t, role="question", type=None) for t in find_findings(ctx.kg, record["question"])]
     # The answer and options stand for what the question asks for: a diagnosis is a disease.
     wanted = (wanted_types(asked_for(record["question"])) or (None,))[0]
     for role, text in [("answer", record["answer"])] + [
@@ -144,7 +147,7 @@ def _named_exactly(ctx: AgentContext, mention: Mention) -> tuple[str, ...]:
     """The nodes a mention names: by name or synonym (a finding's adjective by its noun);
     an answer or option also in other words ("Hereditary angioedema": "Angioedema,
     hereditary, 1"), since it is named whole."""
-    named = nodes_named(ctx.kg, mention["text"])
+    named = named_or_measured(ctx.kg, mention["text"])
     if named or mention["role"] == "question":
         return named
     return ctx.kg.nodes_reworded(mention["text"])
@@ -293,8 +296,12 @@ def _best_per_finding(paths: list[PathRecord]) -> dict[str, float]:
 
 def unanswerable(state: SampleState, ctx: AgentContext) -> Verification | None:
     """KG-only, an answer of a kind the graph holds no node of (a drug on HPO, a lab test)
-    cannot be judged, whatever word-alike it maps to: rejected as such, before anything else."""
-    asks = asked_for(state["record"]["question"])
+    cannot be judged, whatever word-alike it maps to: rejected as such, before anything else;
+    nor can the answer to a question that wants the option that does NOT fit."""
+    question = state["record"]["question"]
+    if asks_for_exception(question):
+        return failed(EXCEPTION, "the question wants the option that does NOT fit: the best-supported option is not it")
+    asks = asked_for(question)
     wanted = wanted_types(asks)
     if wanted is not None and not set(wanted) & ctx.kg.node_types:
         return failed(OUTSIDE, f"the question asks for a {asks} answer; the graph holds no {' or '.join(wanted) or 'such node'}")

@@ -13,6 +13,7 @@ from __future__ import annotations
 import re
 from typing import NamedTuple
 
+from agent.reasoning.measurements import measured_nodes, read_measurements
 from graphs.entity_index import Candidate, EntityIndex
 from graphs.names import symbol_form
 from graphs.store import KnowledgeGraph
@@ -37,6 +38,14 @@ STOPWORDS = frozenset(
 # Words that put the findings after them, up to the clause's end, outside the patient:
 # "no fever", "denies chest pain", "family history of diabetes" (NegEx's idea, in brief).
 NOT_THE_PATIENT = frozenset("no not denies denied without negative absent family mother father sister brother".split())
+RELATIVES = frozenset("mother father sister brother".split())
+# A relative who brings the patient or speaks for them is no cue: "brought by his mother
+# because of fever", "her mother reports that she has had diarrhea" are the patient's.
+FOR_THE_PATIENT_BEFORE = frozenset("by with".split())
+FOR_THE_PATIENT_AFTER = frozenset(
+    "because for reports reported states stated says said notes noted mentions mentioned describes described"
+    " noticed notices explains explained brings brought".split()
+)
 NEGATION_WINDOW = 6  # words a cue reaches
 _CLAUSE_END = re.compile(r"[.;:?!\n]")
 _SENTENCE_END = re.compile(r"[.?!;\n]\s")
@@ -89,14 +98,109 @@ def scan_mentions(kg: KnowledgeGraph, text: str) -> list[Found]:
     ]
 
 
+def find_findings(kg: KnowledgeGraph, question: str) -> list[str]:
+    """A question's mentions (``find_mentions``), its measured values outside their
+    reference intervals ("pulse is 112/min": ``agent.reasoning.measurements``) and its
+    findings stated as a predicate ("the abdomen is distended": ``predicated_findings``)
+    whose finding the graph names, in order of appearance, each once; a name inside such a
+    phrase ("Platelet count: 90,000/mm3" holds no "platelet count" finding) is the phrase."""
+    phrases = [(m.start, m.end, m.surface) for m in read_measurements(question) if measured_nodes(kg, m.surface)]
+    phrases += [(start, end, surface) for start, end, surface in predicated_findings(kg, question)
+                if not any(s <= start < e or start <= s < end for s, e, _ in phrases)]
+    found = [(start, surface) for start, _, surface in phrases] + [
+        (f.start, f.surface) for f in scan_mentions(kg, question)
+        if not f.negated and not any(s <= f.start < e for s, e, _ in phrases)
+    ]
+    seen: set[str] = set()
+    ordered = []
+    for _, surface in sorted(found):
+        if surface.lower() not in seen:
+            seen.add(surface.lower())
+            ordered.append(surface)
+    return ordered
+
+
+def named_or_measured(kg: KnowledgeGraph, text: str) -> tuple[str, ...]:
+    """The nodes a mention names (``nodes_named``), or the finding it measures when it is a
+    measured value ("Potassium 2.9 mEq/L": Hypokalemia) or states as a predicate ("the
+    abdomen is distended": Abdominal distention)."""
+    return nodes_named(kg, text) or measured_nodes(kg, text) or predicated_nodes(kg, text)
+
+
+# A finding a case report states as a predicate of a body part or measure: "the abdomen is
+# mildly distended", "deep tendon reflexes are decreased", "her pupils are dilated". Read as
+# the adjective before the noun ("distended abdomen", "decreased deep tendon reflexes"),
+# which is how HPO names or a synonym say it; an adverb ending in -ly may stand between.
+PREDICATES = ("enlarged dilated swollen tender distended absent decreased increased elevated reduced diminished"
+              " low high palpable dry cold erythematous edematous weak thickened prolonged").split()
+_PREDICATED = re.compile(
+    rf"\b(?P<noun>(?:[a-z]+ ){{0,2}}[a-z]+) (?:is|are|was|were|appears?|seems?) (?:[a-z]+ly )?"
+    rf"(?P<adjective>{'|'.join(PREDICATES)})\b",
+    re.IGNORECASE,
+)
+
+
+def predicated_findings(kg: KnowledgeGraph, text: str) -> list[tuple[int, int, str]]:
+    """Where ``text`` states a finding as a predicate the graph names (``predicated_nodes``),
+    as (start, end, surface), leaving out those a negation or relative cue governs."""
+    found = []
+    for match in _PREDICATED.finditer(text):
+        words = [w.lower() for w in _WORD.findall(match.group("noun"))]
+        while words and words[0] in STOPWORDS:
+            words.pop(0)  # "the abdomen": the article is no part of the finding
+        if not words:
+            continue
+        start = match.start("noun") + match.group("noun").lower().index(words[0])
+        surface = text[start : match.end()]
+        if predicated_nodes(kg, surface) and not _governed(text, start):
+            found.append((start, match.end(), surface))
+    return found
+
+
+def predicated_nodes(kg: KnowledgeGraph, text: str) -> tuple[str, ...]:
+    """The phenotypes a predicate phrase names: "deep tendon reflexes are decreased" is
+    "decreased deep tendon reflexes", else the adjective with the noun's last words
+    ("absent pulses" for "right pedal pulses are absent")."""
+    match = _PREDICATED.fullmatch(text.strip())
+    if not match:
+        return ()
+    words = match.group("noun").split()
+    for k in range(len(words)):
+        named = tuple(n for n in nodes_named(kg, f"{match.group('adjective')} {' '.join(words[k:])}")
+                      if kg.node(n).type == PHENOTYPE and n not in kg.qualifiers)
+        if named:
+            return named
+    return ()
+
+
+def _governed(text: str, start: int) -> bool:
+    """Whether a negation or relative cue governs the word at ``start`` from within its clause."""
+    words = [(m.group(), m.start(), m.end()) for m in _WORD.finditer(text, 0, start + 1)]
+    return bool(words) and _not_the_patient(text, words, len(words) - 1)
+
+
 def _not_the_patient(text: str, words: list[tuple[str, int, int]], i: int) -> bool:
     """Whether a negation or relative cue governs word ``i`` from within its clause."""
     for j in range(i - 1, max(-1, i - 1 - NEGATION_WINDOW), -1):
         if _CLAUSE_END.search(text, words[j][2], words[j + 1][1]) or words[j][0].lower() in CLAUSE_TURN:
             return False
-        if words[j][0].lower() in NOT_THE_PATIENT:
+        if is_cue([w.lower() for w, _, _ in words[max(0, j - 2) : j + 2]], min(j, 2)):
             return True
     return False
+
+
+def is_cue(words: list[str], j: int) -> bool:
+    """Whether lower-case word ``j`` puts the findings after it outside the patient: a
+    negation, or a relative other than one who brings the patient or speaks for them
+    (``FOR_THE_PATIENT_BEFORE``, ``FOR_THE_PATIENT_AFTER``)."""
+    word = words[j]
+    if word not in NOT_THE_PATIENT:
+        return False
+    if word not in RELATIVES:
+        return True
+    before = words[j - 2] if j >= 2 and words[j - 1] in ("his", "her", "the", "their") else words[j - 1] if j else ""
+    after = words[j + 1] if j + 1 < len(words) else ""
+    return before not in FOR_THE_PATIENT_BEFORE and after not in FOR_THE_PATIENT_AFTER
 
 
 def exact_or_nearest(kg: KnowledgeGraph, index: EntityIndex, texts: list[str], k: int) -> list[list[Candidate]]:
@@ -105,7 +209,7 @@ def exact_or_nearest(kg: KnowledgeGraph, index: EntityIndex, texts: list[str], k
     An exact (normalised) name is the mention's meaning; its embedding neighbours would
     only compete with it ("IL-4" lands next to IL6), and skipping them saves the query.
     """
-    unmatched = [t for t in texts if not nodes_named(kg, t)]
+    unmatched = [t for t in texts if not named_or_measured(kg, t)]
     nearest = dict(zip(unmatched, index.search(unmatched, k=k))) if unmatched else {}
     return [nearest.get(t, []) for t in texts]
 

@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 from typing import TypedDict
 
-from agent.reasoning.mentions import CLAUSE_TURN, NEGATION_WINDOW, NOT_THE_PATIENT
+from agent.reasoning.mentions import CLAUSE_TURN, NEGATION_WINDOW, is_cue
 from graphs.names import normalize
 from graphs.store import KnowledgeGraph
 from graphs.vocabulary import DISEASE, GENE, PHENOTYPE
@@ -118,12 +118,27 @@ def wanted_types(asks: str) -> tuple[str, ...] | None:
 
 def asked_for(question: str) -> str:
     """What the question's last sentence asks for (``ASKS``' names, or ``other``)."""
-    sentences = [s for s in _SENTENCES.split(question.strip()) if s]
-    asking = next((s for s in reversed(sentences) if "?" in s), sentences[-1] if sentences else "")
+    asking = _asking_sentence(question)
     for name, pattern in ASKS:
         if re.search(pattern, asking, re.IGNORECASE):
             return name
     return "other"
+
+
+# An asking sentence that wants the one option that does NOT fit ("Which would NOT be expected?",
+# "All of the following EXCEPT", "least likely"): the KG's best-supported option is then the
+# opposite of the answer, so evidence cannot verify it.
+_EXCEPTION = re.compile(r"\b(?:NOT|EXCEPT)\b|\b[Ll]east\b")
+
+
+def asks_for_exception(question: str) -> bool:
+    """Whether the question's asking sentence wants the option that does not fit."""
+    return bool(_EXCEPTION.search(_asking_sentence(question)))
+
+
+def _asking_sentence(question: str) -> str:
+    sentences = [s for s in _SENTENCES.split(question.strip()) if s]
+    return next((s for s in reversed(sentences) if "?" in s), sentences[-1] if sentences else "")
 
 
 def finding_role(question: str, surface: str) -> str:
@@ -139,11 +154,11 @@ def finding_role(question: str, surface: str) -> str:
 def _role_at(text: str, start: int) -> str:
     clause_start = max((m.end() for m in _CLAUSE_END.finditer(text, 0, start)), default=0)
     prefix = text[clause_start:start]
-    words = [w.lower() for w in _WORDS.findall(prefix)][-NEGATION_WINDOW:]
-    for word in reversed(words):
-        if word in CLAUSE_TURN:
+    words = [w.lower() for w in _WORDS.findall(prefix)][-NEGATION_WINDOW - 2 :]  # two more: "by his" mother
+    for j in range(len(words) - 1, max(-1, len(words) - 1 - NEGATION_WINDOW), -1):
+        if words[j] in CLAUSE_TURN:
             break
-        if word in NOT_THE_PATIENT:
+        if is_cue(words, j):
             return "denied"
     cues = list(_BACKGROUND.finditer(prefix))
     if cues and not _PRESENTING.search(prefix, cues[-1].end()):

@@ -40,8 +40,8 @@ from pathlib import Path
 
 from agent.runs.fingerprint import identity, identity_of_rows, read_fingerprint
 from agent.reasoning.grounding import below, distribution
-from agent.runs.results import RESULTS, SUMMARY, read_rows, summarise, write_summary
-from agent.runs.reviews import ReviewError, ReviewFilter, read_reviews
+from agent.runs.results import RESULTS, read_rows, recorded_summary, summarise, write_summary
+from agent.runs.reviews import REVIEWS, ReviewError, ReviewFilter, read_reviews, review_history
 from agent.runs.safe_write import atomic_text, check_target
 from agent.reasoning.verbalise import options_text, question_text
 
@@ -107,7 +107,7 @@ def review_of(row: dict) -> dict | None:
 def adoption_of(row: dict) -> dict | None:
     """Which fork the row's result comes from, who adopted it and when (null: the original run)."""
     adopted = row.get("adopted")
-    return {k: adopted.get(k) for k in ("branch", "checkpoint_id", "forked_at_step", "changes", "who", "time",
+    return {k: adopted.get(k) for k in ("branch", "checkpoint_id", "forked_at_step", "changes", "settings", "who", "time",
                                         "original_status")} if adopted else None
 
 
@@ -115,9 +115,7 @@ def load_run(run_dir: Path) -> tuple[list[dict], dict]:
     results = run_dir / RESULTS
     if not results.exists():
         raise ExportError(f"{run_dir} holds no {RESULTS}")
-    summary_path = run_dir / SUMMARY
-    summary = json.loads(summary_path.read_text()) if summary_path.exists() else {}
-    return read_rows(results), summary
+    return read_rows(results), recorded_summary(run_dir)
 
 
 # -- the pieces every format is made of ------------------------------------------------------
@@ -533,13 +531,15 @@ def _refuse_repeated_questions(rows: list[dict]) -> None:
 
 
 def merge_runs(run_dirs: list[Path], out: Path, allow_mixed: bool = False, allow_duplicates: bool = False) -> dict:
-    """One results.jsonl and a recomputed summary.json in ``out`` from several runs. Runs made
-    on different graphs, in different modes or with different models are refused unless
-    ``allow_mixed``; every merged row carries its own run's identity (``run``), and the
-    summary counts the rows of each (``sources``) instead of naming one for all."""
+    """One results.jsonl and a recomputed summary.json in ``out`` from several runs, with
+    their reviews (reviews.jsonl: the merged samples' every review, so an export of the merge
+    filters and labels by them as it would each run's). Runs made on different graphs, in
+    different modes or with different models are refused unless ``allow_mixed``; every merged
+    row carries its own run's identity (``run``), and the summary counts the rows of each
+    (``sources``) instead of naming one for all. (An adopted fork is in its row already.)"""
     if out.exists() and any(out.iterdir()):
         raise ExportError(f"--out {out} is not empty; choose a new directory")
-    rows, owner, duplicates, checks = [], {}, [], []
+    rows, owner, duplicates, checks, reviews = [], {}, [], [], []
     wall = 0.0
     kinds: dict[str, list[str]] = {}
     for run_dir in run_dirs:
@@ -547,6 +547,11 @@ def merge_runs(run_dirs: list[Path], out: Path, allow_mixed: bool = False, allow
         identities = run_identities(run_dir, run_rows, summary)
         wall += summary.get("wall_time_s", 0.0)
         checks.append(summary.get("overlap_check"))
+        ids = {row["id"] for row in run_rows}
+        try:
+            reviews += [review for review in review_history(run_dir) if review["id"] in ids]
+        except ReviewError as exc:
+            raise ExportError(str(exc)) from exc
         for row in run_rows:
             if row["id"] in owner:
                 duplicates.append(f"{row['id']!r} in {owner[row['id']]} and {run_dir}")
@@ -570,6 +575,8 @@ def merge_runs(run_dirs: list[Path], out: Path, allow_mixed: bool = False, allow
         _refuse_repeated_questions(rows)
     out.mkdir(parents=True, exist_ok=True)
     _write_jsonl(out / RESULTS, rows)
+    if reviews:
+        _write_jsonl(out / REVIEWS, reviews)
     first = rows[0]["run"] if rows else {}
     mixed = len(sources) > 1
     summary = summarise(

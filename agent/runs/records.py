@@ -469,8 +469,12 @@ def read_hf(spec: str) -> list[RawRecord]:
     name, _, config = name.partition(":")
     if not re.fullmatch(r"[\w.-]+(/[\w.-]+)?", name):
         raise InputError(f"{spec}: a Hugging Face dataset is named hf:OWNER/NAME[:CONFIG][@SPLIT], e.g. hf:openlifescienceai/medmcqa@validation")
-    import datasets
-    from datasets.exceptions import DatasetNotFoundError
+    try:
+        import datasets
+        from datasets.exceptions import DatasetNotFoundError
+    except ImportError:  # an optional extra: a core install reads files only
+        raise InputError(f"{spec}: reading Hugging Face datasets needs the datasets package: "
+                         "pip install 'medreason-agent[hf]' (or pass a JSONL, JSON or CSV file)") from None
 
     try:
         loaded = datasets.load_dataset(name, config or None, split=split or None)

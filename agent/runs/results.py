@@ -220,13 +220,36 @@ def read_rows(path: Path, required: tuple[str, ...] = ROW_FIELDS) -> list[dict]:
     return [row for _, row in iter_rows(path, required)]
 
 
+class SummaryFileError(ValueError):
+    """RUN_DIR/summary.json is there but is not a run summary (a hand edit, a bad copy). It is
+    made from results.jsonl, so what works from the rows (a resumed run, an adoption, the
+    viewer) goes on without it; what only it records (the graph, model and overlap check an
+    export's provenance and card name) cannot, and stops at it with this message."""
+
+
 def recorded_summary(run_dir: Path) -> dict:
-    """RUN_DIR's summary.json as written, or {} when there is none yet or it cannot be read
-    (what a resume's budget or a pilot's figures fall back to: nothing recorded)."""
+    """RUN_DIR's summary.json as written; {} when there is none yet. One reader for every
+    command, so a missing and an unreadable summary mean the same everywhere: nothing
+    recorded yet, and SummaryFileError saying which file and how to make it anew."""
+    path = run_dir / SUMMARY
     try:
-        return json.loads((run_dir / SUMMARY).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
         return {}
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SummaryFileError(_unreadable_summary(path, str(exc))) from exc
+    try:
+        summary = json.loads(text)
+    except ValueError as exc:
+        raise SummaryFileError(_unreadable_summary(path, f"not JSON: {exc}")) from exc
+    if not isinstance(summary, dict):
+        raise SummaryFileError(_unreadable_summary(path, f"a JSON {type(summary).__name__}, not an object"))
+    return summary
+
+
+def _unreadable_summary(path: Path, why: str) -> str:
+    return (f"{path} cannot be read ({why}); it is made from {RESULTS}: resuming the run "
+            f"(run INPUT --out {path.parent} --resume) writes it anew")
 
 
 def write_summary(run_dir: Path, summary: dict) -> None:

@@ -46,20 +46,27 @@ def append_review(run_dir: Path, review: dict) -> None:
 def read_reviews(run_dir: Path) -> dict[str, dict]:
     """The latest review of each reviewed sample; {} when nobody has reviewed the run.
     A torn last line (a crash mid-write) is skipped; any other bad line is an error."""
+    return {review["id"]: review for review in review_history(run_dir)}
+
+
+def review_history(run_dir: Path) -> list[dict]:
+    """Every review of the run, oldest first (what ``merge`` carries over: a later reader
+    sees who changed their mind, not only the outcome)."""
     path = run_dir / REVIEWS
     if not path.is_file():
-        return {}
-    latest: dict[str, dict] = {}
+        return []
+    reviews = []
     with open(path, encoding="utf-8") as f:
         for number, line in enumerate(f, 1):
             if not line.endswith("\n") or not line.strip():
                 continue
             try:
                 review = json.loads(line)
-                sample_id, decision = review["id"], review["decision"]
+                decision = review["decision"]
+                review["id"]
             except (ValueError, KeyError, TypeError) as exc:
                 raise ReviewError(f"{path} line {number} is not a review ({exc}); fix or remove that line") from None
             if decision not in DECISIONS:
                 raise ReviewError(f"{path} line {number}: unknown decision {decision!r}")
-            latest[sample_id] = review
-    return latest
+            reviews.append(review)
+    return reviews

@@ -20,7 +20,6 @@ finished work kept, so a fault is never disguised as data.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import sqlite3
@@ -48,7 +47,7 @@ from agent.runs.records import (
     DEFAULT_FIELDS, FieldMap, InputError, RawRecord, RecordError, detect_cop_base, own_id, parse_record, read_raw,
 )
 from agent.runs.results import (
-    RESULTS, SUMMARY, ResultsFile, StartedLog, read_rows, rewrite_rows, started_threads, summarise, write_summary,
+    RESULTS, ResultsFile, StartedLog, SummaryFileError, read_rows, recorded_summary, rewrite_rows, started_threads, summarise, write_summary,
 )
 from agent.runs.run_lock import LOCK, RunDirBusy, run_dir_lock
 from agent.runs.samples import Job, SampleProcessor
@@ -508,9 +507,13 @@ def _summary(run_dir: Path, plan: Plan, settings: Settings, options: RunOptions,
     rows = read_rows(run_dir / RESULTS)
     ids = {r["id"] for r in rows}
     try:  # a resumed run's earlier session: its wall time adds up, its provenance carries over
-        previous = json.loads((run_dir / SUMMARY).read_text()) if options.resume else {}
-    except (OSError, ValueError):
+        previous = recorded_summary(run_dir) if options.resume else {}
+    except SummaryFileError:  # made anew from the rows
         previous = {}
+    if options.resume and not previous:  # what ran the rows, as the run's fingerprint recorded it
+        stored = read_fingerprint(run_dir) or {}
+        previous = {k: v for k, v in {"mode": stored.get("mode"), "model": stored.get("model"), "base_url": stored.get("endpoint"),
+                                      "kg": stored.get("kg"), "run_id": stored.get("run_id")}.items() if v is not None}
     earlier = previous.get("wall_time_s", 0.0)
     info = {**run_provenance(previous, plan, settings, options), **options.info}
     mode = info.pop("mode", None) or settings.mode

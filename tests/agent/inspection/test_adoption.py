@@ -19,8 +19,14 @@ def rows(run_dir) -> dict[str, dict]:
     return {r["id"]: r for r in map(json.loads, (run_dir / "results.jsonl").read_text().splitlines())}
 
 
+# settings the fork runs with, recorded on the adopted row (the key never)
+FORK_SETTINGS = ["settings.max_hops=2", "settings.api_key=sk-not-for-the-row"]
+
+
 def fork_scurvy(run_dir, kg_dir) -> None:
-    forked = cli("replay", run_dir, "--sample", "scurvy", "--fork", 0, *(a for s in FIX for a in ("--set", s)), "--kg-dir", kg_dir, "--json")
+    sets = [*FIX, *FORK_SETTINGS]
+    forked = cli("replay", run_dir, "--sample", "scurvy", "--fork", 0, *(a for s in sets for a in ("--set", s)), "--kg-dir", kg_dir,
+                 "--offline", "--json")
     assert forked.exit_code == 0, forked.output
     assert json.loads(forked.output)["fork"]["status"] == "accepted", forked.output
 
@@ -39,6 +45,8 @@ def test_an_adopted_fork_becomes_the_result_and_the_original_comes_back(reviewab
     assert (adopted["branch"], adopted["who"], adopted["original_status"], adopted["forked_at_step"]) == (1, "dr b", "rejected", 0)
     assert adopted["changes"] == [f"record: question {len(original['question'])} chars→{len(FIXED_QUESTION)} chars"]
     assert adopted["checkpoint_id"]
+    assert adopted["settings"] == ["settings.max_hops=2", "settings.api_key=[REDACTED]"]
+    assert "sk-not-for-the-row" not in (reviewable_run / "results.jsonl").read_text()
     assert json.loads((reviewable_run / "adoptions.jsonl").read_text())["replaced"] == original
     review = read_reviews(reviewable_run)["scurvy"]
     assert (review["decision"], review["who"], review["note"], review["adopted"]) == ("accept", "dr b", "question fixed", 1)
@@ -54,6 +62,7 @@ def test_an_adopted_fork_becomes_the_result_and_the_original_comes_back(reviewab
     assert (item["id"], item["question"], item["review_decision"], item["reviewer"], item["adopted_fork"]) == (
         "scurvy", FIXED_QUESTION, "accept", "dr b", 1)
     assert item["provenance"]["adopted"]["who"] == "dr b" and item["provenance"]["review"]["note"] == "question fixed"
+    assert item["provenance"]["adopted"]["settings"][0] == "settings.max_hops=2"
     card = (out / "README.md").read_text()
     assert "1 of 1 samples reviewed (accept 1) by dr b" in card and "adopted" in card and "1 not reviewed" in card
 

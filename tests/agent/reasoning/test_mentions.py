@@ -1,4 +1,4 @@
-from agent.reasoning.mentions import exact_or_nearest, find_mentions, nodes_named, scan_mentions
+from agent.reasoning.mentions import exact_or_nearest, find_findings, find_mentions, named_or_measured, nodes_named, scan_mentions
 from graphs.store import KnowledgeGraph
 
 
@@ -99,3 +99,55 @@ def test_a_name_never_runs_across_sentences():
     kg = kg_with(("P1", "Chest pain", "effect/phenotype"), ("P2", "Type 2 diabetes", "effect/phenotype"))
     assert find_mentions(kg, "A bruise on his chest. Pain began today; type 2 diabetes.") == ["type 2 diabetes"]
     assert find_mentions(kg, "He has chest pain.") == ["chest pain"]
+
+
+def vital_kg():
+    return kg_with(("P1", "Fever", "effect/phenotype"), ("P2", "Tachycardia", "effect/phenotype"),
+                   ("P3", "Hypertension", "effect/phenotype"), ("P4", "Thrombocytopenia", "effect/phenotype"),
+                   ("P5", "Anemia", "effect/phenotype"), ("P6", "Hypokalemia", "effect/phenotype"),
+                   ("P7", "Platelet count", "effect/phenotype"), ("P8", "Cough", "effect/phenotype"))
+
+
+def test_an_adults_values_outside_their_interval_are_the_findings_they_show():
+    kg = vital_kg()
+    question = ("A 45-year-old man has a cough. His temperature is 39.2°C (102.6°F), pulse is 112/min, and blood "
+                "pressure is 150/95 mm Hg.\nHemoglobin: 13.1 g/dL\nPlatelet count: 90,000/mm^3\nPotassium 3.2 mEq/L\n"
+                "Sodium 140 mEq/L")
+    found = find_findings(kg, question)
+    assert found == ["cough", "temperature is 39.2°C", "pulse is 112/min", "blood pressure is 150/95 mm Hg",
+                     "Platelet count: 90,000/mm^3", "Potassium 3.2 mEq/L"]  # haemoglobin and sodium are normal
+    assert [named_or_measured(kg, f) for f in found[1:]] == [("P1",), ("P2",), ("P3",), ("P4",), ("P6",)]
+
+
+def test_values_whose_interval_differs_in_children_are_read_for_adults_only():
+    kg = vital_kg()
+    infant = ("A 4-month-old boy is brought by his 31-year-old mother. Temperature is 38.9°C, pulse is 150/min, "
+              "hemoglobin 10.1 g/dL.")
+    assert find_findings(kg, infant) == ["Temperature is 38.9°C"]  # fever is fever at any age
+    adult = infant.replace("4-month-old", "40-year-old")
+    assert find_findings(kg, adult) == ["Temperature is 38.9°C", "pulse is 150/min", "hemoglobin 10.1 g/dL"]
+
+
+def test_a_value_without_its_unit_or_in_another_scale_is_not_read():
+    kg = vital_kg()
+    # the name alone is still a mention; no value is read as a finding
+    assert find_findings(kg, "A 50-year-old woman. Platelet count 90. Platelets 90 × 10^3/μL. Pulse 130.") == [
+        "Platelet count"]
+    assert named_or_measured(kg, "Platelet count: 90") == ()
+
+
+def test_a_relative_who_brings_the_patient_or_speaks_for_them_puts_nothing_outside_the_patient():
+    kg = vital_kg()
+    assert find_mentions(kg, "A boy is brought by his mother because of cough.") == ["cough"]
+    assert find_mentions(kg, "Her mother reports a cough for 2 days.") == ["cough"]
+    assert find_mentions(kg, "His mother has a cough; her brother had fever.") == []
+
+
+def test_a_finding_stated_as_a_predicate_is_the_finding_its_adjective_and_noun_name():
+    kg = kg_with(("P1", "Abdominal distention", "effect/phenotype"), ("P2", "Reduced tendon reflexes", "effect/phenotype"),
+                 ("P3", "Mydriasis", "effect/phenotype"), ("P4", "Fever", "effect/phenotype"))
+    kg.synonyms = {"P1": ("Distended abdomen",), "P2": ("Decreased tendon reflexes",), "P3": ("Dilated pupils",)}
+    text = "The abdomen is mildly distended, tendon reflexes are decreased and fever. Her pupils are not dilated."
+    assert find_findings(kg, text) == ["abdomen is mildly distended", "tendon reflexes are decreased", "fever"]
+    assert named_or_measured(kg, "abdomen is mildly distended") == ("P1",)
+    assert find_findings(kg, "There is no sign that the abdomen is distended.") == []

@@ -157,6 +157,36 @@ def test_a_condition_the_question_names_explains_its_answer_alone_where_one_shar
     assert one_finding["verification"]["reason"] == "weak evidence"
 
 
+def test_an_adults_measured_value_is_a_finding_of_the_question(context):
+    ctx = context()
+    findings = "presents with goiter, tremor and heat intolerance. Her blood pressure is 165/100 mm Hg."
+    adult = run_graph(ctx, diagnosis(f"A 35-year-old woman {findings}"))
+    (measured,) = [m for m in adult["mappings"] if m["mention"] == "blood pressure is 165/100 mm Hg"]
+    assert (measured["name"], measured["method"]) == ("hypertension", "exact")
+    assert "from the presenting problem" in path_from(adult, "hypertension")["relevance"]["reasons"]
+    assert adult["status"] == "accepted", adult["verification"]  # without it: not clearly ahead (test above)
+    child = run_graph(ctx, diagnosis(f"A 6-year-old girl {findings}"))  # a child's blood pressure runs lower
+    assert "hypertension" not in [m["name"] for m in child["mappings"] if m["role"] == "question"]
+    assert child["status"] == "rejected"
+
+
+def test_findings_after_a_relative_who_brings_the_patient_are_the_patients(context):
+    state = run_graph(context(), diagnosis(
+        "A girl is brought by her mother because of goiter, tremor, heat intolerance, proptosis and pretibial myxedema."))
+    assert path_from(state, "goiter")["relevance"]["reasons"][1] == "from the presenting problem"
+    assert state["status"] == "accepted", state["verification"]
+    relative = run_graph(context(), diagnosis("A girl is seen. Her mother has goiter, tremor and proptosis."))
+    assert relative["verification"]["reason"] == "no question entity mapped"
+
+
+def test_a_question_wanting_the_option_that_does_not_fit_is_rejected_as_such(context):
+    rec = diagnosis("A woman presents with goiter, tremor, heat intolerance, proptosis and pretibial myxedema.",
+                    question="Which of the following would NOT be expected in this patient?")
+    state = run_graph(context(), rec)
+    assert state["status"] == "rejected" and state["verification"]["reason"] == "question asks for an exception"
+    assert len(state["attempts"]) == 1
+
+
 def test_relevance_is_shown_to_the_llm_pruner(context):
     from langgraph.runtime import Runtime
 

@@ -179,3 +179,11 @@ def test_embeddings_list_close_candidates_for_review(tmp_path, embedder):
 def test_hugging_face_names_are_refused_when_malformed():
     with pytest.raises(InputError, match="hf:OWNER/NAME"):
         read_sets(["hf:not a name"], RunOptions())
+
+
+def test_hugging_face_names_without_the_datasets_package_say_which_extra_to_install(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "datasets", None)  # as on a core install: import datasets fails
+    with pytest.raises(InputError, match=r"needs the datasets package: pip install 'medreason-agent\[hf\]'"):
+        read_sets(["hf:openlifescienceai/medmcqa@validation"], RunOptions())

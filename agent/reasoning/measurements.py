@@ -1,0 +1,143 @@
+"""Findings a case report states as a measured value: "temperature is 39.2°C", "pulse is
+112/min", "Platelet count: 112,000/mm^3", "Potassium 3.2 mEq/L".
+
+Exam vignettes give vital signs and laboratory values as numbers, not as the names HPO has
+for what they show (Fever, Tachycardia, Thrombocytopenia, Hypokalemia), so KG-only
+extraction missed them and the evidence for the right diagnosis looked weaker than the
+vignette makes it. A value outside the usual adult reference interval (the intervals of the
+USMLE laboratory values table, the clinical definitions of fever, tachycardia and
+hypertension) is read as the finding of that name, looked up in the graph by name. Read
+nothing when unsure: a value with no unit, a count written in another scale ("3.2 × 10^3"),
+a value inside the interval, and the intervals that differ in children (vital signs,
+haemoglobin, leukocytes, enzymes) for a patient not stated to be an adult.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import NamedTuple
+
+from graphs.store import KnowledgeGraph
+from graphs.vocabulary import PHENOTYPE
+
+ADULT_AGE = 18  # years
+
+
+class Rule(NamedTuple):
+    """One measure: the words naming it, the units it must be written in, the interval
+    outside which it is a finding, the findings' names, and whether the interval holds
+    only for adults."""
+
+    names: str  # a regular expression
+    units: str  # a regular expression for the unit written after the value
+    low: float | None
+    high: float | None
+    below: str | None  # the finding's name under ``low``
+    above: str | None  # over ``high``
+    adults_only: bool
+
+
+_PER_MM3 = r"/\s*(?:mm\^?3|mm³|[µμu]L|cumm)"
+_MEQ = r"mE[qQ]/L|mmol/L"
+RULES = (
+    Rule(r"temperature|temp", r"[°º]\s*C\b", 35.0, 38.0, "Hypothermia", "Fever", False),
+    Rule(r"temperature|temp", r"[°º]\s*F\b", 95.0, 100.4, "Hypothermia", "Fever", False),
+    Rule(r"pulse|heart rate|pulse rate|HR", r"/\s*min|bpm|(?=[,;]|\s+(?:BP|RR|T|SpO2)\b|$)", 60, 100, "Bradycardia", "Tachycardia", True),
+    Rule(r"respirations|respiratory rate|RR", r"/\s*min|(?=[,;]|\s+(?:BP|HR|T|SpO2)\b|$)", None, 20, None, "Tachypnea", True),
+    Rule(r"oxygen saturation|O2 saturation|SpO2", r"%", 90, None, "Hypoxemia", None, False),
+    Rule(r"h(?:a)?emoglobin|Hb|Hgb", r"g/dL", 12.0, None, "Anemia", None, True),
+    Rule(r"platelet count|platelets", _PER_MM3, 150_000, 450_000, "Thrombocytopenia", "Thrombocytosis", False),
+    Rule(r"leukocyte count|white blood cell count|WBC count|WBC|leukocytes", _PER_MM3, 4_000, 11_000,
+         "Leukopenia", "Leukocytosis", True),
+    Rule(r"sodium|Na\+?", _MEQ, 135, 145, "Hyponatremia", "Hypernatremia", False),
+    Rule(r"potassium|K\+?", _MEQ, 3.5, 5.0, "Hypokalemia", "Hyperkalemia", False),
+    Rule(r"calcium|Ca2\+|Ca\+\+|Ca", r"mg/dL", 8.4, 10.2, "Hypocalcemia", "Hypercalcemia", False),
+    Rule(r"magnesium|Mg2\+|Mg", r"mE[qQ]/L|mg/dL", 1.5, None, "Hypomagnesemia", None, False),
+    Rule(r"glucose", r"mg/dL", 70, 200, "Hypoglycemia", "Hyperglycemia", False),
+    Rule(r"creatinine", r"mg/dL", None, 1.2, None, "Elevated circulating creatinine concentration", True),
+    Rule(r"aspartate aminotransferase|AST", r"U/L", None, 40, None,
+         "Elevated circulating aspartate aminotransferase concentration", True),
+    Rule(r"alanine aminotransferase|ALT", r"U/L", None, 40, None,
+         "Elevated circulating alanine aminotransferase concentration", True),
+    Rule(r"(?:total )?bilirubin(?: \(total\))?", r"mg/dL", None, 1.2, None, "Hyperbilirubinemia", False),
+    Rule(r"albumin", r"g/dL", 3.5, None, "Hypoalbuminemia", None, False),
+    Rule(r"mean corpuscular volume|MCV", r"fL|μm3|µm3|um3", 80, 100,
+         "Decreased mean corpuscular volume", "Increased mean corpuscular volume", True),
+)  # fmt: skip
+
+# A name, then up to a few words ("is", "concentration of", ":"), then the value(s) and unit.
+_VALUE = r"(?P<value>\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?:\s*/\s*(?P<second>\d+))?"
+_GAP = r"(?:\s*\([^()\d]{1,12}\))?[^\S\n]*(?::|,)?(?:[^\S\n]*(?:is|was|are|were|of|concentration|level|count|measured|at)\b)*[^\S\n]*:?[^\S\n]*"
+_PATTERNS = tuple(
+    re.compile(rf"(?<![\w+-])(?P<name>{rule.names})\b{_GAP}{_VALUE}\s*(?:mm\s*Hg\s*)?(?P<unit>{rule.units})", re.IGNORECASE)
+    for rule in RULES
+)
+_BLOOD_PRESSURE = re.compile(
+    rf"(?<!\w)(?:blood pressure\b{_GAP}|BP:?\s*)(?P<systolic>\d{{2,3}})\s*/\s*(?P<diastolic>\d{{2,3}})"
+    rf"(?:\s*mm\s*Hg|(?=[,;]|\s+(?:HR|RR|T|SpO2)\b|$))", re.IGNORECASE
+)
+_AGE = re.compile(r"\b(\d{1,3})[- ](year|month|week|day)s?[- ]old\b", re.IGNORECASE)
+_FIRST_SENTENCE = re.compile(r"^.*?(?:[.?!](?=\s)|\n|$)", re.DOTALL)
+
+
+class Measured(NamedTuple):
+    """A measured value read as a finding: where it is written and the finding's name."""
+
+    surface: str
+    start: int
+    end: int
+    finding: str
+
+
+def is_adult(text: str) -> bool:
+    """Whether the text's first sentence (the patient's: "A 36-year-old woman…"; a mother's
+    age comes later) states an age of at least ``ADULT_AGE`` years."""
+    age = _AGE.search(_FIRST_SENTENCE.match(text.strip()).group(0))
+    return bool(age) and age.group(2).lower() == "year" and int(age.group(1)) >= ADULT_AGE
+
+
+def read_measurements(text: str) -> list[Measured]:
+    """Every value in ``text`` outside its reference interval, as the finding's name, in order
+    of appearance; the intervals of children's values only when the patient is an adult."""
+    adult = is_adult(text)
+    found = [
+        Measured(match.group(0), match.start(), match.end(), finding)
+        for rule, pattern in zip(RULES, _PATTERNS) if adult or not rule.adults_only
+        for match in pattern.finditer(text)
+        if (finding := _finding(rule, match))
+    ]
+    if adult:
+        found += [
+            Measured(match.group(0), match.start(), match.end(), finding)
+            for match in _BLOOD_PRESSURE.finditer(text) if (finding := _pressure_finding(match))
+        ]
+    return sorted(found, key=lambda m: m.start)
+
+
+def measured_nodes(kg: KnowledgeGraph, text: str) -> tuple[str, ...]:
+    """The phenotypes a text shows when it is one measurement from end to end, as
+    ``read_measurements`` read it in its question (where the patient's age was known)."""
+    text = text.strip()
+    findings = [_finding(rule, m) for rule, pattern in zip(RULES, _PATTERNS) if (m := pattern.fullmatch(text))]
+    findings += [_pressure_finding(m) for m in [_BLOOD_PRESSURE.fullmatch(text)] if m]
+    name = next((f for f in findings if f), None)
+    return tuple(n for n in kg.nodes_named(name) if kg.node(n).type == PHENOTYPE) if name else ()
+
+
+def _finding(rule: Rule, match: re.Match) -> str | None:
+    """The finding's name when the matched value lies outside the rule's interval."""
+    if match.group("second"):
+        return None  # two values ("120/80") belong to blood pressure only
+    value = float(match.group("value").replace(",", ""))
+    if rule.low is not None and value < rule.low:
+        return rule.below
+    if rule.high is not None and value > rule.high:
+        return rule.above
+    return None
+
+
+def _pressure_finding(match: re.Match) -> str | None:
+    systolic, diastolic = int(match.group("systolic")), int(match.group("diastolic"))
+    if systolic >= 140 or diastolic >= 90:
+        return "Hypertension"
+    return "Hypotension" if systolic < 90 else None
