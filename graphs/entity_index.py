@@ -49,7 +49,7 @@ ENCODER = "encoder.npz"
 EMBEDDED = "chroma"  # the embedded Chroma store, under KG_DIR/index/
 CATALOGUE = "chroma.sqlite3"
 # Static neighbours the transformer ranks, the candidates of a text that names no node: 8, not
-# 12, costs a fifth less CPU per sample with the same recall@1 on PrimeKG's names (altered 0.73,
+# 12, costs a quarter less CPU per sample with the same recall@1 on PrimeKG's names (altered 0.73,
 # typed 0.855 against 0.845) and 4 other top mappings in 160 MedQA samples (docs/benchmarks.md).
 RERANK = 8
 # Names taken from the float32 scores beyond those wanted, then scored again in float64: which
