@@ -5,7 +5,8 @@ Layout of a KG directory::
     manifest.json   written last; without it the directory holds no valid graph
     nodes.jsonl     [id, name, type, source, synonyms] per line
     facts.npz       head, tail (node row numbers) and relation columns
-    index/          the entity index: its encoder and the embedded Chroma store (graphs.entity_index)
+    index/          the entity index: its encoder, the names' vectors and their factors over the
+                    token vectors (graphs.name_vectors), the embedded Chroma store (graphs.entity_index)
 
 The manifest records who wrote it, the format version, the source and its fingerprint,
 counts, the embedding model and Chroma collection of the index and a SHA-256 of every file, so a stale, foreign

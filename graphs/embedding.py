@@ -17,7 +17,12 @@ Two encoders share one model:
   document frequency over the indexed labels, so "abnormality of" weighs less than
   "splenomegaly", and the labels' mean vector is subtracted (it is shared by all texts).
   Static vectors only preselect: the transformer ranks the few nearest
-  (graphs.entity_index). bench/entity_lookup.py measures the recall of each stage.
+  (graphs.entity_index). bench/entity_lookup.py measures the recall of each stage. Alone
+  they lose paraphrases a reader expects ("Aspergillus fumigatus infection" → Aspergillosis,
+  "Blinding" → Blindness: 34 top mappings changed in 60 MedQA samples). model2vec makes
+  the same kind of model (each token through the transformer alone, weighted means), so it
+  would not mend that, and its distillation (``model2vec[distill]`` 0.10) needs
+  transformers < 5.4 (docs/benchmarks.md, the transformer's share of a sample).
 
 A text's transformer vector is the same bit for bit whatever else is encoded with it, and on
 any machine: the model runs in float64 and its vectors are rounded to float32. In float32,
@@ -25,13 +30,16 @@ the padding of a pass and the number of texts in it change the last bits of a ve
 kernels sum in blocks that depend on the shapes: up to 2.4e-7 here, enough to reorder two
 near-equal candidates or change a score's fourth decimal, so which samples happened to share
 a pass changed rows); float64's error (1e-16) almost never reaches float32's last bit. It
-costs about 1.5 times the CPU of a float32 pass, once per text: a vector can be kept and reused
-without changing any result, in memory for the process and on disk across runs
-(:class:`VectorCache`, keyed by the model and the text).
+costs 1.5 to 2 times the CPU of a float32 pass (the matrix products are three quarters of a
+pass), once per text: a vector can be kept and reused without changing any result, in memory
+for the process and on disk across runs (:class:`VectorCache`, keyed by the model and the
+text). ONNX Runtime cannot run the model in float64 (no float64 GELU), and its float32 vectors
+differ from these in the last bits of every vector, by kernels that differ by CPU.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 import sqlite3
@@ -165,13 +173,31 @@ class Embedder:
         return out
 
     def _forward(self, texts: list[str]) -> np.ndarray:
-        return self._model.encode(
-            texts,
-            batch_size=self.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
-            show_progress_bar=False,
-        ).astype(np.float32, copy=False)
+        """One pass: the texts tokenized together (padded to the longest, cut at the model's
+        length) and run through the model's modules (transformer, pooling, normalisation),
+        then normalised, as ``SentenceTransformer.encode(normalize_embeddings=True)`` does,
+        with the same vectors bit for bit. encode's own bookkeeping (the tokenizer's Python
+        wrapper, sorting, chat templates, progress) cost 5% of a sample's passes."""
+        import torch
+
+        encodings = self._pass_tokenizer.encode_batch(texts)
+        features = {name: torch.tensor([getattr(e, field) for e in encodings])
+                    for name, field in (("input_ids", "ids"), ("attention_mask", "attention_mask"),
+                                        ("token_type_ids", "type_ids"))}
+        with torch.inference_mode():
+            vectors = self._model(features)["sentence_embedding"]
+            vectors = torch.nn.functional.normalize(vectors, p=2, dim=1)
+        return vectors.numpy().astype(np.float32)
+
+    @cached_property
+    def _pass_tokenizer(self):
+        """The tokenizer as a pass needs it: padding to the longest text, cut at the model's
+        maximum length (the model's own tokenizer configured as encode configures it)."""
+        tokenizer = self._model.tokenizer
+        passes = copy.deepcopy(tokenizer.backend_tokenizer)
+        passes.enable_padding(pad_id=tokenizer.pad_token_id, pad_token=tokenizer.pad_token)
+        passes.enable_truncation(max_length=self._model.max_seq_length)
+        return passes
 
     def token_vectors(self, token_ids: np.ndarray, batch: int = 2048) -> np.ndarray:
         """The transformer's mean output for each token alone (``[CLS] token [SEP]``)."""
@@ -397,8 +423,12 @@ class StaticEncoder:
         with open(path, "wb") as out:
             np.savez(out, rows=self.rows, token_vectors=self.vectors, weights=self.weights, centre=self.centre)
 
+    def token_ids(self, texts: list[str]) -> list[np.ndarray]:
+        """The token ids each text is pooled from (in order, repeats kept)."""
+        return _token_ids(self.embedder, texts)
+
     def encode(self, texts: list[str]) -> np.ndarray:
-        tokenized = _token_ids(self.embedder, texts)
+        tokenized = self.token_ids(texts)
         table = self.table
         unseen = np.unique(np.concatenate(tokenized)) if tokenized else np.zeros(0, np.int64)
         if (table.rows[unseen] < 0).any():

@@ -5,18 +5,20 @@ Built in one pass, as the data flows: the graph's names (``labels_of``), their s
 (graphs.embedding.StaticEncoder, distilled from the names), the store. Chroma is the store, in
 one of two places reached by the same code: embedded (chromadb's ``PersistentClient`` in
 ``KG_DIR/index/chroma``), or a Chroma server (``--chroma-url``) that many machines and other
-tools share. Beside it, ``KG_DIR/index/encoder.npz`` holds the static token encoder that made
-the vectors and encodes queries; opening an index encodes the names again with it (a second
-for HPO's 59,313), which gives the stored vectors bit for bit.
+tools share. Beside it, in ``KG_DIR/index/``: ``encoder.npz``, the static token encoder that
+made the vectors and encodes queries, and the names' vectors in the form the search reads
+(graphs.name_vectors: ``vectors.npy``, read with mmap, and ``names.npz``), so opening an index
+reads files and never encodes the names again.
 
 A query first takes the labels that equal it once normalised (score 1.0: no vector query is
 needed to know them), then the nearest labels by the static vectors, of which the transformer
-ranks the ``RERANK`` nearest. The nearest are found exactly (every name scored, one matrix
-product; ties go to the earlier name), not by Chroma's HNSW index: an HNSW graph depends on
-the order and threads of its insertions, so two builds of the same graph disagreed on 20% of
-the 12-nearest lists and gave different rows for 6 of 200 MedQA records; exact search gives
-every build on every machine the same answer (see docs/architecture.md). Filtering by node
-type is a mask over the same scores.
+ranks the ``RERANK`` nearest. The nearest are found exactly (every name scored through the
+token vectors, the best re-scored in float64 with a proven margin; ties go to the earlier
+name: graphs.name_vectors), not by Chroma's HNSW index: an HNSW graph depends on the order
+and threads of its insertions, so two builds of the same graph disagreed on 20% of the
+12-nearest lists and gave different rows for 6 of 200 MedQA records; exact search gives every
+build on every machine the same answer (see docs/architecture.md). Filtering by node type is
+a mask over the same scores.
 
 Opening a KG never writes to it (it may sit on read-only storage), but chromadb writes to its
 catalogue (``chroma.sqlite3``) whenever it opens one. So an embedded index is opened from a
@@ -33,31 +35,26 @@ import shutil
 import tempfile
 import zipfile
 from collections.abc import Callable
-from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import cached_property, lru_cache
+from functools import cached_property
 from pathlib import Path
 from urllib.parse import urlparse
 
 import numpy as np
 
 from graphs.embedding import Embedder, StaticEncoder
+from graphs.name_vectors import IndexFileError, NameVectors
 from graphs.recent import Recent
 from graphs.store import KnowledgeGraph
 
 ENCODER = "encoder.npz"
 EMBEDDED = "chroma"  # the embedded Chroma store, under KG_DIR/index/
 CATALOGUE = "chroma.sqlite3"
-RERANK = 12  # static neighbours the transformer ranks (10 and 30 gave the same recall@1)
-# Names taken from the float32 scores beyond those wanted, then scored again in float64: which
-# names are nearest then never depends on how a BLAS kernel summed (the matrix product's last
-# bits vary with the number of queries and the machine).
-RESCORED = 16
+# Static neighbours the transformer ranks, the candidates of a text that names no node: 8, not
+# 12, costs a quarter less CPU per sample with the same recall@1 on PrimeKG's names (altered 0.73,
+# typed 0.855 against 0.845) and 4 other top mappings in 160 MedQA samples (docs/benchmarks.md).
+RERANK = 8
 WRITE_BATCH = 4096
-
-
-class IndexFileError(RuntimeError):
-    """The entity index files are missing, truncated or do not fit the graph."""
 
 
 @dataclass(frozen=True)
@@ -147,15 +144,13 @@ class EntityIndex:
     RESULTS_KEPT = 20_000
 
     def __init__(self, kg: KnowledgeGraph, names: tuple[list[str], list[str]], encoder: StaticEncoder,
-                 vectors: np.ndarray, collection, store: ChromaStore) -> None:
-        """``names``: (node id, label) of every entry (``labels_of``); ``vectors``: their static
-        vectors, searched here; ``collection``: where ``store`` holds the same vectors."""
+                 name_vectors: NameVectors, collection, store: ChromaStore) -> None:
+        """``names``: (node id, label) of every entry (``labels_of``); ``name_vectors``: their
+        static vectors, searched here; ``collection``: where ``store`` holds the same vectors."""
         self.kg, self.encoder, self.collection, self.store = kg, encoder, collection, store
         self.embedder = encoder.embedder
         self.node_ids, self.labels = names
-        # (dimension, names), each dimension's scores contiguous: a few queries times this
-        # matrix took 14 ms of CPU against 25 ms for the names' rows transposed (HPO, load 11)
-        self._columns = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32).T)
+        self.name_vectors = name_vectors
         self._results: Recent[tuple[str, int, str | None], list[Candidate]] = Recent(self.RESULTS_KEPT)
 
     def __len__(self) -> int:
@@ -163,8 +158,8 @@ class EntityIndex:
 
     @property
     def vectors(self) -> np.ndarray:
-        """The static vector of every entry, one row each (a view)."""
-        return self._columns.T
+        """The static vector of every entry, one row each (read from disk as needed)."""
+        return self.name_vectors.vectors
 
     # -- building and opening -----------------------------------------------------------
     @classmethod
@@ -173,10 +168,11 @@ class EntityIndex:
         progress: Callable[[int, int], None] | None = None,
     ) -> EntityIndex:
         """Graph, names, vectors, store: the labels of ``kg`` encoded with static token vectors
-        distilled from them, the encoder written into ``directory`` and the vectors into
-        collection ``name`` (embedded, or at ``url``)."""
+        distilled from them, the encoder and the vectors written into ``directory``, the
+        vectors also into collection ``name`` (embedded, or at ``url``)."""
         names = labels_of(kg)
         encoder, vectors = StaticEncoder.distill(embedder, names[1])
+        name_vectors = NameVectors.of(encoder, names[1], vectors)
         shutil.rmtree(directory, ignore_errors=True)  # also an older format's files
         directory.mkdir(parents=True)
         store = ChromaStore(directory, url)
@@ -186,7 +182,8 @@ class EntityIndex:
             client.close()
             collection = None
         encoder.save(directory / ENCODER)
-        return cls(kg, names, encoder, vectors, collection, store)
+        name_vectors.save(directory)
+        return cls(kg, names, encoder, name_vectors, collection, store)
 
     @classmethod
     def open(
@@ -199,20 +196,20 @@ class EntityIndex:
         (``progress`` counts the labels written)."""
         encoder = _load_encoder(embedder, directory)
         names = labels_of(kg)
-        vectors = encoder.encode(names[1])
+        name_vectors = NameVectors.load(directory, encoder, len(names[1]))
         from chromadb.errors import NotFoundError
 
         store = ChromaStore(directory, url)
         client = store.client(new=False)
         if url and _unwritten(client, name):
-            collection = _write(client, name, embedder.model_name, vectors, progress or (lambda d, t: None))
+            collection = _write(client, name, embedder.model_name, name_vectors.vectors, progress or (lambda d, t: None))
         else:
             try:
                 collection = client.get_collection(name)
             except NotFoundError as exc:
                 raise IndexFileError(f"the entity index in {store.directory} has no collection {name}") from exc
         _check(collection, store, embedder.model_name, entries)
-        return cls(kg, names, encoder, vectors, collection, store)
+        return cls(kg, names, encoder, name_vectors, collection, store)
 
     # -- searching ----------------------------------------------------------------------
     def search(self, texts: list[str], k: int = 5, type: str | None = None) -> list[list[Candidate]]:
@@ -220,11 +217,13 @@ class EntityIndex:
         matches (most connected first), then the nearest labels by meaning. For a text that
         matches no label exactly, the static vectors preselect ``RERANK`` labels and the
         transformer ranks and scores them (static vectors alone miss paraphrases such as
-        "high temperature" → Fever); its vectors are cached across queries. The neighbours
+        "high temperature" → Fever); they are its candidates, so it gets fewer than ``k`` when
+        several are one node's names, never a static score among the transformer's (the two
+        differ in scale). Its vectors are cached across queries. The neighbours
         that follow an exact match keep their static scores: running the transformer there
         cost 13 encodes per lookup (200 ms on a loaded 2-core machine) for alternatives only.
-        Texts that need vectors are sent to Chroma in one query, and their candidates to the
-        transformer in one call. A text looked up before (with the same ``k`` and ``type``)
+        Texts that need vectors are searched in one product, and their candidates sent to
+        the transformer in one call. A text looked up before (with the same ``k`` and ``type``)
         gets the candidates it got then.
         """
         keys = [(text, k, type) for text in texts]
@@ -246,15 +245,15 @@ class EntityIndex:
         # Meaning decides the top result of a text with no exact match: the transformer ranks
         # the nearest labels of all such texts in one call (one pass, or a few by length,
         # instead of one per text).
-        reranked = iter(self._rerank([(texts[i], [e for e, _ in nearest[i]]) for i in wanted if not found[i] and nearest[i]]))
+        ranks = [i for i in wanted if not found[i] and nearest[i] and RERANK]  # RERANK 0: the static vectors alone
+        reranked = dict(zip(ranks, self._rerank([(texts[i], [e for e, _ in nearest[i][:RERANK]]) for i in ranks])))
         for i in wanted:
             best = found[i]
             entries = [e for e, _ in nearest[i]]
             scores = np.array([s for _, s in nearest[i]], dtype=np.float32)
-            if not best and entries:
-                scores = next(reranked)
-                entries = [entries[j] for j in np.argsort(-scores, kind="stable")]
-                scores = np.sort(scores)[::-1]
+            if i in reranked:  # the RERANK nearest, as the transformer ranks and scores them
+                order = np.argsort(-reranked[i], kind="stable")
+                entries, scores = [entries[j] for j in order], reranked[i][order]
             for entry, score in zip(entries, scores.tolist()):
                 node_id = self.node_ids[entry]
                 if node_id not in best:
@@ -284,28 +283,10 @@ class EntityIndex:
 
     def nearest(self, queries: np.ndarray, n: int, type: str | None = None) -> list[list[tuple[int, float]]]:
         """(label entry, cosine) of the ``n`` labels nearest each query (of ``type``), best
-        first, equal cosines in entry order: every label scored (one float32 matrix product),
-        the best ``n + RESCORED`` of each query scored again in float64, so the answer is the
-        same whatever else was asked at once and on any machine."""
+        first, equal cosines in entry order, exactly (NameVectors.nearest): the same whatever
+        else was asked at once and on any machine."""
         entries = self._entries_of_type.get(type, np.zeros(0, np.int64)) if type is not None else None
-        with _one_blas_thread():
-            scores = queries.astype(np.float32) @ self._columns
-        if entries is not None:
-            scores = scores[:, entries]
-        take = min(n + RESCORED, scores.shape[1])
-        out = []
-        for query, row in zip(queries.astype(np.float64), scores):
-            if not take:
-                out.append([])
-                continue
-            best = np.argpartition(-row, take - 1)[:take] if take < len(row) else np.arange(len(row))
-            if entries is not None:
-                best = entries[best]
-            rows = np.ascontiguousarray(self._columns[:, best].T, dtype=np.float64)
-            exact = (rows * query).sum(axis=1)
-            order = np.lexsort((best, -exact))[:n]
-            out.append([(int(best[i]), float(exact[i])) for i in order])
-        return out
+        return self.name_vectors.nearest(queries, n, entries)
 
     @cached_property
     def _entries_of_type(self) -> dict[str, np.ndarray]:
@@ -321,22 +302,6 @@ def _load_encoder(embedder: Embedder, directory: Path) -> StaticEncoder:
         raise IndexFileError(f"the entity index is missing ({Path(exc.filename).name})") from exc
     except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile) as exc:
         raise IndexFileError(f"the entity index in {directory} is truncated or corrupt ({exc})") from exc
-
-
-@contextmanager
-def _one_blas_thread():
-    """One BLAS thread for a search's product: a few queries against the names are done in a
-    few milliseconds, and a second thread would spin on the other core, which the samples
-    running beside this one need."""
-    with _blas().limit(limits=1, user_api="blas"):
-        yield
-
-
-@lru_cache(maxsize=1)
-def _blas():
-    from threadpoolctl import ThreadpoolController
-
-    return ThreadpoolController()
 
 
 def _write(client, name: str, model: str, vectors: np.ndarray, report: Callable[[int, int], None]):

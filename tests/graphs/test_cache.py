@@ -9,13 +9,6 @@ from graphs.kg_dir import Source, open_kg
 from graphs.progress import Silent
 
 
-@pytest.fixture
-def kg_copy(fixture_kg_dir, tmp_path):
-    target = tmp_path / "kg"
-    shutil.copytree(fixture_kg_dir, target)
-    return target
-
-
 def test_reload_gives_the_same_graph(loaded, fixture_kg_dir):
     kg, manifest = load_graph(fixture_kg_dir)
     assert set(kg.graph) == set(loaded.kg.graph)

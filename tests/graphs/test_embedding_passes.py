@@ -50,3 +50,13 @@ def test_one_lookup_of_several_texts_finds_what_each_finds_alone(loaded):
     for text, found in zip(texts, together):
         (alone,) = one_by_one.search([text], k=5)
         assert [(c.node_id, c.score) for c in found] == [(c.node_id, c.score) for c in alone]
+
+
+def test_a_pass_gives_sentence_transformers_vectors_bit_for_bit(loaded):
+    """The pass calls the model's modules on our own tokenization; it must give what the
+    library's encode gives, including a text cut at the model's maximum length."""
+    embedder = loaded.index.embedder
+    texts = SHORT + LONG + ["a finding " * 300]
+    library = embedder._model.encode(texts, normalize_embeddings=True, convert_to_numpy=True).astype(np.float32)
+    assert np.array_equal(embedder._forward(texts), library)
+    assert np.array_equal(embedder._forward(texts[-1:]), library[-1:])

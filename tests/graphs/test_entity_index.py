@@ -19,6 +19,24 @@ def test_one_result_per_node_best_first(loaded):
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
 
 
+def test_a_text_naming_no_node_gets_its_static_nearest_labels_ranked_and_scored_by_the_transformer(loaded):
+    """Only the RERANK static-nearest labels are candidates, each scored by the transformer's
+    cosine with the text (never a static score among them: the two scales differ), best first."""
+    import numpy as np
+
+    from graphs.embedding import Embedder
+    from graphs.entity_index import RERANK
+
+    index = loaded.index
+    for text in ["high temperature", "a cough with blood and night sweats", "sugar diabetes"]:
+        (hits,) = index.search([text], k=5)
+        (nearest,) = index.nearest(index.encoder.encode([text]), RERANK)
+        assert hits and {h.label for h in hits} <= {index.labels[e] for e, _ in nearest}
+        fresh = Embedder().encode([text] + [h.label for h in hits]).astype(np.float64)
+        assert [h.score for h in hits] == pytest.approx((fresh[1:] @ fresh[0]).tolist(), abs=1e-6)
+        assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
 def test_a_text_looked_up_again_gets_its_candidates_without_another_query(loaded, monkeypatch):
     index = loaded.index
     first = index.search(["a cough with blood and night sweats", "tuberculosis"], k=5)

@@ -11,6 +11,7 @@ import pytest
 
 from graphs.embedding import DEFAULT_MODEL, Embedder, VectorCache, model_key, model_location
 from graphs.kg_dir import Source, build_kg
+from graphs.name_vectors import NameVectors
 from graphs.progress import Silent
 from tests.conftest import MEDICAL_KG
 
@@ -43,7 +44,7 @@ def test_nearest_names_are_exact_with_equal_scores_in_entry_order(loaded):
         expected = sorted(range(len(every)), key=lambda e: (-round(every[e], 12), e))[:8]
         assert [e for e, _ in found] == expected
     # a name listed twice (two nodes, or a synonym equal to a name) scores the same: the earlier entry first
-    duplicate = np.vstack([index.vectors, index.vectors[:1]])
+    duplicate = NameVectors.of(index.encoder, index.labels + index.labels[:1], np.vstack([index.vectors, index.vectors[:1]]))
     twin = type(index)(index.kg, (index.node_ids + index.node_ids[:1], index.labels + index.labels[:1]),
                        index.encoder, duplicate, index.collection, index.store)
     (found,) = twin.nearest(index.vectors[:1], n=2)
