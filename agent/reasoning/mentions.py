@@ -91,6 +91,8 @@ def scan_mentions(kg: KnowledgeGraph, text: str) -> list[Found]:
         for i in range(len(words) - n + 1):
             if not may_name(i, n) or any(taken[i : i + n]) or any(negated[i : i + n]) != negated[i]:
                 continue
+            if _negated_by_prefix(text, words, i):
+                continue  # "non-productive cough" is no productive cough (the cough alone is found)
             if n > 1 and _SENTENCE_END.search(text, words[i][2], words[i + n - 1][1]):
                 continue  # a name never runs across sentences ("absent. Patellar reflexes")
             surface = text[words[i][1] : words[i + n - 1][2]]
@@ -242,6 +244,13 @@ def _governed(text: str, start: int) -> bool:
     """Whether a negation or relative cue governs the word at ``start`` from within its clause."""
     words = [(m.group(), m.start(), m.end()) for m in _WORD.finditer(text, 0, start + 1)]
     return bool(words) and _not_the_patient(text, words, len(words) - 1)
+
+
+def _negated_by_prefix(text: str, words: list[tuple[str, int, int]], i: int) -> bool:
+    """Whether word ``i`` is the stem of a "non-" word ("non-productive", "non tender"): a run
+    opening there names the opposite of what the patient has, while a run opening at "non"
+    itself is a name that holds it ("Non-small cell lung carcinoma") and is looked up."""
+    return i > 0 and words[i - 1][0].lower() == "non" and text[words[i - 1][2] : words[i][1]] in ("-", " ", "")
 
 
 def _not_the_patient(text: str, words: list[tuple[str, int, int]], i: int) -> bool:

@@ -45,6 +45,13 @@ def test_negated_mentions_are_found_and_marked_not_dropped():
     assert find_mentions(kg, "Cough but no fever.") == ["Cough"]
 
 
+def test_a_non_prefix_negates_the_word_it_is_joined_to_not_the_names_that_hold_it():
+    kg = kg_with(("P1", "Productive cough", "effect/phenotype"), ("P2", "Cough", "effect/phenotype"),
+                 ("P3", "Tender abdomen", "effect/phenotype"), ("D1", "Non-small cell lung carcinoma", "disease"))
+    text = "A non-productive cough, a non tender abdomen and a productive cough; non-small cell lung carcinoma."
+    assert find_mentions(kg, text) == ["cough", "productive cough", "non-small cell lung carcinoma"]
+
+
 def test_punctuation_inside_names_is_tolerated():
     kg = kg_with(("D1", "Type 2 diabetes mellitus", "disease"))
     assert find_mentions(kg, "known type-2 diabetes mellitus.") == ["type-2 diabetes mellitus"]
