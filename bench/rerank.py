@@ -43,6 +43,7 @@ def primekg_recall(values: list[int], seed: int = 7, count: int = 200) -> dict:
 
     from graphs.embedding import Embedder, StaticEncoder
     from graphs.entity_index import EntityIndex, labels_of
+    from graphs.name_vectors import NameVectors
     from graphs.store import KnowledgeGraph
 
     rng = random.Random(seed)  # the draws of bench/entity_lookup.py, in its order
@@ -57,7 +58,7 @@ def primekg_recall(values: list[int], seed: int = 7, count: int = 200) -> dict:
     embedder = Embedder()
     labels = labels_of(kg)
     encoder, vectors = StaticEncoder.distill(embedder, labels[1])
-    index = EntityIndex(kg, labels, encoder, vectors, None, None)
+    index = EntityIndex(kg, labels, encoder, NameVectors.of(encoder, labels[1], vectors), None, None)
     out = {}
     for label, type in (("altered", None), ("typed_altered", "disease")):
         nearest = index.nearest(encoder.encode(queries), max(values), type)
