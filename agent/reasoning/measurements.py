@@ -15,6 +15,8 @@ haemoglobin, leukocytes, enzymes) for a patient not stated to be an adult.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from functools import partial
 from typing import NamedTuple
 
 from graphs.store import KnowledgeGraph
@@ -99,18 +101,12 @@ def is_adult(text: str) -> bool:
 def read_measurements(text: str) -> list[Measured]:
     """Every value in ``text`` outside its reference interval, as the finding's name, in order
     of appearance; the intervals of children's values only when the patient is an adult."""
-    adult = is_adult(text)
     found = [
         Measured(match.group(0), match.start(), match.end(), finding)
-        for rule, pattern in zip(RULES, _PATTERNS) if adult or not rule.adults_only
+        for pattern, finding_of in _readers(is_adult(text))
         for match in pattern.finditer(text)
-        if (finding := _finding(rule, match))
+        if (finding := finding_of(match))
     ]
-    if adult:
-        found += [
-            Measured(match.group(0), match.start(), match.end(), finding)
-            for match in _BLOOD_PRESSURE.finditer(text) if (finding := _pressure_finding(match))
-        ]
     return sorted(found, key=lambda m: m.start)
 
 
@@ -118,10 +114,16 @@ def measured_nodes(kg: KnowledgeGraph, text: str) -> tuple[str, ...]:
     """The phenotypes a text shows when it is one measurement from end to end, as
     ``read_measurements`` read it in its question (where the patient's age was known)."""
     text = text.strip()
-    findings = [_finding(rule, m) for rule, pattern in zip(RULES, _PATTERNS) if (m := pattern.fullmatch(text))]
-    findings += [_pressure_finding(m) for m in [_BLOOD_PRESSURE.fullmatch(text)] if m]
+    findings = (finding_of(match) for pattern, finding_of in _readers(adult=True) if (match := pattern.fullmatch(text)))
     name = next((f for f in findings if f), None)
     return tuple(n for n in kg.nodes_named(name) if kg.node(n).type == PHENOTYPE) if name else ()
+
+
+def _readers(adult: bool) -> list[tuple[re.Pattern, Callable[[re.Match], str | None]]]:
+    """(pattern, the finding a match shows) of every measure read for a patient of whom
+    ``adult`` is known: the rules, the children's intervals and blood pressure only for adults."""
+    readers = [(pattern, partial(_finding, rule)) for rule, pattern in zip(RULES, _PATTERNS) if adult or not rule.adults_only]
+    return readers + [(_BLOOD_PRESSURE, _pressure_finding)] if adult else readers
 
 
 def _finding(rule: Rule, match: re.Match) -> str | None:

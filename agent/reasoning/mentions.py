@@ -11,7 +11,7 @@ IL4).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
 from agent.reasoning.measurements import measured_nodes, read_measurements
@@ -69,14 +69,15 @@ class Found(NamedTuple):
 def find_mentions(kg: KnowledgeGraph, text: str) -> list[str]:
     """Surface forms in ``text`` that name a node, in order of appearance, each once; findings
     that are negated or belong to a relative are left out."""
-    seen: set[str] = set()
-    ordered = []
-    for found in scan_mentions(kg, text):
-        key = found.surface.lower()
-        if not found.negated and key not in seen:
-            seen.add(key)
-            ordered.append(found.surface)
-    return ordered
+    return _each_once(found.surface for found in scan_mentions(kg, text) if not found.negated)
+
+
+def _each_once(surfaces: Iterable[str]) -> list[str]:
+    """The surfaces in order, each once whatever its case (the first spelling kept)."""
+    first: dict[str, str] = {}
+    for surface in surfaces:
+        first.setdefault(surface.lower(), surface)
+    return list(first.values())
 
 
 def scan_mentions(kg: KnowledgeGraph, text: str) -> list[Found]:
@@ -178,13 +179,7 @@ def find_findings(kg: KnowledgeGraph, question: str) -> list[str]:
         (f.start, f.surface) for f in scan_mentions(kg, question)
         if not f.negated and not any(s <= f.start < e for s, e, _ in phrases)
     ]
-    seen: set[str] = set()
-    ordered = []
-    for _, surface in sorted(found):
-        if surface.lower() not in seen:
-            seen.add(surface.lower())
-            ordered.append(surface)
-    return ordered
+    return _each_once(surface for _, surface in sorted(found))
 
 
 def named_or_measured(kg: KnowledgeGraph, text: str) -> tuple[str, ...]:
@@ -258,7 +253,7 @@ def _not_the_patient(text: str, words: list[tuple[str, int, int]], i: int) -> bo
     for j in range(i - 1, max(-1, i - 1 - NEGATION_WINDOW), -1):
         if _CLAUSE_END.search(text, words[j][2], words[j + 1][1]) or words[j][0].lower() in CLAUSE_TURN:
             return False
-        if is_cue([w.lower() for w, _, _ in words[max(0, j - 2) : j + 2]], min(j, 2)):
+        if words[j][0].lower() in NOT_THE_PATIENT and is_cue([w.lower() for w, _, _ in words[max(0, j - 2) : j + 2]], min(j, 2)):
             return True
     return False
 

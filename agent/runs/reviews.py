@@ -62,8 +62,7 @@ def review_history(run_dir: Path) -> list[dict]:
                 continue
             try:
                 review = json.loads(line)
-                decision = review["decision"]
-                review["id"]
+                _, decision = review["id"], review["decision"]  # every review names its sample
             except (ValueError, KeyError, TypeError) as exc:
                 raise ReviewError(f"{path} line {number} is not a review ({exc}); fix or remove that line") from None
             if decision not in DECISIONS:
