@@ -37,16 +37,17 @@ class Rule(NamedTuple):
     below: str | None  # the finding's name under ``low``
     above: str | None  # over ``high``
     adults_only: bool
+    sampled: bool = True  # a blood sample's value, not a vital sign: unread in another specimen's results
 
 
 _PER_MM3 = r"/\s*(?:mm\^?3|mm³|[µμu]L|cumm)"
 _MEQ = r"mE[qQ]/L|mmol/L"
 RULES = (
-    Rule(r"temperature|temp", r"[°º]\s*C\b", 35.0, 38.0, "Hypothermia", "Fever", False),
-    Rule(r"temperature|temp", r"[°º]\s*F\b", 95.0, 100.4, "Hypothermia", "Fever", False),
-    Rule(r"pulse|heart rate|pulse rate|HR", r"/\s*min|bpm|(?=[,;]|\s+(?:BP|RR|T|SpO2)\b|$)", 60, 100, "Bradycardia", "Tachycardia", True),
-    Rule(r"respirations|respiratory rate|RR", r"/\s*min|(?=[,;]|\s+(?:BP|HR|T|SpO2)\b|$)", None, 20, None, "Tachypnea", True),
-    Rule(r"oxygen saturation|O2 saturation|SpO2", r"%", 90, None, "Hypoxemia", None, False),
+    Rule(r"temperature|temp", r"[°º]\s*C\b", 35.0, 38.0, "Hypothermia", "Fever", False, sampled=False),
+    Rule(r"temperature|temp", r"[°º]\s*F\b", 95.0, 100.4, "Hypothermia", "Fever", False, sampled=False),
+    Rule(r"pulse|heart rate|pulse rate|HR", r"/\s*min|bpm|(?=[,;]|\s+(?:BP|RR|T|SpO2)\b|$)", 60, 100, "Bradycardia", "Tachycardia", True, sampled=False),
+    Rule(r"respirations|respiratory rate|RR", r"/\s*min|(?=[,;]|\s+(?:BP|HR|T|SpO2)\b|$)", None, 20, None, "Tachypnea", True, sampled=False),
+    Rule(r"oxygen saturation|O2 saturation|SpO2", r"%", 90, None, "Hypoxemia", None, False, sampled=False),
     Rule(r"h(?:a)?emoglobin|Hb|Hgb", r"g/dL", 12.0, None, "Anemia", None, True),
     Rule(r"platelet count|platelets", _PER_MM3, 150_000, 450_000, "Thrombocytopenia", "Thrombocytosis", False),
     Rule(r"leukocyte count|white blood cell count|WBC count|WBC|leukocytes", _PER_MM3, 4_000, 11_000,
@@ -65,13 +66,39 @@ RULES = (
     Rule(r"albumin", r"g/dL", 3.5, None, "Hypoalbuminemia", None, False),
     Rule(r"mean corpuscular volume|MCV", r"fL|μm3|µm3|um3", 80, 100,
          "Decreased mean corpuscular volume", "Increased mean corpuscular volume", True),
+    # Further chemistry, its interval widened where it differs by sex or age (read nothing when unsure)
+    Rule(r"(?:blood )?urea nitrogen|BUN", r"mg/dL", None, 20, None, "Increased blood urea nitrogen", False),
+    Rule(r"chloride|Cl-?", _MEQ, 95, 107, "Hypochloremia", "Hyperchloremia", False),
+    Rule(r"bicarbonate|HCO3-?", _MEQ, 22, None, "Decreased serum bicarbonate concentration", None, False),
+    Rule(r"phosphorus|phosphate", r"mg/dL", 3.0, 4.5, "Hypophosphatemia", "Hyperphosphatemia", True),
+    Rule(r"uric acid|urate", r"mg/dL", None, 8.2, None, "Hyperuricemia", False),
+    Rule(r"alkaline phosphatase|ALP", r"U/L", None, 150, None, "Elevated circulating alkaline phosphatase concentration", True),
+    Rule(r"lactate dehydrogenase|LDH", r"U/L", None, 250, None,
+         "Increased circulating lactate dehydrogenase concentration", True),
+    Rule(r"creatine kinase|creatine phosphokinase|CK|CPK", r"U/L", None, 300, None,
+         "Elevated circulating creatine kinase concentration", False),
+    Rule(r"amylase", r"U/L", None, 125, None, "Hyperamylasemia", False),
+    Rule(r"ammonia", r"[µμu]g/dL", None, 60, None, "Hyperammonemia", True),
+    Rule(r"erythrocyte sedimentation rate|ESR", r"mm/h(?:r|our)?", None, 45, None,
+         "Elevated erythrocyte sedimentation rate", False),
+    Rule(r"thyroid-stimulating hormone|TSH", r"[µμu]U/mL|mU/L", None, 5.0, None,
+         "Elevated circulating thyroid-stimulating hormone concentration", True),
+    Rule(r"ferritin", r"ng/mL", 10, 400, "Decreased circulating ferritin concentration",
+         "Increased circulating ferritin concentration", True),
+    Rule(r"prothrombin time|PT", r"s(?:ec(?:onds?)?)?\b", None, 15, None, "Prolonged prothrombin time", False),
+    Rule(r"(?:activated )?partial thromboplastin time|a?PTT", r"s(?:ec(?:onds?)?)?\b", None, 40, None,
+         "Prolonged partial thromboplastin time", False),
+    Rule(r"(?:hemoglobin|Hb)\s?A1c|HbA1c|A1c", r"%", None, 6.4, None, "Elevated hemoglobin A1c", False),
+    Rule(r"(?:total )?cholesterol", r"mg/dL", None, 240, None, "Hypercholesterolemia", True),
+    Rule(r"triglycerides?", r"mg/dL", None, 200, None, "Hypertriglyceridemia", True),
+    Rule(r"P(?:a)?CO2", r"mm\s*Hg", 35, 45, "Hypocapnia", "Hypercapnia", False),
 )  # fmt: skip
 
 # A name, then up to a few words ("is", "concentration of", ":"), then the value(s) and unit.
 _VALUE = r"(?P<value>\d{1,3}(?:,\d{3})+|\d+(?:\.\d+)?)(?:\s*/\s*(?P<second>\d+))?"
 _GAP = r"(?:\s*\([^()\d]{1,12}\))?[^\S\n]*(?::|,)?(?:[^\S\n]*(?:is|was|are|were|of|concentration|level|count|measured|at)\b)*[^\S\n]*:?[^\S\n]*"
 _PATTERNS = tuple(
-    re.compile(rf"(?<![\w+-])(?P<name>{rule.names})\b{_GAP}{_VALUE}\s*(?:mm\s*Hg\s*)?(?P<unit>{rule.units})", re.IGNORECASE)
+    re.compile(rf"(?<![\w+-])(?P<name>{rule.names})(?!\w){_GAP}{_VALUE}\s*(?:mm\s*Hg\s*)?(?P<unit>{rule.units})", re.IGNORECASE)
     for rule in RULES
 )
 _BLOOD_PRESSURE = re.compile(
@@ -126,10 +153,34 @@ def _readers(adult: bool) -> list[tuple[re.Pattern, Callable[[re.Match], str | N
     return readers + [(_BLOOD_PRESSURE, _pressure_finding)] if adult else readers
 
 
+# Words naming the specimen a sentence's or a table's values were measured in: a sodium or a
+# glucose of the cerebrospinal fluid, the urine or a pleural aspirate is no finding of the blood.
+_SPECIMEN = re.compile(
+    r"\b(?P<other>cerebrospinal|CSF|pleural|peritoneal|ascitic|synovial|urine|urinary|urinalysis|aspirate|stool|fluid)\b"
+    r"|\b(?:serum|plasma|blood|arterial|venous)\b",
+    re.IGNORECASE,
+)
+_PROSE_SENTENCE_END = re.compile(r"[.?!](?=\s)")
+
+
+def in_other_specimen(text: str, start: int) -> bool:
+    """Whether the value at ``start`` belongs to another specimen than blood: the last
+    specimen word since the sentence before it (a table's lines hold no sentence end, so its
+    heading counts) names one ("Cerebrospinal fluid (CSF):\nGlucose: 30 mg/dL")."""
+    since = max((m.end() for m in _PROSE_SENTENCE_END.finditer(text, 0, start)), default=0)
+    last = None
+    for last in _SPECIMEN.finditer(text, since, start):
+        pass
+    return last is not None and last.group("other") is not None
+
+
 def _finding(rule: Rule, match: re.Match) -> str | None:
-    """The finding's name when the matched value lies outside the rule's interval."""
+    """The finding's name when the matched value lies outside the rule's interval (and was
+    measured in the blood, for a sample's value)."""
     if match.group("second"):
         return None  # two values ("120/80") belong to blood pressure only
+    if rule.sampled and in_other_specimen(match.string, match.start()):
+        return None
     value = float(match.group("value").replace(",", ""))
     if rule.low is not None and value < rule.low:
         return rule.below

@@ -41,8 +41,8 @@ STOPWORDS = frozenset(
 
 # Words that put the findings after them, up to the clause's end, outside the patient:
 # "no fever", "denies chest pain", "family history of diabetes" (NegEx's idea, in brief).
-NOT_THE_PATIENT = frozenset("no not denies denied without negative absent family mother father sister brother".split())
-RELATIVES = frozenset("mother father sister brother".split())
+RELATIVES = frozenset("mother father sister brother grandmother grandfather aunt uncle cousin".split())
+NOT_THE_PATIENT = frozenset("no not denies denied without negative absent family".split()) | RELATIVES
 # A relative who brings the patient or speaks for them is no cue: "brought by his mother
 # because of fever", "her mother reports that she has had diarrhea" are the patient's.
 FOR_THE_PATIENT_BEFORE = frozenset("by with".split())
@@ -80,30 +80,70 @@ def _each_once(surfaces: Iterable[str]) -> list[str]:
     return list(first.values())
 
 
-def scan_mentions(kg: KnowledgeGraph, text: str) -> list[Found]:
+def scan_mentions(kg: KnowledgeGraph, text: str, reordered: bool = False) -> list[Found]:
     """Every longest run of words naming a node, in order of appearance (repeats included),
-    each marked when a negation or relative cue governs it."""
+    each marked when a negation or relative cue governs it; with ``reordered``, also the runs
+    naming a finding in another order (``reordered_nodes``: "weakness of the proximal
+    muscles"), each in place of the names it holds when it names another node than they do
+    ("pain in the leg" for "pain"; "right flank pain" stays "flank pain")."""
     words = [(m.group(), m.start(), m.end()) for m in _WORD.finditer(text)]
     negated = [_not_the_patient(text, words, i) for i in range(len(words))]
+    named = _longest_runs(text, words, negated, _runs_that_may_name(kg, text, words), lambda s: _is_specific(kg, s))
+    if reordered:
+        named = _with_reordered(kg, text, words, negated, named)
+    return [
+        Found(text[words[i][1] : words[i + n - 1][2]], words[i][1], words[i + n - 1][2], negated[i])
+        for i, n in sorted(named)
+    ]
+
+
+def _longest_runs(
+    text: str, words: list[tuple[str, int, int]], negated: list[bool], may: Callable[[int, int], bool],
+    names: Callable[[str], object],
+) -> list[tuple[int, int]]:
+    """(first word, length) of the longest runs, without overlaps, that ``may`` name and
+    ``names`` finds a node for, each within a sentence and all governed by a cue or none."""
     taken = [False] * len(words)
-    may_name = _runs_that_may_name(kg, text, words)
     found: list[tuple[int, int]] = []
     for n in range(min(MAX_WORDS, len(words)), 0, -1):
         for i in range(len(words) - n + 1):
-            if not may_name(i, n) or any(taken[i : i + n]) or any(negated[i : i + n]) != negated[i]:
+            if not may(i, n) or any(taken[i : i + n]) or any(negated[i : i + n]) != negated[i]:
                 continue
             if _negated_by_prefix(text, words, i):
                 continue  # "non-productive cough" is no productive cough (the cough alone is found)
             if n > 1 and _SENTENCE_END.search(text, words[i][2], words[i + n - 1][1]):
                 continue  # a name never runs across sentences ("absent. Patellar reflexes")
-            surface = text[words[i][1] : words[i + n - 1][2]]
-            if _is_specific(kg, surface):
+            if names(text[words[i][1] : words[i + n - 1][2]]):
                 taken[i : i + n] = [True] * n
                 found.append((i, n))
-    return [
-        Found(text[words[i][1] : words[i + n - 1][2]], words[i][1], words[i + n - 1][2], negated[i])
-        for i, n in sorted(found)
-    ]
+    return found
+
+
+def _with_reordered(
+    kg: KnowledgeGraph, text: str, words: list[tuple[str, int, int]], negated: list[bool], named: list[tuple[int, int]]
+) -> list[tuple[int, int]]:
+    """The runs ``named`` with the longest runs naming a finding in another order, which may
+    hold named runs whole (taking their place) but only when they name another node."""
+    may_reorder = _runs_that_may_reorder(kg, text, words)
+    run_of = [None] * len(words)  # the named run each word is in
+    for j, m in named:
+        run_of[j : j + m] = [(j, m)] * m
+
+    def whole(i: int, n: int) -> bool:  # holds no named run in part
+        first, last = run_of[i], run_of[i + n - 1]
+        return (first is None or first[0] == i) and (last is None or sum(last) == i + n)
+
+    kept = _longest_runs(text, words, negated, lambda i, n: may_reorder(i, n) and whole(i, n),
+                         lambda s: reordered_nodes(kg, s))
+    surfaces = {(i, n): text[words[i][1] : words[i + n - 1][2]] for i, n in named + kept}
+    swallowed: set[tuple[int, int]] = set()
+    for i, n in list(kept):
+        held = [(j, m) for j, m in named if i <= j and j + m <= i + n]
+        if held and set(reordered_nodes(kg, surfaces[i, n])) <= {x for run in held for x in nodes_named(kg, surfaces[run])}:
+            kept.remove((i, n))  # "right flank pain" says no more than "flank pain"
+        else:
+            swallowed.update(held)
+    return [run for run in named if run not in swallowed] + kept
 
 
 def _runs_that_may_name(kg: KnowledgeGraph, text: str, words: list[tuple[str, int, int]]) -> Callable[[int, int], bool]:
@@ -147,6 +187,97 @@ def _runs_that_may_name(kg: KnowledgeGraph, text: str, words: list[tuple[str, in
         opens[i] and foreign[i + n] == foreign[i] and odd_pairs[i + n - 1] == odd_pairs[i])
 
 
+# A finding's name written in another order within one clause: "weakness of the proximal
+# muscles" is Proximal muscle weakness, "her affect is flat" Flat affect, "pain in the left
+# calf" Calf pain. The run's content words are the name's, in any order; function words
+# (REORDER_GLUE), adverbs no name holds ("mildly") and, when the name has no side, the side
+# are not content. An adjective stands for its noun where a name says the noun ("weak":
+# weakness), a "-ness" noun for its adjective ("gait unsteadiness": Unsteady gait). Two content words at least (one word is a name as written), at most
+# REORDER_WORDS words, opening and ending with a content word, and never across a comma, a
+# clause break, a coordination or a negation (REORDER_BREAKS): "weak lower extremity and
+# femoral pulses" is no weakness, "pain, and the foot" no foot pain.
+REORDER_WORDS = 6
+REORDER_GLUE = frozenset(
+    """a an the his her their its of in on at over from to within into along both is are was were be been being
+    has have had appear appeared seem seemed become became noted present seen mild moderate severe marked slight
+    significant very""".split()
+)
+SIDES = frozenset("left right bilateral".split())
+REORDER_BREAKS = frozenset("and or but nor while after before because although however except than versus no not without".split())
+IRREGULAR_PARTS = {"swollen": "swelling"}  # an adjective whose noun is not "-ness"
+_CLAUSE_GAP = re.compile(r"[^\sA-Za-z0-9'’-]")
+
+
+def reordered_nodes(kg: KnowledgeGraph, text: str) -> tuple[str, ...]:
+    """The phenotypes (qualifiers aside) a run names in another order: its content words
+    are a name's (see ``REORDER_WORDS``), its adjectives read as their nouns if need be."""
+    words = _WORD.findall(text)
+    if not 2 <= len(words) <= REORDER_WORDS or _CLAUSE_GAP.search(text) or any(w.lower() in REORDER_BREAKS for w in words):
+        return ()
+    forms = [normalize(w) for w in words]
+    if _is_glue(kg, forms[0]) or _is_glue(kg, forms[-1]):
+        return ()
+    content = [w for form in forms if not _is_glue(kg, form) for w in form.split()]
+    sideless = [w for w in content if w not in SIDES]
+    for key in (content, [_other_part(kg, w) for w in content], sideless, [_other_part(kg, w) for w in sideless]):
+        if len(key) < 2:
+            continue
+        found = tuple(n for n in kg.reworded_index.get(frozenset(key), ())
+                      if kg.node(n).type == PHENOTYPE and n not in kg.qualifiers)
+        if found:
+            return found
+    return ()
+
+
+def _other_part(kg: KnowledgeGraph, word: str) -> str:
+    """The noun of an adjective or the adjective of a "-ness" noun where a name has it
+    ("weak" weakness, "unsteadiness" unsteady, "swollen" swelling), else the word."""
+    if word in IRREGULAR_PARTS:
+        return IRREGULAR_PARTS[word]
+    other = word[:-4] if word.endswith("ness") else word + "ness"
+    other = other[:-1] + "y" if other.endswith("i") else other  # "unsteadi(ness)": unsteady
+    return other if other in kg.name_words else word
+
+
+def _is_glue(kg: KnowledgeGraph, form: str) -> bool:
+    """Whether a word's normalized form says nothing a finding's name says: a function word or
+    an adverb no name holds ("mildly")."""
+    return form in REORDER_GLUE or form.endswith("ly") and form not in kg.name_words
+
+
+def _runs_that_may_reorder(kg: KnowledgeGraph, text: str, words: list[tuple[str, int, int]]) -> Callable[[int, int], bool]:
+    """Whether the run of ``n`` words from word ``i`` may name a finding in another order
+    (``reordered_nodes``): False for runs that cannot (a word of no name, a break, glue at
+    an end), that cut a hyphened word, that follow "to" (what the patient "failed to gain",
+    not what they have) or whose opening adjective may be shared by a coordination after it
+    ("weak lower extremity and femoral pulses"), with a few list lookups each."""
+    vocabulary = kg.name_words
+    forms = [normalize(word) for word, _, _ in words]
+    glue = [_is_glue(kg, form) for form in forms]
+    known = [g or bool(form) and all(w in vocabulary or _other_part(kg, w) in vocabulary for w in form.split())
+             for g, form in zip(glue, forms)]
+    lowered = [word.lower() for word, _, _ in words]
+    broken = [w in REORDER_BREAKS for w in lowered]  # a break word
+    gaps = [bool(_CLAUSE_GAP.search(text, end, start)) for (_, _, end), (_, start, _) in zip(words, words[1:])]
+    shared = [w in PREDICATES or _other_part(kg, w).endswith(("ness", "ing")) for w in lowered]
+    hyphened = [text[end:start] == "-" for (_, _, end), (_, start, _) in zip(words, words[1:])] + [False]
+    # word i follows an infinitive's "to" ("failed to gain weight"), not "due to"
+    infinitive = [False] + [w == "to" and (k == 0 or lowered[k - 1] != "due") for k, w in enumerate(lowered)]
+
+    def may_reorder(i: int, n: int) -> bool:
+        last = i + n - 1
+        if not 2 <= n <= REORDER_WORDS or glue[i] or glue[last] or broken[i] or infinitive[i]:
+            return False
+        if i and hyphened[i - 1] or hyphened[last]:
+            return False  # part of a hyphened word: "swan-neck deformities" is no neck deformity
+        if not all(known[i : last + 1]) or any(broken[i : last + 1]) or any(gaps[i:last]):
+            return False
+        coordinated = last + 1 < len(words) and words[last + 1][0].lower() in ("and", "or")
+        return not (coordinated and shared[i])
+
+    return may_reorder
+
+
 def _apart(last: str, following: list[str], then: str, pairs: frozenset[tuple[str, str]]) -> bool:
     """Whether a plain run's normalized form keeps ``last`` (a word's form's last word) and the
     next word's first, ``following[0]``, side by side, neither joined to a number nor a number
@@ -176,7 +307,7 @@ def find_findings(kg: KnowledgeGraph, question: str) -> list[str]:
     phrases += [(start, end, surface) for start, end, surface in predicated_findings(kg, question)
                 if not any(s <= start < e or start <= s < end for s, e, _ in phrases)]
     found = [(start, surface) for start, _, surface in phrases] + [
-        (f.start, f.surface) for f in scan_mentions(kg, question)
+        (f.start, f.surface) for f in scan_mentions(kg, question, reordered=True)
         if not f.negated and not any(s <= f.start < e for s, e, _ in phrases)
     ]
     return _each_once(surface for _, surface in sorted(found))
@@ -186,17 +317,18 @@ def named_or_measured(kg: KnowledgeGraph, text: str) -> tuple[str, ...]:
     """The nodes a mention names (``nodes_named``), or the finding it measures when it is a
     measured value ("Potassium 2.9 mEq/L": Hypokalemia) or states as a predicate ("the
     abdomen is distended": Abdominal distention)."""
-    return nodes_named(kg, text) or measured_nodes(kg, text) or predicated_nodes(kg, text)
+    return nodes_named(kg, text) or measured_nodes(kg, text) or predicated_nodes(kg, text) or reordered_nodes(kg, text)
 
 
 # A finding a case report states as a predicate of a body part or measure: "the abdomen is
 # mildly distended", "deep tendon reflexes are decreased", "her pupils are dilated". Read as
 # the adjective before the noun ("distended abdomen", "decreased deep tendon reflexes"),
-# which is how HPO names or a synonym say it; an adverb ending in -ly may stand between.
+# which is how HPO names or a synonym say it; an adverb ending in -ly, or another adjective
+# and "and" ("the abdomen is firm and distended"), may stand between.
 PREDICATES = ("enlarged dilated swollen tender distended absent decreased increased elevated reduced diminished"
               " low high palpable dry cold erythematous edematous weak thickened prolonged").split()
 _PREDICATED = re.compile(
-    rf"\b(?P<noun>(?:[a-z]+ ){{0,2}}[a-z]+) (?:is|are|was|were|appears?|seems?) (?:[a-z]+ly )?"
+    rf"\b(?P<noun>(?:[a-z]+ ){{0,2}}[a-z]+) (?:is|are|was|were|appears?|seems?) (?:[a-z]+ly )?(?:[a-z]+ and )?"
     rf"(?P<adjective>{'|'.join(PREDICATES)})\b",
     re.IGNORECASE,
 )
@@ -339,8 +471,9 @@ def _is_specific(kg: KnowledgeGraph, surface: str) -> bool:
         return False
     ids = mention_nodes(kg, surface)
     if len(words) == 1 and len(surface) < 3:
-        # Two characters name a node only as a gene symbol with a digit, in its own case ("F8")
-        return any(c.isdigit() for c in surface) and any(kg.node(i).type == GENE for i in ids)
+        # Two characters name a node only as a symbol with a digit written in its own case: a
+        # gene ("F8"), a heart sound ("S4"), never "f8" or "s4"
+        return any(c.isdigit() for c in surface) and any(surface in kg.labels(i) for i in ids)
     return bool(ids)
 
 

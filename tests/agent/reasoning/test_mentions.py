@@ -34,8 +34,16 @@ def test_gene_symbols_match_only_in_their_own_case():
 
 
 def test_a_two_character_gene_symbol_with_a_digit_is_the_gene_in_its_own_case_only():
-    kg = kg_with(("NCBIGene:2157", "F8", "gene/protein"), ("P1", "C3", "effect/phenotype"))
-    assert find_mentions(kg, "Hemophilia A: F8 variants, f8 and C3 aside") == ["F8"]
+    kg = kg_with(("NCBIGene:2157", "F8", "gene/protein"), ("P1", "PA", "effect/phenotype"))
+    assert find_mentions(kg, "Hemophilia A: F8 variants, f8 and PA aside") == ["F8"]
+
+
+def test_a_two_character_symptom_symbol_with_a_digit_is_found_in_its_own_case_only():
+    kg = kg_with(("HP:0031659", "Fourth heart sound", "effect/phenotype"), ("P2", "Syncope", "effect/phenotype"))
+    kg.synonyms = {"HP:0031659": ("S4",)}
+    assert find_findings(kg, "Syncope at work. An S4 is present; loud S1 and S2.") == ["Syncope", "S4"]
+    assert named_or_measured(kg, "S4") == ("HP:0031659",)
+    assert find_findings(kg, "Pain at s4 and below.") == []
 
 
 def test_negated_mentions_are_found_and_marked_not_dropped():
@@ -219,3 +227,94 @@ def test_a_finding_stated_as_a_predicate_is_the_finding_its_adjective_and_noun_n
     assert find_findings(kg, text) == ["abdomen is mildly distended", "tendon reflexes are decreased", "fever"]
     assert named_or_measured(kg, "abdomen is mildly distended") == ("P1",)
     assert find_findings(kg, "There is no sign that the abdomen is distended.") == []
+
+
+def reordering_kg():
+    kg = kg_with(("P1", "Proximal muscle weakness", "effect/phenotype"), ("P2", "Calf pain", "effect/phenotype"),
+                 ("P3", "Pain", "effect/phenotype"), ("P4", "Weakness", "effect/phenotype"),
+                 ("P5", "Unsteady gait", "effect/phenotype"), ("P6", "Joint swelling", "effect/phenotype"),
+                 ("P7", "Weak pulse", "effect/phenotype"), ("P8", "Increased body weight", "effect/phenotype"),
+                 ("P9", "Abnormality of the neck", "effect/phenotype"), ("P10", "Flank pain", "effect/phenotype"),
+                 ("HP:0012835", "Left", "effect/phenotype"), ("HP:0012823", "Clinical modifier", "effect/phenotype"),
+                 ("HP:0000001", "All", "effect/phenotype"), ("HP:0000118", "Phenotypic abnormality", "effect/phenotype"),
+                 ("HP:0012832", "Bilateral", "effect/phenotype"), ("HP:0012833", "Left sided weakness", "effect/phenotype"))
+    kg.add_node("P11", "Lower extremity weakness", "effect/phenotype")
+    kg.synonyms = {"P8": ("Weight gain",), "P9": ("Deformity of the neck",)}
+    for child, parent in [("HP:0000118", "HP:0000001"), ("HP:0012823", "HP:0000001"), ("HP:0012835", "HP:0012823"),
+                          ("HP:0012832", "HP:0012823"), ("HP:0012833", "HP:0012823")]:
+        kg.add_fact(child, "phenotype_phenotype", parent)
+    return kg
+
+
+def test_a_finding_named_in_another_order_within_a_clause_is_found():
+    kg = reordering_kg()
+    text = ("She has weakness of the proximal muscles, with severe pain in the left calf. Her gait unsteadiness "
+            "worsened. The joints are mildly swollen.")
+    assert find_findings(kg, text) == ["weakness of the proximal muscles", "pain in the left calf", "gait unsteadiness",
+                                       "joints are mildly swollen"]
+    assert [named_or_measured(kg, f) for f in find_findings(kg, text)] == [("P1",), ("P2",), ("P5",), ("P6",)]
+
+
+def test_a_name_in_another_order_is_not_found_across_a_clause_a_cue_or_a_coordination():
+    kg = reordering_kg()
+    # a comma, a clause turn and a coordination each stand between the name's words
+    assert find_findings(kg, "Pain, mostly in the foot; the calf is normal.") == ["Pain"]
+    assert find_findings(kg, "Pain but not in the calf.") == ["Pain"]
+    assert find_findings(kg, "Pain in the back and calf.") == ["Pain"]
+    # a negation or a relative governs the whole run
+    assert find_findings(kg, "No pain in the calf.") == []
+    assert find_findings(kg, "Her mother has weakness of the proximal muscles.") == []
+    # an adjective shared by a coordination after it, a hyphened word's part, an infinitive
+    assert find_findings(kg, "Weak lower extremity and femoral pulses.") == []
+    assert find_findings(kg, "He has swan-neck deformities.") == []
+    assert find_findings(kg, "She failed to gain weight.") == []
+    # each of them found where no such word is next to it
+    assert find_findings(kg, "Weak lower extremity. Neck deformities. She tends to gain weight; she did gain weight.") == [
+        "Weak lower extremity", "Neck deformities", "gain weight"]
+
+
+def test_qualifiers_alone_and_runs_saying_no_more_than_their_name_are_not_reordered():
+    kg = reordering_kg()
+    # "left sided weakness" is a qualifier: "weakness on the left side" is the weakness alone
+    assert [named_or_measured(kg, f) for f in find_findings(kg, "Weakness on the left side.")] == [("P4",)]
+    # "right flank pain" names no more than "flank pain": the name as written is kept
+    assert find_findings(kg, "Right flank pain.") == ["flank pain"]
+
+
+def test_a_text_names_a_finding_in_another_order_only_whole_outside_the_question_findings():
+    """Answers, options and reasoning steps are scanned for names as written; a whole text
+    (an option) still maps in another order."""
+    kg = reordering_kg()
+    assert find_mentions(kg, "Weakness of the proximal muscles") == ["Weakness"]
+    assert named_or_measured(kg, "Weakness of the proximal muscles") == ("P1",)
+    assert named_or_measured(kg, "Weakness of the proximal muscles and calf pain") == ()
+
+
+def chemistry_kg():
+    names = ["Increased blood urea nitrogen", "Hyponatremia", "Hyperchloremia", "Decreased serum bicarbonate concentration",
+             "Elevated erythrocyte sedimentation rate", "Prolonged partial thromboplastin time", "Hypoglycemia",
+             "Elevated circulating alkaline phosphatase concentration", "Hypokalemia"]
+    return kg_with(*[(f"P{i}", name, "effect/phenotype") for i, name in enumerate(names)])
+
+
+def test_chemistry_values_outside_their_interval_are_the_findings_they_show():
+    kg = chemistry_kg()
+    question = ("A 60-year-old man. Serum studies show:\nNa+ 128 mEq/L\nK+ 4.1 mEq/L\nCl-: 110 mEq/L\nHCO3- 15 mEq/L\n"
+                "Urea nitrogen 28 mg/dL\nAlkaline phosphatase 450 U/L\nESR 56 mm/h\nPartial thromboplastin time 34 sec\n"
+                "Activated partial thromboplastin time (aPTT) 60 sec")
+    assert [kg.name(named_or_measured(kg, f)[0]) for f in find_findings(kg, question)] == [
+        "Hyponatremia", "Hyperchloremia", "Decreased serum bicarbonate concentration", "Increased blood urea nitrogen",
+        "Elevated circulating alkaline phosphatase concentration", "Elevated erythrocyte sedimentation rate",
+        "Prolonged partial thromboplastin time"]  # potassium and the first time are normal
+
+
+def test_values_of_another_specimen_than_blood_are_not_the_bloods_findings():
+    kg = chemistry_kg()
+    question = ("A 30-year-old woman. Serum\nNa+ 140 mEq/L\nGlucose 40 mg/dL\nUrine\nSodium 45 mEq/L\n"
+                "Cerebrospinal fluid analysis shows a glucose concentration of 30 mg/dL. Her potassium is 3.0 mEq/L.")
+    assert find_findings(kg, question) == ["Glucose 40 mg/dL", "potassium is 3.0 mEq/L"]
+
+
+def test_a_grandparents_aunts_or_uncles_conditions_are_not_the_patients():
+    kg = vital_kg()
+    assert find_mentions(kg, "Her grandmother had anemia and her uncle a cough; she has fever.") == ["fever"]
