@@ -166,11 +166,17 @@ _PROSE_SENTENCE_END = re.compile(r"[.?!](?=\s)")
 def in_other_specimen(text: str, start: int) -> bool:
     """Whether the value at ``start`` belongs to another specimen than blood: the last
     specimen word since the sentence before it (a table's lines hold no sentence end, so its
-    heading counts) names one ("Cerebrospinal fluid (CSF):\nGlucose: 30 mg/dL")."""
+    heading counts) names one ("Cerebrospinal fluid (CSF):\nGlucose: 30 mg/dL"). A word on
+    another line that holds a value names that value's specimen only ("Serum protein ratio:
+    7.0 g/dL" above a pleural fluid's LDH)."""
     since = max((m.end() for m in _PROSE_SENTENCE_END.finditer(text, 0, start)), default=0)
+    own_line = text.rfind("\n", 0, start) + 1
     last = None
-    for last in _SPECIMEN.finditer(text, since, start):
-        pass
+    for found in _SPECIMEN.finditer(text, since, start):
+        line_end = text.find("\n", found.end())
+        line = text[max(since, text.rfind("\n", 0, found.start()) + 1) : line_end if line_end >= 0 else len(text)]
+        if found.start() >= own_line or not any(c.isdigit() for c in line):
+            last = found
     return last is not None and last.group("other") is not None
 
 

@@ -313,6 +313,10 @@ def test_values_of_another_specimen_than_blood_are_not_the_bloods_findings():
     question = ("A 30-year-old woman. Serum\nNa+ 140 mEq/L\nGlucose 40 mg/dL\nUrine\nSodium 45 mEq/L\n"
                 "Cerebrospinal fluid analysis shows a glucose concentration of 30 mg/dL. Her potassium is 3.0 mEq/L.")
     assert find_findings(kg, question) == ["Glucose 40 mg/dL", "potassium is 3.0 mEq/L"]
+    # a line naming its own value's specimen does not head the lines after it
+    pleural = ("A 50-year-old man. The pleural fluid is analyzed, with results shown below:\nSerum protein ratio: 0.8\n"
+               "Glucose 30 mg/dL\nWhich is the cause?")
+    assert find_findings(kg, pleural) == []
 
 
 def test_a_grandparents_aunts_or_uncles_conditions_are_not_the_patients():
