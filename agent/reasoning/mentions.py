@@ -97,6 +97,15 @@ def scan_mentions(kg: KnowledgeGraph, text: str, reordered: bool = False) -> lis
     ]
 
 
+# Nouns that make the finding named before them a modifier of something else: "tumor
+# suppressor gene", "tumor markers", "pain medication", "seizure prophylaxis" say nothing of
+# what the patient has.
+NOT_THE_FINDING = frozenset(
+    """suppressor suppressors marker markers medication medications medicine medicines syrup reducer reducers
+    killer killers prophylaxis vaccine vaccines vaccination screening clinic specialist""".split()
+)
+
+
 def _longest_runs(
     text: str, words: list[tuple[str, int, int]], negated: list[bool], may: Callable[[int, int], bool],
     names: Callable[[str], object],
@@ -104,6 +113,9 @@ def _longest_runs(
     """(first word, length) of the longest runs, without overlaps, that ``may`` name and
     ``names`` finds a node for, each within a sentence and all governed by a cue or none."""
     taken = [False] * len(words)
+    # word k is followed, in the same phrase, by a noun it then modifies (NOT_THE_FINDING)
+    modifies = [next_word.lower() in NOT_THE_FINDING and not text[end:start].strip()
+                for (_, _, end), (next_word, start, _) in zip(words, words[1:])] + [False]
     found: list[tuple[int, int]] = []
     for n in range(min(MAX_WORDS, len(words)), 0, -1):
         for i in range(len(words) - n + 1):
@@ -113,6 +125,8 @@ def _longest_runs(
                 continue  # "non-productive cough" is no productive cough (the cough alone is found)
             if n > 1 and _SENTENCE_END.search(text, words[i][2], words[i + n - 1][1]):
                 continue  # a name never runs across sentences ("absent. Patellar reflexes")
+            if modifies[i + n - 1]:
+                continue  # "tumor suppressor gene"
             if names(text[words[i][1] : words[i + n - 1][2]]):
                 taken[i : i + n] = [True] * n
                 found.append((i, n))
@@ -188,14 +202,15 @@ def _runs_that_may_name(kg: KnowledgeGraph, text: str, words: list[tuple[str, in
 
 
 # A finding's name written in another order within one clause: "weakness of the proximal
-# muscles" is Proximal muscle weakness, "her affect is flat" Flat affect, "pain in the left
-# calf" Calf pain. The run's content words are the name's, in any order; function words
-# (REORDER_GLUE), adverbs no name holds ("mildly") and, when the name has no side, the side
-# are not content. An adjective stands for its noun where a name says the noun ("weak":
-# weakness), a "-ness" noun for its adjective ("gait unsteadiness": Unsteady gait). Two content words at least (one word is a name as written), at most
-# REORDER_WORDS words, opening and ending with a content word, and never across a comma, a
-# clause break, a coordination or a negation (REORDER_BREAKS): "weak lower extremity and
-# femoral pulses" is no weakness, "pain, and the foot" no foot pain.
+# muscles" is Proximal muscle weakness, "Bowel sounds are hyperactive" Hyperactive bowel
+# sounds, "pain in the left calf" Calf pain. The run's content words are the name's, in any
+# order; function words (REORDER_GLUE), adverbs no name holds ("mildly") and, when the name
+# has no side, the side are not content. An adjective stands for its noun where a name says
+# the noun ("weak": weakness), a "-ness" noun for its adjective ("gait unsteadiness":
+# Unsteady gait). Two content words at least (one word is a name as written), at most
+# REORDER_WORDS words, opening and ending with a content word, never across a comma or a
+# clause break, nor holding a coordination, a clause turn or a negation (REORDER_BREAKS):
+# "pain, mostly in the foot" and "pain in the back and foot" are no foot pain.
 REORDER_WORDS = 6
 REORDER_GLUE = frozenset(
     """a an the his her their its of in on at over from to within into along both is are was were be been being
@@ -203,7 +218,9 @@ REORDER_GLUE = frozenset(
     significant very""".split()
 )
 SIDES = frozenset("left right bilateral".split())
-REORDER_BREAKS = frozenset("and or but nor while after before because although however except than versus no not without".split())
+REORDER_BREAKS = frozenset(
+    "and or but nor while after before because although however except than versus no not without".split()
+)
 IRREGULAR_PARTS = {"swollen": "swelling"}  # an adjective whose noun is not "-ness"
 _CLAUSE_GAP = re.compile(r"[^\sA-Za-z0-9'’-]")
 
@@ -212,7 +229,9 @@ def reordered_nodes(kg: KnowledgeGraph, text: str) -> tuple[str, ...]:
     """The phenotypes (qualifiers aside) a run names in another order: its content words
     are a name's (see ``REORDER_WORDS``), its adjectives read as their nouns if need be."""
     words = _WORD.findall(text)
-    if not 2 <= len(words) <= REORDER_WORDS or _CLAUSE_GAP.search(text) or any(w.lower() in REORDER_BREAKS for w in words):
+    if not 2 <= len(words) <= REORDER_WORDS or _CLAUSE_GAP.search(text):
+        return ()
+    if any(w.lower() in REORDER_BREAKS for w in words):
         return ()
     forms = [normalize(w) for w in words]
     if _is_glue(kg, forms[0]) or _is_glue(kg, forms[-1]):
