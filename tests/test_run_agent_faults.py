@@ -456,6 +456,28 @@ def test_a_full_disk_is_refused_before_the_graph_loads_and_running_out_midway_st
         unmount(disk)
 
 
+def test_a_damaged_vector_cache_stops_the_run_naming_that_file_and_resume_goes_on_once_it_is_gone(tmp_path, fixture_kg_dir):
+    from graphs.embedding import DEFAULT_MODEL, model_key
+
+    # an option no node names: its vector is looked up in the cache, then computed
+    records = write_records(tmp_path / "in.jsonl", [{**RECORDS[0], "options": {**RECORDS[0]["options"], "B": "a sudden warm feeling"}}])
+    damaged = tmp_path / "vectors" / f"{model_key(DEFAULT_MODEL)}.sqlite"
+    damaged.parent.mkdir()
+    damaged.write_bytes(b"not a database " * 300)
+    stopped = cli("run", records, "--out", tmp_path / "run", "--kg-dir", fixture_kg_dir,
+                  MEDREASON_VECTOR_CACHE=str(damaged.parent))
+    message = " ".join(stopped.stderr.split())
+    assert stopped.returncode == 1, stopped.stderr
+    assert f"the vector cache {damaged} failed: file is not a database" in message, message
+    assert "checkpoint database" not in message and "Traceback" not in message and "--resume" in message
+
+    damaged.unlink()
+    resumed = cli("run", records, "--out", tmp_path / "run", "--kg-dir", fixture_kg_dir, "--resume",
+                  MEDREASON_VECTOR_CACHE=str(damaged.parent))
+    assert resumed.returncode == 0, resumed.stderr
+    assert [r["id"] for r in rows_of(tmp_path / "run")] == [RECORDS[0]["id"]]
+
+
 # -- input that used to be mangled -----------------------------------------------------------------
 def test_latin1_input_is_refused_with_its_line_or_read_with_encoding(tmp_path, fixture_kg_dir):
     text = "".join(json.dumps({**r, "question": r["question"] + " Café au lait spots?"}, ensure_ascii=False) + "\n"

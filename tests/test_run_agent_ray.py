@@ -77,7 +77,8 @@ def wait_for_rows(run_dir: Path, n: int, proc: subprocess.Popen, timeout: float 
     while time.monotonic() < deadline:
         if path.exists() and len(path.read_text().splitlines()) >= n:
             return
-        assert proc.poll() is None, proc.communicate()
+        if proc.poll() is not None:  # the whole of what it said, not a shortened repr
+            raise AssertionError(f"the run ended early (exit {proc.returncode}): {proc.communicate()[1][-3000:]}")
         time.sleep(0.05)
     raise AssertionError(f"fewer than {n} rows in time")
 

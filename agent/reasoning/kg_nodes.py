@@ -19,6 +19,7 @@ from agent.reasoning.state import Mapping, Mention, NodeChoice, SampleState, Sea
 from agent.reasoning.verbalise import kg_reasoning
 from graphs.names import normalize
 from graphs.paths import PathRecord, describe, keep_each_group, path_key
+from graphs.store import KnowledgeGraph
 from graphs.vocabulary import DISEASE
 
 # Why the KG-only gate rejects a sample whose gold option the evidence may even favour
@@ -128,12 +129,17 @@ def polarity(text: str) -> str | None:
 
 
 def _of_type(ctx: AgentContext, mention: Mention, candidates: list[NodeChoice]) -> list[NodeChoice]:
-    """With the mention's type known (an LLM extracted it), candidates of that type first,
-    and exact names of another type only when no candidate of that type exists: "cold" the
-    disease, not the exposure."""
+    """With the mention's type known (an LLM extracted it, or the question asks for it),
+    candidates of that type first, and exact names of another type only when no candidate of
+    that type is named exactly: "cold" the disease, not the exposure; but "Papillary
+    carcinoma of the thyroid" the phenotype of that name, not the nearest disease by meaning
+    ("Familial papillary or follicular thyroid carcinoma")."""
     wanted = mention["type"]
     if not wanted or not any(c["type"] == wanted for c in candidates):
         return candidates
+    exact_of_type = any(c["type"] == wanted and _is_exact(ctx, mention, c) for c in candidates)
+    if not exact_of_type and _is_exact(ctx, mention, candidates[0]):
+        return candidates  # exact names first (``_candidates``' order): the answer itself
     return [c for c in candidates if c["type"] == wanted] + [
         c for c in candidates if c["type"] != wanted and not _is_exact(ctx, mention, c)
     ]
@@ -252,7 +258,7 @@ def _kg_verification(state: SampleState, ctx: AgentContext) -> Verification:
     every other option's (``LEAD`` times)."""
     record, mappings, search = state["record"], state["mappings"], state["search"]
     frame = question_frame(ctx, state)
-    problem = answer_problem(ctx, record, mappings, frame)
+    problem = answer_problem(ctx.kg, record, mappings, frame)
     if problem:
         return problem
     gold = record["answer_idx"]
@@ -308,7 +314,7 @@ def unanswerable(state: SampleState, ctx: AgentContext) -> Verification | None:
     return None
 
 
-def answer_problem(ctx: AgentContext, record, mappings: list[Mapping], frame: QuestionFrame) -> Verification | None:
+def answer_problem(kg: KnowledgeGraph, record, mappings: list[Mapping], frame: QuestionFrame) -> Verification | None:
     """Why the answer cannot be judged on this graph, if it cannot: it maps only to a node of
     another kind than the question asks for, or only loosely (by embedding, or part of its
     words)."""
@@ -318,10 +324,12 @@ def answer_problem(ctx: AgentContext, record, mappings: list[Mapping], frame: Qu
         found = ", ".join(f"{m['name']} ({m['type']})" for m in answers)
         return failed(OUTSIDE, f"the question asks for a {frame.asks} answer ({' or '.join(wanted)}); "
                                f"the answer maps only to {found}")
-    loose = next((m for m in answers if m["method"] != "exact" and not _names_form_of(m, record["answer"])), None)
+    loose = next((m for m in answers if m["method"] != "exact" and not _names_form_of(m, record["answer"])
+                  and not _sole_completion(kg, m, record["answer"])), None)
     if loose:
         return failed(LOOSE, f"{loose['mention']!r} ~ {loose['name']} ({loose['method']}, {loose['score']:g})")
-    named = set().union(*(_words(m["mention"] if m["method"] == "exact" else m["name"]) for m in answers))
+    named = set().union(*(_words(m["mention"]) if m["method"] == "exact" else _label_words(kg, m["node_id"])
+                          for m in answers))
     missing = _words(record["answer"]) - named
     if missing:
         return failed(LOOSE, f"{', '.join(sorted(missing))} of {record['answer']!r} named by no node")
@@ -335,6 +343,22 @@ def _names_form_of(mapping: Mapping, answer: str) -> bool:
     """Whether an embedding match is a form of the answer itself (``FORM_WORDS``)."""
     words, node = _words(answer), {w for w in _words(mapping["name"]) if not w.isdigit()}
     return mapping["score"] >= FORM_SCORE and bool(words) and words <= node and node - words <= FORM_WORDS
+
+
+def _sole_completion(kg: KnowledgeGraph, mapping: Mapping, answer: str) -> bool:
+    """Whether an embedding match is the only concept the graph names with every word of the
+    answer: the graph's own vocabulary knows no other it could mean ("Decreased iron-binding
+    capacity" is "Decreased total iron binding capacity"; "Adenosine deaminase deficiency"
+    could be AMP deaminase deficiency or the severe combined immunodeficiency, so it stays
+    loose). Two words at least (one word's completions are many concepts: "Cocaine" is not
+    "Addictive cocaine use"), and as close by meaning as a form (``FORM_SCORE``)."""
+    words = _words(answer)
+    return (mapping["score"] >= FORM_SCORE and len(words) >= 2
+            and kg.names_holding(words) == {normalize(kg.name(mapping["node_id"]))})
+
+
+def _label_words(kg: KnowledgeGraph, node_id: str) -> set[str]:
+    return set().union(*map(_words, kg.labels(node_id)))
 
 
 def _words(text: str) -> set[str]:

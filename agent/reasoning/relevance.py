@@ -83,6 +83,11 @@ _BACKGROUND = re.compile(
     r"\b(?:history|hx|pmh|known|diagnosed|medications?|takes|taking|previous(?:ly)?|prior|past|treated for"
     r"|underwent|childhood|years? ago)\b", re.IGNORECASE,
 )
+# How long the complaint has lasted, right before a "history" cue ("a 3-month history of").
+_DURATION = re.compile(
+    r"\b(?:\d+|one|two|three|four|five|six|seven|eight|nine|ten|several|few)[- ]"
+    r"(?:hours?|days?|weeks?|months?|years?)[- ](?:long )?$", re.IGNORECASE,
+)
 _PRESENTING = re.compile(
     r"\b(?:presents?|presented|presenting|comes?|came|complain\w*|reports?|reported|develop\w*|brought"
     r"|admitted|now|today|currently|shows?|showed|reveals?|revealed|exam\w*|notes?|noticed|found)\b",
@@ -160,10 +165,18 @@ def _role_at(text: str, start: int) -> str:
             break
         if is_cue(words, j):
             return "denied"
-    cues = list(_BACKGROUND.finditer(prefix))
+    cues = [c for c in _BACKGROUND.finditer(prefix) if not _presenting_illness(prefix, c)]
     if cues and not _PRESENTING.search(prefix, cues[-1].end()):
         return "background"
     return "presenting"
+
+
+def _presenting_illness(prefix: str, cue: re.Match) -> bool:
+    """Whether a background cue is the history of the present illness: "comes because of a
+    3-month history of cough", "presents with a 2-day history of fever" state the presenting
+    problem and how long it has lasted; "He has a 10-year history of hypertension" stays
+    background (no presenting verb before it)."""
+    return bool(_DURATION.search(prefix, 0, cue.start())) and bool(_PRESENTING.search(prefix, 0, cue.start()))
 
 
 def frame_question(question: str, mappings: list) -> QuestionFrame:
@@ -218,11 +231,23 @@ _FILLER = frozenset("a an the of and or in with to for by on from due type form 
 
 
 def is_form_of(kg: KnowledgeGraph, disease: str, target: str) -> bool:
-    """Whether a disease is named as a form of the target ("Cardiomyopathy, familial
-    hypertrophic, 4" of "Hypertrophic cardiomyopathy"): passing through it is reaching the
+    """Whether a disease is named as a form of the target, by the target's name or one of
+    its synonyms ("Cardiomyopathy, familial hypertrophic, 4" of "Hypertrophic
+    cardiomyopathy"; "Thrombophilia due to protein S deficiency" of "Reduced protein S
+    activity", whose synonym is "Protein S deficiency"): passing through it is reaching the
     answer itself, not a detour through another disease."""
-    words = _name_words(kg.name(target))
-    return bool(words) and words <= _name_words(kg.name(disease))
+    named = _name_words(kg.name(disease))
+    if _named_by(kg, named, target):
+        return True
+    # A disease presenting the target phenotype and named as a form of its is-a parent is a form
+    # of the target: "Hyperparathyroidism, neonatal severe" of "Primary hyperparathyroidism".
+    specificity = kg.specificity
+    return (specificity.is_phenotype(target) and target in specificity.explained_by(disease)
+            and any(_named_by(kg, named, parent) for parent in specificity.parents.get(target, ())))
+
+
+def _named_by(kg: KnowledgeGraph, named: frozenset[str], node: str) -> bool:
+    return any(words and words <= named for words in map(_name_words, kg.labels(node)))
 
 
 def _name_words(name: str) -> frozenset[str]:

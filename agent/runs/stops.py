@@ -13,6 +13,7 @@ import sqlite3
 from dataclasses import dataclass
 
 from agent.runs.checkpoints import CheckpointStore, CheckpointStoreError, database_errors, reason
+from graphs.embedding import VectorCacheError
 from graphs.entity_index import IndexStoreError
 
 
@@ -27,6 +28,8 @@ def environment_stop(exc: BaseException, store: CheckpointStore | None) -> Envir
     database = f"the checkpoint database {store}" if store else "the checkpoint database"
     if isinstance(exc, OSError):
         return EnvironmentStop(f"{exc.strerror or exc} ({type(exc).__name__})", "fix the cause (e.g. free space)")
+    if isinstance(exc, VectorCacheError):
+        return EnvironmentStop(str(exc), "fix the cause (e.g. free space, or delete the file: its vectors are computed again)")
     if isinstance(exc, IndexStoreError):
         return EnvironmentStop(f"the entity index is unusable: {exc}", "start the Chroma server again (or wait until it is back)")
     if isinstance(exc, (sqlite3.Error, CheckpointStoreError)):

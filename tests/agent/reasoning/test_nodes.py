@@ -19,6 +19,21 @@ def through(state, ctx, *steps):
     return state
 
 
+def tiny_context(tmp_path_factory, embedder, rows: list[str]):
+    """The agent's context over a graph built, as a user's would be, from a few triples
+    (``head, relation, tail, head type, tail type``, tab-separated)."""
+    from agent.config import Settings
+    from agent.reasoning import resources
+    from graphs.kg_dir import Source, build_kg
+    from graphs.progress import Silent
+
+    tsv = tmp_path_factory.mktemp("src") / "kg.tsv"
+    tsv.write_text("head\trelation\ttail\thead_type\ttail_type\n" + "".join(f"{row}\n" for row in rows))
+    kg_dir = tmp_path_factory.mktemp("kg")
+    build_kg(kg_dir, Source("triples", tsv), embedder, Silent())
+    return resources.load(Settings(kg_dir=kg_dir))
+
+
 def test_extract_finds_question_answer_and_option_mentions(make_context):
     out = run(nodes.extract, {"record": MALARIA}, make_context())
     by_role = {}
@@ -117,19 +132,9 @@ def test_verify_rejects_when_the_graph_favours_another_option(make_context):
 @pytest.fixture(scope="module")
 def two_vitamins(tmp_path_factory, embedder):
     """A tiny graph where one name is a node of two types, as in PrimeKG."""
-    from agent.config import Settings
-    from agent.reasoning import resources
-    from graphs.kg_dir import Source, build_kg
-    from graphs.progress import Silent
-
-    tsv = tmp_path_factory.mktemp("src") / "kg.tsv"
-    tsv.write_text("head\trelation\ttail\thead_type\ttail_type\n"
-                   "vitamin d\tindication\trickets\tdrug\tdisease\n"
-                   "vitamin d\texposure_disease\trickets\texposure\tdisease\n"
-                   "vitamin d\texposure_disease\tosteomalacia\texposure\tdisease\n")
-    kg_dir = tmp_path_factory.mktemp("kg2")
-    build_kg(kg_dir, Source("triples", tsv), embedder, Silent())
-    return resources.load(Settings(kg_dir=kg_dir))
+    return tiny_context(tmp_path_factory, embedder, ["vitamin d\tindication\trickets\tdrug\tdisease",
+                                                     "vitamin d\texposure_disease\trickets\texposure\tdisease",
+                                                     "vitamin d\texposure_disease\tosteomalacia\texposure\tdisease"])
 
 
 @pytest.mark.parametrize("type_, node", [("drug", "drug:vitamin d"), ("exposure", "exposure:vitamin d"),
@@ -153,18 +158,9 @@ def test_an_exact_name_of_another_type_is_kept_when_no_node_has_the_type(two_vit
 @pytest.fixture(scope="module")
 def angioedema(tmp_path_factory, embedder):
     """A tiny graph with a disease named only in numbered forms, as OMIM names them."""
-    from agent.config import Settings
-    from agent.reasoning import resources
-    from graphs.kg_dir import Source, build_kg
-    from graphs.progress import Silent
-
-    tsv = tmp_path_factory.mktemp("src") / "kg.tsv"
-    tsv.write_text("head\trelation\ttail\thead_type\ttail_type\n"
-                   "Angioedema, hereditary, 1\tdisease_phenotype_positive\tangioedema\tdisease\teffect/phenotype\n"
-                   "Angioedema, hereditary, 1\tdisease_phenotype_positive\tsomnolence\tdisease\teffect/phenotype\n")
-    kg_dir = tmp_path_factory.mktemp("kg3")
-    build_kg(kg_dir, Source("triples", tsv), embedder, Silent())
-    return resources.load(Settings(kg_dir=kg_dir))
+    return tiny_context(tmp_path_factory, embedder, [
+        "Angioedema, hereditary, 1\tdisease_phenotype_positive\tangioedema\tdisease\teffect/phenotype",
+        "Angioedema, hereditary, 1\tdisease_phenotype_positive\tsomnolence\tdisease\teffect/phenotype"])
 
 
 def test_an_answer_named_in_other_words_maps_whole_and_exactly(angioedema):
@@ -176,3 +172,23 @@ def test_an_answer_named_in_other_words_maps_whole_and_exactly(angioedema):
     assert (by_role["answer"]["name"], by_role["answer"]["method"]) == ("Angioedema, hereditary, 1", "exact")
     assert by_role["question"]["method"] == "exact"
     assert {m["name"] for m in state["mappings"] if m["role"] == "question"} == {"somnolence", "angioedema"}
+
+
+@pytest.fixture(scope="module")
+def thyroid_cancers(tmp_path_factory, embedder):
+    """A tiny graph where an answer's name is only a phenotype, and a disease is close by meaning."""
+    disease = "Familial papillary or follicular thyroid carcinoma"
+    return tiny_context(tmp_path_factory, embedder, [
+        f"{disease}\tdisease_phenotype_positive\tPapillary thyroid carcinoma\tdisease\teffect/phenotype",
+        f"{disease}\tdisease_phenotype_positive\tThyroid nodule\tdisease\teffect/phenotype"])
+
+
+def test_an_answer_named_exactly_by_a_phenotype_is_that_phenotype_not_the_nearest_disease(thyroid_cancers):
+    from agent.reasoning.kg_nodes import settle_mentions
+
+    ctx = thyroid_cancers
+    (hits,) = ctx.index.search(["Papillary carcinoma of the thyroid"], k=3)
+    assert any(h.type == "disease" and h.score >= ctx.settings.min_score for h in hits)  # close by meaning
+    mention = {"text": "Papillary carcinoma of the thyroid", "role": "answer", "type": "disease"}  # a diagnosis asked
+    (mapping,), _ = settle_mentions(ctx, [mention], ctx.settings.min_score)
+    assert (mapping["name"], mapping["type"], mapping["method"]) == ("Papillary thyroid carcinoma", "effect/phenotype", "exact")
