@@ -12,7 +12,7 @@ from collections import defaultdict
 from agent.reasoning.context import AgentContext
 from agent.reasoning.mentions import exact_or_nearest, find_findings, find_mentions, named_or_measured
 from agent.reasoning.relevance import (
-    QuestionFrame, asked_for, asks_for_exception, frame_question, mediated, relevance, wanted_types,
+    FORM_WORDS, QuestionFrame, asked_for, asks_for_exception, frame_question, mediated, relevance, wanted_types,
 )
 from agent.reasoning.search import connect, nodes_for, option_support, path_weight, rank_paths, settings_for_attempt
 from agent.reasoning.state import Mapping, Mention, NodeChoice, SampleState, SearchSettings, Verification
@@ -44,11 +44,9 @@ LEAD = 1.25
 # Paths explaining less than this are not shown when others of the sample explain more.
 SHOWN_RELEVANCE = 0.15
 # An embedding match names the answer's own concept when it is close, holds every word of
-# the answer and adds only words that say which form of it ("Zika virus" ~ "Zika virus
-# disease", "Hereditary angioedema" ~ "Angioedema, hereditary, 1").
+# the answer and adds only words that say which form of it (``relevance.FORM_WORDS``: "Zika
+# virus" ~ "Zika virus disease", "Hereditary angioedema" ~ "Angioedema, hereditary, 1").
 FORM_SCORE = 0.8
-FORM_WORDS = frozenset("disease syndrome disorder infection positivity malignant hereditary familial type classic"
-                       " like form".split())
 # An embedding match of another type than the question asks for must be this close.
 CROSS_TYPE_SCORE = 0.92
 

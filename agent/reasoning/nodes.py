@@ -21,6 +21,7 @@ from agent.reasoning.context import AgentContext
 from agent.reasoning.grounding import UNGROUNDED, below, ground_reasoning, path_evidence, unbacked
 from agent.reasoning.kg_nodes import EXCEPTION, LOOSE, NO_RELEVANT_PATH, OUTSIDE, failed
 from agent.reasoning.relevance import mean_relevance
+from agent.reasoning.search import searches_anew
 from agent.reasoning.state import Grounding, SampleState, Verification
 
 # A retry widens the path search but keeps the mappings, so it cannot mend these: the sample
@@ -85,7 +86,8 @@ def verify(state: SampleState, runtime: Runtime[Settings]) -> SampleState:
         status = "unverified"
     elif verification["correct"]:
         status = "accepted"
-    elif search["attempt"] < ctx.settings.max_attempts and verification["reason"] not in FINAL:
+    elif (search["attempt"] < ctx.settings.max_attempts and verification["reason"] not in FINAL
+          and searches_anew(ctx.settings, search, verification["reason"])):
         status = "retry"
     else:
         status = "rejected"

@@ -228,6 +228,9 @@ def factor(kg: KnowledgeGraph, path: tuple[str, ...] | list[str], frame: Questio
 
 _FILLER = frozenset("a an the of and or in with to for by on from due type form familial autosomal dominant recessive"
                     " x linked susceptibility to".split())
+# Words a name adds that say which form of a concept it is, not that it is another concept.
+FORM_WORDS = frozenset("disease syndrome disorder infection positivity malignant hereditary familial type classic"
+                       " like form".split())
 
 
 def is_form_of(kg: KnowledgeGraph, disease: str, target: str) -> bool:
@@ -235,19 +238,18 @@ def is_form_of(kg: KnowledgeGraph, disease: str, target: str) -> bool:
     its synonyms ("Cardiomyopathy, familial hypertrophic, 4" of "Hypertrophic
     cardiomyopathy"; "Thrombophilia due to protein S deficiency" of "Reduced protein S
     activity", whose synonym is "Protein S deficiency"): passing through it is reaching the
-    answer itself, not a detour through another disease."""
-    named = _name_words(kg.name(disease))
-    if _named_by(kg, named, target):
-        return True
-    # A disease presenting the target phenotype and named as a form of its is-a parent is a form
-    # of the target: "Hyperparathyroidism, neonatal severe" of "Primary hyperparathyroidism".
-    specificity = kg.specificity
-    return (specificity.is_phenotype(target) and target in specificity.explained_by(disease)
-            and any(_named_by(kg, named, parent) for parent in specificity.parents.get(target, ())))
-
-
-def _named_by(kg: KnowledgeGraph, named: frozenset[str], node: str) -> bool:
-    return any(words and words <= named for words in map(_name_words, kg.labels(node)))
+    answer itself, not a detour through another disease. A name that adds what the answer's
+    does not say (a site, a cause, an age: "Malignant peritoneal mesothelioma" of "Mesothelioma,
+    malignant", "Staphylococcal necrotizing pneumonia" of "Pneumonia") names another disease,
+    which blind reviewers judged no rationale for a patient who need not have it; a name
+    saying the disease is due to the answer names the answer's own disease."""
+    name = kg.name(disease)
+    named, caused = _name_words(name), normalize(name)
+    for label in kg.labels(target):
+        words = _name_words(label)
+        if words and words <= named and (named - words <= FORM_WORDS or caused.endswith(f"due to {normalize(label)}")):
+            return True
+    return False
 
 
 def _name_words(name: str) -> frozenset[str]:

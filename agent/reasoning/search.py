@@ -29,16 +29,29 @@ NEIGHBOURS_PER_ANSWER = 20
 
 def settings_for_attempt(settings: Settings, attempt: int, previous_reason: str | None = None) -> SearchSettings:
     """``previous_reason``: why the last attempt failed. After reasoning the graph did not back
-    ("ungrounded reasoning") the paths were not at fault, so an LLM may reason over them again."""
+    ("ungrounded reasoning") the paths were not at fault, so an LLM may reason over them again.
+
+    Only an LLM is given a mention's second-best node on a retry: KG-only, the gate accepts on
+    the paths themselves, and a second-best node is another concept than the one it vetted
+    ("Mesothelioma" → Malignant peritoneal mesothelioma, for a pleural tumour). A KG-only retry
+    widens the search at once instead (a hop more, the answer's neighbours)."""
+    widened = attempt >= (3 if settings.llm_configured else 2)
     return SearchSettings(
         attempt=attempt,
         max_hops=settings.max_hops,
         paths_per_pair=settings.paths_per_pair,
-        extra_hops=1 if attempt >= 3 else 0,
-        alternative_mappings=attempt >= 2,
-        expand_answer=attempt >= 3,
+        extra_hops=1 if widened else 0,
+        alternative_mappings=attempt >= 2 and settings.llm_configured,
+        expand_answer=widened,
         exclude_used=attempt >= 2 and settings.llm_configured and previous_reason != UNGROUNDED,
     )
+
+
+def searches_anew(settings: Settings, search: SearchSettings, reason: str | None) -> bool:
+    """Whether the attempt after ``search`` would search otherwise than it did: a retry that
+    would find the same paths and reach the same verdict is not made (KG-only, the third)."""
+    following = settings_for_attempt(settings, search["attempt"] + 1, reason)
+    return {**following, "attempt": search["attempt"]} != search
 
 
 def nodes_for(

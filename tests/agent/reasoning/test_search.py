@@ -16,9 +16,11 @@ from agent.config import Settings
 from agent.reasoning.search import (
     connect,
     evidence,
+    nodes_for,
     option_evidence,
     path_weight,
     rank_paths,
+    searches_anew,
     settings_for_attempt,
 )
 from graphs.paths import describe
@@ -130,6 +132,21 @@ def test_options_rank_by_how_well_their_annotations_explain_the_findings(kg):
     assert scores["A"] == pytest.approx(shared + 1.0, abs=1e-3)
     assert shared < scores["B"] < shared + 0.1
     assert scores["D"] == pytest.approx(shared, abs=1e-3)
+
+
+def test_only_an_llm_is_given_a_mentions_second_best_node_and_kg_only_widens_at_once(kg):
+    # "Mesothelioma" maps to malignant mesothelioma; its second-best node, a peritoneal form, is
+    # another concept than the one the KG-only gate vetted
+    answer = {**mapping("ORPHA:3099", "answer"), "alternatives": [{"node_id": "ORPHA:2331", "score": 0.9}]}
+    kg_only, llm = Settings(), Settings(model="some-model")
+    for attempt in (1, 2, 3):
+        assert nodes_for([answer], "answer", settings_for_attempt(kg_only, attempt), kg_only) == ["ORPHA:3099"]
+    assert nodes_for([answer], "answer", settings_for_attempt(llm, 2), llm) == ["ORPHA:3099", "ORPHA:2331"]
+    assert settings_for_attempt(kg_only, 2)["expand_answer"] and not settings_for_attempt(llm, 2)["expand_answer"]
+    # KG-only a third attempt would search as the second did: it is not made; an LLM's is
+    assert searches_anew(kg_only, settings_for_attempt(kg_only, 1), "no path")
+    assert not searches_anew(kg_only, settings_for_attempt(kg_only, 2), "no path")
+    assert searches_anew(llm, settings_for_attempt(llm, 2), "no path")
 
 
 def test_a_modifier_term_never_starts_a_path(kg):
