@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from contextlib import closing
+from pathlib import Path
 
 
 def write_ahead(db: sqlite3.Connection, wait: float) -> None:
@@ -21,3 +23,10 @@ def write_ahead(db: sqlite3.Connection, wait: float) -> None:
             if "locked" not in str(exc) or time.monotonic() > deadline:
                 raise
             time.sleep(0.02)
+
+
+def write_ahead_file(path: Path, wait: float) -> None:
+    """``write_ahead`` on the file at ``path``, through a connection of its own (for a file
+    another library opens: LangGraph's checkpoint saver switches without waiting)."""
+    with closing(sqlite3.connect(path, timeout=wait)) as db:
+        write_ahead(db, wait)

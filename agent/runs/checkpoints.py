@@ -23,7 +23,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from agent import redaction
 from agent.redaction import redact
-from graphs.sqlite_wal import write_ahead
+from graphs.sqlite_wal import write_ahead_file
 
 CHECKPOINTS = "checkpoints.sqlite"
 # Several processes (the actors of a local Ray) write one SQLite file: a writer waits this long
@@ -135,8 +135,8 @@ class CheckpointStore:
             import aiosqlite
             from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-            with closing(sqlite3.connect(self.path, timeout=SQLITE_BUSY_TIMEOUT_S)) as db:
-                write_ahead(db, SQLITE_BUSY_TIMEOUT_S)  # before the saver's own switch, which does not wait
+            # before the saver's own switch, which does not wait; off the loop, which a wait would hold
+            await asyncio.to_thread(write_ahead_file, self.path, SQLITE_BUSY_TIMEOUT_S)
             async with aiosqlite.connect(str(self.path), timeout=SQLITE_BUSY_TIMEOUT_S) as conn:
                 saver = AsyncSqliteSaver(conn)
                 try:
