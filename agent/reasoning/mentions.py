@@ -129,6 +129,7 @@ TREATMENT_WORDS = frozenset(
 )
 CARE_NOUNS = frozenset("management control relief scale scales score scores".split())
 CARED_FOR = frozenset({"pain", "pains"})
+PAIN_WORDS = CARED_FOR | {"painful"}
 _OBJECT_GLUE = frozenset("the his her their its a an of with patient patients s".split())
 
 
@@ -368,7 +369,7 @@ def _other_part(kg: KnowledgeGraph, word: str) -> str:
 def _glue(kg: KnowledgeGraph, forms: list[str]) -> list[bool]:
     """Which of a run's words (normalized) say nothing a finding's name says (``_is_glue``,
     ``PAIN_LINKS`` after a pain)."""
-    return [_is_glue(kg, form) or form in PAIN_LINKS and k > 0 and forms[k - 1] in ("pain", "painful")
+    return [_is_glue(kg, form) or form in PAIN_LINKS and k > 0 and forms[k - 1] in PAIN_WORDS
             for k, form in enumerate(forms)]
 
 
@@ -444,18 +445,27 @@ def find_findings(kg: KnowledgeGraph, question: str) -> list[str]:
         (f.start, f.surface) for f in scan_mentions(kg, question, reordered=True)
         if not f.negated and not any(s <= f.start < e for s, e, _ in phrases)
     ]
-    return _each_once(surface for _, surface in sorted(found) if not _said_more_by(kg, surface, [s for _, s in found]))
+    found.sort()
+    return _each_once(surface for k, (start, surface) in enumerate(found)
+                      if not _said_more_by(kg, question, start, surface, [s for _, s in found[:k]]))
 
 
-def _said_more_by(kg: KnowledgeGraph, surface: str, found: list[str]) -> bool:
-    """Whether ``surface`` is a bare pain ("The pain radiates to his back") and another finding
-    of the question names a kind of pain ("substernal pain": Chest pain): it is that pain, and
-    as Pain it would only lead to kinds of pain the patient does not have."""
-    if normalize(surface) not in CARED_FOR:
+# After a pain, words that say where it is: "pain in her vagina" is a pain of its own.
+_PLACED = re.compile(r"\s+(?:in|of|over|on|at|around|along|within|across)\b", re.IGNORECASE)
+
+
+def _said_more_by(kg: KnowledgeGraph, text: str, start: int, surface: str, before: list[str]) -> bool:
+    """Whether ``surface`` (at ``start`` in ``text``) is a bare pain ("The pain radiates to his
+    back", "the cause of this patient's pain") after a finding of the question that names a
+    kind of pain ("substernal pain": Chest pain, "pain in her head": Headache): it is that
+    pain, and as Pain it would only lead to kinds of pain the patient does not have. A pain
+    said to be somewhere ("pain in her vagina") or before any kind of pain is its own."""
+    if normalize(surface) not in CARED_FOR or _PLACED.match(text, start + len(surface)):
         return False
     general = set(nodes_named(kg, surface))
-    return any(general & (set(kg.specificity.ancestors(n)) - {n})
-               for other in found if other != surface for n in named_or_measured(kg, other))
+    others = [other for other in before if normalize(other) not in CARED_FOR]
+    return any(set(normalize(other).split()) & PAIN_WORDS for other in others) or any(
+        general & (set(kg.specificity.ancestors(n)) - {n}) for other in others for n in named_or_measured(kg, other))
 
 
 def named_or_measured(kg: KnowledgeGraph, text: str) -> tuple[str, ...]:

@@ -116,5 +116,12 @@ def test_a_bare_pain_after_a_named_kind_of_pain_is_that_pain():
     kg = sites_kg()
     text = "He has substernal pain. The pain radiates to his jaw. What is the cause of his pain?"
     assert findings(kg, text) == [("substernal pain", ["Chest pain"])]
-    # with no kind of pain named, the pain is the finding
+    # a pain read as a finding HPO names by another word is such a kind too
+    kg = sites_kg()
+    kg.add_node("P18", "Dysmenorrhea", PHENOTYPE)  # not under Pain in this graph, as Headache in HPO
+    kg.synonyms = {**kg.synonyms, "P18": ("Painful menstruation",)}
+    assert find_findings(kg, "She has painful menstruation. The pain lasts two days.") == ["painful menstruation"]
+    # with no kind of pain named before it, or said to be somewhere, the pain is a finding of its own
     assert find_findings(kg, "He has pain. The pain radiates to his jaw.") == ["pain"]
+    assert find_findings(kg, "She has pain. Hours later, a headache.") == ["pain", "headache"]
+    assert find_findings(kg, "She has a headache and pain in her vagina.") == ["headache", "pain"]
