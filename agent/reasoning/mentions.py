@@ -120,9 +120,8 @@ RESPONSE_WORDS = frozenset(
 )
 CARE_WORDS = frozenset(
     """control controls controlled controlling relieve relieves relieved relieving monitor monitoring monitored
-    evaluate evaluation evaluating assess assessment assessing manage manages managed managing assist treat
-    treating""".split()
-)
+    manage manages managed managing assist treat treating""".split()
+)  # not "evaluation": "comes for evaluation of pain" is the patient's pain
 TREATMENT_WORDS = frozenset(
     """take takes took taken taking use uses used using medication medications drug drugs needed prescribed given
     giving receive receives received receiving required requires switching analgesic analgesics""".split()

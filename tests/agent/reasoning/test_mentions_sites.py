@@ -110,6 +110,7 @@ def test_pain_the_patient_responds_to_or_is_treated_for_is_no_finding():
     # a pain the patient comes for, or has despite treatment, is theirs
     assert findings(kg, "He comes to the physician for pain in his back.") == [("pain in his back", ["Back pain"])]
     assert find_findings(kg, "She has pain despite ibuprofen.") == ["pain"]
+    assert find_findings(kg, "She comes for evaluation of pain.") == ["pain"]
 
 
 def test_a_bare_pain_after_a_named_kind_of_pain_is_that_pain():
