@@ -383,7 +383,8 @@ def _runs_that_may_reorder(kg: KnowledgeGraph, text: str, words: list[tuple[str,
     (``reordered_nodes``): False for runs that cannot (a word of no name, a break, glue at
     an end), that cut a hyphened word, that follow "to" (what the patient "failed to gain",
     not what they have) or whose opening adjective may be shared by a coordination after it
-    ("weak lower extremity and femoral pulses"), with a few list lookups each."""
+    ("weak lower extremity and femoral pulses"; not an item of a list after a comma:
+    "infections, enlarged lymph nodes, and fevers"), with a few list lookups each."""
     vocabulary = kg.name_words
     forms = [normalize(word) for word, _, _ in words]
     glue = _glue(kg, forms)
@@ -407,7 +408,9 @@ def _runs_that_may_reorder(kg: KnowledgeGraph, text: str, words: list[tuple[str,
         if not all(known[i : last + 1]) or any(broken[i : last + 1]) or any(gaps[i:last]):
             return False
         coordinated = last + 1 < len(words) and words[last + 1][0].lower() in ("and", "or")
-        return not (coordinated and shared[i])
+        # an item of a list after a comma has its own adjective ("infections, enlarged lymph nodes, and fevers")
+        listed = i > 0 and text[words[i - 1][2] : words[i][1]].strip() == ","
+        return not (coordinated and shared[i] and not listed)
 
     return may_reorder
 

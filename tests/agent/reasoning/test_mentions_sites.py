@@ -75,6 +75,9 @@ def test_lymph_nodes_and_edema_at_a_site_are_that_sites_finding():
     assert findings(kg, "She has enlarged lymph nodes in the neck.") == [
         ("enlarged lymph nodes in the neck", ["Cervical lymphadenopathy"])]
     assert findings(kg, "There is lymph node enlargement.") == [("lymph node enlargement", ["Lymphadenopathy"])]
+    # an item of a list after a comma keeps its adjective to itself
+    assert findings(kg, "He has had edema, enlarged lymph nodes, and headaches.") == [
+        ("edema", ["Edema"]), ("enlarged lymph nodes", ["Lymphadenopathy"]), ("headaches", ["Headache"])]
     assert findings(kg, "There is 2+ pitting edema of the lower extremities.") == [
         ("edema of the lower extremities", ["Pedal edema"])]
 
