@@ -279,13 +279,13 @@ IRREGULAR_PARTS = {"swollen": "swelling", "painful": "pain"}  # an adjective who
 # A finding at a site written in a case report's words is HPO's finding of that site
 # (``reordered_nodes``, after the words as written): "pain in her belly", "left lower quadrant
 # pain", "substernal pain" Abdominal / Chest pain, "pain in the right lower extremity" Lower limb
-# pain, "lymphadenopathy in the neck" Cervical lymphadenopathy. Each lay or anatomical word for
+# pain, "mass in the left upper quadrant" Abdominal mass. Each lay or anatomical word for
 # a site is read as the word HPO's names use for it (SITE_WORDS: HPO's word, then the words a
 # case report uses), then, where no name says where on the site, the words saying it
 # (WHERE_WORDS: "upper", "lower", "side") are left out. Some findings at a site HPO names by
-# another word (LAY_FINDINGS: words, one of them HPO's, that stand for it): "pain in her head"
-# Headache, "pain during sexual intercourse" Dyspareunia, "pain with urination" Dysuria,
-# "enlarged lymph nodes" Lymphadenopathy.
+# other words (LAY_FINDINGS: HPO's words, then the words that stand for them): "pain in her
+# head" Headache, "pain during sexual intercourse" Dyspareunia, "pain with urination" Dysuria,
+# "enlarged lymph nodes" Lymphadenopathy, "lymph nodes in the neck" Cervical lymphadenopathy.
 SITE_WORDS = {
     "abdominal": "abdomen belly tummy quadrant periumbilical umbilicus umbilical suprapubic hypogastric hypogastrium"
                  " rlq ruq llq luq",
@@ -295,7 +295,6 @@ SITE_WORDS = {
     "leg": "thigh calf calve shin",
     "testicular": "testicle testis",
     "axillary": "armpit axilla",
-    "cervical": "neck",
 }  # fmt: skip
 _HPO_SITE = {lay: hpo for hpo, lays in SITE_WORDS.items() for lay in lays.split()}
 # What brings a pain on, after "pain" ("pain with urination", "pain during intercourse", "pain
@@ -308,7 +307,9 @@ LAY_FINDINGS = (
     ("dysuria", "urination pain"), ("dysuria", "urinating pain"), ("dysuria", "urinate pain"), ("dysuria", "micturition pain"),
     ("odynophagia", "swallowing pain"), ("odynophagia", "swallow pain"),
     ("lymphadenopathy", "enlarged lymph node"), ("lymphadenopathy", "lymph node enlargement"),
-    ("lymphadenopathy", "palpable lymph node"),
+    ("lymphadenopathy", "palpable lymph node"), ("lymphadenopathy", "swollen lymph node"),
+    # "neck" is "cervical" only for lymph nodes: a "cervical" tumor, polyp or motion tenderness is the uterine cervix's
+    ("cervical lymphadenopathy", "neck lymphadenopathy"), ("inguinal lymphadenopathy", "groin lymphadenopathy"),
 )  # fmt: skip
 _LAY_FINDINGS = tuple((hpo, frozenset(lay.split())) for hpo, lay in LAY_FINDINGS)
 LAY_VOCABULARY = frozenset(_HPO_SITE) | frozenset(w for _, lay in _LAY_FINDINGS for w in lay)
@@ -346,7 +347,7 @@ def in_hpo_words(words: list[str]) -> list[frozenset[str]]:
     found = set(words)
     for hpo, lay_words in _LAY_FINDINGS:
         if lay_words <= found:
-            found = (found - lay_words) | {hpo}
+            found = (found - lay_words) | set(hpo.split())
     lay = bool(found - set(words))  # a lay finding's HPO word stands for two words: one may be a key
     found = {hpo for w in found for hpo in _HPO_SITE.get(w, w).split()}
     keys = [frozenset(found)] if found != set(words) else []

@@ -87,6 +87,12 @@ def test_words_that_say_only_where_or_link_a_pain_name_nothing_alone():
     # "with" links a pain to what brings it on, nowhere else; side and position words alone are no finding
     assert findings(kg, "Smear shows red blood cells with increased central pallor.") == []
     assert findings(kg, "A nodule in the right upper lobe; the left lower lobe is clear.") == []
+    # "neck" is "cervical" only for its lymph nodes: a cervical tumor is the uterine cervix's
+    kg = sites_kg()
+    kg.add_node("P19", "Cervical polyp", PHENOTYPE)
+    kg.add_node("P20", "Neoplasm", PHENOTYPE)
+    kg.synonyms = {**kg.synonyms, "P19": ("Cervical tumor",), "P20": ("Tumor",)}
+    assert findings(kg, "There is a tumor in the neck.") == [("tumor", ["Neoplasm"])]
     # a site word next to a finding that names no site-specific node leaves the finding as written
     assert findings(kg, "She has pain in her vagina.") == [("pain", ["Pain"])]
 
