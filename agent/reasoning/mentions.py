@@ -264,7 +264,7 @@ def _runs_that_may_name(kg: KnowledgeGraph, text: str, words: list[tuple[str, in
 # REORDER_WORDS words, opening and ending with a content word, never across a comma or a
 # clause break, nor holding a coordination, a clause turn or a negation (REORDER_BREAKS):
 # "pain, mostly in the foot" and "pain in the back and foot" are no foot pain.
-REORDER_WORDS = 6
+REORDER_WORDS = 8
 REORDER_GLUE = frozenset(
     """a an the his her their its of in on at over from to within into along both is are was were be been being
     has have had appear appeared seem seemed become became noted present seen mild moderate severe marked slight
@@ -300,7 +300,10 @@ _HPO_SITE = {lay: hpo for hpo, lays in SITE_WORDS.items() for lay in lays.split(
 # What brings a pain on, after "pain" ("pain with urination", "pain during intercourse", "pain
 # when urinating"): glue there only ("red blood cells with increased pallor" is no Polycythemia).
 PAIN_LINKS = frozenset("with during when upon on".split())
-WHERE_WORDS = frozenset("upper lower middle mid central side region area aspect part portion".split())
+POSITIONS = frozenset("upper lower middle mid central".split())  # adjectives: never a run's last word
+WHERE_WORDS = POSITIONS | frozenset("side region area aspect part portion".split())
+# Words that, before "of", say which part of the site after it: "the back of his knee".
+PART_WORDS = WHERE_WORDS | {"back", "front"}
 LAY_FINDINGS = (
     ("headache", "head pain"),
     ("dyspareunia", "sexual intercourse pain"), ("dyspareunia", "vaginal intercourse pain"), ("dyspareunia", "intercourse pain"),
@@ -312,7 +315,7 @@ LAY_FINDINGS = (
     ("cervical lymphadenopathy", "neck lymphadenopathy"), ("inguinal lymphadenopathy", "groin lymphadenopathy"),
 )  # fmt: skip
 _LAY_FINDINGS = tuple((hpo, frozenset(lay.split())) for hpo, lay in LAY_FINDINGS)
-LAY_VOCABULARY = frozenset(_HPO_SITE) | frozenset(w for _, lay in _LAY_FINDINGS for w in lay)
+LAY_VOCABULARY = frozenset(_HPO_SITE) | WHERE_WORDS | frozenset(w for _, lay in _LAY_FINDINGS for w in lay)
 _CLAUSE_GAP = re.compile(r"[^\sA-Za-z0-9'’-]")
 
 
@@ -385,7 +388,8 @@ def _runs_that_may_reorder(kg: KnowledgeGraph, text: str, words: list[tuple[str,
     an end), that cut a hyphened word, that follow "to" (what the patient "failed to gain",
     not what they have) or whose opening adjective may be shared by a coordination after it
     ("weak lower extremity and femoral pulses"; not an item of a list after a comma:
-    "infections, enlarged lymph nodes, and fevers"), with a few list lookups each."""
+    "infections, enlarged lymph nodes, and fevers"), or that end on a side or on a part of
+    what follows ("pain at the back of his knee", PART_WORDS), with a few list lookups each."""
     vocabulary = kg.name_words
     forms = [normalize(word) for word, _, _ in words]
     glue = _glue(kg, forms)
@@ -408,6 +412,8 @@ def _runs_that_may_reorder(kg: KnowledgeGraph, text: str, words: list[tuple[str,
             return False  # part of a hyphened word: "swan-neck deformities" is no neck deformity
         if not all(known[i : last + 1]) or any(broken[i : last + 1]) or any(gaps[i:last]):
             return False
+        if lowered[last] in SIDES | POSITIONS or last + 1 < len(words) and lowered[last + 1] == "of" and lowered[last] in PART_WORDS:
+            return False  # "pain at the back (of his knee)" is no back pain, "the left (hand)" no site
         coordinated = last + 1 < len(words) and words[last + 1][0].lower() in ("and", "or")
         # an item of a list after a comma has its own adjective ("infections, enlarged lymph nodes, and fevers")
         listed = i > 0 and text[words[i - 1][2] : words[i][1]].strip() == ","

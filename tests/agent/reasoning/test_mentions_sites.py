@@ -49,6 +49,8 @@ def findings(kg, text):
     ("He has pain in his left thigh for a week.", "pain in his left thigh", "Lower limb pain"),
     ("She presents with right arm pain.", "right arm pain", "Upper limb pain"),
     ("He has swelling and pain in his right testicle.", "pain in his right testicle", "Testicular pain"),
+    ("He has stabbing pain in the middle of his chest.", "pain in the middle of his chest", "Chest pain"),
+    ("She has pain in the right side of her abdomen.", "pain in the right side of her abdomen", "Abdominal pain"),
     # HPO's own word for a site is read as written, before any lay reading ("neck" is not "cervical" here)
     ("He has pain in his neck.", "pain in his neck", "Neck pain"),
 ])
@@ -93,6 +95,9 @@ def test_words_that_say_only_where_or_link_a_pain_name_nothing_alone():
     kg.add_node("P20", "Neoplasm", PHENOTYPE)
     kg.synonyms = {**kg.synonyms, "P19": ("Cervical tumor",), "P20": ("Tumor",)}
     assert findings(kg, "There is a tumor in the neck.") == [("tumor", ["Neoplasm"])]
+    # the back of a knee is no back, and a run never ends on a side or position adjective
+    assert findings(kg, "He has pain at the back of his left knee.") == [("pain", ["Pain"])]
+    assert findings(kg, "She has edema in the lower half of the body.") == [("edema", ["Edema"])]
     # a site word next to a finding that names no site-specific node leaves the finding as written
     assert findings(kg, "She has pain in her vagina.") == [("pain", ["Pain"])]
 
