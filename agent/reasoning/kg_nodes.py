@@ -30,6 +30,7 @@ WEAK = "weak evidence"
 NOT_AHEAD = "evidence not clearly ahead"
 NO_RELEVANT_PATH = "no relevant path"
 EXCEPTION = "question asks for an exception"
+UNCOMPARED = "options outside the graph"
 # The gold option's evidence must reach MIN_EVIDENCE, with at least SPECIFIC_FINDINGS of
 # the question's findings each explained by it directly (an annotation or is-a chain, no
 # other disease or gene between) with SPECIFIC_SUPPORT or more: the answer explains several
@@ -260,6 +261,9 @@ def _kg_verification(state: SampleState, ctx: AgentContext) -> Verification:
     if problem:
         return problem
     gold = record["answer_idx"]
+    uncompared = options_problem(mappings, record["options"], gold, frame)
+    if uncompared:
+        return uncompared
     if not record["options"] or not gold:
         support = sum(_best_per_finding(state.get("pruned", [])).values())
         if support < MIN_EVIDENCE:
@@ -332,6 +336,22 @@ def answer_problem(kg: KnowledgeGraph, record, mappings: list[Mapping], frame: Q
     if missing:
         return failed(LOOSE, f"{', '.join(sorted(missing))} of {record['answer']!r} named by no node")
     return None
+
+
+def options_problem(mappings: list[Mapping], options: dict[str, str], gold: str | None,
+                    frame: QuestionFrame) -> Verification | None:
+    """Why the gold option cannot be judged ahead of the others, if it cannot: the graph holds
+    fewer than half of them (as a node of the kind asked). An option with no node scores 0,
+    so leading it says nothing: a diagnosis would lead, on cough alone, two options the graph
+    has no node for, though cough fits them as well."""
+    others = [letter for letter in options if letter != gold]
+    held = {m["role"].removeprefix("option:") for m in mappings
+            if m["role"].startswith("option:") and (not frame.wanted or m["type"] in frame.wanted)}
+    judged = [letter for letter in others if letter in held]
+    if not gold or 2 * len(judged) >= len(others):
+        return None
+    missing = ", ".join(f"{letter}. {options[letter]}" for letter in others if letter not in held)
+    return failed(UNCOMPARED, f"{len(judged)} of the {len(others)} other options are in the graph; not: {missing}")
 
 
 _FILLER = frozenset("a an the of and or in with to for by on from due its".split())

@@ -224,3 +224,20 @@ def test_the_run_summary_gives_the_accepted_relevance_and_the_rejection_reasons(
     accepted = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").open()][0]
     assert summary["relevance"]["accepted_mean"] == accepted["relevance"] > 0
     assert "relevance (mean, accepted)" in result.output and "Rejected: answer outside the graph × 1" in result.output
+
+
+def test_kg_only_does_not_judge_an_answer_ahead_of_options_the_graph_does_not_hold(context):
+    """Leading options that score 0 because the graph has no node for them says nothing:
+    with two of the three other options outside the graph the same sound findings are
+    rejected with a reason naming them; with all of them in it, accepted."""
+    ctx = context()
+    findings = "A woman presents with goiter, tremor, heat intolerance, proptosis and pretibial myxedema."
+    compared = run_graph(ctx, diagnosis(findings, options={**OPTIONS, "D": "Pheochromocytoma"}))
+    assert compared["status"] == "accepted", compared["verification"]
+    options = {"A": "Graves disease", "B": "Toxic multinodular goiter", "C": "Pheochromocytoma", "D": "Panic disorder"}
+    uncompared = run_graph(ctx, diagnosis(findings, options=options))
+    assert uncompared["status"] == "rejected"
+    assert uncompared["verification"]["reason"] == "options outside the graph"
+    assert uncompared["verification"]["detail"] == \
+        "1 of the 3 other options are in the graph; not: C. Pheochromocytoma, D. Panic disorder"
+    assert len(uncompared["attempts"]) == 1  # a wider search cannot put them in the graph
