@@ -44,6 +44,11 @@ SPECIFIC_SUPPORT = 0.15
 LEAD = 1.25
 # Paths explaining less than this are not shown when others of the sample explain more.
 SHOWN_RELEVANCE = 0.15
+# The evidence counts each finding once, by its best path (``search.finding_support``); the
+# reasoning shows that one too. More routes from one finding to the answer count for nothing
+# and read as claims: three paths from a patient's "pain" through Abdominal pain, Myalgia and
+# Constitutional symptom (a tuning question) say the patient has each.
+PATHS_PER_FINDING = 1
 # An embedding match names the answer's own concept when it is close, holds every word of
 # the answer and adds only words that say which form of it (``relevance.FORM_WORDS``: "Zika
 # virus" ~ "Zika virus disease", "Hereditary angioedema" ~ "Angioedema, hereditary, 1").
@@ -211,7 +216,7 @@ def relevant(paths: list[PathRecord]) -> list[PathRecord]:
 
 
 def prune(state: SampleState, ctx: AgentContext) -> SampleState:
-    """The most relevant, clinically direct paths first, at most K per (source, target) pair
+    """The most relevant, clinically direct paths first, one per (finding, answer node) pair
     (``agent.reasoning.search.rank_paths``); paths that explain nothing (relevance 0) never."""
     paths = relevant(state.get("paths", []))
     if not paths:
@@ -222,7 +227,7 @@ def prune(state: SampleState, ctx: AgentContext) -> SampleState:
     if len({p["nodes"][0] for p in direct}) >= SPECIFIC_FINDINGS:
         paths = direct  # the answer explains enough findings itself: detours would only distract
     weights = {id(p): p["relevance"]["score"] if "relevance" in p else path_weight(ctx.kg, p["nodes"]) for p in paths}
-    ranked = rank_paths(ctx.kg, paths, ctx.settings.prune_per_group, ctx.settings.max_pruned_paths, weights=weights)
+    ranked = rank_paths(ctx.kg, paths, PATHS_PER_FINDING, ctx.settings.max_pruned_paths, weights=weights)
     heaviest_first = sorted(paths, key=lambda p: -weights[id(p)])
     return kept(ctx, ranked, heaviest_first)
 

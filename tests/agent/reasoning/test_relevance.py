@@ -241,3 +241,36 @@ def test_kg_only_does_not_judge_an_answer_ahead_of_options_the_graph_does_not_ho
     assert uncompared["verification"]["detail"] == \
         "1 of the 3 other options are in the graph; not: C. Pheochromocytoma, D. Panic disorder"
     assert len(uncompared["attempts"]) == 1  # a wider search cannot put them in the graph
+
+
+
+PAIN_KG = """head\trelation\ttail\thead_type\ttail_type
+myalgia\tphenotype_phenotype\tpain\teffect/phenotype\teffect/phenotype
+arthralgia\tphenotype_phenotype\tpain\teffect/phenotype\teffect/phenotype
+polymyalgia rheumatica\tdisease_phenotype_positive\tmyalgia\tdisease\teffect/phenotype
+polymyalgia rheumatica\tdisease_phenotype_positive\tarthralgia\tdisease\teffect/phenotype
+polymyalgia rheumatica\tdisease_phenotype_positive\tmorning stiffness\tdisease\teffect/phenotype
+polymyalgia rheumatica\tdisease_phenotype_positive\tfever\tdisease\teffect/phenotype
+giant cell arteritis\tdisease_phenotype_positive\theadache\tdisease\teffect/phenotype
+giant cell arteritis\tdisease_phenotype_positive\tfever\tdisease\teffect/phenotype
+"""
+
+
+def test_kg_only_reasoning_shows_the_one_path_each_finding_counts_by(tmp_path, embedder):
+    """The evidence counts a finding once, by its best path: the reasoning shows that path,
+    not every route from the same finding ("pain" through myalgia and through arthralgia
+    would say the patient has both), whatever the LLM pruner's K."""
+    from graphs.kg_dir import Source, build_kg
+    from graphs.progress import Silent
+
+    (tmp_path / "kg.tsv").write_text(PAIN_KG)
+    build_kg(tmp_path / "kg", Source("triples", tmp_path / "kg.tsv"), embedder, Silent())
+    ctx = resources.load(Settings(kg_dir=tmp_path / "kg", prune_per_group=3))
+    state = run_graph(ctx, diagnosis("A woman presents with pain, fever and morning stiffness.",
+                                     answer="Polymyalgia rheumatica",
+                                     options={"A": "Polymyalgia rheumatica", "B": "Giant cell arteritis"}))
+    from_pain = [p["names"][1] for p in state["paths"] if p["names"][0] == "pain" and p["relevance"]["score"] > 0]
+    assert sorted(from_pain) == ["arthralgia", "myalgia"]  # two equally good routes from one finding
+    shown = [(p["names"][0], p["names"][-1]) for p in state["pruned"]]
+    assert sorted(shown) == [("morning stiffness", "polymyalgia rheumatica"), ("pain", "polymyalgia rheumatica")]
+    assert state["reasoning"].count("Starting from pain:") == 1
