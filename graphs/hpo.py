@@ -29,7 +29,7 @@ from __future__ import annotations
 import errno
 import importlib.util
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
@@ -292,7 +292,7 @@ OTHER_SENSES = {
 }  # fmt: skip
 
 
-def naming_synonyms(term: Term) -> tuple[str, ...]:
+def naming_synonyms(term: Term, named_so: Mapping[str, Iterable[str]] | None = None) -> tuple[str, ...]:
     """The synonyms a mention may name ``term`` by, as its name does.
 
     An EXACT synonym is the term; a NARROW one a kind of it, which by HPO's true-path rule
@@ -300,18 +300,23 @@ def naming_synonyms(term: Term) -> tuple[str, ...]:
     of Vertigo: lightheadedness is no vertigo; "Bloody stools" of Bloody diarrhea;
     "Twitching" of Muscle fibrillation), so it names the term only when it says the name's
     words with a qualifier more or less ("Rash" of Skin rash, "Liver cirrhosis" of
-    Cirrhosis). EXACT synonyms that clinical English uses for another concept
+    Cirrhosis), and is not what another term is named by (``named_so``: normalized name or
+    EXACT or NARROW synonym → the ids of the terms it names; "Lipomas" of Multiple lipomas is
+    the term Lipoma). EXACT synonyms that clinical English uses for another concept
     (``OTHER_SENSES``) name it not at all.
     """
     name_words = set(normalize(term.name).split())
+    named_so = named_so or {}
 
     def names_it(synonym: Synonym) -> bool:
         if (term.id, synonym.text) in OTHER_SENSES:
             return False
         if synonym.scope in ("EXACT", "NARROW"):
             return True
-        words = set(normalize(synonym.text).split())
-        return bool(words) and (words <= name_words or name_words <= words)
+        key = normalize(synonym.text)
+        words = set(key.split())
+        elsewhere = set(named_so.get(key, ())) - {term.id}
+        return bool(words) and not elsewhere and (words <= name_words or name_words <= words)
 
     return tuple(s.text for s in term.synonyms if names_it(s))
 
@@ -325,8 +330,12 @@ def _read_lines(path: Path) -> Iterator[str]:
 def _add_phenotypes(kg: KnowledgeGraph, path: Path) -> dict[str, list[str]]:
     """Add the live terms and their ``is_a`` facts; returns parent → children."""
     terms = [t for t in parse_obo(_read_lines(path), path.name) if not t.obsolete]
+    named_so: dict[str, set[str]] = {}  # what each term is named by for certain
     for term in terms:
-        kg.add_node(term.id, term.name, PHENOTYPE, "HPO", naming_synonyms(term))
+        for label in (term.name, *(s.text for s in term.synonyms if s.scope in ("EXACT", "NARROW"))):
+            named_so.setdefault(normalize(label), set()).add(term.id)
+    for term in terms:
+        kg.add_node(term.id, term.name, PHENOTYPE, "HPO", naming_synonyms(term, named_so))
     live = {term.id for term in terms}
     children: dict[str, list[str]] = {}
     facts = []

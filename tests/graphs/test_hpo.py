@@ -290,10 +290,12 @@ def test_the_graph_looks_phenotypes_up_by_the_synonyms_that_name_them(built):
     kg, _ = built
     names = {text: [kg.name(n) for n in kg.nodes_named(text)] for text in (
         "dullness", "unresponsive", "sunken eyes", "dizziness", "twitching", "rash", "liver cirrhosis", "torpor",
+        "lipomas",
     )}  # fmt: skip
     assert names == {
         "dullness": [], "unresponsive": [], "sunken eyes": [], "dizziness": [], "twitching": [],
         "rash": ["Skin rash"], "liver cirrhosis": ["Cirrhosis"], "torpor": ["Lethargy"],
+        "lipomas": ["Lipoma"],  # RELATED to Multiple lipomas, and the name of Lipoma
     }  # fmt: skip
 
 
