@@ -289,6 +289,11 @@ OTHER_SENSES = {
     ("HP:0025697", "Pseudomembranes"): "the pseudomembranes of candidiasis, diphtheria or C. difficile colitis, "
     "not airway Fibrin casts",
     ("HP:0031150", "VMA"): "vanillylmandelic acid, not Vitreomacular adhesion",
+    ("HP:0011096", "Demyelination"): "demyelination of any site (cerebellar, the medial longitudinal "
+    "fasciculus in multiple sclerosis), not Peripheral demyelination",
+    ("HP:0001114", "Xanthoma"): "a xanthoma of any site (tendon, eruptive, cutaneous), not Xanthelasma of the eyelid",
+    ("HP:0034732", "Exertional heat stroke"): "heat illness of a healthy person exercising in heat, not "
+    "Exercise-triggered malignant hyperthermia (an inherited susceptibility)",
 }  # fmt: skip
 
 
