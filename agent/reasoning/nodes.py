@@ -19,7 +19,7 @@ from agent.config import Settings
 from agent.reasoning import kg_nodes, llm_nodes, resources
 from agent.reasoning.context import AgentContext
 from agent.reasoning.grounding import UNGROUNDED, below, ground_reasoning, path_evidence, unbacked
-from agent.reasoning.kg_nodes import EXCEPTION, LOOSE, NO_RELEVANT_PATH, OUTSIDE, failed
+from agent.reasoning.kg_nodes import EXCEPTION, LOOSE, NO_RELEVANT_PATH, OUTSIDE, UNCOMPARED, failed
 from agent.reasoning.relevance import mean_relevance
 from agent.reasoning.search import searches_anew
 from agent.reasoning.state import Grounding, SampleState, Verification
@@ -27,7 +27,7 @@ from agent.reasoning.state import Grounding, SampleState, Verification
 # A retry widens the path search but keeps the mappings, so it cannot mend these: the sample
 # is rejected at once with that reason instead of spending attempts (and LLM calls) on it.
 UNMAPPED = ("no question entity mapped", "no answer entity mapped")
-FINAL = (*UNMAPPED, OUTSIDE, LOOSE, EXCEPTION)
+FINAL = (*UNMAPPED, OUTSIDE, LOOSE, EXCEPTION, UNCOMPARED)
 
 
 def behaviours(ctx: AgentContext) -> ModuleType:

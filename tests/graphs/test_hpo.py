@@ -17,9 +17,12 @@ from graphs.hpo import (
     PHENOTYPIC_ABNORMALITY,
     DiseaseAnnotation,
     GeneAnnotation,
+    Synonym,
     Term,
     build_hpo_graph,
+    OTHER_SENSES,
     hpo_data_dir,
+    naming_synonyms,
     parse_genes_to_phenotype,
     parse_hpoa,
     parse_obo,
@@ -97,28 +100,27 @@ def test_obo_header_is_skipped_and_terms_come_in_order():
     assert terms[0].parents == ()
     assert terms[1].parents == ("HP:0001507",)
     assert terms[2].synonyms == (
-        "Multicystic dysplastic kidney",
-        "Multicystic kidneys",
-        "Multicystic renal dysplasia",
+        Synonym("Multicystic dysplastic kidney", "EXACT"),
+        Synonym("Multicystic kidneys", "EXACT"),
+        Synonym("Multicystic renal dysplasia", "EXACT"),
     )
 
 
 def test_fever_has_its_synonyms_and_is_a_parent():
     (fever,) = parse_obo(obo_stanza(FEVER))
-    assert fever == Term(
-        FEVER, "Fever", ("Fever", "Hyperthermia", "Pyrexia"), ("HP:0004370",), obsolete=False
-    )
+    exact = tuple(Synonym(text, "EXACT") for text in ("Fever", "Hyperthermia", "Pyrexia"))
+    assert fever == Term(FEVER, "Fever", exact, ("HP:0004370",), obsolete=False)
 
 
 def test_obsolete_synonyms_are_dropped():
     (term,) = parse_obo(obo_stanza("HP:0008845"))
     assert term.name == "Mesomelic short stature"
-    assert "Mesomelic dwarfism" not in term.synonyms
-    assert term.synonyms == (
+    assert "Mesomelic dwarfism" not in [s.text for s in term.synonyms]
+    assert [s.text for s in term.synonyms] == [
         "Dwarfism, short limb mesomelic",
         "Short stature, disproportionate mesomelic",
         "Short stature, mesomelic",
-    )
+    ]
 
 
 def test_obsolete_terms_are_flagged():
@@ -145,7 +147,12 @@ def test_synonym_scopes_and_escaped_quotes():
         "is_a: HP:0000001 ! All\n",
     ]
     (term,) = parse_obo(stanza)
-    assert term.synonyms == ('A "quoted" name', "Related one", "Narrow one", "Broad one")
+    assert term.synonyms == (
+        Synonym('A "quoted" name', "EXACT"),
+        Synonym("Related one", "RELATED"),
+        Synonym("Narrow one", "NARROW"),
+        Synonym("Broad one", "BROAD"),
+    )
     assert term.parents == ("HP:0000001",)
 
 
@@ -153,6 +160,7 @@ def test_synonym_scopes_and_escaped_quotes():
     "bad, line_no",
     [
         ('synonym: "unterminated EXACT []\n', 4),
+        ('synonym: "Scoped wrongly" SAME []\n', 4),
         ("this is not a tag line\n", 4),
     ],
 )
@@ -165,6 +173,36 @@ def test_malformed_obo_line_names_file_and_line(bad, line_no):
 def test_term_without_id_is_an_error():
     with pytest.raises(ValueError, match=r"hp\.obo, line 1\b.*without an id"):
         list(parse_obo(["[Term]\n", "name: Nameless\n"]))
+
+
+# -- the names a phenotype is looked up by ----------------------------------------------
+def test_a_synonym_names_its_term_when_exact_or_narrower_or_the_name_with_a_qualifier_more_or_less():
+    stanza = [
+        "[Term]\n",
+        "id: HP:9999998\n",
+        "name: Skin rash\n",
+        'synonym: "Exanthem" EXACT []\n',
+        'synonym: "Maculopapular rash" NARROW []\n',
+        'synonym: "Rash" BROAD layperson []\n',
+        'synonym: "Generalized skin rash" RELATED []\n',
+        'synonym: "Spots" BROAD layperson []\n',
+        'synonym: "Itchy eruption" RELATED []\n',
+    ]
+    (term,) = parse_obo(stanza)
+    assert naming_synonyms(term) == ("Exanthem", "Maculopapular rash", "Rash", "Generalized skin rash")
+
+
+def test_synonyms_of_another_sense_in_clinical_english_name_nothing():
+    (lethargy,) = parse_obo(obo_stanza("HP:0001254"))
+    assert Synonym("Dullness", "EXACT") in lethargy.synonyms
+    assert "Dullness" not in naming_synonyms(lethargy) and "Torpor" in naming_synonyms(lethargy)
+
+
+@pytest.mark.parametrize("term_id, synonym", sorted(OTHER_SENSES))
+def test_each_other_sense_is_an_exact_synonym_of_its_term_in_the_shipped_release(term_id, synonym):
+    """A release that renames, rescopes or drops one leaves an entry that guards nothing."""
+    (term,) = parse_obo(obo_stanza(term_id))
+    assert Synonym(synonym, "EXACT") in term.synonyms
 
 
 # -- phenotype.hpoa -----------------------------------------------------------------------
@@ -246,6 +284,19 @@ def test_phenotype_nodes_and_is_a_facts(built):
     is_a = {(t.id, p) for t in terms for p in t.parents if p in live}
     assert kg.type_counts()["effect/phenotype"] == len(live)
     assert kg.relation_counts()[Relation("phenotype_phenotype", "parent-child")] == len(is_a)
+
+
+def test_the_graph_looks_phenotypes_up_by_the_synonyms_that_name_them(built):
+    kg, _ = built
+    names = {text: [kg.name(n) for n in kg.nodes_named(text)] for text in (
+        "dullness", "unresponsive", "sunken eyes", "dizziness", "twitching", "rash", "liver cirrhosis", "torpor",
+        "lipomas",
+    )}  # fmt: skip
+    assert names == {
+        "dullness": [], "unresponsive": [], "sunken eyes": [], "dizziness": [], "twitching": [],
+        "rash": ["Skin rash"], "liver cirrhosis": ["Cirrhosis"], "torpor": ["Lethargy"],
+        "lipomas": ["Lipoma"],  # RELATED to Multiple lipomas, and the name of Lipoma
+    }  # fmt: skip
 
 
 def test_obsolete_terms_are_not_nodes(built):

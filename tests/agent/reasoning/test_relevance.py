@@ -224,3 +224,53 @@ def test_the_run_summary_gives_the_accepted_relevance_and_the_rejection_reasons(
     accepted = [json.loads(line) for line in (tmp_path / "out" / "results.jsonl").open()][0]
     assert summary["relevance"]["accepted_mean"] == accepted["relevance"] > 0
     assert "relevance (mean, accepted)" in result.output and "Rejected: answer outside the graph × 1" in result.output
+
+
+def test_kg_only_does_not_judge_an_answer_ahead_of_options_the_graph_does_not_hold(context):
+    """Leading options that score 0 because the graph has no node for them says nothing:
+    with two of the three other options outside the graph the same sound findings are
+    rejected with a reason naming them; with all of them in it, accepted."""
+    ctx = context()
+    findings = "A woman presents with goiter, tremor, heat intolerance, proptosis and pretibial myxedema."
+    compared = run_graph(ctx, diagnosis(findings, options={**OPTIONS, "D": "Pheochromocytoma"}))
+    assert compared["status"] == "accepted", compared["verification"]
+    options = {"A": "Graves disease", "B": "Toxic multinodular goiter", "C": "Pheochromocytoma", "D": "Panic disorder"}
+    uncompared = run_graph(ctx, diagnosis(findings, options=options))
+    assert uncompared["status"] == "rejected"
+    assert uncompared["verification"]["reason"] == "options outside the graph"
+    assert uncompared["verification"]["detail"] == \
+        "1 of the 3 other options are in the graph; not: C. Pheochromocytoma, D. Panic disorder"
+    assert len(uncompared["attempts"]) == 1  # a wider search cannot put them in the graph
+
+
+
+PAIN_KG = """head\trelation\ttail\thead_type\ttail_type
+myalgia\tphenotype_phenotype\tpain\teffect/phenotype\teffect/phenotype
+arthralgia\tphenotype_phenotype\tpain\teffect/phenotype\teffect/phenotype
+polymyalgia rheumatica\tdisease_phenotype_positive\tmyalgia\tdisease\teffect/phenotype
+polymyalgia rheumatica\tdisease_phenotype_positive\tarthralgia\tdisease\teffect/phenotype
+polymyalgia rheumatica\tdisease_phenotype_positive\tmorning stiffness\tdisease\teffect/phenotype
+polymyalgia rheumatica\tdisease_phenotype_positive\tfever\tdisease\teffect/phenotype
+giant cell arteritis\tdisease_phenotype_positive\theadache\tdisease\teffect/phenotype
+giant cell arteritis\tdisease_phenotype_positive\tfever\tdisease\teffect/phenotype
+"""
+
+
+def test_kg_only_reasoning_shows_the_one_path_each_finding_counts_by(tmp_path, embedder):
+    """The evidence counts a finding once, by its best path: the reasoning shows that path,
+    not every route from the same finding ("pain" through myalgia and through arthralgia
+    would say the patient has both), whatever the LLM pruner's K."""
+    from graphs.kg_dir import Source, build_kg
+    from graphs.progress import Silent
+
+    (tmp_path / "kg.tsv").write_text(PAIN_KG)
+    build_kg(tmp_path / "kg", Source("triples", tmp_path / "kg.tsv"), embedder, Silent())
+    ctx = resources.load(Settings(kg_dir=tmp_path / "kg", prune_per_group=3))
+    state = run_graph(ctx, diagnosis("A woman presents with pain, fever and morning stiffness.",
+                                     answer="Polymyalgia rheumatica",
+                                     options={"A": "Polymyalgia rheumatica", "B": "Giant cell arteritis"}))
+    from_pain = [p["names"][1] for p in state["paths"] if p["names"][0] == "pain" and p["relevance"]["score"] > 0]
+    assert sorted(from_pain) == ["arthralgia", "myalgia"]  # two equally good routes from one finding
+    shown = [(p["names"][0], p["names"][-1]) for p in state["pruned"]]
+    assert sorted(shown) == [("morning stiffness", "polymyalgia rheumatica"), ("pain", "polymyalgia rheumatica")]
+    assert state["reasoning"].count("Starting from pain:") == 1
