@@ -102,8 +102,34 @@ def scan_mentions(kg: KnowledgeGraph, text: str, reordered: bool = False) -> lis
 # what the patient has.
 NOT_THE_FINDING = frozenset(
     """suppressor suppressors marker markers medication medications medicine medicines syrup reducer reducers
-    killer killers prophylaxis vaccine vaccines vaccination screening clinic specialist""".split()
+    killer killers prophylaxis vaccine vaccines vaccination screening clinic specialist reliever relievers""".split()
 )
+# What a patient responds to or is treated for is no finding of theirs: "eyes opening to pain",
+# "withdraws from pain", "sensation to pain" test a response to a stimulus; "oxycodone for pain",
+# "monitoring of his pain", "to control his pain" say what care is for, not which pain the
+# patient has; nor do "pain management", "pain control", "pain scores" (CARE_NOUNS after
+# it). A name is no finding when the word before it (past "the", "his", "of"...) is a
+# response word with "to", "from" or "on" (RESPONSE_WORDS), or a care word (CARE_WORDS); "for"
+# is a care word only when a treatment word stands before it in its clause (TREATMENT_WORDS:
+# "takes ibuprofen for the pain", not "comes to the physician for pain in his back"). Only for
+# the names in CARED_FOR: a drug "for hypertension" still says the patient has hypertension.
+RESPONSE_WORDS = frozenset(
+    """open opens opening opened response responses respond responds responding responsive reaction react reacts
+    withdraw withdraws withdrawing withdrawal withdrew localize localizes localizing localise localises localising
+    grimace grimaces grimacing sensation sensitivity sensitive moan moans moaning""".split()
+)
+CARE_WORDS = frozenset(
+    """control controls controlled controlling relieve relieves relieved relieving monitor monitoring monitored
+    manage manages managed managing assist treat treating""".split()
+)  # not "evaluation": "comes for evaluation of pain" is the patient's pain
+TREATMENT_WORDS = frozenset(
+    """take takes took taken taking use uses used using medication medications drug drugs needed prescribed given
+    giving receive receives received receiving required requires switching analgesic analgesics""".split()
+)
+CARE_NOUNS = frozenset("management control relief scale scales score scores".split())
+CARED_FOR = frozenset({"pain", "pains"})
+PAIN_WORDS = CARED_FOR | {"painful"}
+_OBJECT_GLUE = frozenset("the his her their its a an of with patient patients s".split())
 
 
 def _longest_runs(
@@ -127,10 +153,37 @@ def _longest_runs(
                 continue  # a name never runs across sentences ("absent. Patellar reflexes")
             if modifies[i + n - 1]:
                 continue  # "tumor suppressor gene"
+            if n == 1 and _responded_to_or_cared_for(text, words, i):
+                continue  # "eyes opening to pain", "oxycodone for pain"
             if names(text[words[i][1] : words[i + n - 1][2]]):
                 taken[i : i + n] = [True] * n
                 found.append((i, n))
     return found
+
+
+def _responded_to_or_cared_for(text: str, words: list[tuple[str, int, int]], i: int) -> bool:
+    """Whether word ``i`` names what the patient responds to or what care is for, not a
+    finding of theirs (``RESPONSE_WORDS``, ``CARE_WORDS``)."""
+    if words[i][0].lower() not in CARED_FOR:
+        return False
+    if i + 1 < len(words) and words[i + 1][0].lower() in CARE_NOUNS and not text[words[i][2] : words[i + 1][1]].strip():
+        return True
+    j = i - 1
+    while j >= 0 and words[j][0].lower() in _OBJECT_GLUE and not _CLAUSE_END.search(text, words[j][2], words[j + 1][1]):
+        j -= 1
+    if j < 0 or _CLAUSE_END.search(text, words[j][2], words[j + 1][1]):
+        return False
+    before = words[j][0].lower()
+    if before in ("to", "from", "on"):
+        return j > 0 and words[j - 1][0].lower() in RESPONSE_WORDS
+    if before == "for":
+        for k in range(j - 1, -1, -1):
+            if _CLAUSE_END.search(text, words[k][2], words[k + 1][1]):
+                return False
+            if words[k][0].lower() in TREATMENT_WORDS:
+                return True
+        return False
+    return before in CARE_WORDS
 
 
 def _with_reordered(
@@ -211,7 +264,7 @@ def _runs_that_may_name(kg: KnowledgeGraph, text: str, words: list[tuple[str, in
 # REORDER_WORDS words, opening and ending with a content word, never across a comma or a
 # clause break, nor holding a coordination, a clause turn or a negation (REORDER_BREAKS):
 # "pain, mostly in the foot" and "pain in the back and foot" are no foot pain.
-REORDER_WORDS = 6
+REORDER_WORDS = 8
 REORDER_GLUE = frozenset(
     """a an the his her their its of in on at over from to within into along both is are was were be been being
     has have had appear appeared seem seemed become became noted present seen mild moderate severe marked slight
@@ -221,7 +274,48 @@ SIDES = frozenset("left right bilateral".split())
 REORDER_BREAKS = frozenset(
     "and or but nor while after before because although however except than versus no not without".split()
 )
-IRREGULAR_PARTS = {"swollen": "swelling"}  # an adjective whose noun is not "-ness"
+IRREGULAR_PARTS = {"swollen": "swelling", "painful": "pain"}  # an adjective whose noun is not "-ness"
+
+# A finding at a site written in a case report's words is HPO's finding of that site
+# (``reordered_nodes``, after the words as written): "pain in her belly", "left lower quadrant
+# pain", "substernal pain" Abdominal / Chest pain, "pain in the right lower extremity" Lower limb
+# pain, "mass in the left upper quadrant" Abdominal mass. Each lay or anatomical word for
+# a site is read as the word HPO's names use for it (SITE_WORDS: HPO's word, then the words a
+# case report uses), then, where no name says where on the site, the words saying it
+# (WHERE_WORDS: "upper", "lower", "side") are left out. Some findings at a site HPO names by
+# other words (LAY_FINDINGS: HPO's words, then the words that stand for them): "pain in her
+# head" Headache, "pain during sexual intercourse" Dyspareunia, "pain with urination" Dysuria,
+# "enlarged lymph nodes" Lymphadenopathy, "lymph nodes in the neck" Cervical lymphadenopathy.
+SITE_WORDS = {
+    "abdominal": "abdomen belly tummy quadrant periumbilical umbilicus umbilical suprapubic hypogastric hypogastrium"
+                 " rlq ruq llq luq",
+    "chest": "substernal retrosternal sternum sternal rib",
+    "limb": "extremity",
+    "upper limb": "arm",
+    "leg": "thigh calf calve shin",
+    "testicular": "testicle testis",
+    "axillary": "armpit axilla",
+}  # fmt: skip
+_HPO_SITE = {lay: hpo for hpo, lays in SITE_WORDS.items() for lay in lays.split()}
+# What brings a pain on, after "pain" ("pain with urination", "pain during intercourse", "pain
+# when urinating"): glue there only ("red blood cells with increased pallor" is no Polycythemia).
+PAIN_LINKS = frozenset("with during when upon on".split())
+POSITIONS = frozenset("upper lower middle mid central".split())  # adjectives: never a run's last word
+WHERE_WORDS = POSITIONS | frozenset("side region area aspect part portion".split())
+# Words that, before "of", say which part of the site after it: "the back of his knee".
+PART_WORDS = WHERE_WORDS | {"back", "front"}
+LAY_FINDINGS = (
+    ("headache", "head pain"),
+    ("dyspareunia", "sexual intercourse pain"), ("dyspareunia", "vaginal intercourse pain"), ("dyspareunia", "intercourse pain"),
+    ("dysuria", "urination pain"), ("dysuria", "urinating pain"), ("dysuria", "urinate pain"), ("dysuria", "micturition pain"),
+    ("odynophagia", "swallowing pain"), ("odynophagia", "swallow pain"),
+    ("lymphadenopathy", "enlarged lymph node"), ("lymphadenopathy", "lymph node enlargement"),
+    ("lymphadenopathy", "palpable lymph node"), ("lymphadenopathy", "swollen lymph node"),
+    # "neck" is "cervical" only for lymph nodes: a "cervical" tumor, polyp or motion tenderness is the uterine cervix's
+    ("cervical lymphadenopathy", "neck lymphadenopathy"), ("inguinal lymphadenopathy", "groin lymphadenopathy"),
+)  # fmt: skip
+_LAY_FINDINGS = tuple((hpo, frozenset(lay.split())) for hpo, lay in LAY_FINDINGS)
+LAY_VOCABULARY = frozenset(_HPO_SITE) | WHERE_WORDS | frozenset(w for _, lay in _LAY_FINDINGS for w in lay)
 _CLAUSE_GAP = re.compile(r"[^\sA-Za-z0-9'’-]")
 
 
@@ -234,18 +328,35 @@ def reordered_nodes(kg: KnowledgeGraph, text: str) -> tuple[str, ...]:
     if any(w.lower() in REORDER_BREAKS for w in words):
         return ()
     forms = [normalize(w) for w in words]
-    if _is_glue(kg, forms[0]) or _is_glue(kg, forms[-1]):
+    glue = _glue(kg, forms)
+    if glue[0] or glue[-1]:
         return ()
-    content = [w for form in forms if not _is_glue(kg, form) for w in form.split()]
+    content = [w for form, g in zip(forms, glue) if not g for w in form.split()]
     sideless = [w for w in content if w not in SIDES]
-    for key in (content, [_other_part(kg, w) for w in content], sideless, [_other_part(kg, w) for w in sideless]):
-        if len(key) < 2:
-            continue
+    keys = [content, [_other_part(kg, w) for w in content], sideless, [_other_part(kg, w) for w in sideless]]
+    for key in [key for key in keys if len(key) >= 2] + [hpo for key in keys[2:] for hpo in in_hpo_words(key)]:
         found = tuple(n for n in kg.reworded_index.get(frozenset(key), ())
                       if kg.node(n).type == PHENOTYPE and n not in kg.qualifiers)
         if found:
             return found
     return ()
+
+
+def in_hpo_words(words: list[str]) -> list[frozenset[str]]:
+    """A finding's words (normalized) in those HPO's names use (``SITE_WORDS``,
+    ``LAY_FINDINGS``), then without the words saying where on the site (``WHERE_WORDS``):
+    the keys to look up after the words as written, of two words at least unless a lay
+    finding's word stands for two ("pain with urination": Dysuria)."""
+    found = set(words)
+    for hpo, lay_words in _LAY_FINDINGS:
+        if lay_words <= found:
+            found = (found - lay_words) | set(hpo.split())
+    lay = bool(found - set(words))  # a lay finding's HPO word stands for two words: one may be a key
+    found = {hpo for w in found for hpo in _HPO_SITE.get(w, w).split()}
+    keys = [frozenset(found)] if found != set(words) else []
+    if found - WHERE_WORDS < found:
+        keys.append(frozenset(found - WHERE_WORDS))
+    return [key for key in keys if len(key) >= 2 or lay and key]
 
 
 def _other_part(kg: KnowledgeGraph, word: str) -> str:
@@ -258,10 +369,17 @@ def _other_part(kg: KnowledgeGraph, word: str) -> str:
     return other if other in kg.name_words else word
 
 
+def _glue(kg: KnowledgeGraph, forms: list[str]) -> list[bool]:
+    """Which of a run's words (normalized) say nothing a finding's name says (``_is_glue``,
+    ``PAIN_LINKS`` after a pain)."""
+    return [_is_glue(kg, form) or form in PAIN_LINKS and k > 0 and forms[k - 1] in PAIN_WORDS
+            for k, form in enumerate(forms)]
+
+
 def _is_glue(kg: KnowledgeGraph, form: str) -> bool:
     """Whether a word's normalized form says nothing a finding's name says: a function word or
     an adverb no name holds ("mildly")."""
-    return form in REORDER_GLUE or form.endswith("ly") and form not in kg.name_words
+    return form in REORDER_GLUE or form.endswith("ly") and form not in kg.name_words and form not in LAY_VOCABULARY
 
 
 def _runs_that_may_reorder(kg: KnowledgeGraph, text: str, words: list[tuple[str, int, int]]) -> Callable[[int, int], bool]:
@@ -269,11 +387,14 @@ def _runs_that_may_reorder(kg: KnowledgeGraph, text: str, words: list[tuple[str,
     (``reordered_nodes``): False for runs that cannot (a word of no name, a break, glue at
     an end), that cut a hyphened word, that follow "to" (what the patient "failed to gain",
     not what they have) or whose opening adjective may be shared by a coordination after it
-    ("weak lower extremity and femoral pulses"), with a few list lookups each."""
+    ("weak lower extremity and femoral pulses"; not an item of a list after a comma:
+    "infections, enlarged lymph nodes, and fevers"), or that end on a side or on a part of
+    what follows ("pain at the back of his knee", PART_WORDS), with a few list lookups each."""
     vocabulary = kg.name_words
     forms = [normalize(word) for word, _, _ in words]
-    glue = [_is_glue(kg, form) for form in forms]
-    known = [g or bool(form) and all(w in vocabulary or _other_part(kg, w) in vocabulary for w in form.split())
+    glue = _glue(kg, forms)
+    known = [g or bool(form) and all(w in vocabulary or w in LAY_VOCABULARY or _other_part(kg, w) in vocabulary
+                                     for w in form.split())
              for g, form in zip(glue, forms)]
     lowered = [word.lower() for word, _, _ in words]
     broken = [w in REORDER_BREAKS for w in lowered]  # a break word
@@ -291,8 +412,12 @@ def _runs_that_may_reorder(kg: KnowledgeGraph, text: str, words: list[tuple[str,
             return False  # part of a hyphened word: "swan-neck deformities" is no neck deformity
         if not all(known[i : last + 1]) or any(broken[i : last + 1]) or any(gaps[i:last]):
             return False
+        if lowered[last] in SIDES | POSITIONS or last + 1 < len(words) and lowered[last + 1] == "of" and lowered[last] in PART_WORDS:
+            return False  # "pain at the back (of his knee)" is no back pain, "the left (hand)" no site
         coordinated = last + 1 < len(words) and words[last + 1][0].lower() in ("and", "or")
-        return not (coordinated and shared[i])
+        # an item of a list after a comma has its own adjective ("infections, enlarged lymph nodes, and fevers")
+        listed = i > 0 and text[words[i - 1][2] : words[i][1]].strip() == ","
+        return not (coordinated and shared[i] and not listed)
 
     return may_reorder
 
@@ -329,7 +454,27 @@ def find_findings(kg: KnowledgeGraph, question: str) -> list[str]:
         (f.start, f.surface) for f in scan_mentions(kg, question, reordered=True)
         if not f.negated and not any(s <= f.start < e for s, e, _ in phrases)
     ]
-    return _each_once(surface for _, surface in sorted(found))
+    found.sort()
+    return _each_once(surface for k, (start, surface) in enumerate(found)
+                      if not _said_more_by(kg, question, start, surface, [s for _, s in found[:k]]))
+
+
+# After a pain, words that say where it is: "pain in her vagina" is a pain of its own.
+_PLACED = re.compile(r"\s+(?:in|of|over|on|at|around|along|within|across)\b", re.IGNORECASE)
+
+
+def _said_more_by(kg: KnowledgeGraph, text: str, start: int, surface: str, before: list[str]) -> bool:
+    """Whether ``surface`` (at ``start`` in ``text``) is a bare pain ("The pain radiates to his
+    back", "the cause of this patient's pain") after a finding of the question that names a
+    kind of pain ("substernal pain": Chest pain, "pain in her head": Headache): it is that
+    pain, and as Pain it would only lead to kinds of pain the patient does not have. A pain
+    said to be somewhere ("pain in her vagina") or before any kind of pain is its own."""
+    if normalize(surface) not in CARED_FOR or _PLACED.match(text, start + len(surface)):
+        return False
+    general = set(nodes_named(kg, surface))
+    others = [other for other in before if normalize(other) not in CARED_FOR]
+    return any(set(normalize(other).split()) & PAIN_WORDS for other in others) or any(
+        general & (set(kg.specificity.ancestors(n)) - {n}) for other in others for n in named_or_measured(kg, other))
 
 
 def named_or_measured(kg: KnowledgeGraph, text: str) -> tuple[str, ...]:

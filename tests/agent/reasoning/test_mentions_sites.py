@@ -1,0 +1,142 @@
+"""Findings a case report states with their site or in lay words, and pain that is not the
+patient's finding (docs/quality.md, "Findings the case report states in other forms")."""
+
+import pytest
+
+from agent.reasoning.mentions import find_findings, named_or_measured
+from graphs.store import KnowledgeGraph
+
+PHENOTYPE = "effect/phenotype"
+
+
+def sites_kg():
+    """HPO's names for pain, lymph node and edema findings of a few sites, under their
+    general terms, with HPO's side qualifiers (``KnowledgeGraph.qualifiers``)."""
+    kg = KnowledgeGraph()
+    names = {
+        "P0": "Pain", "P1": "Abdominal pain", "P2": "Chest pain", "P3": "Lower limb pain", "P4": "Upper limb pain",
+        "P5": "Limb pain", "P6": "Back pain", "P7": "Headache", "P8": "Dyspareunia", "P9": "Dysuria",
+        "P10": "Odynophagia", "P11": "Lymphadenopathy", "P12": "Cervical lymphadenopathy", "P13": "Edema",
+        "P14": "Pedal edema", "P15": "Testicular pain", "P16": "Polycythemia", "P17": "Neck pain",
+        "HP:0000001": "All", "HP:0000118": "Phenotypic abnormality", "HP:0012823": "Clinical modifier", "HP:0012835": "Left", "HP:0012834": "Right",
+    }  # fmt: skip
+    for node_id, name in names.items():
+        kg.add_node(node_id, name, PHENOTYPE)
+    kg.synonyms = {"P3": ("Leg pain",), "P10": ("Painful swallowing",), "P11": ("Swollen lymph nodes",),
+                   "P14": ("Edema of the lower limbs",), "P16": ("Increased red blood cells",)}
+    is_a = [("P1", "P0"), ("P2", "P0"), ("P5", "P0"), ("P3", "P5"), ("P4", "P5"), ("P6", "P0"), ("P7", "P0"),
+            ("P15", "P0"), ("P17", "P0"), ("P12", "P11"), ("P14", "P13"), ("HP:0000118", "HP:0000001"),
+            ("HP:0012823", "HP:0000001"),
+            ("HP:0012835", "HP:0012823"), ("HP:0012834", "HP:0012823")]
+    for child, parent in is_a:
+        kg.add_fact(child, "phenotype_phenotype", parent)
+    return kg
+
+
+def findings(kg, text):
+    """Each finding of ``text`` with the names of the nodes it stands for."""
+    return [(f, [kg.name(n) for n in named_or_measured(kg, f)]) for f in find_findings(kg, text)]
+
+
+@pytest.mark.parametrize("text, surface, name", [
+    ("She has fevers and left lower quadrant pain.", "left lower quadrant pain", "Abdominal pain"),
+    ("The boy is crying about pain in his belly.", "pain in his belly", "Abdominal pain"),
+    ("She has dull suprapubic pain for 3 hours.", "suprapubic pain", "Abdominal pain"),
+    ("He describes non-radiating substernal pain.", "substernal pain", "Chest pain"),
+    ("He has pain in the right upper quadrant of his abdomen.", "pain in the right upper quadrant", "Abdominal pain"),
+    ("She has a burning pain in her upper right back.", "pain in her upper right back", "Back pain"),
+    ("He has severe pain of the right lower extremity.", "pain of the right lower extremity", "Lower limb pain"),
+    ("He has pain in his left thigh for a week.", "pain in his left thigh", "Lower limb pain"),
+    ("She presents with right arm pain.", "right arm pain", "Upper limb pain"),
+    ("He has swelling and pain in his right testicle.", "pain in his right testicle", "Testicular pain"),
+    ("He has stabbing pain in the middle of his chest.", "pain in the middle of his chest", "Chest pain"),
+    ("She has pain in the right side of her abdomen.", "pain in the right side of her abdomen", "Abdominal pain"),
+    # HPO's own word for a site is read as written, before any lay reading ("neck" is not "cervical" here)
+    ("He has pain in his neck.", "pain in his neck", "Neck pain"),
+])
+def test_a_pain_named_with_its_site_in_lay_or_anatomical_words_is_that_sites_pain(text, surface, name):
+    kg = sites_kg()
+    assert findings(kg, text) == [(surface, [name])]
+
+
+@pytest.mark.parametrize("text, surface, name", [
+    ("She has severe pain in her head.", "pain in her head", "Headache"),
+    ("She reports pain during sexual intercourse.", "pain during sexual intercourse", "Dyspareunia"),
+    ("She has pain with urination.", "pain with urination", "Dysuria"),
+    ("He has had pain when urinating.", "pain when urinating", "Dysuria"),
+    ("She has painful urination.", "painful urination", "Dysuria"),
+    ("She has painful swallowing.", "painful swallowing", "Odynophagia"),
+])
+def test_a_pain_hpo_names_by_another_word_is_that_finding(text, surface, name):
+    kg = sites_kg()
+    assert findings(kg, text) == [(surface, [name])]
+
+
+def test_lymph_nodes_and_edema_at_a_site_are_that_sites_finding():
+    kg = sites_kg()
+    assert findings(kg, "She has enlarged lymph nodes in the neck.") == [
+        ("enlarged lymph nodes in the neck", ["Cervical lymphadenopathy"])]
+    assert findings(kg, "There is lymph node enlargement.") == [("lymph node enlargement", ["Lymphadenopathy"])]
+    # an item of a list after a comma keeps its adjective to itself
+    assert findings(kg, "He has had edema, enlarged lymph nodes, and headaches.") == [
+        ("edema", ["Edema"]), ("enlarged lymph nodes", ["Lymphadenopathy"]), ("headaches", ["Headache"])]
+    assert findings(kg, "There is 2+ pitting edema of the lower extremities.") == [
+        ("edema of the lower extremities", ["Pedal edema"])]
+
+
+def test_words_that_say_only_where_or_link_a_pain_name_nothing_alone():
+    kg = sites_kg()
+    # "with" links a pain to what brings it on, nowhere else; side and position words alone are no finding
+    assert findings(kg, "Smear shows red blood cells with increased central pallor.") == []
+    assert findings(kg, "A nodule in the right upper lobe; the left lower lobe is clear.") == []
+    # "neck" is "cervical" only for its lymph nodes: a cervical tumor is the uterine cervix's
+    kg = sites_kg()
+    kg.add_node("P19", "Cervical polyp", PHENOTYPE)
+    kg.add_node("P20", "Neoplasm", PHENOTYPE)
+    kg.synonyms = {**kg.synonyms, "P19": ("Cervical tumor",), "P20": ("Tumor",)}
+    assert findings(kg, "There is a tumor in the neck.") == [("tumor", ["Neoplasm"])]
+    # the back of a knee is no back, and a run never ends on a side or position adjective
+    assert findings(kg, "He has pain at the back of his left knee.") == [("pain", ["Pain"])]
+    assert findings(kg, "She has edema in the lower half of the body.") == [("edema", ["Edema"])]
+    # a site word next to a finding that names no site-specific node leaves the finding as written
+    assert findings(kg, "She has pain in her vagina.") == [("pain", ["Pain"])]
+
+
+def test_a_pain_at_a_site_the_question_denies_or_gives_a_relative_is_not_found():
+    kg = sites_kg()
+    assert find_findings(kg, "No pain in her belly.") == []
+    assert find_findings(kg, "She denies suprapubic pain or pain with urination.") == []
+    assert find_findings(kg, "Her mother has pain in her belly; she has a headache.") == ["headache"]
+
+
+def test_pain_the_patient_responds_to_or_is_treated_for_is_no_finding():
+    kg = sites_kg()
+    not_findings = [
+        "He is obtunded, with eyes opening to pain.", "She withdraws from pain.",
+        "He grimaces on pain and localizes in response to pain.", "Sensation to pain is intact.",
+        "Her only current medication is oxycodone for pain.", "She has taken ibuprofen for the pain.",
+        "His pain management team recommends a new drug.", "He is admitted for monitoring of his pain.",
+        "Morphine is dosed to control his pain.", "It is unrelieved by any pain relievers.",
+        "He tried several pain medications.", "The average pain score was 2.",
+    ]
+    for text in not_findings:
+        assert find_findings(kg, text) == [], text
+    # a pain the patient comes for, or has despite treatment, is theirs
+    assert findings(kg, "He comes to the physician for pain in his back.") == [("pain in his back", ["Back pain"])]
+    assert find_findings(kg, "She has pain despite ibuprofen.") == ["pain"]
+    assert find_findings(kg, "She comes for evaluation of pain.") == ["pain"]
+
+
+def test_a_bare_pain_after_a_named_kind_of_pain_is_that_pain():
+    kg = sites_kg()
+    text = "He has substernal pain. The pain radiates to his jaw. What is the cause of his pain?"
+    assert findings(kg, text) == [("substernal pain", ["Chest pain"])]
+    # a pain read as a finding HPO names by another word is such a kind too
+    kg = sites_kg()
+    kg.add_node("P18", "Dysmenorrhea", PHENOTYPE)  # not under Pain in this graph, as Headache in HPO
+    kg.synonyms = {**kg.synonyms, "P18": ("Painful menstruation",)}
+    assert find_findings(kg, "She has painful menstruation. The pain lasts two days.") == ["painful menstruation"]
+    # with no kind of pain named before it, or said to be somewhere, the pain is a finding of its own
+    assert find_findings(kg, "He has pain. The pain radiates to his jaw.") == ["pain"]
+    assert find_findings(kg, "She has pain. Hours later, a headache.") == ["pain", "headache"]
+    assert find_findings(kg, "She has a headache and pain in her vagina.") == ["headache", "pain"]
