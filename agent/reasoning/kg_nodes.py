@@ -256,19 +256,13 @@ def verify(state: SampleState, ctx: AgentContext) -> SampleState:
 
 
 def _kg_verification(state: SampleState, ctx: AgentContext) -> Verification:
-    """The KG-only gate, precision first: the answer must be a node of the kind the question
-    asks for, named whole; the gold option's evidence from the question's findings (each
-    path weighed by its relevance) must be specific (``MIN_EVIDENCE``) and clearly ahead of
-    every other option's (``LEAD`` times)."""
+    """The KG-only gate, precision first, once ``unanswerable`` has passed the answer and the
+    options: the gold option's evidence from the question's findings (each path weighed by
+    its relevance) must be specific (``MIN_EVIDENCE``) and clearly ahead of every other
+    option's (``LEAD`` times)."""
     record, mappings, search = state["record"], state["mappings"], state["search"]
     frame = question_frame(ctx, state)
-    problem = answer_problem(ctx.kg, record, mappings, frame)
-    if problem:
-        return problem
     gold = record["answer_idx"]
-    uncompared = options_problem(mappings, record["options"], gold, frame)
-    if uncompared:
-        return uncompared
     if not record["options"] or not gold:
         support = sum(_best_per_finding(state.get("pruned", [])).values())
         if support < MIN_EVIDENCE:
@@ -310,15 +304,23 @@ def _best_per_finding(paths: list[PathRecord]) -> dict[str, float]:
 def unanswerable(state: SampleState, ctx: AgentContext) -> Verification | None:
     """KG-only, an answer of a kind the graph holds no node of (a drug on HPO, a lab test)
     cannot be judged, whatever word-alike it maps to: rejected as such, before anything else;
-    nor can the answer to a question that wants the option that does NOT fit."""
-    question = state["record"]["question"]
+    nor can the answer to a question that wants the option that does NOT fit, an answer
+    mapped only loosely or to another kind of node, or one most of whose rival options the
+    graph does not hold. Whatever paths were found, these are the reasons (no retry mends
+    them), not that the paths explain nothing."""
+    record, mappings = state["record"], state.get("mappings", [])
+    question = record["question"]
     if asks_for_exception(question):
         return failed(EXCEPTION, "the question wants the option that does NOT fit: the best-supported option is not it")
     asks = asked_for(question)
     wanted = wanted_types(asks)
     if wanted is not None and not set(wanted) & ctx.kg.node_types:
         return failed(OUTSIDE, f"the question asks for a {asks} answer; the graph holds no {' or '.join(wanted) or 'such node'}")
-    return None
+    if not any(m["role"] == "answer" for m in mappings):
+        return None  # the precheck says nothing in the answer named a node
+    frame = question_frame(ctx, state)
+    return (answer_problem(ctx.kg, record, mappings, frame)
+            or options_problem(mappings, record["options"], record["answer_idx"], frame))
 
 
 def answer_problem(kg: KnowledgeGraph, record, mappings: list[Mapping], frame: QuestionFrame) -> Verification | None:

@@ -274,3 +274,17 @@ def test_kg_only_reasoning_shows_the_one_path_each_finding_counts_by(tmp_path, e
     shown = [(p["names"][0], p["names"][-1]) for p in state["pruned"]]
     assert sorted(shown) == [("morning stiffness", "polymyalgia rheumatica"), ("pain", "polymyalgia rheumatica")]
     assert state["reasoning"].count("Starting from pain:") == 1
+
+
+def test_an_answer_the_graph_cannot_judge_is_rejected_as_such_whatever_its_paths(context):
+    """A loosely mapped answer is the reason, final at once, even when the question's only
+    path (through a gene, in a question not about genes) explains nothing: no retry can map
+    the answer better."""
+    ctx = context()
+    (hit,) = ctx.index.search(["Graves ophthalmopathy"], k=1)
+    assert hit[0].name == "graves disease" and hit[0].score < 1.0  # the nearest name, not the answer's own
+    state = run_graph(ctx, diagnosis("A woman presents with weight loss.", answer="Graves ophthalmopathy",
+                                     options={**OPTIONS, "A": "Graves ophthalmopathy"}))
+    assert state["paths"] and not any(p["relevance"]["score"] for p in state["paths"])
+    assert state["verification"]["reason"] == "answer mapped loosely"
+    assert len(state["attempts"]) == 1
