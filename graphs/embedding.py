@@ -11,7 +11,7 @@ Two encoders share one model:
 - :class:`StaticEncoder` gives a text the weighted mean of per-token vectors that the
   transformer computed once for each token (a static embedding distilled from the
   transformer, as model2vec does). Encoding then needs only the tokenizer and numpy: the
-  59,313 HPO labels take about a second instead of three minutes. Only the tokens that
+  57,550 HPO labels take about a second instead of three minutes. Only the tokens that
   occur are distilled (those of the indexed labels at build time, a query's unseen tokens
   when they first appear), and tokens are weighted by the square root of their inverse
   document frequency over the indexed labels, so "abnormality of" weighs less than

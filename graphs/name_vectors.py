@@ -7,7 +7,7 @@ weights ``w``, distilled token vectors ``v``, their total ``W``, the centre ``c`
     q·u_i = Σ_t a_it (q·v_t) − b_i (q·c),   a_it = w_t / (W_i n_i),  b_i = 1 / n_i
 
 One small product scores the query against the token vectors (HPO: 8,115 × 384 floats, 12 MB,
-against 59,313 × 384 floats, 91 MB, for the names), and a sparse names × tokens matrix of the
+against 57,550 × 384 floats, 88 MB, for the names), and a sparse names × tokens matrix of the
 ``a_it`` gives every name's score. Those fast scores pick the names scored again exactly, in
 float64, from the stored float32 vectors, which decide the answer (see :meth:`NameVectors.nearest`
 for why this gives exactly the names a float64 scoring of every vector would).
