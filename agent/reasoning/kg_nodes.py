@@ -172,9 +172,17 @@ def _mapping(mention: Mention, candidates: list[NodeChoice], ctx: AgentContext, 
 
 
 def find_paths(state: SampleState, ctx: AgentContext) -> SampleState:
+    """KG-only, the paths of ``searched_paths``; none for an answer the graph cannot judge
+    (``unanswerable``: verify rejects it for that, whatever paths there are, so searching
+    would only cost)."""
+    if unanswerable(state, ctx):
+        return {"search": _attempt_settings(state, ctx), "paths": []}
+    return searched_paths(state, ctx)
+
+
+def searched_paths(state: SampleState, ctx: AgentContext) -> SampleState:
     """Paths from question nodes to answer nodes, searched as widely as this attempt allows."""
-    attempt = state["search"]["attempt"] + 1 if "search" in state else 1
-    search = settings_for_attempt(ctx.settings, attempt, (state.get("verification") or {}).get("reason"))
+    search = _attempt_settings(state, ctx)
     mappings = state.get("mappings", [])
     cut_short: set[tuple[str, str]] = set()
     found = connect(
@@ -186,6 +194,11 @@ def find_paths(state: SampleState, ctx: AgentContext) -> SampleState:
         cut_short,
     )
     return {"search": search, "paths": described(ctx, state, search, {p: (p[0], p[-1]) in cut_short for p in found})}
+
+
+def _attempt_settings(state: SampleState, ctx: AgentContext) -> SearchSettings:
+    attempt = state["search"]["attempt"] + 1 if "search" in state else 1
+    return settings_for_attempt(ctx.settings, attempt, (state.get("verification") or {}).get("reason"))
 
 
 def described(

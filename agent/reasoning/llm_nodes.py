@@ -116,10 +116,10 @@ def _choose_candidates(
 
 
 def find_paths(state: SampleState, ctx: AgentContext) -> SampleState:
-    """The KG-only search; on a retry, also the paths the model finds with the KG tools, when
-    the endpoint makes tool calls (else the widened KG-only search is all, and ``explanation``
-    says why)."""
-    update = kg_nodes.find_paths(state, ctx)
+    """The KG-only search (for any answer: the model may reason to one the graph cannot
+    hold); on a retry, also the paths the model finds with the KG tools, when the endpoint
+    makes tool calls (else the widened KG-only search is all, and ``explanation`` says why)."""
+    update = kg_nodes.searched_paths(state, ctx)
     search = update["search"]
     if search["attempt"] == 1:
         return update
