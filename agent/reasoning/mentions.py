@@ -227,7 +227,8 @@ def _runs_that_may_name(kg: KnowledgeGraph, text: str, words: list[tuple[str, in
     side. A run whose first word opens no name or synonym (``KnowledgeGraph.name_openings``),
     holding such a word, or two words side by side that no name holds so
     (``KnowledgeGraph.name_word_pairs``) names no node, unless it opens with a direction word
-    (``nodes_named`` rewords those). Single words (an adjective names its noun's finding) and
+    (``nodes_named`` rewords those, and reads a measured value's analyte out of its specimen
+    and measure words: any two words may follow each other there). Single words (an adjective names its noun's finding) and
     other runs are looked up.
     """
     openings, vocabulary = kg.name_openings, kg.name_words
@@ -250,8 +251,9 @@ def _runs_that_may_name(kg: KnowledgeGraph, text: str, words: list[tuple[str, in
         word.lower() in directions or _first_word(form, following) in openings
         for (word, _, _), form, following in zip(words, forms, forms[1:])
     ]
+    directed = [word.lower() in directions for word, _, _ in words]  # "low serum prolactin level": any pairs
     return lambda i, n: n == 1 or odd_gaps[i + n - 1] > odd_gaps[i] or (
-        opens[i] and foreign[i + n] == foreign[i] and odd_pairs[i + n - 1] == odd_pairs[i])
+        opens[i] and foreign[i + n] == foreign[i] and (directed[i] or odd_pairs[i + n - 1] == odd_pairs[i]))
 
 
 # A finding's name written in another order within one clause: "weakness of the proximal
@@ -492,7 +494,8 @@ def named_or_measured(kg: KnowledgeGraph, text: str) -> tuple[str, ...]:
 PREDICATES = ("enlarged dilated swollen tender distended absent decreased increased elevated reduced diminished"
               " low high palpable dry cold erythematous edematous weak thickened prolonged").split()
 _PREDICATED = re.compile(
-    rf"\b(?P<noun>(?:[a-z]+ ){{0,2}}[a-z]+) (?:is|are|was|were|appears?|seems?) (?:[a-z]+ly )?(?:[a-z]+ and )?"
+    rf"\b(?P<noun>(?:[a-z0-9][a-z0-9-]* ){{0,2}}[a-z0-9][a-z0-9-]*) (?:is|are|was|were|appears?|seems?)"
+    rf" (?:(?:[a-z]+ and )?found to be )?(?:[a-z]+ly )?(?:[a-z]+ and )?"
     rf"(?P<adjective>{'|'.join(PREDICATES)})\b",
     re.IGNORECASE,
 )
@@ -601,6 +604,19 @@ IRREGULAR_NOUNS = {
 # Words a finding's name opens with that say the same direction: "elevated TSH" is HPO's
 # "High TSH", "raised creatinine" its "Elevated creatinine".
 SAME_DIRECTION = (("elevated", "increased", "high", "raised"), ("decreased", "low", "reduced", "diminished"))
+# A laboratory value's finding in the case report's words is HPO's in its own: "low serum
+# prolactin levels" is "Reduced circulating prolactin concentration", "decreased C-peptide
+# level" "Reduced C-peptide level". The analyte is what the words hold after the specimen
+# before it (SPECIMEN_WORDS) and the measure after it (MEASURE_WORDS), looked up in the forms
+# HPO's names take (ANALYTE_FORMS, after the direction word) and, where HPO names the analyte
+# by another word, by that (ANALYTE_WORDS: HPO's words, then the case report's).
+SPECIMEN_WORDS = frozenset("serum plasma blood circulating".split())
+MEASURE_WORDS = frozenset("level concentration".split())  # normalized: plurals are singular
+ANALYTE_FORMS = ("{}", "{} level", "{} concentration", "circulating {} level", "circulating {} concentration",
+                 "serum {}", "serum {} level")
+ANALYTE_WORDS = {"c1 esterase inhibitor": ("c1 inhibitor",)}
+_ANALYTE_NAME = {lay: hpo for hpo, lays in ANALYTE_WORDS.items() for lay in lays}
+_DIRECTED_TEXT = re.compile(r"[A-Za-z0-9 -]+")
 
 
 def nodes_named(kg: KnowledgeGraph, text: str) -> tuple[str, ...]:
@@ -609,15 +625,20 @@ def nodes_named(kg: KnowledgeGraph, text: str) -> tuple[str, ...]:
     noun names ("somnolent": Somnolence). Only phenotypes: a finding's wording, and a
     disease or gene spelled like a derived noun would be a word-alike."""
     named = kg.nodes_named(text)
-    if named or not text.replace(" ", "").isalpha():
+    if named:
         return named
     first, _, rest = text.strip().partition(" ")
     if rest:
         same = next((words for words in SAME_DIRECTION if first.lower() in words), ())
+        if not same or not _DIRECTED_TEXT.fullmatch(text):
+            return ()
         for word in same:
-            found = tuple(n for n in kg.nodes_named(f"{word} {rest}") if kg.node(n).type == PHENOTYPE)
-            if found:
-                return found
+            for said in (rest, *(form.format(analyte) for analyte in _analytes(rest) for form in ANALYTE_FORMS)):
+                found = tuple(n for n in kg.nodes_named(f"{word} {said}") if kg.node(n).type == PHENOTYPE)
+                if found:
+                    return found
+        return ()
+    if not text.isalpha():
         return ()
     word = text.lower()
     if word.endswith(NOT_A_FINDING_ADJECTIVE):
@@ -630,6 +651,19 @@ def nodes_named(kg: KnowledgeGraph, text: str) -> tuple[str, ...]:
         if found:
             return found
     return ()
+
+
+def _analytes(measured: str) -> list[str]:
+    """What a measured value's words ("serum C1-inhibitor levels") name as its analyte
+    ("c1 inhibitor", HPO's "c1 esterase inhibitor"), when a specimen or measure word was there
+    to leave out; none otherwise (the words as written are looked up as they are)."""
+    words = normalize(measured).split()
+    analyte = words[1:] if words and words[0] in SPECIMEN_WORDS else words
+    analyte = analyte[:-1] if analyte and analyte[-1] in MEASURE_WORDS else analyte
+    if not analyte or analyte == words:
+        return []
+    said = " ".join(analyte)
+    return [said, _ANALYTE_NAME[said]] if said in _ANALYTE_NAME else [said]
 
 
 def _is_specific(kg: KnowledgeGraph, surface: str) -> bool:
