@@ -287,7 +287,8 @@ IRREGULAR_PARTS = {"swollen": "swelling", "painful": "pain"}  # an adjective who
 # (WHERE_WORDS: "upper", "lower", "side") are left out. Some findings at a site HPO names by
 # other words (LAY_FINDINGS: HPO's words, then the words that stand for them): "pain in her
 # head" Headache, "pain during sexual intercourse" Dyspareunia, "pain with urination" Dysuria,
-# "enlarged lymph nodes" Lymphadenopathy, "lymph nodes in the neck" Cervical lymphadenopathy.
+# "enlarged lymph nodes" Lymphadenopathy, "lymph nodes in the neck" Cervical lymphadenopathy,
+# "left-sided weakness" Hemiparesis.
 SITE_WORDS = {
     "abdominal": "abdomen belly tummy quadrant periumbilical umbilicus umbilical suprapubic hypogastric hypogastrium"
                  " rlq ruq llq luq",
@@ -315,6 +316,9 @@ LAY_FINDINGS = (
     ("lymphadenopathy", "palpable lymph node"), ("lymphadenopathy", "swollen lymph node"),
     # "neck" is "cervical" only for lymph nodes: a "cervical" tumor, polyp or motion tenderness is the uterine cervix's
     ("cervical lymphadenopathy", "neck lymphadenopathy"), ("inguinal lymphadenopathy", "groin lymphadenopathy"),
+    # a weakness of one side ("left-sided weakness") is HPO's "Weakness of one side of body"; one of a
+    # part of that side has the part's name ("right-sided facial weakness" holds "facial weakness")
+    ("hemiparesis", "sided weakness"),
 )  # fmt: skip
 _LAY_FINDINGS = tuple((hpo, frozenset(lay.split())) for hpo, lay in LAY_FINDINGS)
 LAY_VOCABULARY = frozenset(_HPO_SITE) | WHERE_WORDS | frozenset(w for _, lay in _LAY_FINDINGS for w in lay)
@@ -327,9 +331,9 @@ def reordered_nodes(kg: KnowledgeGraph, text: str) -> tuple[str, ...]:
     words = _WORD.findall(text)
     if not 2 <= len(words) <= REORDER_WORDS or _CLAUSE_GAP.search(text):
         return ()
-    if any(w.lower() in REORDER_BREAKS for w in words):
-        return ()
     forms = [normalize(w) for w in words]
+    if any(w.lower() in REORDER_BREAKS and not _joins_positions(forms, k) for k, w in enumerate(words)):
+        return ()
     glue = _glue(kg, forms)
     if glue[0] or glue[-1]:
         return ()
@@ -374,8 +378,15 @@ def _other_part(kg: KnowledgeGraph, word: str) -> str:
 def _glue(kg: KnowledgeGraph, forms: list[str]) -> list[bool]:
     """Which of a run's words (normalized) say nothing a finding's name says (``_is_glue``,
     ``PAIN_LINKS`` after a pain)."""
-    return [_is_glue(kg, form) or form in PAIN_LINKS and k > 0 and forms[k - 1] in PAIN_WORDS
+    return [_is_glue(kg, form) or form in PAIN_LINKS and k > 0 and forms[k - 1] in PAIN_WORDS or _joins_positions(forms, k)
             for k, form in enumerate(forms)]
+
+
+def _joins_positions(forms: list[str], k: int) -> bool:
+    """Whether word ``k`` (of normalized ``forms``) is the "and" of "upper and lower": the two
+    positions together are the whole site ("weakness of the upper and lower extremities" is
+    Limb muscle weakness), a run's glue, no coordination of two findings."""
+    return forms[k] == "and" and 0 < k < len(forms) - 1 and {forms[k - 1], forms[k + 1]} == {"upper", "lower"}
 
 
 def _is_glue(kg: KnowledgeGraph, form: str) -> bool:
@@ -399,7 +410,7 @@ def _runs_that_may_reorder(kg: KnowledgeGraph, text: str, words: list[tuple[str,
                                      for w in form.split())
              for g, form in zip(glue, forms)]
     lowered = [word.lower() for word, _, _ in words]
-    broken = [w in REORDER_BREAKS for w in lowered]  # a break word
+    broken = [w in REORDER_BREAKS and not _joins_positions(forms, k) for k, w in enumerate(lowered)]  # a break word
     gaps = [bool(_CLAUSE_GAP.search(text, end, start)) for (_, _, end), (_, start, _) in zip(words, words[1:])]
     shared = [w in PREDICATES or _other_part(kg, w).endswith(("ness", "ing")) for w in lowered]
     hyphened = [text[end:start] == "-" for (_, _, end), (_, start, _) in zip(words, words[1:])] + [False]

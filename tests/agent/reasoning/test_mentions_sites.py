@@ -140,3 +140,40 @@ def test_a_bare_pain_after_a_named_kind_of_pain_is_that_pain():
     assert find_findings(kg, "He has pain. The pain radiates to his jaw.") == ["pain"]
     assert find_findings(kg, "She has pain. Hours later, a headache.") == ["pain", "headache"]
     assert find_findings(kg, "She has a headache and pain in her vagina.") == ["headache", "pain"]
+
+
+def weakness_kg():
+    """HPO's weakness terms with a site: one side of the body, the limbs, a part of the face."""
+    kg = sites_kg()
+    for node_id, name in {"W0": "Asthenia", "W1": "Hemiparesis", "W2": "Limb muscle weakness",
+                          "W3": "Upper limb muscle weakness", "W4": "Weakness of facial musculature"}.items():
+        kg.add_node(node_id, name, PHENOTYPE)
+    kg.synonyms = {**kg.synonyms, "W0": ("Weakness",), "W1": ("Weakness of one side of body",),
+                   "W2": ("Limb weakness",), "W4": ("Facial weakness",)}
+    return kg
+
+
+@pytest.mark.parametrize("text, surface, name", [
+    ("She has headaches and left-sided weakness.", "left-sided weakness", "Hemiparesis"),
+    ("He has a right sided weakness for 2 hours.", "right sided weakness", "Hemiparesis"),
+    # "upper and lower" together are the whole site
+    ("There is moderate weakness of the upper and lower extremities.", "weakness of the upper and lower extremities",
+     "Limb muscle weakness"),
+    ("He has weakness of both his upper and lower extremities.", "weakness of both his upper and lower extremities",
+     "Limb muscle weakness"),
+    ("She has pain in the upper and lower abdomen.", "pain in the upper and lower abdomen", "Abdominal pain"),
+])
+def test_a_weakness_of_one_side_or_of_both_limbs_is_hpos_weakness_of_that_site(text, surface, name):
+    assert findings(weakness_kg(), text)[-1] == (surface, [name])
+
+
+def test_a_weakness_of_no_site_or_of_a_part_of_one_side_is_not_a_hemiparesis():
+    kg = weakness_kg()
+    assert findings(kg, "He has right-sided facial weakness.") == [("facial weakness", ["Weakness of facial musculature"])]
+    assert findings(kg, "She has fatigue and weakness.") == [("weakness", ["Asthenia"])]
+    assert findings(kg, "No left-sided weakness.") == []
+    # of two findings before a site, only the one next to it is read at the site
+    assert findings(kg, "Weakness and pain of the upper extremities.") == [
+        ("Weakness", ["Asthenia"]), ("pain of the upper extremities", ["Upper limb pain"])]
+    # "and" between other words than "upper" and "lower" still breaks a run
+    assert findings(kg, "Weakness in proximal and distal extremities.") == [("Weakness", ["Asthenia"])]
