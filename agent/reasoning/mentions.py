@@ -126,6 +126,9 @@ TREATMENT_WORDS = frozenset(
     """take takes took taken taking use uses used using medication medications drug drugs needed prescribed given
     giving receive receives received receiving required requires switching analgesic analgesics""".split()
 )
+# A sense a sensation noun after it names ("pain and temperature sensation") is tested, not felt.
+SENSE_NOUNS = frozenset("sensation sensations sense perception".split())
+SENSE_PARTNERS = frozenset("temperature touch vibration vibratory proprioception".split())
 CARE_NOUNS = frozenset("management control relief scale scales score scores".split())
 CARED_FOR = frozenset({"pain", "pains"})
 PAIN_WORDS = CARED_FOR | {"painful"}
@@ -168,6 +171,8 @@ def _responded_to_or_cared_for(text: str, words: list[tuple[str, int, int]], i: 
         return False
     if i + 1 < len(words) and words[i + 1][0].lower() in CARE_NOUNS and not text[words[i][2] : words[i + 1][1]].strip():
         return True
+    if _names_a_sense(text, words, i):
+        return True
     j = i - 1
     while j >= 0 and words[j][0].lower() in _OBJECT_GLUE and not _CLAUSE_END.search(text, words[j][2], words[j + 1][1]):
         j -= 1
@@ -184,6 +189,18 @@ def _responded_to_or_cared_for(text: str, words: list[tuple[str, int, int]], i: 
                 return True
         return False
     return before in CARE_WORDS
+
+
+def _names_a_sense(text: str, words: list[tuple[str, int, int]], i: int) -> bool:
+    """Whether pain word ``i`` is the sense a sensation noun after it names ("pain sensation",
+    "loss of pain and temperature sensation"), within its clause: a sense tested, no pain."""
+    after = []
+    for k in range(i + 1, min(i + 4, len(words))):
+        if _CLAUSE_END.search(text, words[k - 1][2], words[k][1]):
+            break
+        after.append(words[k][0].lower())
+    return bool(after) and (after[0] in SENSE_NOUNS or len(after) == 3 and after[0] in ("and", "or")
+                            and after[1] in SENSE_PARTNERS and after[2] in SENSE_NOUNS)
 
 
 def _with_reordered(
@@ -276,6 +293,7 @@ SIDES = frozenset("left right bilateral".split())
 REORDER_BREAKS = frozenset(
     "and or but nor while after before because although however except than versus no not without".split()
 )
+RUN_PREPOSITIONS = frozenset("to of in on at over around along within across".split())
 IRREGULAR_PARTS = {"swollen": "swelling", "painful": "pain"}  # an adjective whose noun is not "-ness"
 
 # A finding at a site written in a case report's words is HPO's finding of that site
@@ -430,7 +448,10 @@ def _runs_that_may_reorder(kg: KnowledgeGraph, text: str, words: list[tuple[str,
         coordinated = last + 1 < len(words) and words[last + 1][0].lower() in ("and", "or")
         # an item of a list after a comma has its own adjective ("infections, enlarged lymph nodes, and fevers")
         listed = i > 0 and text[words[i - 1][2] : words[i][1]].strip() == ","
-        return not (coordinated and shared[i] and not listed)
+        # a run whose noun a preposition follows ends on what the coordination adds to: "decreased
+        # sensation to pain (and temperature)" is the adjective's with its noun
+        headed = any(w in RUN_PREPOSITIONS for w in lowered[i + 1 : last])
+        return not (coordinated and shared[i] and not listed and not headed)
 
     return may_reorder
 

@@ -177,3 +177,16 @@ def test_a_weakness_of_no_site_or_of_a_part_of_one_side_is_not_a_hemiparesis():
         ("Weakness", ["Asthenia"]), ("pain of the upper extremities", ["Upper limb pain"])]
     # "and" between other words than "upper" and "lower" still breaks a run
     assert findings(kg, "Weakness in proximal and distal extremities.") == [("Weakness", ["Asthenia"])]
+
+
+def test_pain_as_a_sense_tested_is_no_pain_and_its_decrease_is_read_before_a_coordination():
+    kg = sites_kg()
+    kg.add_node("S1", "Impaired pain sensation", PHENOTYPE)
+    kg.synonyms = {**kg.synonyms, "S1": ("Decreased pain sensation",)}
+    assert find_findings(kg, "There is a loss of pain and temperature sensation in the right leg.") == []
+    assert find_findings(kg, "Pain sensation is tested.") == []
+    assert findings(kg, "Examination shows decreased sensation to pain and temperature over the left side.") == [
+        ("decreased sensation to pain", ["Impaired pain sensation"])]
+    # a pain before another finding, or before a sense in another clause, is the patient's
+    assert find_findings(kg, "She has pain and temperature of 39°C.") == ["pain"]
+    assert find_findings(kg, "He has pain; sensation is intact.") == ["pain"]
