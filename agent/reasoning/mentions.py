@@ -479,8 +479,10 @@ def find_findings(kg: KnowledgeGraph, question: str) -> list[str]:
     """A question's mentions (``find_mentions``), its measured values outside their
     reference intervals ("pulse is 112/min": ``agent.reasoning.measurements``) and its
     findings stated as a predicate ("the abdomen is distended": ``predicated_findings``)
-    whose finding the graph names, in order of appearance, each once; a name inside such a
-    phrase ("Platelet count: 90,000/mm3" holds no "platelet count" finding) is the phrase."""
+    whose finding the graph names, and the first of two coordinated sites with the finding
+    after the second ("back and neck pain": ``coordinated_nodes``), in order of appearance,
+    each once; a name inside such a phrase ("Platelet count: 90,000/mm3" holds no "platelet
+    count" finding) is the phrase."""
     phrases = [(m.start, m.end, m.surface) for m in read_measurements(question) if measured_nodes(kg, m.surface)]
     phrases += [(start, end, surface) for start, end, surface in predicated_findings(kg, question)
                 if not any(s <= start < e or start <= s < end for s, e, _ in phrases)]
@@ -488,9 +490,44 @@ def find_findings(kg: KnowledgeGraph, question: str) -> list[str]:
         (f.start, f.surface) for f in scan_mentions(kg, question, reordered=True)
         if not f.negated and not any(s <= f.start < e for s, e, _ in phrases)
     ]
+    found += [(start, surface) for start, surface in (_coordinated_site(question, start, surface) for start, surface in found)
+              if surface and coordinated_nodes(kg, surface) and not _governed(question, start)]
     found.sort()
     return _each_once(surface for k, (start, surface) in enumerate(found)
                       if not _said_more_by(kg, question, start, surface, [s for _, s in found[:k]]))
+
+
+# A site coordinated with a finding's site shares the finding: "back and neck pain" is Back
+# pain as well as Neck pain, "axillary and inguinal lymphadenopathy" Axillary lymphadenopathy
+# too. Only one word before "and", written as a name writes it (no plural: "swelling of her
+# hands and joint pain" is no hand pain) and after no article or possessive (a noun's object:
+# "swelling of the knee and ankle pain"), and only where it with the finding's other words is
+# a name as written ("pain in his legs and general weakness" holds no leg weakness).
+_SITE_BEFORE_AND = re.compile(r"\b([A-Za-z]+) and $")
+_OWNERS = frozenset("the a an his her their its my your our".split())
+
+
+def _coordinated_site(text: str, start: int, surface: str) -> tuple[int, str]:
+    """The phrase from a site before "and" to the end of the finding at ``start`` ("back and
+    neck pain" for "neck pain"), with its start; (start, "") where there is none."""
+    before = _SITE_BEFORE_AND.search(text, max(0, start - 30), start)
+    if not before or len(surface.split()) < 2 or normalize(before.group(1)) != before.group(1).lower():
+        return start, ""
+    preceding = _WORD.findall(text, max(0, before.start() - 20), before.start())
+    if preceding and preceding[-1].lower() in _OWNERS:
+        return start, ""
+    return before.start(), text[before.start() : start + len(surface)]
+
+
+def coordinated_nodes(kg: KnowledgeGraph, text: str) -> tuple[str, ...]:
+    """The phenotypes the first site of a coordination names with the finding after the
+    second ("back and neck pain": Back pain), when the second names one too. For a question's
+    findings only: an answer "Back and neck pain" is not Back pain."""
+    match = re.fullmatch(r"([A-Za-z]+) and [A-Za-z]+ (.+)", text.strip())
+    if not match or not nodes_named(kg, text.strip().partition(" and ")[2]):
+        return ()
+    return tuple(n for n in nodes_named(kg, f"{match.group(1)} {match.group(2)}")
+                 if kg.node(n).type == PHENOTYPE and n not in kg.qualifiers)
 
 
 # After a pain, words that say where it is: "pain in her vagina" is a pain of its own.

@@ -3,7 +3,7 @@ patient's finding (docs/quality.md, "Findings the case report states in other fo
 
 import pytest
 
-from agent.reasoning.mentions import find_findings, named_or_measured
+from agent.reasoning.mentions import coordinated_nodes, find_findings, named_or_measured
 from graphs.store import KnowledgeGraph
 
 PHENOTYPE = "effect/phenotype"
@@ -190,3 +190,29 @@ def test_pain_as_a_sense_tested_is_no_pain_and_its_decrease_is_read_before_a_coo
     # a pain before another finding, or before a sense in another clause, is the patient's
     assert find_findings(kg, "She has pain and temperature of 39°C.") == ["pain"]
     assert find_findings(kg, "He has pain; sensation is intact.") == ["pain"]
+
+
+def test_the_first_of_two_coordinated_sites_shares_the_finding_after_the_second():
+    kg = sites_kg()
+    kg.add_node("P21", "Axillary lymphadenopathy", PHENOTYPE)
+    kg.add_node("P22", "Inguinal lymphadenopathy", PHENOTYPE)
+    found = find_findings(kg, "He has back and neck pain and axillary and inguinal lymphadenopathy.")
+    assert [(f, [kg.name(n) for n in named_or_measured(kg, f) or coordinated_nodes(kg, f)]) for f in found] == [
+        ("back and neck pain", ["Back pain"]), ("neck pain", ["Neck pain"]),
+        ("axillary and inguinal lymphadenopathy", ["Axillary lymphadenopathy"]),
+        ("inguinal lymphadenopathy", ["Inguinal lymphadenopathy"])]
+    # the first word must name the finding as written with it; a denied pair is no finding
+    assert find_findings(kg, "He has pain in his legs and chest pain.") == ["pain in his legs", "chest pain"]
+    assert find_findings(kg, "She has swelling of the back and neck pain.") == ["neck pain"]
+    assert find_findings(kg, "No back and neck pain.") == []
+    assert coordinated_nodes(kg, "back and neck") == ()
+
+
+def test_an_answer_of_two_coordinated_sites_is_not_mapped_to_the_first(tmp_path):
+    from agent.reasoning.kg_nodes import _named_exactly  # noqa: PLC0415 - the mapping's own rule
+
+    class Context:
+        kg = sites_kg()
+
+    assert _named_exactly(Context, {"text": "Back and neck pain", "role": "answer", "type": None}) == ()
+    assert _named_exactly(Context, {"text": "back and neck pain", "role": "question", "type": None}) == ("P6",)
