@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from agent.reasoning.context import AgentContext
-from agent.reasoning.mentions import exact_or_nearest, find_findings, find_mentions, named_or_measured
+from agent.reasoning.mentions import coordinated_nodes, exact_or_nearest, find_findings, find_mentions, named_or_measured
 from agent.reasoning.relevance import (
     FORM_WORDS, QuestionFrame, asked_for, asks_for_exception, frame_question, mediated, relevance, wanted_types,
 )
@@ -156,10 +156,11 @@ def _is_exact(ctx: AgentContext, mention: Mention, candidate: NodeChoice) -> boo
 def _named_exactly(ctx: AgentContext, mention: Mention) -> tuple[str, ...]:
     """The nodes a mention names: by name or synonym (a finding's adjective by its noun);
     an answer or option also in other words ("Hereditary angioedema": "Angioedema,
-    hereditary, 1"), since it is named whole."""
+    hereditary, 1"), since it is named whole; a question's finding also as the first of two
+    coordinated sites ("back and neck pain": Back pain, ``coordinated_nodes``)."""
     named = named_or_measured(ctx.kg, mention["text"])
     if named or mention["role"] == "question":
-        return named
+        return named or coordinated_nodes(ctx.kg, mention["text"])
     return ctx.kg.nodes_reworded(mention["text"])
 
 

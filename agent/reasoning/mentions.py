@@ -126,6 +126,9 @@ TREATMENT_WORDS = frozenset(
     """take takes took taken taking use uses used using medication medications drug drugs needed prescribed given
     giving receive receives received receiving required requires switching analgesic analgesics""".split()
 )
+# A sense a sensation noun after it names ("pain and temperature sensation") is tested, not felt.
+SENSE_NOUNS = frozenset("sensation sensations sense perception".split())
+SENSE_PARTNERS = frozenset("temperature touch vibration vibratory proprioception".split())
 CARE_NOUNS = frozenset("management control relief scale scales score scores".split())
 CARED_FOR = frozenset({"pain", "pains"})
 PAIN_WORDS = CARED_FOR | {"painful"}
@@ -168,6 +171,8 @@ def _responded_to_or_cared_for(text: str, words: list[tuple[str, int, int]], i: 
         return False
     if i + 1 < len(words) and words[i + 1][0].lower() in CARE_NOUNS and not text[words[i][2] : words[i + 1][1]].strip():
         return True
+    if _names_a_sense(text, words, i):
+        return True
     j = i - 1
     while j >= 0 and words[j][0].lower() in _OBJECT_GLUE and not _CLAUSE_END.search(text, words[j][2], words[j + 1][1]):
         j -= 1
@@ -184,6 +189,18 @@ def _responded_to_or_cared_for(text: str, words: list[tuple[str, int, int]], i: 
                 return True
         return False
     return before in CARE_WORDS
+
+
+def _names_a_sense(text: str, words: list[tuple[str, int, int]], i: int) -> bool:
+    """Whether pain word ``i`` is the sense a sensation noun after it names ("pain sensation",
+    "loss of pain and temperature sensation"), within its clause: a sense tested, no pain."""
+    after = []
+    for k in range(i + 1, min(i + 4, len(words))):
+        if _CLAUSE_END.search(text, words[k - 1][2], words[k][1]):
+            break
+        after.append(words[k][0].lower())
+    return bool(after) and (after[0] in SENSE_NOUNS or len(after) == 3 and after[0] in ("and", "or")
+                            and after[1] in SENSE_PARTNERS and after[2] in SENSE_NOUNS)
 
 
 def _with_reordered(
@@ -227,7 +244,8 @@ def _runs_that_may_name(kg: KnowledgeGraph, text: str, words: list[tuple[str, in
     side. A run whose first word opens no name or synonym (``KnowledgeGraph.name_openings``),
     holding such a word, or two words side by side that no name holds so
     (``KnowledgeGraph.name_word_pairs``) names no node, unless it opens with a direction word
-    (``nodes_named`` rewords those). Single words (an adjective names its noun's finding) and
+    (``nodes_named`` rewords those, and reads a measured value's analyte out of its specimen
+    and measure words: any two words may follow each other there). Single words (an adjective names its noun's finding) and
     other runs are looked up.
     """
     openings, vocabulary = kg.name_openings, kg.name_words
@@ -250,8 +268,9 @@ def _runs_that_may_name(kg: KnowledgeGraph, text: str, words: list[tuple[str, in
         word.lower() in directions or _first_word(form, following) in openings
         for (word, _, _), form, following in zip(words, forms, forms[1:])
     ]
+    directed = [word.lower() in directions for word, _, _ in words]  # "low serum prolactin level": any pairs
     return lambda i, n: n == 1 or odd_gaps[i + n - 1] > odd_gaps[i] or (
-        opens[i] and foreign[i + n] == foreign[i] and odd_pairs[i + n - 1] == odd_pairs[i])
+        opens[i] and foreign[i + n] == foreign[i] and (directed[i] or odd_pairs[i + n - 1] == odd_pairs[i]))
 
 
 # A finding's name written in another order within one clause: "weakness of the proximal
@@ -274,6 +293,7 @@ SIDES = frozenset("left right bilateral".split())
 REORDER_BREAKS = frozenset(
     "and or but nor while after before because although however except than versus no not without".split()
 )
+RUN_PREPOSITIONS = frozenset("to of in on at over around along within across".split())
 IRREGULAR_PARTS = {"swollen": "swelling", "painful": "pain"}  # an adjective whose noun is not "-ness"
 
 # A finding at a site written in a case report's words is HPO's finding of that site
@@ -285,7 +305,8 @@ IRREGULAR_PARTS = {"swollen": "swelling", "painful": "pain"}  # an adjective who
 # (WHERE_WORDS: "upper", "lower", "side") are left out. Some findings at a site HPO names by
 # other words (LAY_FINDINGS: HPO's words, then the words that stand for them): "pain in her
 # head" Headache, "pain during sexual intercourse" Dyspareunia, "pain with urination" Dysuria,
-# "enlarged lymph nodes" Lymphadenopathy, "lymph nodes in the neck" Cervical lymphadenopathy.
+# "enlarged lymph nodes" Lymphadenopathy, "lymph nodes in the neck" Cervical lymphadenopathy,
+# "left-sided weakness" Hemiparesis.
 SITE_WORDS = {
     "abdominal": "abdomen belly tummy quadrant periumbilical umbilicus umbilical suprapubic hypogastric hypogastrium"
                  " rlq ruq llq luq",
@@ -313,6 +334,9 @@ LAY_FINDINGS = (
     ("lymphadenopathy", "palpable lymph node"), ("lymphadenopathy", "swollen lymph node"),
     # "neck" is "cervical" only for lymph nodes: a "cervical" tumor, polyp or motion tenderness is the uterine cervix's
     ("cervical lymphadenopathy", "neck lymphadenopathy"), ("inguinal lymphadenopathy", "groin lymphadenopathy"),
+    # a weakness of one side ("left-sided weakness") is HPO's "Weakness of one side of body"; one of a
+    # part of that side has the part's name ("right-sided facial weakness" holds "facial weakness")
+    ("hemiparesis", "sided weakness"),
 )  # fmt: skip
 _LAY_FINDINGS = tuple((hpo, frozenset(lay.split())) for hpo, lay in LAY_FINDINGS)
 LAY_VOCABULARY = frozenset(_HPO_SITE) | WHERE_WORDS | frozenset(w for _, lay in _LAY_FINDINGS for w in lay)
@@ -325,9 +349,9 @@ def reordered_nodes(kg: KnowledgeGraph, text: str) -> tuple[str, ...]:
     words = _WORD.findall(text)
     if not 2 <= len(words) <= REORDER_WORDS or _CLAUSE_GAP.search(text):
         return ()
-    if any(w.lower() in REORDER_BREAKS for w in words):
-        return ()
     forms = [normalize(w) for w in words]
+    if any(w.lower() in REORDER_BREAKS and not _joins_positions(forms, k) for k, w in enumerate(words)):
+        return ()
     glue = _glue(kg, forms)
     if glue[0] or glue[-1]:
         return ()
@@ -372,8 +396,15 @@ def _other_part(kg: KnowledgeGraph, word: str) -> str:
 def _glue(kg: KnowledgeGraph, forms: list[str]) -> list[bool]:
     """Which of a run's words (normalized) say nothing a finding's name says (``_is_glue``,
     ``PAIN_LINKS`` after a pain)."""
-    return [_is_glue(kg, form) or form in PAIN_LINKS and k > 0 and forms[k - 1] in PAIN_WORDS
+    return [_is_glue(kg, form) or form in PAIN_LINKS and k > 0 and forms[k - 1] in PAIN_WORDS or _joins_positions(forms, k)
             for k, form in enumerate(forms)]
+
+
+def _joins_positions(forms: list[str], k: int) -> bool:
+    """Whether word ``k`` (of normalized ``forms``) is the "and" of "upper and lower": the two
+    positions together are the whole site ("weakness of the upper and lower extremities" is
+    Limb muscle weakness), a run's glue, no coordination of two findings."""
+    return forms[k] == "and" and 0 < k < len(forms) - 1 and {forms[k - 1], forms[k + 1]} == {"upper", "lower"}
 
 
 def _is_glue(kg: KnowledgeGraph, form: str) -> bool:
@@ -397,7 +428,7 @@ def _runs_that_may_reorder(kg: KnowledgeGraph, text: str, words: list[tuple[str,
                                      for w in form.split())
              for g, form in zip(glue, forms)]
     lowered = [word.lower() for word, _, _ in words]
-    broken = [w in REORDER_BREAKS for w in lowered]  # a break word
+    broken = [w in REORDER_BREAKS and not _joins_positions(forms, k) for k, w in enumerate(lowered)]  # a break word
     gaps = [bool(_CLAUSE_GAP.search(text, end, start)) for (_, _, end), (_, start, _) in zip(words, words[1:])]
     shared = [w in PREDICATES or _other_part(kg, w).endswith(("ness", "ing")) for w in lowered]
     hyphened = [text[end:start] == "-" for (_, _, end), (_, start, _) in zip(words, words[1:])] + [False]
@@ -417,7 +448,10 @@ def _runs_that_may_reorder(kg: KnowledgeGraph, text: str, words: list[tuple[str,
         coordinated = last + 1 < len(words) and words[last + 1][0].lower() in ("and", "or")
         # an item of a list after a comma has its own adjective ("infections, enlarged lymph nodes, and fevers")
         listed = i > 0 and text[words[i - 1][2] : words[i][1]].strip() == ","
-        return not (coordinated and shared[i] and not listed)
+        # a run whose noun a preposition follows ends on what the coordination adds to: "decreased
+        # sensation to pain (and temperature)" is the adjective's with its noun
+        headed = any(w in RUN_PREPOSITIONS for w in lowered[i + 1 : last])
+        return not (coordinated and shared[i] and not listed and not headed)
 
     return may_reorder
 
@@ -445,8 +479,10 @@ def find_findings(kg: KnowledgeGraph, question: str) -> list[str]:
     """A question's mentions (``find_mentions``), its measured values outside their
     reference intervals ("pulse is 112/min": ``agent.reasoning.measurements``) and its
     findings stated as a predicate ("the abdomen is distended": ``predicated_findings``)
-    whose finding the graph names, in order of appearance, each once; a name inside such a
-    phrase ("Platelet count: 90,000/mm3" holds no "platelet count" finding) is the phrase."""
+    whose finding the graph names, and the first of two coordinated sites with the finding
+    after the second ("back and neck pain": ``coordinated_nodes``), in order of appearance,
+    each once; a name inside such a phrase ("Platelet count: 90,000/mm3" holds no "platelet
+    count" finding) is the phrase."""
     phrases = [(m.start, m.end, m.surface) for m in read_measurements(question) if measured_nodes(kg, m.surface)]
     phrases += [(start, end, surface) for start, end, surface in predicated_findings(kg, question)
                 if not any(s <= start < e or start <= s < end for s, e, _ in phrases)]
@@ -454,9 +490,44 @@ def find_findings(kg: KnowledgeGraph, question: str) -> list[str]:
         (f.start, f.surface) for f in scan_mentions(kg, question, reordered=True)
         if not f.negated and not any(s <= f.start < e for s, e, _ in phrases)
     ]
+    found += [(start, surface) for start, surface in (_coordinated_site(question, start, surface) for start, surface in found)
+              if surface and coordinated_nodes(kg, surface) and not _governed(question, start)]
     found.sort()
     return _each_once(surface for k, (start, surface) in enumerate(found)
                       if not _said_more_by(kg, question, start, surface, [s for _, s in found[:k]]))
+
+
+# A site coordinated with a finding's site shares the finding: "back and neck pain" is Back
+# pain as well as Neck pain, "axillary and inguinal lymphadenopathy" Axillary lymphadenopathy
+# too. Only one word before "and", written as a name writes it (no plural: "swelling of her
+# hands and joint pain" is no hand pain) and after no article or possessive (a noun's object:
+# "swelling of the knee and ankle pain"), and only where it with the finding's other words is
+# a name as written ("pain in his legs and general weakness" holds no leg weakness).
+_SITE_BEFORE_AND = re.compile(r"\b([A-Za-z]+) and $")
+_OWNERS = frozenset("the a an his her their its my your our".split())
+
+
+def _coordinated_site(text: str, start: int, surface: str) -> tuple[int, str]:
+    """The phrase from a site before "and" to the end of the finding at ``start`` ("back and
+    neck pain" for "neck pain"), with its start; (start, "") where there is none."""
+    before = _SITE_BEFORE_AND.search(text, max(0, start - 30), start)
+    if not before or len(surface.split()) < 2 or normalize(before.group(1)) != before.group(1).lower():
+        return start, ""
+    preceding = _WORD.findall(text, max(0, before.start() - 20), before.start())
+    if preceding and preceding[-1].lower() in _OWNERS:
+        return start, ""
+    return before.start(), text[before.start() : start + len(surface)]
+
+
+def coordinated_nodes(kg: KnowledgeGraph, text: str) -> tuple[str, ...]:
+    """The phenotypes the first site of a coordination names with the finding after the
+    second ("back and neck pain": Back pain), when the second names one too. For a question's
+    findings only: an answer "Back and neck pain" is not Back pain."""
+    match = re.fullmatch(r"([A-Za-z]+) and [A-Za-z]+ (.+)", text.strip())
+    if not match or not nodes_named(kg, text.strip().partition(" and ")[2]):
+        return ()
+    return tuple(n for n in nodes_named(kg, f"{match.group(1)} {match.group(2)}")
+                 if kg.node(n).type == PHENOTYPE and n not in kg.qualifiers)
 
 
 # After a pain, words that say where it is: "pain in her vagina" is a pain of its own.
@@ -492,7 +563,8 @@ def named_or_measured(kg: KnowledgeGraph, text: str) -> tuple[str, ...]:
 PREDICATES = ("enlarged dilated swollen tender distended absent decreased increased elevated reduced diminished"
               " low high palpable dry cold erythematous edematous weak thickened prolonged").split()
 _PREDICATED = re.compile(
-    rf"\b(?P<noun>(?:[a-z]+ ){{0,2}}[a-z]+) (?:is|are|was|were|appears?|seems?) (?:[a-z]+ly )?(?:[a-z]+ and )?"
+    rf"\b(?P<noun>(?:[a-z0-9][a-z0-9-]* ){{0,2}}[a-z0-9][a-z0-9-]*) (?:is|are|was|were|appears?|seems?)"
+    rf" (?:(?:[a-z]+ and )?found to be )?(?:[a-z]+ly )?(?:[a-z]+ and )?"
     rf"(?P<adjective>{'|'.join(PREDICATES)})\b",
     re.IGNORECASE,
 )
@@ -601,6 +673,19 @@ IRREGULAR_NOUNS = {
 # Words a finding's name opens with that say the same direction: "elevated TSH" is HPO's
 # "High TSH", "raised creatinine" its "Elevated creatinine".
 SAME_DIRECTION = (("elevated", "increased", "high", "raised"), ("decreased", "low", "reduced", "diminished"))
+# A laboratory value's finding in the case report's words is HPO's in its own: "low serum
+# prolactin levels" is "Reduced circulating prolactin concentration", "decreased C-peptide
+# level" "Reduced C-peptide level". The analyte is what the words hold after the specimen
+# before it (SPECIMEN_WORDS) and the measure after it (MEASURE_WORDS), looked up in the forms
+# HPO's names take (ANALYTE_FORMS, after the direction word) and, where HPO names the analyte
+# by another word, by that (ANALYTE_WORDS: HPO's words, then the case report's).
+SPECIMEN_WORDS = frozenset("serum plasma blood circulating".split())
+MEASURE_WORDS = frozenset("level concentration".split())  # normalized: plurals are singular
+ANALYTE_FORMS = ("{}", "{} level", "{} concentration", "circulating {} level", "circulating {} concentration",
+                 "serum {}", "serum {} level")
+ANALYTE_WORDS = {"c1 esterase inhibitor": ("c1 inhibitor",)}
+_ANALYTE_NAME = {lay: hpo for hpo, lays in ANALYTE_WORDS.items() for lay in lays}
+_DIRECTED_TEXT = re.compile(r"[A-Za-z0-9 -]+")
 
 
 def nodes_named(kg: KnowledgeGraph, text: str) -> tuple[str, ...]:
@@ -609,15 +694,20 @@ def nodes_named(kg: KnowledgeGraph, text: str) -> tuple[str, ...]:
     noun names ("somnolent": Somnolence). Only phenotypes: a finding's wording, and a
     disease or gene spelled like a derived noun would be a word-alike."""
     named = kg.nodes_named(text)
-    if named or not text.replace(" ", "").isalpha():
+    if named:
         return named
     first, _, rest = text.strip().partition(" ")
     if rest:
         same = next((words for words in SAME_DIRECTION if first.lower() in words), ())
+        if not same or not _DIRECTED_TEXT.fullmatch(text):
+            return ()
         for word in same:
-            found = tuple(n for n in kg.nodes_named(f"{word} {rest}") if kg.node(n).type == PHENOTYPE)
-            if found:
-                return found
+            for said in (rest, *(form.format(analyte) for analyte in _analytes(rest) for form in ANALYTE_FORMS)):
+                found = tuple(n for n in kg.nodes_named(f"{word} {said}") if kg.node(n).type == PHENOTYPE)
+                if found:
+                    return found
+        return ()
+    if not text.isalpha():
         return ()
     word = text.lower()
     if word.endswith(NOT_A_FINDING_ADJECTIVE):
@@ -630,6 +720,19 @@ def nodes_named(kg: KnowledgeGraph, text: str) -> tuple[str, ...]:
         if found:
             return found
     return ()
+
+
+def _analytes(measured: str) -> list[str]:
+    """What a measured value's words ("serum C1-inhibitor levels") name as its analyte
+    ("c1 inhibitor", HPO's "c1 esterase inhibitor"), when a specimen or measure word was there
+    to leave out; none otherwise (the words as written are looked up as they are)."""
+    words = normalize(measured).split()
+    analyte = words[1:] if words and words[0] in SPECIMEN_WORDS else words
+    analyte = analyte[:-1] if analyte and analyte[-1] in MEASURE_WORDS else analyte
+    if not analyte or analyte == words:
+        return []
+    said = " ".join(analyte)
+    return [said, _ANALYTE_NAME[said]] if said in _ANALYTE_NAME else [said]
 
 
 def _is_specific(kg: KnowledgeGraph, surface: str) -> bool:

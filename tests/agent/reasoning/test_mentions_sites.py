@@ -3,7 +3,7 @@ patient's finding (docs/quality.md, "Findings the case report states in other fo
 
 import pytest
 
-from agent.reasoning.mentions import find_findings, named_or_measured
+from agent.reasoning.mentions import coordinated_nodes, find_findings, named_or_measured
 from graphs.store import KnowledgeGraph
 
 PHENOTYPE = "effect/phenotype"
@@ -140,3 +140,79 @@ def test_a_bare_pain_after_a_named_kind_of_pain_is_that_pain():
     assert find_findings(kg, "He has pain. The pain radiates to his jaw.") == ["pain"]
     assert find_findings(kg, "She has pain. Hours later, a headache.") == ["pain", "headache"]
     assert find_findings(kg, "She has a headache and pain in her vagina.") == ["headache", "pain"]
+
+
+def weakness_kg():
+    """HPO's weakness terms with a site: one side of the body, the limbs, a part of the face."""
+    kg = sites_kg()
+    for node_id, name in {"W0": "Asthenia", "W1": "Hemiparesis", "W2": "Limb muscle weakness",
+                          "W3": "Upper limb muscle weakness", "W4": "Weakness of facial musculature"}.items():
+        kg.add_node(node_id, name, PHENOTYPE)
+    kg.synonyms = {**kg.synonyms, "W0": ("Weakness",), "W1": ("Weakness of one side of body",),
+                   "W2": ("Limb weakness",), "W4": ("Facial weakness",)}
+    return kg
+
+
+@pytest.mark.parametrize("text, surface, name", [
+    ("She has headaches and left-sided weakness.", "left-sided weakness", "Hemiparesis"),
+    ("He has a right sided weakness for 2 hours.", "right sided weakness", "Hemiparesis"),
+    # "upper and lower" together are the whole site
+    ("There is moderate weakness of the upper and lower extremities.", "weakness of the upper and lower extremities",
+     "Limb muscle weakness"),
+    ("He has weakness of both his upper and lower extremities.", "weakness of both his upper and lower extremities",
+     "Limb muscle weakness"),
+    ("She has pain in the upper and lower abdomen.", "pain in the upper and lower abdomen", "Abdominal pain"),
+])
+def test_a_weakness_of_one_side_or_of_both_limbs_is_hpos_weakness_of_that_site(text, surface, name):
+    assert findings(weakness_kg(), text)[-1] == (surface, [name])
+
+
+def test_a_weakness_of_no_site_or_of_a_part_of_one_side_is_not_a_hemiparesis():
+    kg = weakness_kg()
+    assert findings(kg, "He has right-sided facial weakness.") == [("facial weakness", ["Weakness of facial musculature"])]
+    assert findings(kg, "She has fatigue and weakness.") == [("weakness", ["Asthenia"])]
+    assert findings(kg, "No left-sided weakness.") == []
+    # of two findings before a site, only the one next to it is read at the site
+    assert findings(kg, "Weakness and pain of the upper extremities.") == [
+        ("Weakness", ["Asthenia"]), ("pain of the upper extremities", ["Upper limb pain"])]
+    # "and" between other words than "upper" and "lower" still breaks a run
+    assert findings(kg, "Weakness in proximal and distal extremities.") == [("Weakness", ["Asthenia"])]
+
+
+def test_pain_as_a_sense_tested_is_no_pain_and_its_decrease_is_read_before_a_coordination():
+    kg = sites_kg()
+    kg.add_node("S1", "Impaired pain sensation", PHENOTYPE)
+    kg.synonyms = {**kg.synonyms, "S1": ("Decreased pain sensation",)}
+    assert find_findings(kg, "There is a loss of pain and temperature sensation in the right leg.") == []
+    assert find_findings(kg, "Pain sensation is tested.") == []
+    assert findings(kg, "Examination shows decreased sensation to pain and temperature over the left side.") == [
+        ("decreased sensation to pain", ["Impaired pain sensation"])]
+    # a pain before another finding, or before a sense in another clause, is the patient's
+    assert find_findings(kg, "She has pain and temperature of 39°C.") == ["pain"]
+    assert find_findings(kg, "He has pain; sensation is intact.") == ["pain"]
+
+
+def test_the_first_of_two_coordinated_sites_shares_the_finding_after_the_second():
+    kg = sites_kg()
+    kg.add_node("P21", "Axillary lymphadenopathy", PHENOTYPE)
+    kg.add_node("P22", "Inguinal lymphadenopathy", PHENOTYPE)
+    found = find_findings(kg, "He has back and neck pain and axillary and inguinal lymphadenopathy.")
+    assert [(f, [kg.name(n) for n in named_or_measured(kg, f) or coordinated_nodes(kg, f)]) for f in found] == [
+        ("back and neck pain", ["Back pain"]), ("neck pain", ["Neck pain"]),
+        ("axillary and inguinal lymphadenopathy", ["Axillary lymphadenopathy"]),
+        ("inguinal lymphadenopathy", ["Inguinal lymphadenopathy"])]
+    # the first word must name the finding as written with it; a denied pair is no finding
+    assert find_findings(kg, "He has pain in his legs and chest pain.") == ["pain in his legs", "chest pain"]
+    assert find_findings(kg, "She has swelling of the back and neck pain.") == ["neck pain"]
+    assert find_findings(kg, "No back and neck pain.") == []
+    assert coordinated_nodes(kg, "back and neck") == ()
+
+
+def test_an_answer_of_two_coordinated_sites_is_not_mapped_to_the_first(tmp_path):
+    from agent.reasoning.kg_nodes import _named_exactly  # noqa: PLC0415 - the mapping's own rule
+
+    class Context:
+        kg = sites_kg()
+
+    assert _named_exactly(Context, {"text": "Back and neck pain", "role": "answer", "type": None}) == ()
+    assert _named_exactly(Context, {"text": "back and neck pain", "role": "question", "type": None}) == ("P6",)
