@@ -3,8 +3,8 @@ built the way the default one is (graphs.hpo) from a few stanzas written like hp
 
 import pytest
 
-from agent.reasoning.mentions import find_findings, named_or_measured
 from graphs.hpo import GENES_FILE, HPOA_FILE, OBO_FILE, build_hpo_graph
+from tests.phenotype_graphs import findings_named
 
 STANZAS = {
     "HP:0000001": ("All", [], []),
@@ -33,21 +33,17 @@ def kg(tmp_path_factory):
     return build_hpo_graph(data)
 
 
-def read(kg, text: str) -> list[tuple[str, list[str]]]:
-    return [(found, [kg.name(n) for n in named_or_measured(kg, found)]) for found in find_findings(kg, text)]
-
-
 def test_words_that_name_another_concept_in_clinical_english_are_no_finding(kg):
     text = (
         "He was found unresponsive. There is dullness to percussion and shifting dullness. "
         "He reports dizziness. His eyes are sunken. Slowness in performing tasks."
     )
-    assert read(kg, text) == []
+    assert findings_named(kg, text) == []
 
 
 def test_adjectives_of_frequent_findings_are_read_as_their_findings(kg):
     text = "She is fatigued, agitated and disoriented, with a rash; she was tired and had a dizzy spell."
-    assert read(kg, text) == [
+    assert findings_named(kg, text) == [
         ("fatigued", ["Fatigue"]),
         ("agitated", ["Agitation"]),
         ("disoriented", ["Confusion"]),
@@ -58,4 +54,4 @@ def test_adjectives_of_frequent_findings_are_read_as_their_findings(kg):
 
 
 def test_a_dysmorphic_feature_is_still_found_by_its_own_names(kg):
-    assert read(kg, "Deep-set eyes and torpor.") == [("Deep-set eyes", ["Deeply set eye"]), ("torpor", ["Lethargy"])]
+    assert findings_named(kg, "Deep-set eyes and torpor.") == [("Deep-set eyes", ["Deeply set eye"]), ("torpor", ["Lethargy"])]

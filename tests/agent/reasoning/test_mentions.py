@@ -4,17 +4,10 @@ from pathlib import Path
 from agent.reasoning import mentions
 from agent.reasoning.mentions import exact_or_nearest, find_findings, find_mentions, named_or_measured, nodes_named, scan_mentions
 from graphs.hpo import build_hpo_graph
-from graphs.store import KnowledgeGraph
+from tests.phenotype_graphs import kg_with
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES, HPO_SLICE = ROOT / "examples" / "medqa_sample.jsonl", ROOT / "tests" / "fixtures" / "hpo_slice"
-
-
-def kg_with(*nodes):
-    kg = KnowledgeGraph()
-    for node_id, name, type_ in nodes:
-        kg.add_node(node_id, name, type_)
-    return kg
 
 
 def test_longest_names_win_without_overlap():

@@ -4,29 +4,18 @@ are low", "increased serum troponin T concentration"), read as HPO's finding of 
 
 import pytest
 
-from agent.reasoning.mentions import find_findings, named_or_measured
-from graphs.store import KnowledgeGraph
-
-PHENOTYPE = "effect/phenotype"
+from tests.phenotype_graphs import findings_named, phenotype_kg
 
 
 def lab_kg():
     """HPO's names for a few laboratory findings, in the forms HPO gives them."""
-    kg = KnowledgeGraph()
     names = {
         "L1": "Decreased circulating C1-esterase inhibitor concentration", "L2": "Increased circulating prolactin concentration",
         "L3": "Reduced C-peptide level", "L4": "Increased circulating troponin T concentration",
         "L5": "Elevated circulating follicle stimulating hormone level", "L6": "Decreased hemoglobin concentration",
         "L7": "Abnormal circulating protein concentration", "L8": "Swelling",
     }  # fmt: skip
-    for node_id, name in names.items():
-        kg.add_node(node_id, name, PHENOTYPE)
-    return kg
-
-
-def findings(kg, text):
-    """Each finding of ``text`` with the names of the nodes it stands for."""
-    return [(f, [kg.name(n) for n in named_or_measured(kg, f)]) for f in find_findings(kg, text)]
+    return phenotype_kg(names)
 
 
 @pytest.mark.parametrize("text, surface, name", [
@@ -42,7 +31,7 @@ def findings(kg, text):
     ("She has decreased serum hemoglobin levels.", "decreased serum hemoglobin levels", "Decreased hemoglobin concentration"),
 ])
 def test_a_lab_value_stated_with_a_direction_word_is_hpos_finding_of_its_analyte(text, surface, name):
-    assert findings(lab_kg(), text) == [(surface, [name])]
+    assert findings_named(lab_kg(), text) == [(surface, [name])]
 
 
 @pytest.mark.parametrize("text", [
@@ -54,4 +43,4 @@ def test_a_lab_value_stated_with_a_direction_word_is_hpos_finding_of_its_analyte
     "Her sister has prolactin levels that are elevated.",
 ])
 def test_a_lab_value_without_a_direction_or_not_the_patients_is_no_finding(text):
-    assert findings(lab_kg(), text) == []
+    assert findings_named(lab_kg(), text) == []

@@ -4,15 +4,12 @@ patient's finding (docs/quality.md, "Findings the case report states in other fo
 import pytest
 
 from agent.reasoning.mentions import coordinated_nodes, find_findings, named_or_measured
-from graphs.store import KnowledgeGraph
-
-PHENOTYPE = "effect/phenotype"
+from tests.phenotype_graphs import PHENOTYPE, findings_named, phenotype_kg
 
 
 def sites_kg():
     """HPO's names for pain, lymph node and edema findings of a few sites, under their
     general terms, with HPO's side qualifiers (``KnowledgeGraph.qualifiers``)."""
-    kg = KnowledgeGraph()
     names = {
         "P0": "Pain", "P1": "Abdominal pain", "P2": "Chest pain", "P3": "Lower limb pain", "P4": "Upper limb pain",
         "P5": "Limb pain", "P6": "Back pain", "P7": "Headache", "P8": "Dyspareunia", "P9": "Dysuria",
@@ -20,22 +17,14 @@ def sites_kg():
         "P14": "Pedal edema", "P15": "Testicular pain", "P16": "Polycythemia", "P17": "Neck pain",
         "HP:0000001": "All", "HP:0000118": "Phenotypic abnormality", "HP:0012823": "Clinical modifier", "HP:0012835": "Left", "HP:0012834": "Right",
     }  # fmt: skip
-    for node_id, name in names.items():
-        kg.add_node(node_id, name, PHENOTYPE)
-    kg.synonyms = {"P3": ("Leg pain",), "P10": ("Painful swallowing",), "P11": ("Swollen lymph nodes",),
-                   "P14": ("Edema of the lower limbs",), "P16": ("Increased red blood cells",)}
     is_a = [("P1", "P0"), ("P2", "P0"), ("P5", "P0"), ("P3", "P5"), ("P4", "P5"), ("P6", "P0"), ("P7", "P0"),
             ("P15", "P0"), ("P17", "P0"), ("P12", "P11"), ("P14", "P13"), ("HP:0000118", "HP:0000001"),
             ("HP:0012823", "HP:0000001"),
             ("HP:0012835", "HP:0012823"), ("HP:0012834", "HP:0012823")]
-    for child, parent in is_a:
-        kg.add_fact(child, "phenotype_phenotype", parent)
+    kg = phenotype_kg(names, is_a)
+    kg.synonyms = {"P3": ("Leg pain",), "P10": ("Painful swallowing",), "P11": ("Swollen lymph nodes",),
+                   "P14": ("Edema of the lower limbs",), "P16": ("Increased red blood cells",)}
     return kg
-
-
-def findings(kg, text):
-    """Each finding of ``text`` with the names of the nodes it stands for."""
-    return [(f, [kg.name(n) for n in named_or_measured(kg, f)]) for f in find_findings(kg, text)]
 
 
 @pytest.mark.parametrize("text, surface, name", [
@@ -56,7 +45,7 @@ def findings(kg, text):
 ])
 def test_a_pain_named_with_its_site_in_lay_or_anatomical_words_is_that_sites_pain(text, surface, name):
     kg = sites_kg()
-    assert findings(kg, text) == [(surface, [name])]
+    assert findings_named(kg, text) == [(surface, [name])]
 
 
 @pytest.mark.parametrize("text, surface, name", [
@@ -69,37 +58,37 @@ def test_a_pain_named_with_its_site_in_lay_or_anatomical_words_is_that_sites_pai
 ])
 def test_a_pain_hpo_names_by_another_word_is_that_finding(text, surface, name):
     kg = sites_kg()
-    assert findings(kg, text) == [(surface, [name])]
+    assert findings_named(kg, text) == [(surface, [name])]
 
 
 def test_lymph_nodes_and_edema_at_a_site_are_that_sites_finding():
     kg = sites_kg()
-    assert findings(kg, "She has enlarged lymph nodes in the neck.") == [
+    assert findings_named(kg, "She has enlarged lymph nodes in the neck.") == [
         ("enlarged lymph nodes in the neck", ["Cervical lymphadenopathy"])]
-    assert findings(kg, "There is lymph node enlargement.") == [("lymph node enlargement", ["Lymphadenopathy"])]
+    assert findings_named(kg, "There is lymph node enlargement.") == [("lymph node enlargement", ["Lymphadenopathy"])]
     # an item of a list after a comma keeps its adjective to itself
-    assert findings(kg, "He has had edema, enlarged lymph nodes, and headaches.") == [
+    assert findings_named(kg, "He has had edema, enlarged lymph nodes, and headaches.") == [
         ("edema", ["Edema"]), ("enlarged lymph nodes", ["Lymphadenopathy"]), ("headaches", ["Headache"])]
-    assert findings(kg, "There is 2+ pitting edema of the lower extremities.") == [
+    assert findings_named(kg, "There is 2+ pitting edema of the lower extremities.") == [
         ("edema of the lower extremities", ["Pedal edema"])]
 
 
 def test_words_that_say_only_where_or_link_a_pain_name_nothing_alone():
     kg = sites_kg()
     # "with" links a pain to what brings it on, nowhere else; side and position words alone are no finding
-    assert findings(kg, "Smear shows red blood cells with increased central pallor.") == []
-    assert findings(kg, "A nodule in the right upper lobe; the left lower lobe is clear.") == []
+    assert findings_named(kg, "Smear shows red blood cells with increased central pallor.") == []
+    assert findings_named(kg, "A nodule in the right upper lobe; the left lower lobe is clear.") == []
     # "neck" is "cervical" only for its lymph nodes: a cervical tumor is the uterine cervix's
     kg = sites_kg()
     kg.add_node("P19", "Cervical polyp", PHENOTYPE)
     kg.add_node("P20", "Neoplasm", PHENOTYPE)
     kg.synonyms = {**kg.synonyms, "P19": ("Cervical tumor",), "P20": ("Tumor",)}
-    assert findings(kg, "There is a tumor in the neck.") == [("tumor", ["Neoplasm"])]
+    assert findings_named(kg, "There is a tumor in the neck.") == [("tumor", ["Neoplasm"])]
     # the back of a knee is no back, and a run never ends on a side or position adjective
-    assert findings(kg, "He has pain at the back of his left knee.") == [("pain", ["Pain"])]
-    assert findings(kg, "She has edema in the lower half of the body.") == [("edema", ["Edema"])]
+    assert findings_named(kg, "He has pain at the back of his left knee.") == [("pain", ["Pain"])]
+    assert findings_named(kg, "She has edema in the lower half of the body.") == [("edema", ["Edema"])]
     # a site word next to a finding that names no site-specific node leaves the finding as written
-    assert findings(kg, "She has pain in her vagina.") == [("pain", ["Pain"])]
+    assert findings_named(kg, "She has pain in her vagina.") == [("pain", ["Pain"])]
 
 
 def test_a_pain_at_a_site_the_question_denies_or_gives_a_relative_is_not_found():
@@ -122,7 +111,7 @@ def test_pain_the_patient_responds_to_or_is_treated_for_is_no_finding():
     for text in not_findings:
         assert find_findings(kg, text) == [], text
     # a pain the patient comes for, or has despite treatment, is theirs
-    assert findings(kg, "He comes to the physician for pain in his back.") == [("pain in his back", ["Back pain"])]
+    assert findings_named(kg, "He comes to the physician for pain in his back.") == [("pain in his back", ["Back pain"])]
     assert find_findings(kg, "She has pain despite ibuprofen.") == ["pain"]
     assert find_findings(kg, "She comes for evaluation of pain.") == ["pain"]
 
@@ -130,7 +119,7 @@ def test_pain_the_patient_responds_to_or_is_treated_for_is_no_finding():
 def test_a_bare_pain_after_a_named_kind_of_pain_is_that_pain():
     kg = sites_kg()
     text = "He has substernal pain. The pain radiates to his jaw. What is the cause of his pain?"
-    assert findings(kg, text) == [("substernal pain", ["Chest pain"])]
+    assert findings_named(kg, text) == [("substernal pain", ["Chest pain"])]
     # a pain read as a finding HPO names by another word is such a kind too
     kg = sites_kg()
     kg.add_node("P18", "Dysmenorrhea", PHENOTYPE)  # not under Pain in this graph, as Headache in HPO
@@ -164,19 +153,19 @@ def weakness_kg():
     ("She has pain in the upper and lower abdomen.", "pain in the upper and lower abdomen", "Abdominal pain"),
 ])
 def test_a_weakness_of_one_side_or_of_both_limbs_is_hpos_weakness_of_that_site(text, surface, name):
-    assert findings(weakness_kg(), text)[-1] == (surface, [name])
+    assert findings_named(weakness_kg(), text)[-1] == (surface, [name])
 
 
 def test_a_weakness_of_no_site_or_of_a_part_of_one_side_is_not_a_hemiparesis():
     kg = weakness_kg()
-    assert findings(kg, "He has right-sided facial weakness.") == [("facial weakness", ["Weakness of facial musculature"])]
-    assert findings(kg, "She has fatigue and weakness.") == [("weakness", ["Asthenia"])]
-    assert findings(kg, "No left-sided weakness.") == []
+    assert findings_named(kg, "He has right-sided facial weakness.") == [("facial weakness", ["Weakness of facial musculature"])]
+    assert findings_named(kg, "She has fatigue and weakness.") == [("weakness", ["Asthenia"])]
+    assert findings_named(kg, "No left-sided weakness.") == []
     # of two findings before a site, only the one next to it is read at the site
-    assert findings(kg, "Weakness and pain of the upper extremities.") == [
+    assert findings_named(kg, "Weakness and pain of the upper extremities.") == [
         ("Weakness", ["Asthenia"]), ("pain of the upper extremities", ["Upper limb pain"])]
     # "and" between other words than "upper" and "lower" still breaks a run
-    assert findings(kg, "Weakness in proximal and distal extremities.") == [("Weakness", ["Asthenia"])]
+    assert findings_named(kg, "Weakness in proximal and distal extremities.") == [("Weakness", ["Asthenia"])]
 
 
 def test_pain_as_a_sense_tested_is_no_pain_and_its_decrease_is_read_before_a_coordination():
@@ -185,7 +174,7 @@ def test_pain_as_a_sense_tested_is_no_pain_and_its_decrease_is_read_before_a_coo
     kg.synonyms = {**kg.synonyms, "S1": ("Decreased pain sensation",)}
     assert find_findings(kg, "There is a loss of pain and temperature sensation in the right leg.") == []
     assert find_findings(kg, "Pain sensation is tested.") == []
-    assert findings(kg, "Examination shows decreased sensation to pain and temperature over the left side.") == [
+    assert findings_named(kg, "Examination shows decreased sensation to pain and temperature over the left side.") == [
         ("decreased sensation to pain", ["Impaired pain sensation"])]
     # a pain before another finding, or before a sense in another clause, is the patient's
     assert find_findings(kg, "She has pain and temperature of 39°C.") == ["pain"]
