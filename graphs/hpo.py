@@ -70,6 +70,7 @@ _TRAILING_COMMENT = re.compile(r"\s+!.*$")
 
 
 SCOPES = ("EXACT", "NARROW", "BROAD", "RELATED")
+NAMING_SCOPES = ("EXACT", "NARROW")  # the term itself, or a kind of it: a synonym of these names it
 
 
 class Synonym(NamedTuple):
@@ -316,7 +317,7 @@ def naming_synonyms(term: Term, named_so: Mapping[str, Iterable[str]] | None = N
     def names_it(synonym: Synonym) -> bool:
         if (term.id, synonym.text) in OTHER_SENSES:
             return False
-        if synonym.scope in ("EXACT", "NARROW"):
+        if synonym.scope in NAMING_SCOPES:
             return True
         key = normalize(synonym.text)
         words = set(key.split())
@@ -337,7 +338,7 @@ def _add_phenotypes(kg: KnowledgeGraph, path: Path) -> dict[str, list[str]]:
     terms = [t for t in parse_obo(_read_lines(path), path.name) if not t.obsolete]
     named_so: dict[str, set[str]] = {}  # what each term is named by for certain
     for term in terms:
-        for label in (term.name, *(s.text for s in term.synonyms if s.scope in ("EXACT", "NARROW"))):
+        for label in (term.name, *(s.text for s in term.synonyms if s.scope in NAMING_SCOPES)):
             named_so.setdefault(normalize(label), set()).add(term.id)
     for term in terms:
         kg.add_node(term.id, term.name, PHENOTYPE, "HPO", naming_synonyms(term, named_so))
